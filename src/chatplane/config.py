@@ -1,0 +1,105 @@
+"""Settings: the one place chatplane reads its environment.
+
+Every setting has the prefix ``CHATPLANE_`` (``CHATPLANE_MODEL``, ``CHATPLANE_STORAGE_URL`` ...), except the
+OpenAI credentials, which also answer to the names every OpenAI tool uses (``OPENAI_API_KEY``,
+``OPENAI_BASE_URL``). A ``.env`` file in the working directory is read too. Build one ``Settings`` object and pass
+it down; nothing else in the package looks at ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "local:smollm2-135m"
+DEFAULT_STORAGE_URL = "sqlite:///./data/chatplane.db"
+
+
+class Settings(BaseSettings):
+    """Configuration of a chatplane process, from the environment (prefix ``CHATPLANE_``) or keyword arguments."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHATPLANE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    env: Literal["development", "production"] = Field(
+        "development", description="`production` turns on the start-up refusals of unsafe settings."
+    )
+
+    # --- the model ---------------------------------------------------------------------------------------------
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="Chat model as `provider:model`: `local:smollm2-135m` (embedded), `openai:gpt-4o`, `fake:echo`.",
+    )
+    system_prompt: str = Field(
+        "You are a helpful assistant. Answer briefly and accurately.",
+        description="System message put before every conversation sent to the model (not stored in the thread).",
+    )
+    model_timeout_s: float = Field(60.0, gt=0, description="Longest wait for one model call before a 504.")
+    model_max_retries: int = Field(2, ge=0, description="Retries of a failed model request by the OpenAI client.")
+    max_output_tokens: int | None = Field(
+        None, gt=0, description="Cap on tokens generated per model call (default: the provider's; 512 locally)."
+    )
+    temperature: float = Field(0.0, ge=0, le=2)
+    openai_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("CHATPLANE_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key")
+    )
+    openai_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("CHATPLANE_OPENAI_BASE_URL", "OPENAI_BASE_URL", "openai_base_url"),
+        description="Any OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp ...).",
+    )
+
+    # --- the embedded model (llama.cpp in-process) ---------------------------------------------------------------
+    local_context_tokens: int = Field(
+        4096, ge=512, description="Context window of the embedded model, shared by its parallel slots."
+    )
+    local_parallel: int = Field(2, ge=1, le=16, description="Requests the embedded model decodes at once.")
+    local_cache_ram_mib: int = Field(64, ge=0, description="Prompt-cache RAM of the embedded model (MiB).")
+    local_threads: int = Field(0, ge=0, description="CPU threads for the embedded model; 0 = one per core.")
+    local_model_path: str | None = Field(None, description="A GGUF file to load instead of the bundled SmolLM2.")
+
+    # --- storage -----------------------------------------------------------------------------------------------
+    storage_url: str = Field(
+        DEFAULT_STORAGE_URL,
+        description="`sqlite:///path.db` (default), `postgresql://user@host/db`, or `memory://` (lost on exit).",
+    )
+    pg_pool_min_size: int = Field(1, ge=0)
+    pg_pool_max_size: int = Field(10, ge=1)
+    storage_timeout_s: float = Field(
+        5.0, gt=0, description="Longest wait for a database connection before a request gets a 503."
+    )
+
+    # --- the HTTP service --------------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    max_message_chars: int = Field(32_000, ge=1, description="Longest accepted user message, in characters.")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body (413 above).")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("model")
+    @classmethod
+    def _model_has_provider(cls, value: str) -> str:
+        if ":" not in value:
+            raise ValueError("model must look like `provider:model`, e.g. `openai:gpt-4o` or `local:smollm2-135m`")
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_scheme_known(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgres://", "memory://")):
+            raise ValueError("storage_url must start with sqlite://, postgresql:// or memory://")
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment (FastAPI dependency and CLI default)."""
+    return Settings()

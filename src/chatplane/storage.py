@@ -1,0 +1,160 @@
+"""Storage by URL: ``open_storage(settings)`` → a LangGraph checkpointer and a readiness probe.
+
+==========================  =======================================================================================
+``sqlite:///./data/x.db``   ``AsyncSqliteSaver`` on one aiosqlite connection (WAL); the default, a file on disk
+``postgresql://…``          ``AsyncPostgresSaver`` on a ``psycopg_pool`` pool that checks each connection as it
+                            is handed out, so a PostgreSQL restart costs failed requests (503), not a restart of
+                            chatplane
+``memory://``               ``InMemorySaver``: gone when the process exits
+==========================  =======================================================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from chatplane.config import Settings
+from chatplane.errors import ConfigError, StorageUnavailableError
+
+log = logging.getLogger(__name__)
+
+StorageKind = Literal["memory", "sqlite", "postgres"]
+
+
+def _storage_error_types() -> tuple[type[BaseException], ...]:
+    import psycopg
+    import psycopg_pool
+
+    return (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout, sqlite3.OperationalError)
+
+
+STORAGE_ERRORS: tuple[type[BaseException], ...] = _storage_error_types()
+"""Exceptions that mean "the database is unreachable or busy" (→ 503), not "chatplane has a bug"."""
+
+
+@dataclass
+class Storage:
+    kind: StorageKind
+    checkpointer: BaseCheckpointSaver[Any]
+    pool: Any = None  # psycopg_pool.AsyncConnectionPool on PostgreSQL
+    sqlite_conn: Any = None  # aiosqlite.Connection on SQLite
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query now."""
+        try:
+            if self.pool is not None:
+                async with self.pool.connection(timeout=2.0) as conn:
+                    await conn.execute("SELECT 1")
+            elif self.sqlite_conn is not None:
+                async with self.sqlite_conn.execute("SELECT 1") as cursor:
+                    await cursor.fetchone()
+        except STORAGE_ERRORS:
+            return False
+        return True
+
+
+def storage_kind(url: str) -> StorageKind:
+    scheme = urlsplit(url).scheme
+    if scheme == "memory":
+        return "memory"
+    if scheme == "sqlite":
+        return "sqlite"
+    if scheme in ("postgresql", "postgres"):
+        return "postgres"
+    raise ConfigError(f"Unknown storage URL scheme {scheme!r}: use sqlite://, postgresql:// or memory://.")
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///rel/x.db`` → ``rel/x.db``; ``sqlite:////abs/x.db`` → ``/abs/x.db``; ``:memory:`` kept."""
+    path = url.removeprefix("sqlite://")
+    path = path[1:] if path.startswith("/") else path
+    if not path:
+        raise ConfigError("A sqlite storage URL needs a path, e.g. sqlite:///./data/chatplane.db")
+    return path
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()
+
+
+@asynccontextmanager
+async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
+    """Open the storage named by ``settings.storage_url``, create its tables, and close it on exit."""
+    kind = storage_kind(settings.storage_url)
+    if kind == "memory":
+        from langgraph.checkpoint.memory import InMemorySaver
+
+        yield Storage("memory", InMemorySaver())
+    elif kind == "sqlite":
+        async with _open_sqlite(settings) as storage:
+            yield storage
+    else:
+        async with _open_postgres(settings) as storage:
+            yield storage
+
+
+@asynccontextmanager
+async def _open_sqlite(settings: Settings) -> AsyncIterator[Storage]:
+    import aiosqlite
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    path = sqlite_path(settings.storage_url)
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    async with aiosqlite.connect(path, timeout=settings.storage_timeout_s) as conn:
+        saver = AsyncSqliteSaver(conn)
+        await saver.setup()
+        await conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across crashes of the process
+        log.info("storage: sqlite at %s", path)
+        yield Storage("sqlite", saver, sqlite_conn=conn)
+
+
+@asynccontextmanager
+async def _open_postgres(settings: Settings) -> AsyncIterator[Storage]:
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+
+    url = settings.storage_url
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        conninfo=url,
+        min_size=settings.pg_pool_min_size,
+        max_size=settings.pg_pool_max_size,
+        timeout=settings.storage_timeout_s,
+        # The saver needs autocommit and dict rows; prepare_threshold=0 keeps it safe behind pgbouncer.
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+        # Check every connection before handing it out: after a server restart, dead ones are replaced.
+        check=AsyncConnectionPool.check_connection,
+        open=False,
+        name="chatplane",
+    )
+    try:
+        await pool.open(wait=True, timeout=settings.storage_timeout_s)
+    except STORAGE_ERRORS as exc:
+        await pool.close()
+        raise StorageUnavailableError(
+            f"Cannot reach PostgreSQL at {redact_url(url)} (CHATPLANE_STORAGE_URL)."
+        ) from exc
+    try:
+        saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+        await saver.setup()
+        log.info("storage: postgresql at %s", redact_url(url))
+        yield Storage("postgres", saver, pool=pool)
+    finally:
+        await pool.close()
