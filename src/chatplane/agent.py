@@ -17,7 +17,7 @@ import asyncio
 import logging
 import re
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any, TypeVar
@@ -167,11 +167,12 @@ class ProductionAgent:
         graph_input, config, key = self._prepare(user_id, message, session_id, thread_id)
         async with self._serialized(key), self._translating_errors(key):
             result = await self._graph.ainvoke(graph_input, config)
-        return _answer_text(result["messages"])
+        messages: list[AnyMessage] = result["messages"]
+        return _answer_text(messages)
 
     async def astream_chat(
         self, user_id: str, message: str, session_id: str | None = None, *, thread_id: str | None = None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Like ``achat``, but yield the answer's text piece by piece as the model generates it."""
         graph_input, config, key = self._prepare(user_id, message, session_id, thread_id)
         async with self._serialized(key), self._translating_errors(key):
@@ -245,7 +246,7 @@ class ProductionAgent:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, func: Any) -> Any:
+    def _call(self, func: Callable[[], Awaitable[T]]) -> T:
         return self._sync_portal().call(func)
 
     def _sync_portal(self) -> BlockingPortal:

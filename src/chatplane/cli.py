@@ -21,7 +21,8 @@ console = Console()
 err_console = Console(stderr=True)
 
 ModelOpt = Annotated[
-    str | None, typer.Option("--model", "-m", help="Model id, e.g. local:smollm2-135m, openai:gpt-4o, fake:echo.")
+    str | None,
+    typer.Option("--model", "-m", help="Model id, e.g. local:smollm2-135m, openai:gpt-4o, fake:echo."),
 ]
 StorageOpt = Annotated[
     str | None, typer.Option("--storage", help="Storage URL: sqlite:///path.db, postgresql://..., memory://")
@@ -150,7 +151,8 @@ CHAT_HELP = "Commands: /new (new session), /history, /reset, /help, /quit. Ctrl-
 @app.command()
 def chat(
     url: Annotated[
-        str | None, typer.Option("--url", help="A chatplane server to talk to; default: run the agent in-process.")
+        str | None,
+        typer.Option("--url", help="A chatplane server to talk to; default: run the agent in-process."),
     ] = None,
     user: Annotated[str, typer.Option("--user", "-u", help="Your user id.")] = "cli",
     session: Annotated[str | None, typer.Option("--session", "-s", help="Session to continue.")] = None,

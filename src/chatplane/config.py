@@ -45,7 +45,9 @@ class Settings(BaseSettings):
     model_timeout_s: float = Field(60.0, gt=0, description="Longest wait for one model call before a 504.")
     model_max_retries: int = Field(2, ge=0, description="Retries of a failed model request by the OpenAI client.")
     max_output_tokens: int | None = Field(
-        None, gt=0, description="Cap on tokens generated per model call (default: the provider's; 512 locally)."
+        None,
+        gt=0,
+        description="Cap on tokens generated per model call (default: the provider's; 512 locally).",
     )
     temperature: float = Field(0.0, ge=0, le=2)
     openai_api_key: SecretStr | None = Field(

@@ -76,7 +76,7 @@ class ScriptedChatModel(BaseChatModel):
             ) from exc
         if script == "echo":
             return cls(echo=True, **options)
-        return cls(replies=[r for r in script.split("|")] or ["ok"], **options)
+        return cls(replies=script.split("|"), **options)
 
     # --- what tests read ------------------------------------------------------------------------------------------
     @property
@@ -161,7 +161,7 @@ class ScriptedChatModel(BaseChatModel):
                 )
             usage = self._usage(messages, reply)
             yield ChatGenerationChunk(
-                message=AIMessageChunk(content="", id=reply.id, usage_metadata=usage, chunk_position="last")  # type: ignore[arg-type]
+                message=AIMessageChunk(content="", id=reply.id, usage_metadata=usage, chunk_position="last")
             )
         finally:
             self._in_flight -= 1
@@ -199,4 +199,3 @@ class ScriptedChatModel(BaseChatModel):
         reply = self._next_reply(messages)
         reply.usage_metadata = self._usage(messages, reply)  # type: ignore[assignment]
         return ChatResult(generations=[ChatGeneration(message=reply)])
-

@@ -34,7 +34,12 @@ def _storage_error_types() -> tuple[type[BaseException], ...]:
     import psycopg
     import psycopg_pool
 
-    return (psycopg.OperationalError, psycopg.InterfaceError, psycopg_pool.PoolTimeout, sqlite3.OperationalError)
+    return (
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+        psycopg_pool.PoolTimeout,
+        sqlite3.OperationalError,
+    )
 
 
 STORAGE_ERRORS: tuple[type[BaseException], ...] = _storage_error_types()
@@ -148,11 +153,9 @@ async def _open_postgres(settings: Settings) -> AsyncIterator[Storage]:
         await pool.open(wait=True, timeout=settings.storage_timeout_s)
     except STORAGE_ERRORS as exc:
         await pool.close()
-        raise StorageUnavailableError(
-            f"Cannot reach PostgreSQL at {redact_url(url)} (CHATPLANE_STORAGE_URL)."
-        ) from exc
+        raise StorageUnavailableError(f"Cannot reach PostgreSQL at {redact_url(url)} (CHATPLANE_STORAGE_URL).") from exc
     try:
-        saver = AsyncPostgresSaver(pool)  # type: ignore[arg-type]
+        saver = AsyncPostgresSaver(pool)
         await saver.setup()
         log.info("storage: postgresql at %s", redact_url(url))
         yield Storage("postgres", saver, pool=pool)

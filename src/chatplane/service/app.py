@@ -12,6 +12,7 @@ from langchain_core.language_models import BaseChatModel
 import chatplane
 from chatplane.agent import ProductionAgent
 from chatplane.config import Settings, get_settings
+from chatplane.errors import ChatplaneError, describe_exception
 from chatplane.service.errors import install_error_handlers
 from chatplane.service.middleware import BodySizeLimit, UnexpectedErrorGuard
 from chatplane.service.routes import chat, health
@@ -25,10 +26,21 @@ def create_app(settings: Settings | None = None, *, model: BaseChatModel | None 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with ProductionAgent(model, settings=settings) as agent:
+        agent = ProductionAgent(model, settings=settings)
+        try:
+            await agent.start()
+        except ChatplaneError as exc:
+            log.error("chatplane cannot start: %s", exc.message)
+            raise
+        except Exception as exc:
+            log.error("chatplane cannot start: %s", describe_exception(exc))
+            raise
+        try:
             app.state.agent = agent
             log.info("chatplane ready: model %s, storage %s", settings.model, agent.storage.kind)
             yield
+        finally:
+            await agent.aclose()
 
     app = FastAPI(
         title="chatplane",

@@ -35,6 +35,9 @@ class UnexpectedErrorGuard:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, _without_startup_traceback(send))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -51,6 +54,21 @@ class UnexpectedErrorGuard:
             log.error("%s %s: internal_error (%s)", scope.get("method"), scope.get("path"), describe_exception(exc))
             if not started:
                 await send_error(send, 500, "internal_error", "Internal error.")
+
+
+def _without_startup_traceback(send: Send) -> Send:
+    """Starlette reports a failed start-up with the full traceback (and so the exception's text); the lifespan has
+    already logged a safe reason, so the server gets a plain line instead."""
+
+    async def lifespan_send(message: Message) -> None:
+        if message["type"] in ("lifespan.startup.failed", "lifespan.shutdown.failed"):
+            message = {
+                **message,
+                "message": "chatplane did not start or stop cleanly; the reason is logged above.",
+            }
+        await send(message)
+
+    return lifespan_send
 
 
 class BodyTooLarge(Exception):

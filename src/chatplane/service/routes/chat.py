@@ -20,17 +20,13 @@ router = APIRouter(tags=["chat"])
 SessionPath = Annotated[str, Path(pattern=ID_PATTERN, description="The session's id.")]
 SessionQuery = Annotated[str, Query(pattern=ID_PATTERN, description="The session's id.")]
 
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (404, 413, 422, 502, 503, 504)
-}
+_ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (404, 413, 422, 502, 503, 504)}
 
 
 @router.post("/chat", response_model=ChatResponse, responses=_ERRORS, summary="Send a message, get the answer")
 async def chat(body: ChatRequest, agent: AgentDep, user: CurrentUser) -> ChatResponse:
     session_id = body.session_id or default_session_id(body.user_id)
-    answer = await agent.achat(
-        body.user_id, body.message, session_id, thread_id=session_thread_id(user, session_id)
-    )
+    answer = await agent.achat(body.user_id, body.message, session_id, thread_id=session_thread_id(user, session_id))
     return ChatResponse(response=answer, session_id=session_id)
 
 
@@ -69,11 +65,7 @@ async def reset(session_id: SessionQuery, agent: AgentDep, user: CurrentUser) ->
     return ResetResponse(message="Session reset")
 
 
-@router.get(
-    "/history/{session_id}", response_model=HistoryResponse, responses=_ERRORS, summary="A session's messages"
-)
+@router.get("/history/{session_id}", response_model=HistoryResponse, responses=_ERRORS, summary="A session's messages")
 async def history(session_id: SessionPath, agent: AgentDep, user: CurrentUser) -> HistoryResponse:
-    messages = await agent.aget_history(
-        session_id, thread_id=session_thread_id(user, session_id), missing_ok=False
-    )
+    messages = await agent.aget_history(session_id, thread_id=session_thread_id(user, session_id), missing_ok=False)
     return HistoryResponse(session_id=session_id, messages=[m.text for m in messages])

@@ -1,0 +1,80 @@
+"""The CLI, driven through a pseudo-terminal as a person would use it."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pexpect
+import pytest
+
+
+def _spawn(args: list[str], cwd, env_extra: dict[str, str] | None = None) -> pexpect.spawn:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHATPLANE_", "OPENAI_"))}
+    env.update({"TERM": "dumb", "COLUMNS": "120", **(env_extra or {})})
+    return pexpect.spawn(
+        sys.executable, ["-m", "chatplane", *args], cwd=str(cwd), env=env, encoding="utf-8", timeout=60
+    )
+
+
+def test_chat_in_process_streams_and_keeps_history(tmp_path) -> None:
+    child = _spawn(
+        ["chat", "--model", "fake:echo?token_delay=0.01", "--storage", "memory://", "--session", "t1"],
+        tmp_path,
+    )
+    child.expect("session t1")
+    child.expect("you ›")
+    child.sendline("hello from the terminal")
+    child.expect("echo: hello from the terminal")
+    child.expect("you ›")
+    child.sendline("/history")
+    child.expect("hello from the terminal")
+    child.expect("you ›")
+    child.sendline("/quit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_chat_against_a_server(server_factory, tmp_path) -> None:
+    server = server_factory({"CHATPLANE_MODEL": "fake:echo", "CHATPLANE_STORAGE_URL": "memory://"})
+    child = _spawn(["chat", "--url", server.url, "--session", "remote1"], tmp_path)
+    child.expect("you ›")
+    child.sendline("over http")
+    child.expect("echo: over http")
+    child.expect("you ›")
+    child.sendline("/reset")
+    child.expect("session cleared")
+    child.expect("you ›")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_chat_reports_model_errors_without_a_traceback(tmp_path) -> None:
+    child = _spawn(["chat", "--model", "fake:echo?fail=error", "--storage", "memory://"], tmp_path)
+    child.expect("you ›")
+    child.sendline("hi")
+    child.expect("failed to answer")
+    child.expect("you ›")
+    child.sendline("/quit")
+    child.expect(pexpect.EOF)
+    assert "Traceback" not in (child.before or "")
+
+
+def test_chat_with_a_misconfigured_model_exits_cleanly(tmp_path) -> None:
+    child = _spawn(["chat", "--model", "openai:gpt-4o"], tmp_path)
+    child.expect("OPENAI_API_KEY")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 2
+
+
+@pytest.mark.parametrize("args", [["--help"], ["serve", "--help"], ["chat", "--help"]])
+def test_help_everywhere(args: list[str], tmp_path) -> None:
+    child = _spawn(args, tmp_path)
+    child.expect("Usage")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0

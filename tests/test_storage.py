@@ -1,0 +1,99 @@
+"""Storage: URLs, PostgreSQL reconnection after its connections die, outages as 503s."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from chatplane import ProductionAgent
+from chatplane.errors import ConfigError, StorageUnavailableError
+from chatplane.storage import open_storage, redact_url, sqlite_path, storage_kind
+from tests.conftest import make_settings
+from tests.tcp_proxy import TcpProxy
+
+
+def test_storage_urls() -> None:
+    assert storage_kind("memory://") == "memory"
+    assert storage_kind("sqlite:///./data/x.db") == "sqlite"
+    assert storage_kind("postgres://u@h/db") == "postgres"
+    assert sqlite_path("sqlite:///./data/x.db") == "./data/x.db"
+    assert sqlite_path("sqlite:////abs/x.db") == "/abs/x.db"
+    assert redact_url("postgresql://u:hunter2@h:5432/db") == "postgresql://u:***@h:5432/db"
+    with pytest.raises(ConfigError):
+        sqlite_path("sqlite://")
+    with pytest.raises(ValueError, match="storage_url"):
+        make_settings(storage_url="mysql://x")
+
+
+async def test_sqlite_creates_its_folder(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/nested/deeper/chat.db"
+    async with open_storage(make_settings(storage_url=url)) as storage:
+        assert storage.kind == "sqlite"
+        assert await storage.ping()
+    assert (tmp_path / "nested" / "deeper" / "chat.db").exists()
+
+
+@pytest.mark.postgres
+async def test_postgres_survives_its_connections_being_killed(pg_url: str) -> None:
+    """What a PostgreSQL restart does to a pool: every connection dies. The next request must still work."""
+    async with ProductionAgent(settings=make_settings(storage_url=pg_url, pg_pool_min_size=2)) as agent:
+        assert await agent.achat("alice", "before") == "echo: before"
+        dbname = urlsplit(pg_url).path.lstrip("/")
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (dbname,),
+            ).fetchone()
+        assert killed is not None and killed[0] >= 1
+        assert await agent.achat("alice", "after") == "echo: after"
+        assert [m.text for m in await agent.aget_history("session-alice")] == [
+            "before",
+            "echo: before",
+            "after",
+            "echo: after",
+        ]
+
+
+@pytest.mark.postgres
+async def test_postgres_outage_gives_503_then_recovers_without_restart(pg_url: str, client_for) -> None:
+    parts = urlsplit(pg_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    await proxy.start()
+    proxied = parts._replace(netloc=f"{parts.username}@127.0.0.1:{proxy.port}").geturl()
+    client = await client_for(make_settings(storage_url=proxied, storage_timeout_s=1.0))
+    assert (await client.post("/chat", json={"user_id": "a", "message": "one"})).status_code == 200
+
+    await proxy.cut()
+    down = await client.post("/chat", json={"user_id": "a", "message": "while down"})
+    assert down.status_code == 503
+    assert down.json() == {
+        "error": {"code": "storage_unavailable", "message": "Storage is unavailable. Try again shortly."}
+    }
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["storage"] is False
+
+    await proxy.start()  # the database is back, on the same port
+    for _ in range(50):
+        if (await client.get("/readyz")).status_code == 200:
+            break
+        await asyncio.sleep(0.1)
+    again = await client.post("/chat", json={"user_id": "a", "message": "two"})
+    assert again.status_code == 200
+    history = (await client.get("/history/session-a")).json()["messages"]
+    assert history[:2] == ["one", "echo: one"]
+    assert history[-2:] == ["two", "echo: two"]
+    await proxy.cut()
+
+
+async def test_unreachable_postgres_at_start_is_a_clear_error() -> None:
+    settings = make_settings(storage_url="postgresql://u:hunter2@127.0.0.1:9/db", storage_timeout_s=0.5)
+    with pytest.raises(StorageUnavailableError) as raised:
+        async with open_storage(settings):
+            pass
+    assert "127.0.0.1:9" in raised.value.message
+    assert "hunter2" not in raised.value.message
