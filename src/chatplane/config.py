@@ -9,7 +9,7 @@ it down; nothing else in the package looks at ``os.environ``.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,6 +67,29 @@ class Settings(BaseSettings):
     local_cache_ram_mib: int = Field(64, ge=0, description="Prompt-cache RAM of the embedded model (MiB).")
     local_threads: int = Field(0, ge=0, description="CPU threads for the embedded model; 0 = one per core.")
     local_model_path: str | None = Field(None, description="A GGUF file to load instead of the bundled SmolLM2.")
+
+    # --- agents and tools (chat / react / multi) ------------------------------------------------------------------
+    default_agent: str = Field("chat", description="Agent kind of a new session/thread when the request names none.")
+    fallback_models: list[str] = Field(
+        default_factory=list, description="Model ids tried in order when the main model fails (JSON list)."
+    )
+    max_model_calls: int = Field(12, ge=1, description="Model calls allowed per run (ReAct / multi-agent).")
+    max_tool_calls: int = Field(24, ge=1, description="Tool calls allowed per run.")
+    recursion_limit: int = Field(50, ge=5, description="LangGraph super-steps allowed per run.")
+    tool_timeout_s: float = Field(30.0, gt=0, description="Longest wait for one tool call.")
+    docs_dir: str = Field("./data/docs", description="Folder of text/Markdown documents searched by `search_docs`.")
+    mcp_servers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="MCP servers offered to agents as tools, as langchain-mcp-adapters connections (JSON): "
+        '{"name": {"transport": "stdio", "command": "...", "args": [...]}} or '
+        '{"name": {"transport": "streamable_http", "url": "..."}}.',
+    )
+    http_tool_allowlist: list[str] = Field(
+        default_factory=list, description="Hosts the `http_get` tool may reach; empty = the tool is not offered."
+    )
+    sensitive_tools: list[str] = Field(
+        default_factory=list, description="Tools that pause the run until a human approves the call."
+    )
 
     # --- storage -----------------------------------------------------------------------------------------------
     storage_url: str = Field(

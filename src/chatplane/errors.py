@@ -5,6 +5,7 @@
     ├── InvalidInputError (422)         a request the caller can fix
     ├── SessionNotFoundError (404)      no such session/thread for this caller
     ├── SessionBusyError (409)          the session already has an active run
+    ├── RunLimitError (422)             the run needed more model/tool calls or steps than allowed
     ├── DependencyError                 something we depend on failed; the caller may retry
     │   ├── ModelError (502)            the model provider failed or refused
     │   ├── ModelTimeoutError (504)     the model took longer than `model_timeout_s`
@@ -54,6 +55,12 @@ class SessionBusyError(ChatplaneError):
     code = "session_busy"
     status = 409
     default_message = "The session is busy with another message."
+
+
+class RunLimitError(ChatplaneError):
+    code = "run_limit_exceeded"
+    status = 422
+    default_message = "The agent needed more steps than allowed for one message; try a simpler request."
 
 
 class DependencyError(ChatplaneError):
