@@ -8,7 +8,7 @@ thread (anyio's blocking portal), so scripts and notebooks can use the agent wit
     async with ProductionAgent(settings=settings) as agent:
         await agent.achat("alice", "hi")               # async
 
-Messages to one session are handled one at a time, in arrival order, within a process.
+Every message becomes a run (``chatplane.runs``): runs of one session execute one at a time, in arrival order.
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AbstractContextManager, AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager, AsyncExitStack
 from functools import partial
 from typing import Any, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, AnyMessage, HumanMessage
+from langchain_core.messages import AnyMessage
 from langchain_core.runnables import RunnableConfig
 
 from chatplane.agents import AGENTS
@@ -32,15 +31,17 @@ from chatplane.config import Settings
 from chatplane.errors import (
     ChatplaneError,
     ConfigError,
-    DependencyError,
-    InternalError,
     InvalidInputError,
+    RunStateError,
     SessionNotFoundError,
-    StorageUnavailableError,
-    describe_exception,
+    error_from_code,
 )
+from chatplane.events import RunEvent
+from chatplane.failures import as_chatplane_error
 from chatplane.llm import ModelHandle, open_chat_model
-from chatplane.storage import STORAGE_ERRORS, Storage, open_storage
+from chatplane.runs import Run, RunManager, RunStore
+from chatplane.storage import Storage, open_storage
+from chatplane.threads import ThreadStore
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +96,15 @@ class ProductionAgent:
         self._stack: AsyncExitStack | None = None
         self._model: ModelHandle | None = None
         self._storage: Storage | None = None
-        self._graph: Any = None
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self.graphs: dict[str, Any] = {}
+        self.threads: ThreadStore
+        self.runs: RunManager
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._portal: BlockingPortal | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
     async def start(self) -> ProductionAgent:
-        """Start the model and open storage. Idempotent."""
+        """Start the model, open storage, build every agent's graph. Idempotent."""
         if self._stack is not None:
             return self
         stack = AsyncExitStack()
@@ -111,9 +113,15 @@ class ProductionAgent:
                 open_chat_model(self.settings.model, self.settings, model=self._model_override)
             )
             self._storage = await stack.enter_async_context(open_storage(self.settings))
-            self._graph = AGENTS[self.agent_kind].build(
-                self._model.model, settings=self.settings, checkpointer=self._storage.checkpointer
+            self.graphs = {
+                name: kind.build(self._model.model, settings=self.settings, checkpointer=self._storage.checkpointer)
+                for name, kind in AGENTS.items()
+            }
+            self.threads = ThreadStore(self._storage.db)
+            self.runs = RunManager(
+                graphs=self.graphs, runs=RunStore(self._storage.db), threads=self.threads, settings=self.settings
             )
+            stack.push_async_callback(self.runs.aclose)
         except BaseException:
             await stack.aclose()
             raise
@@ -141,9 +149,9 @@ class ProductionAgent:
 
     @property
     def graph(self) -> Any:
-        """The compiled LangGraph graph."""
+        """The compiled LangGraph graph of this agent's default kind."""
         self._require_started()
-        return self._graph
+        return self.graphs[self.agent_kind]
 
     def _require_started(self) -> tuple[ModelHandle, Storage]:
         if self._model is None or self._storage is None or self._stack is None:
@@ -158,54 +166,119 @@ class ProductionAgent:
 
     # --- the seed's API, async ------------------------------------------------------------------------------------
     async def achat(
-        self, user_id: str, message: str, session_id: str | None = None, *, thread_id: str | None = None
+        self,
+        user_id: str,
+        message: str,
+        session_id: str | None = None,
+        *,
+        thread_id: str | None = None,
+        owner: str | None = None,
+        agent: str | None = None,
     ) -> str:
         """Send ``message`` as ``user_id`` in ``session_id`` and return the answer's text.
 
-        ``thread_id`` is where the session is stored (default: the session id); the service namespaces it per user.
+        ``thread_id`` is where the session is stored (default: the session id) and ``owner`` who owns it (default:
+        the user); the service derives both from the caller's credential. ``agent`` picks the agent kind of a new
+        session (an existing session keeps its own; asking it for another is ``AgentMismatchError``).
+        Messages to a busy session wait their turn.
         """
-        graph_input, config, key = self._prepare(user_id, message, session_id, thread_id)
-        async with self._serialized(key), self._translating_errors(key):
-            result = await self._graph.ainvoke(graph_input, config)
-        messages: list[AnyMessage] = result["messages"]
-        return _answer_text(messages)
+        run = await self._submit(user_id, message, session_id, thread_id, owner, agent)
+        answer = ""
+        async for event in self.runs.subscribe(run.run_id):
+            answer = _answer_from(event, answer)
+            _raise_if_failed(event, run.run_id)
+        return answer
 
     async def astream_chat(
-        self, user_id: str, message: str, session_id: str | None = None, *, thread_id: str | None = None
+        self,
+        user_id: str,
+        message: str,
+        session_id: str | None = None,
+        *,
+        thread_id: str | None = None,
+        owner: str | None = None,
+        agent: str | None = None,
     ) -> AsyncGenerator[str, None]:
-        """Like ``achat``, but yield the answer's text piece by piece as the model generates it."""
-        graph_input, config, key = self._prepare(user_id, message, session_id, thread_id)
-        async with self._serialized(key), self._translating_errors(key):
-            streamed: set[str | None] = set()
-            async for chunk, _meta in self._graph.astream(graph_input, config, stream_mode="messages"):
-                if isinstance(chunk, AIMessageChunk):
-                    streamed.add(chunk.id)
-                    if chunk.text:
-                        yield chunk.text
-                elif isinstance(chunk, AIMessage) and chunk.id not in streamed and chunk.text:
-                    yield chunk.text  # a model that does not stream gives its whole message at once
+        """Like ``achat``, but yield the answer's text piece by piece as the model generates it.
+
+        Closing the generator early stops the streaming, not the run: the answer still lands in the session.
+        """
+        run = await self._submit(user_id, message, session_id, thread_id, owner, agent)
+        async for event in self.runs.subscribe(run.run_id):
+            if event.type == "token" and event.data.get("text"):
+                yield event.data["text"]
+            _raise_if_failed(event, run.run_id)
 
     async def aget_history(
-        self, session_id: str, *, thread_id: str | None = None, missing_ok: bool = True
+        self, session_id: str, *, thread_id: str | None = None, owner: str | None = None, missing_ok: bool = True
     ) -> list[AnyMessage]:
         """The session's messages, oldest first ([] for an unknown session unless ``missing_ok=False``)."""
         key = thread_id or check_id("session_id", session_id)
         self._require_started()
-        async with self._translating_errors(key):
-            state = await self._graph.aget_state(_config(key))
-        messages: list[AnyMessage] = list(state.values.get("messages", [])) if state.values else []
+        messages: list[AnyMessage] = []
+        try:
+            if owner is None or await self.threads.find(key, owner) is not None:
+                state = await self.graphs[self.agent_kind].aget_state(_config(key))
+                messages = list(state.values.get("messages", [])) if state.values else []
+        except Exception as exc:
+            raise as_chatplane_error(exc, f"thread {key}") from exc
         if not messages and not missing_ok:
             raise SessionNotFoundError()
         return messages
 
-    async def areset_session(self, session_id: str, *, thread_id: str | None = None, missing_ok: bool = True) -> None:
-        """Delete every checkpoint of the session."""
+    async def areset_session(
+        self, session_id: str, *, thread_id: str | None = None, owner: str | None = None, missing_ok: bool = True
+    ) -> None:
+        """Cancel the session's runs and delete every checkpoint, run record and the thread itself."""
         key = thread_id or check_id("session_id", session_id)
         _, storage = self._require_started()
-        async with self._serialized(key), self._translating_errors(key):
-            if not missing_ok and await storage.checkpointer.aget_tuple(_config(key)) is None:
+        try:
+            thread = await self.threads.find(key, owner) if owner is not None else None
+            if owner is not None and thread is None:
+                if missing_ok:
+                    return
                 raise SessionNotFoundError()
-            await storage.checkpointer.adelete_thread(key)
+            if not missing_ok and thread is None and await storage.checkpointer.aget_tuple(_config(key)) is None:
+                raise SessionNotFoundError()
+            await self.delete_thread(key)
+        except ChatplaneError:
+            raise
+        except Exception as exc:
+            raise as_chatplane_error(exc, f"thread {key}") from exc
+
+    async def delete_thread(self, thread_id: str) -> None:
+        """Everything of a thread, whoever owns it: runs stopped, checkpoints, run records, the registry row."""
+        _, storage = self._require_started()
+        await self.runs.cancel_thread(thread_id)
+        await storage.checkpointer.adelete_thread(thread_id)
+        await self.runs.runs.delete_for_thread(thread_id)
+        await self.threads.db.execute("DELETE FROM chatplane_threads WHERE thread_id = %s", (thread_id,))
+
+    async def _submit(
+        self,
+        user_id: str,
+        message: str,
+        session_id: str | None,
+        thread_id: str | None,
+        owner: str | None,
+        agent: str | None,
+    ) -> Run:
+        self._require_started()
+        check_id("user_id", user_id)
+        session_id = check_id("session_id", session_id or default_session_id(user_id))
+        check_message(message, self.settings.max_message_chars)
+        if agent is not None and agent not in AGENTS:
+            raise InvalidInputError(f"Unknown agent {agent!r}; known: {', '.join(AGENTS)}.")
+        key = thread_id or session_id
+        try:
+            thread = await self.threads.ensure(
+                key, owner or user_id, agent, self.agent_kind if agent is None else agent, session_id
+            )
+            return await self.runs.submit(thread, message, user_id=user_id, session_id=session_id, multitask="enqueue")
+        except ChatplaneError:
+            raise
+        except Exception as exc:
+            raise as_chatplane_error(exc, f"thread {key}") from exc
 
     # --- the seed's API, sync -------------------------------------------------------------------------------------
     def chat(self, user_id: str, message: str, session_id: str | None = None) -> str:
@@ -267,50 +340,25 @@ class ProductionAgent:
                 raise
         return self._portal
 
-    # --- internals --------------------------------------------------------------------------------------------
-    def _prepare(
-        self, user_id: str, message: str, session_id: str | None, thread_id: str | None
-    ) -> tuple[dict[str, Any], RunnableConfig, str]:
-        self._require_started()
-        check_id("user_id", user_id)
-        session_id = check_id("session_id", session_id or default_session_id(user_id))
-        check_message(message, self.settings.max_message_chars)
-        key = thread_id or session_id
-        graph_input = {"messages": [HumanMessage(message)], "user_id": user_id, "session_id": session_id}
-        return graph_input, _config(key), key
-
-    @asynccontextmanager
-    async def _serialized(self, key: str) -> AsyncIterator[None]:
-        """One message at a time per thread in this process: a second one waits its turn (never interleaves)."""
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        async with lock:
-            yield
-
-    @asynccontextmanager
-    async def _translating_errors(self, key: str) -> AsyncIterator[None]:
-        """Let chatplane errors through (logged), turn storage faults into 503s and anything else into a 500."""
-        try:
-            yield
-        except DependencyError as exc:
-            cause = exc.__cause__ or exc
-            log.warning("thread %s: %s (%s)", key, exc.code, describe_exception(cause))
-            raise
-        except ChatplaneError:
-            raise
-        except STORAGE_ERRORS as exc:
-            log.warning("thread %s: storage_unavailable (%s)", key, describe_exception(exc))
-            raise StorageUnavailableError() from exc
-        except Exception as exc:
-            log.error("thread %s: internal_error (%s)", key, describe_exception(exc))
-            raise InternalError() from exc
-
 
 def _config(thread_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": thread_id}}
 
 
-def _answer_text(messages: list[AnyMessage]) -> str:
-    last = messages[-1] if messages else None
-    return last.text if last is not None else ""
+def _answer_from(event: RunEvent, current: str) -> str:
+    """The newest complete assistant message without tool calls is the answer so far."""
+    if event.type == "message":
+        message = event.data["message"]
+        if message["role"] == "assistant" and not message["tool_calls"] and message["content"]:
+            return str(message["content"])
+    return current
+
+
+def _raise_if_failed(event: RunEvent, run_id: str) -> None:
+    if event.type == "run_failed":
+        error = event.data["error"]
+        raise error_from_code(error["code"], error["message"])
+    if event.type == "run_cancelled":
+        raise RunStateError("The run was cancelled.")
+    if event.type == "interrupt":
+        raise RunStateError(f"The run waits for a human decision: resume it with POST /v1/runs/{run_id}/resume.")

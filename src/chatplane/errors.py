@@ -3,8 +3,12 @@
     ChatplaneError                      code, safe message, HTTP status
     ├── ConfigError                     bad settings; raised at start-up, never per request
     ├── InvalidInputError (422)         a request the caller can fix
-    ├── SessionNotFoundError (404)      no such session/thread for this caller
-    ├── SessionBusyError (409)          the session already has an active run
+    ├── SessionNotFoundError (404)      no such session for this caller
+    ├── ThreadNotFoundError (404)       no such thread for this caller (another user's looks the same)
+    ├── RunNotFoundError (404)          no such run for this caller
+    ├── ThreadBusyError (409)           the thread already has an active run (double-texting policy `reject`)
+    ├── AgentMismatchError (409)        the thread was created for another agent
+    ├── RunStateError (409)             the run is not in a state that allows this (e.g. resume a finished run)
     ├── RunLimitError (422)             the run needed more model/tool calls or steps than allowed
     ├── DependencyError                 something we depend on failed; the caller may retry
     │   ├── ModelError (502)            the model provider failed or refused
@@ -51,10 +55,34 @@ class SessionNotFoundError(ChatplaneError):
     default_message = "No such session."
 
 
-class SessionBusyError(ChatplaneError):
-    code = "session_busy"
+class ThreadNotFoundError(ChatplaneError):
+    code = "thread_not_found"
+    status = 404
+    default_message = "No such thread."
+
+
+class RunNotFoundError(ChatplaneError):
+    code = "run_not_found"
+    status = 404
+    default_message = "No such run."
+
+
+class ThreadBusyError(ChatplaneError):
+    code = "thread_busy"
     status = 409
-    default_message = "The session is busy with another message."
+    default_message = "The thread is busy with another run; send with multitask=enqueue or interrupt, or wait."
+
+
+class AgentMismatchError(ChatplaneError):
+    code = "agent_mismatch"
+    status = 409
+    default_message = "This thread belongs to another agent; start a new thread to use a different one."
+
+
+class RunStateError(ChatplaneError):
+    code = "run_state_conflict"
+    status = 409
+    default_message = "The run cannot do that in its current state."
 
 
 class RunLimitError(ChatplaneError):
@@ -89,6 +117,17 @@ class InternalError(ChatplaneError):
     code = "internal_error"
     status = 500
     default_message = "Internal error."
+
+
+def error_from_code(code: str, message: str | None = None) -> ChatplaneError:
+    """Rebuild the error a run recorded (by its code), e.g. to raise it again in a caller that waited for the run."""
+    pending: list[type[ChatplaneError]] = [ChatplaneError]
+    while pending:
+        cls = pending.pop()
+        if cls.code == code:
+            return cls(message)
+        pending.extend(cls.__subclasses__())
+    return InternalError(message)
 
 
 def describe_exception(exc: BaseException) -> str:

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from chatplane.config import Settings
+from chatplane.db import Database, PostgresDatabase, create_schema, open_sqlite_database
 from chatplane.errors import ConfigError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,8 @@ STORAGE_ERRORS: tuple[type[BaseException], ...] = _storage_error_types()
 class Storage:
     kind: StorageKind
     checkpointer: BaseCheckpointSaver[Any]
+    db: Database  # chatplane's own tables (threads, runs …)
     pool: Any = None  # psycopg_pool.AsyncConnectionPool on PostgreSQL
-    sqlite_conn: Any = None  # aiosqlite.Connection on SQLite
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query now."""
@@ -59,9 +60,8 @@ class Storage:
             if self.pool is not None:
                 async with self.pool.connection(timeout=2.0) as conn:
                     await conn.execute("SELECT 1")
-            elif self.sqlite_conn is not None:
-                async with self.sqlite_conn.execute("SELECT 1") as cursor:
-                    await cursor.fetchone()
+            else:
+                await self.db.fetchone("SELECT 1 AS ok")
         except STORAGE_ERRORS:
             return False
         return True
@@ -103,7 +103,8 @@ async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
     if kind == "memory":
         from langgraph.checkpoint.memory import InMemorySaver
 
-        yield Storage("memory", InMemorySaver())
+        async with open_sqlite_database(":memory:", settings.storage_timeout_s) as db:
+            yield Storage("memory", InMemorySaver(), db)
     elif kind == "sqlite":
         async with _open_sqlite(settings) as storage:
             yield storage
@@ -124,8 +125,9 @@ async def _open_sqlite(settings: Settings) -> AsyncIterator[Storage]:
         saver = AsyncSqliteSaver(conn)
         await saver.setup()
         await conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across crashes of the process
-        log.info("storage: sqlite at %s", path)
-        yield Storage("sqlite", saver, sqlite_conn=conn)
+        async with open_sqlite_database(path, settings.storage_timeout_s) as db:
+            log.info("storage: sqlite at %s", path)
+            yield Storage("sqlite", saver, db)
 
 
 @asynccontextmanager
@@ -157,7 +159,9 @@ async def _open_postgres(settings: Settings) -> AsyncIterator[Storage]:
     try:
         saver = AsyncPostgresSaver(pool)
         await saver.setup()
+        db = PostgresDatabase(pool)
+        await create_schema(db)
         log.info("storage: postgresql at %s", redact_url(url))
-        yield Storage("postgres", saver, pool=pool)
+        yield Storage("postgres", saver, db, pool=pool)
     finally:
         await pool.close()

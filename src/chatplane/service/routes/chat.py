@@ -26,7 +26,9 @@ _ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for co
 @router.post("/chat", response_model=ChatResponse, responses=_ERRORS, summary="Send a message, get the answer")
 async def chat(body: ChatRequest, agent: AgentDep, user: CurrentUser) -> ChatResponse:
     session_id = body.session_id or default_session_id(body.user_id)
-    answer = await agent.achat(body.user_id, body.message, session_id, thread_id=session_thread_id(user, session_id))
+    answer = await agent.achat(
+        body.user_id, body.message, session_id, thread_id=session_thread_id(user, session_id), owner=user.id
+    )
     return ChatResponse(response=answer, session_id=session_id)
 
 
@@ -47,7 +49,9 @@ async def chat_stream(
     async def events() -> AsyncIterator[ServerSentEvent]:
         parts: list[str] = []
         try:
-            async for text in agent.astream_chat(body.user_id, body.message, session_id, thread_id=thread_id):
+            async for text in agent.astream_chat(
+                body.user_id, body.message, session_id, thread_id=thread_id, owner=user.id
+            ):
                 parts.append(text)
                 yield ServerSentEvent(json.dumps({"text": text}), event="token")
         except ChatplaneError as exc:
@@ -61,11 +65,15 @@ async def chat_stream(
 
 @router.post("/reset", response_model=ResetResponse, responses=_ERRORS, summary="Delete a session")
 async def reset(session_id: SessionQuery, agent: AgentDep, user: CurrentUser) -> ResetResponse:
-    await agent.areset_session(session_id, thread_id=session_thread_id(user, session_id), missing_ok=False)
+    await agent.areset_session(
+        session_id, thread_id=session_thread_id(user, session_id), owner=user.id, missing_ok=False
+    )
     return ResetResponse(message="Session reset")
 
 
 @router.get("/history/{session_id}", response_model=HistoryResponse, responses=_ERRORS, summary="A session's messages")
 async def history(session_id: SessionPath, agent: AgentDep, user: CurrentUser) -> HistoryResponse:
-    messages = await agent.aget_history(session_id, thread_id=session_thread_id(user, session_id), missing_ok=False)
+    messages = await agent.aget_history(
+        session_id, thread_id=session_thread_id(user, session_id), owner=user.id, missing_ok=False
+    )
     return HistoryResponse(session_id=session_id, messages=[m.text for m in messages])

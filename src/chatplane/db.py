@@ -1,0 +1,226 @@
+"""chatplane's own tables (threads, runs …) on the storage's database: a thin async adapter, not an ORM.
+
+SQL is written once, with ``%s`` placeholders and portable types; the SQLite adapter swaps in ``?``. On PostgreSQL
+the adapter borrows connections from the checkpointer's pool (one pool per process); on SQLite it keeps its own
+aiosqlite connection to the same file (WAL lets it read while the checkpointer writes) so the two never share a
+transaction; ``memory://`` uses an in-memory SQLite database.
+
+Why not SQLAlchemy: five tables and a dozen statements do not need a second pool, a second connection model and
+an ORM's per-query overhead on the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Literal, Protocol
+
+Dialect = Literal["sqlite", "postgres"]
+Row = dict[str, Any]
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS chatplane_threads (
+        thread_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        session_id TEXT,
+        title TEXT,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS chatplane_threads_owner ON chatplane_threads (owner, created_at, thread_id)",
+    """CREATE TABLE IF NOT EXISTS chatplane_runs (
+        run_id TEXT PRIMARY KEY,
+        thread_id TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        status TEXT NOT NULL,
+        multitask TEXT NOT NULL,
+        input TEXT NOT NULL,
+        error_code TEXT,
+        usage TEXT NOT NULL DEFAULT '{}',
+        created_at DOUBLE PRECISION NOT NULL,
+        started_at DOUBLE PRECISION,
+        finished_at DOUBLE PRECISION,
+        worker TEXT,
+        lease_until DOUBLE PRECISION
+    )""",
+    "CREATE INDEX IF NOT EXISTS chatplane_runs_thread ON chatplane_runs (thread_id, created_at)",
+    "CREATE INDEX IF NOT EXISTS chatplane_runs_status ON chatplane_runs (status, lease_until)",
+]
+
+
+class Database(Protocol):
+    dialect: Dialect
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; the number of rows it changed."""
+        ...
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+    def transaction(self) -> Any:
+        """``async with db.transaction() as tx:`` — ``tx`` has the same methods; all or nothing."""
+        ...
+
+
+def _integrity_error_types() -> tuple[type[BaseException], ...]:
+    import sqlite3
+
+    import psycopg
+
+    return (sqlite3.IntegrityError, psycopg.IntegrityError)
+
+
+INTEGRITY_ERRORS = _integrity_error_types()
+"""A row with that key exists already."""
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(value: str | None) -> Any:
+    return json.loads(value) if value else {}
+
+
+class SqliteDatabase:
+    """One aiosqlite connection in autocommit mode; a lock keeps each transaction's statements together."""
+
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql.replace("%s", "?")
+
+    async def _execute(self, sql: str, params: Sequence[Any]) -> int:
+        async with self._conn.execute(self._sql(sql), tuple(params)) as cursor:
+            return int(cursor.rowcount)
+
+    async def _fetchall(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        async with self._conn.execute(self._sql(sql), tuple(params)) as cursor:
+            return [dict(row) for row in await cursor.fetchall()]
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self._lock:
+            return await self._execute(sql, params)
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        async with self._lock:
+            return await self._fetchall(sql, params)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_SqliteTx]:
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTx(self)
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+
+class _SqliteTx:
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return await self._db._execute(sql, params)
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        rows = await self._db._fetchall(sql, params)
+        return rows[0] if rows else None
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return await self._db._fetchall(sql, params)
+
+
+class PostgresDatabase:
+    """Statements on connections borrowed from the shared psycopg pool (autocommit, dict rows)."""
+
+    dialect: Dialect = "postgres"
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(sql, tuple(params))
+            return int(cursor.rowcount)
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(sql, tuple(params))
+            row: Row | None = await cursor.fetchone()
+            return row
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(sql, tuple(params))
+            return list(await cursor.fetchall())
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_PostgresTx]:
+        async with self._pool.connection() as conn, conn.transaction():
+            yield _PostgresTx(conn)
+
+
+class _PostgresTx:
+    dialect: Dialect = "postgres"
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        cursor = await self._conn.execute(sql, tuple(params))
+        return int(cursor.rowcount)
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        cursor = await self._conn.execute(sql, tuple(params))
+        row: Row | None = await cursor.fetchone()
+        return row
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        cursor = await self._conn.execute(sql, tuple(params))
+        return list(await cursor.fetchall())
+
+
+_SCHEMA_LOCK = 0x63706C61  # advisory lock id: processes starting together create the tables one at a time
+
+
+async def create_schema(db: Database) -> None:
+    async with db.transaction() as tx:
+        if db.dialect == "postgres":
+            await tx.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        for statement in SCHEMA:
+            await tx.execute(statement)
+
+
+@asynccontextmanager
+async def open_sqlite_database(path: str, timeout_s: float) -> AsyncIterator[SqliteDatabase]:
+    import aiosqlite
+
+    async with aiosqlite.connect(path, timeout=timeout_s, isolation_level=None) as conn:
+        conn.row_factory = aiosqlite.Row
+        if path != ":memory:":
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=NORMAL")
+        db = SqliteDatabase(conn)
+        await create_schema(db)
+        yield db

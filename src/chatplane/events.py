@@ -1,0 +1,88 @@
+"""What a run emits while it works, and how messages look on the wire. Shared by the service and the clients.
+
+Every event of a run has an ``id`` that counts up from 1 without gaps, so a client that lost its connection asks
+for "everything after N" (SSE ``Last-Event-ID``) and receives each event exactly once.
+
+================  =================================================================================================
+type              data
+================  =================================================================================================
+run_started       ``{"thread_id", "agent"}``
+token             ``{"text", "message_id", "agent"}`` — a piece of the answer as the model generates it
+message           ``{"message": Message}`` — a complete message (assistant answer, tool result …)
+tool_call         ``{"id", "name", "args", "agent"}`` — the agent asked for a tool
+tool_result       ``{"tool_call_id", "name", "content", "status"}``
+handoff           ``{"from", "to"}`` — another agent took over (multi-agent)
+interrupt         ``{"requests": [...]}`` — the run waits for a human decision (status ``waiting``)
+run_completed     ``{"status": "succeeded", "usage"}``
+run_failed        ``{"status": "failed", "error": {"code", "message"}}``
+run_cancelled     ``{"status": "cancelled"}``
+================  =================================================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from pydantic import BaseModel, Field
+
+EventType = Literal[
+    "run_started",
+    "token",
+    "message",
+    "tool_call",
+    "tool_result",
+    "handoff",
+    "interrupt",
+    "run_completed",
+    "run_failed",
+    "run_cancelled",
+]
+TERMINAL_EVENTS = frozenset({"run_completed", "run_failed", "run_cancelled"})
+"""After one of these a run emits nothing more."""
+PAUSE_EVENTS = frozenset({"interrupt"})
+"""A stream ends here too; it goes on (new ids) once the run is resumed."""
+
+
+class RunEvent(BaseModel):
+    id: int = Field(description="Position in the run's event sequence, from 1, without gaps.")
+    type: EventType
+    run_id: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Message(BaseModel):
+    id: str | None = None
+    role: Literal["user", "assistant", "tool", "system"]
+    content: str
+    name: str | None = Field(None, description="Which agent (or tool) said it.")
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    created_at: float | None = None
+    status: str | None = Field(None, description="`cancelled` for an answer cut short by a cancel; tool errors.")
+
+
+_ROLES = {"human": "user", "ai": "assistant", "tool": "tool", "system": "system"}
+
+
+def message_to_wire(message: BaseMessage) -> Message:
+    meta = message.response_metadata or {}
+    created = meta.get("created_at")
+    status = meta.get("status")
+    tool_calls: list[dict[str, Any]] = []
+    tool_call_id = None
+    if isinstance(message, AIMessage):
+        tool_calls = [{"id": c.get("id"), "name": c["name"], "args": c["args"]} for c in message.tool_calls]
+    if isinstance(message, ToolMessage):
+        tool_call_id = message.tool_call_id
+        status = status or (message.status if message.status != "success" else None)
+    return Message(
+        id=message.id,
+        role=_ROLES.get(message.type, "assistant"),
+        content=message.text,
+        name=message.name,
+        tool_calls=tool_calls,
+        tool_call_id=tool_call_id,
+        created_at=float(created) if isinstance(created, int | float) else None,
+        status=status,
+    )

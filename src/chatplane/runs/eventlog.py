@@ -1,0 +1,72 @@
+"""Each run's events, kept for replay: a subscriber asks for everything after id N and then follows live.
+
+This is the in-process log (one worker). The interface is what a cross-process log (Redis streams) implements too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from typing import Any
+
+from chatplane.events import PAUSE_EVENTS, TERMINAL_EVENTS, EventType, RunEvent
+
+
+class _RunLog:
+    __slots__ = ("events", "changed", "closed")
+
+    def __init__(self) -> None:
+        self.events: list[RunEvent] = []
+        self.changed = asyncio.Condition()
+        self.closed = False
+
+
+class MemoryEventLog:
+    """Events of the most recent ``max_runs`` runs, in memory."""
+
+    def __init__(self, max_runs: int = 2000) -> None:
+        self._logs: OrderedDict[str, _RunLog] = OrderedDict()
+        self._max_runs = max_runs
+
+    def _log(self, run_id: str, create: bool = False) -> _RunLog | None:
+        log = self._logs.get(run_id)
+        if log is None and create:
+            log = self._logs[run_id] = _RunLog()
+            while len(self._logs) > self._max_runs:
+                oldest_id, oldest = next(iter(self._logs.items()))
+                if not oldest.closed:
+                    break  # never drop a live run's log
+                del self._logs[oldest_id]
+        return log
+
+    async def append(self, run_id: str, type: EventType, data: dict[str, Any] | None = None) -> RunEvent:
+        log = self._log(run_id, create=True)
+        assert log is not None
+        event = RunEvent(id=len(log.events) + 1, type=type, run_id=run_id, data=data or {})
+        async with log.changed:
+            log.events.append(event)
+            log.closed = type in TERMINAL_EVENTS
+            log.changed.notify_all()
+        return event
+
+    def known(self, run_id: str) -> bool:
+        return run_id in self._logs
+
+    async def subscribe(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
+        """Events with id > ``after``, then live ones, until the run ends or pauses for a human."""
+        log = self._log(run_id, create=True)
+        assert log is not None
+        position = after
+        while True:
+            async with log.changed:
+                while position >= len(log.events):
+                    await log.changed.wait()
+                batch = log.events[position:]
+            for event in batch:
+                position = event.id
+                yield event
+                if event.type in TERMINAL_EVENTS:
+                    return
+            if batch[-1].type in PAUSE_EVENTS and position == len(log.events):
+                return

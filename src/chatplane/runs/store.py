@@ -1,0 +1,132 @@
+"""Run records: status, timings, token usage and error code of every run, in chatplane's own table."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from chatplane.db import Database, Row, dumps, loads
+from chatplane.errors import RunNotFoundError
+
+RunStatus = Literal["pending", "running", "waiting", "succeeded", "failed", "cancelled"]
+Multitask = Literal["reject", "enqueue", "interrupt"]
+FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+_COLUMNS = (
+    "run_id, thread_id, owner, agent, status, multitask, input, error_code, usage, created_at, started_at, finished_at"
+)
+
+
+@dataclass
+class Run:
+    run_id: str
+    thread_id: str
+    owner: str
+    agent: str
+    status: RunStatus
+    multitask: Multitask
+    input: dict[str, Any]
+    error_code: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @classmethod
+    def from_row(cls, row: Row) -> Run:
+        return cls(
+            run_id=row["run_id"],
+            thread_id=row["thread_id"],
+            owner=row["owner"],
+            agent=row["agent"],
+            status=row["status"],
+            multitask=row["multitask"],
+            input=loads(row["input"]),
+            error_code=row["error_code"],
+            usage=loads(row["usage"]),
+            created_at=float(row["created_at"]),
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+        )
+
+
+class RunStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self, thread_id: str, owner: str, agent: str, run_input: dict[str, Any], multitask: Multitask
+    ) -> Run:
+        run = Run(str(uuid.uuid4()), thread_id, owner, agent, "pending", multitask, run_input, created_at=time.time())
+        await self.db.execute(
+            f"INSERT INTO chatplane_runs ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                run.run_id,
+                thread_id,
+                owner,
+                agent,
+                run.status,
+                multitask,
+                dumps(run_input),
+                None,
+                "{}",
+                run.created_at,
+                None,
+                None,
+            ),
+        )
+        return run
+
+    async def find(self, run_id: str, owner: str | None = None) -> Run | None:
+        sql = f"SELECT {_COLUMNS} FROM chatplane_runs WHERE run_id = %s"
+        params: tuple[Any, ...] = (run_id,)
+        if owner is not None:
+            sql += " AND owner = %s"
+            params += (owner,)
+        row = await self.db.fetchone(sql, params)
+        return Run.from_row(row) if row else None
+
+    async def get(self, run_id: str, owner: str) -> Run:
+        run = await self.find(run_id, owner)
+        if run is None:
+            raise RunNotFoundError()
+        return run
+
+    async def list_for_thread(self, thread_id: str, *, limit: int = 50) -> list[Run]:
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM chatplane_runs WHERE thread_id = %s ORDER BY created_at DESC LIMIT %s",
+            (thread_id, limit),
+        )
+        return [Run.from_row(r) for r in rows]
+
+    async def mark_running(self, run: Run) -> None:
+        run.status = "running"
+        run.started_at = run.started_at or time.time()
+        await self.db.execute(
+            "UPDATE chatplane_runs SET status = %s, started_at = %s WHERE run_id = %s",
+            (run.status, run.started_at, run.run_id),
+        )
+
+    async def mark_waiting(self, run: Run, usage: dict[str, int]) -> None:
+        run.status = "waiting"
+        run.usage = usage
+        await self.db.execute(
+            "UPDATE chatplane_runs SET status = %s, usage = %s WHERE run_id = %s",
+            (run.status, dumps(usage), run.run_id),
+        )
+
+    async def finish(self, run: Run, status: RunStatus, usage: dict[str, int], error_code: str | None = None) -> None:
+        run.status, run.usage, run.error_code, run.finished_at = status, usage, error_code, time.time()
+        await self.db.execute(
+            "UPDATE chatplane_runs SET status = %s, usage = %s, error_code = %s, finished_at = %s WHERE run_id = %s",
+            (status, dumps(usage), error_code, run.finished_at, run.run_id),
+        )
+
+    async def delete_for_thread(self, thread_id: str) -> None:
+        await self.db.execute("DELETE FROM chatplane_runs WHERE thread_id = %s", (thread_id,))

@@ -1,0 +1,103 @@
+"""LangGraph stream parts (``version="v2"``, modes ``messages`` + ``updates``, subgraphs) → chatplane run events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
+
+from chatplane.events import EventType, message_to_wire
+
+Emitted = list[tuple[EventType, dict[str, Any]]]
+
+
+@dataclass
+class PartialMessage:
+    """An answer being generated: what was streamed so far, by whom, from which graph node."""
+
+    message_id: str | None
+    agent: str | None
+    node: str | None
+    namespace: tuple[str, ...]
+    text: str = ""
+
+
+class StreamTranslator:
+    def __init__(self) -> None:
+        self.usage: dict[str, int] = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+        self.agent: str | None = None
+        self.partial: PartialMessage | None = None
+        self.interrupts: list[Any] = []
+        self.answer: AIMessage | None = None
+        self._seen: set[str] = set()
+
+    def feed(self, part: dict[str, Any]) -> Emitted:
+        kind, namespace, data = part.get("type"), tuple(part.get("ns") or ()), part.get("data")
+        if kind == "messages":
+            chunk, metadata = data if isinstance(data, tuple) else (None, None)
+            return self._token(chunk, metadata or {}, namespace)
+        if kind == "updates" and isinstance(data, dict):
+            out: Emitted = []
+            for node, update in data.items():
+                if node == "__interrupt__":
+                    self.interrupts.extend(update or ())
+                    continue
+                if isinstance(update, dict):
+                    for message in update.get("messages") or ():
+                        if isinstance(message, BaseMessage):
+                            out += self._message(message)
+            return out
+        return []
+
+    def _switch_agent(self, agent: str | None) -> Emitted:
+        if not agent or agent == self.agent:
+            return []
+        previous, self.agent = self.agent, agent
+        return [("handoff", {"from": previous, "to": agent})] if previous is not None else []
+
+    def _token(self, chunk: Any, metadata: dict[str, Any], namespace: tuple[str, ...]) -> Emitted:
+        if not isinstance(chunk, AIMessageChunk):
+            return []
+        agent = metadata.get("lc_agent_name") or metadata.get("langgraph_node")
+        out = self._switch_agent(agent)
+        if self.partial is None or self.partial.message_id != chunk.id:
+            self.partial = PartialMessage(chunk.id, agent, metadata.get("langgraph_node"), namespace)
+        text = chunk.text
+        if text:
+            self.partial.text += text
+            out.append(("token", {"text": text, "message_id": chunk.id, "agent": agent}))
+        return out
+
+    def _message(self, message: BaseMessage) -> Emitted:
+        if message.id is not None:
+            if message.id in self._seen:
+                return []
+            self._seen.add(message.id)
+        out: Emitted = []
+        if isinstance(message, AIMessage):
+            out += self._switch_agent(message.name)
+            if self.partial is not None and self.partial.message_id == message.id:
+                self.partial = None
+            usage: dict[str, Any] = dict(message.usage_metadata or {})
+            for key in self.usage:
+                self.usage[key] += int(usage.get(key) or 0)
+            out.append(("message", {"message": message_to_wire(message).model_dump()}))
+            for call in message.tool_calls:
+                data = {"id": call.get("id"), "name": call["name"], "args": call["args"], "agent": self.agent}
+                out.append(("tool_call", data))
+            if not message.tool_calls and message.text:
+                self.answer = message
+        elif isinstance(message, ToolMessage):
+            out.append(
+                (
+                    "tool_result",
+                    {
+                        "tool_call_id": message.tool_call_id,
+                        "name": message.name,
+                        "content": message.text,
+                        "status": message.status,
+                    },
+                )
+            )
+        return out

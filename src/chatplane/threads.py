@@ -1,0 +1,154 @@
+"""The thread registry: who owns each conversation, which agent it talks to, its title and metadata.
+
+The conversation itself lives in the LangGraph checkpointer under the same ``thread_id``. Every read and write here
+is scoped by owner: another user's thread is indistinguishable from a missing one.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatplane.db import INTEGRITY_ERRORS, Database, Row, dumps, loads
+from chatplane.errors import AgentMismatchError, InvalidInputError, ThreadNotFoundError
+
+_COLUMNS = "thread_id, owner, agent, session_id, title, metadata, created_at, updated_at"
+
+
+@dataclass
+class Thread:
+    thread_id: str
+    owner: str
+    agent: str
+    session_id: str | None = None
+    title: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @classmethod
+    def from_row(cls, row: Row) -> Thread:
+        return cls(
+            thread_id=row["thread_id"],
+            owner=row["owner"],
+            agent=row["agent"],
+            session_id=row["session_id"],
+            title=row["title"],
+            metadata=loads(row["metadata"]),
+            created_at=float(row["created_at"]),
+            updated_at=float(row["updated_at"]),
+        )
+
+
+def _encode_cursor(thread: Thread) -> str:
+    return base64.urlsafe_b64encode(f"{thread.created_at!r}|{thread.thread_id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        created, _, thread_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return float(created), thread_id
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInputError("cursor is not valid; use the next_cursor of a previous page.") from exc
+
+
+class ThreadStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self,
+        owner: str,
+        agent: str,
+        *,
+        thread_id: str | None = None,
+        session_id: str | None = None,
+        title: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Thread:
+        now = time.time()
+        thread = Thread(thread_id or str(uuid.uuid4()), owner, agent, session_id, title, metadata or {}, now, now)
+        await self.db.execute(
+            f"INSERT INTO chatplane_threads ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            (thread.thread_id, owner, agent, session_id, title, dumps(thread.metadata), now, now),
+        )
+        return thread
+
+    async def find(self, thread_id: str, owner: str) -> Thread | None:
+        row = await self.db.fetchone(
+            f"SELECT {_COLUMNS} FROM chatplane_threads WHERE thread_id = %s AND owner = %s", (thread_id, owner)
+        )
+        return Thread.from_row(row) if row else None
+
+    async def get(self, thread_id: str, owner: str) -> Thread:
+        thread = await self.find(thread_id, owner)
+        if thread is None:
+            raise ThreadNotFoundError()
+        return thread
+
+    async def ensure(
+        self, thread_id: str, owner: str, agent: str | None, default_agent: str, session_id: str | None = None
+    ) -> Thread:
+        """The thread, created on first use (the seed's sessions); asking it for another agent is a 409."""
+        thread = await self.find(thread_id, owner)
+        if thread is None:
+            try:
+                thread = await self.create(owner, agent or default_agent, thread_id=thread_id, session_id=session_id)
+            except INTEGRITY_ERRORS:
+                # Created concurrently by another request: read the winner's row.
+                thread = await self.find(thread_id, owner)
+                if thread is None:
+                    raise
+        if agent is not None and agent != thread.agent:
+            raise AgentMismatchError(
+                f"This session talks to the {thread.agent!r} agent; start a new session to use {agent!r}."
+            )
+        return thread
+
+    async def list(self, owner: str, *, limit: int = 20, cursor: str | None = None) -> tuple[list[Thread], str | None]:
+        """The owner's threads, newest first; a cursor for the next page when there is one."""
+        params: list[Any] = [owner]
+        where = "owner = %s"
+        if cursor:
+            created, thread_id = _decode_cursor(cursor)
+            where += " AND (created_at < %s OR (created_at = %s AND thread_id < %s))"
+            params += [created, created, thread_id]
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM chatplane_threads WHERE {where} ORDER BY created_at DESC, thread_id DESC LIMIT %s",
+            (*params, limit + 1),
+        )
+        threads = [Thread.from_row(r) for r in rows[:limit]]
+        next_cursor = _encode_cursor(threads[-1]) if len(rows) > limit else None
+        return threads, next_cursor
+
+    async def update(
+        self, thread_id: str, owner: str, *, title: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> Thread:
+        thread = await self.get(thread_id, owner)
+        if title is not None:
+            thread.title = title
+        if metadata is not None:
+            thread.metadata = {**thread.metadata, **metadata}
+        thread.updated_at = time.time()
+        await self.db.execute(
+            "UPDATE chatplane_threads SET title = %s, metadata = %s, updated_at = %s "
+            "WHERE thread_id = %s AND owner = %s",
+            (thread.title, dumps(thread.metadata), thread.updated_at, thread_id, owner),
+        )
+        return thread
+
+    async def touch(self, thread_id: str) -> None:
+        await self.db.execute(
+            "UPDATE chatplane_threads SET updated_at = %s WHERE thread_id = %s", (time.time(), thread_id)
+        )
+
+    async def delete(self, thread_id: str, owner: str) -> bool:
+        return (
+            await self.db.execute(
+                "DELETE FROM chatplane_threads WHERE thread_id = %s AND owner = %s", (thread_id, owner)
+            )
+            > 0
+        )
