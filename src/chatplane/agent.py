@@ -41,7 +41,7 @@ from chatplane.failures import as_chatplane_error
 from chatplane.llm import ModelHandle, open_chat_model
 from chatplane.runs import Run, RunManager, RunStore
 from chatplane.storage import Storage, open_storage
-from chatplane.threads import ThreadStore
+from chatplane.threads import Thread, ThreadStore
 
 log = logging.getLogger(__name__)
 
@@ -183,11 +183,10 @@ class ProductionAgent:
         Messages to a busy session wait their turn.
         """
         run = await self._submit(user_id, message, session_id, thread_id, owner, agent)
-        answer = ""
-        async for event in self.runs.subscribe(run.run_id):
-            answer = _answer_from(event, answer)
-            _raise_if_failed(event, run.run_id)
-        return answer
+        last, answer = await self.runs.outcome(run.run_id)
+        if last is not None:
+            raise_if_unsuccessful(last)
+        return str(answer["content"]) if answer else ""
 
     async def astream_chat(
         self,
@@ -207,7 +206,7 @@ class ProductionAgent:
         async for event in self.runs.subscribe(run.run_id):
             if event.type == "token" and event.data.get("text"):
                 yield event.data["text"]
-            _raise_if_failed(event, run.run_id)
+            raise_if_unsuccessful(event)
 
     async def aget_history(
         self, session_id: str, *, thread_id: str | None = None, owner: str | None = None, missing_ok: bool = True
@@ -245,6 +244,14 @@ class ProductionAgent:
             raise
         except Exception as exc:
             raise as_chatplane_error(exc, f"thread {key}") from exc
+
+    async def athread_messages(self, thread: Thread) -> list[AnyMessage]:
+        """Every message of a thread, oldest first."""
+        try:
+            state = await self.graphs[thread.agent].aget_state(_config(thread.thread_id))
+        except Exception as exc:
+            raise as_chatplane_error(exc, f"thread {thread.thread_id}") from exc
+        return list(state.values.get("messages", [])) if state.values else []
 
     async def delete_thread(self, thread_id: str) -> None:
         """Everything of a thread, whoever owns it: runs stopped, checkpoints, run records, the registry row."""
@@ -345,20 +352,15 @@ def _config(thread_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": thread_id}}
 
 
-def _answer_from(event: RunEvent, current: str) -> str:
-    """The newest complete assistant message without tool calls is the answer so far."""
-    if event.type == "message":
-        message = event.data["message"]
-        if message["role"] == "assistant" and not message["tool_calls"] and message["content"]:
-            return str(message["content"])
-    return current
-
-
-def _raise_if_failed(event: RunEvent, run_id: str) -> None:
+def raise_if_unsuccessful(event: RunEvent) -> None:
+    """Raise the error a run's failed / cancelled / paused event stands for; nothing for other events."""
+    error: ChatplaneError | None = None
     if event.type == "run_failed":
-        error = event.data["error"]
-        raise error_from_code(error["code"], error["message"])
-    if event.type == "run_cancelled":
-        raise RunStateError("The run was cancelled.")
-    if event.type == "interrupt":
-        raise RunStateError(f"The run waits for a human decision: resume it with POST /v1/runs/{run_id}/resume.")
+        error = error_from_code(event.data["error"]["code"], event.data["error"]["message"])
+    elif event.type == "run_cancelled":
+        error = RunStateError("The run was cancelled.")
+    elif event.type == "interrupt":
+        error = RunStateError(f"The run waits for a human decision: POST /v1/runs/{event.run_id}/resume.")
+    if error is not None:
+        error.run_id = event.run_id
+        raise error

@@ -108,6 +108,7 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(32_000, ge=1, description="Longest accepted user message, in characters.")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body (413 above).")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    sse_ping_s: float = Field(15.0, gt=0, description="Heartbeat comment interval on event streams.")
 
     @field_validator("model")
     @classmethod

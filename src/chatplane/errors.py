@@ -35,6 +35,7 @@ class ChatplaneError(Exception):
 
     def __init__(self, message: str | None = None) -> None:
         self.message = message or self.default_message
+        self.run_id: str | None = None  # the run it happened in, when there is one
         super().__init__(self.message)
 
 

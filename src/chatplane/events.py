@@ -13,6 +13,7 @@ tool_call         ``{"id", "name", "args", "agent"}`` — the agent asked for a 
 tool_result       ``{"tool_call_id", "name", "content", "status"}``
 handoff           ``{"from", "to"}`` — another agent took over (multi-agent)
 interrupt         ``{"requests": [...]}`` — the run waits for a human decision (status ``waiting``)
+run_resumed       ``{"decisions": [...]}`` — a human decided; the run goes on
 run_completed     ``{"status": "succeeded", "usage"}``
 run_failed        ``{"status": "failed", "error": {"code", "message"}}``
 run_cancelled     ``{"status": "cancelled"}``
@@ -34,6 +35,7 @@ EventType = Literal[
     "tool_result",
     "handoff",
     "interrupt",
+    "run_resumed",
     "run_completed",
     "run_failed",
     "run_cancelled",

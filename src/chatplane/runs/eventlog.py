@@ -33,11 +33,11 @@ class MemoryEventLog:
         log = self._logs.get(run_id)
         if log is None and create:
             log = self._logs[run_id] = _RunLog()
-            while len(self._logs) > self._max_runs:
-                oldest_id, oldest = next(iter(self._logs.items()))
-                if not oldest.closed:
-                    break  # never drop a live run's log
-                del self._logs[oldest_id]
+            if len(self._logs) > self._max_runs:
+                # Forget the oldest finished runs; a live run's log is never dropped.
+                excess = len(self._logs) - self._max_runs
+                for old_id in [k for k, v in self._logs.items() if v.closed][:excess]:
+                    del self._logs[old_id]
         return log
 
     async def append(self, run_id: str, type: EventType, data: dict[str, Any] | None = None) -> RunEvent:
@@ -53,8 +53,9 @@ class MemoryEventLog:
     def known(self, run_id: str) -> bool:
         return run_id in self._logs
 
-    async def subscribe(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
-        """Events with id > ``after``, then live ones, until the run ends or pauses for a human."""
+    async def subscribe(self, run_id: str, after: int = 0, *, through_pauses: bool = False) -> AsyncIterator[RunEvent]:
+        """Events with id > ``after``, then live ones, until the run ends (or pauses for a human, unless
+        ``through_pauses``)."""
         log = self._log(run_id, create=True)
         assert log is not None
         position = after
@@ -68,5 +69,5 @@ class MemoryEventLog:
                 yield event
                 if event.type in TERMINAL_EVENTS:
                     return
-            if batch[-1].type in PAUSE_EVENTS and position == len(log.events):
+            if not through_pauses and batch[-1].type in PAUSE_EVENTS and position == len(log.events):
                 return

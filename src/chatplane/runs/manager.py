@@ -97,10 +97,10 @@ class RunManager:
     def _interrupt_active(lane: _Lane) -> None:
         if lane.active is None:
             return
-        if lane.task is not None and not lane.task.done():
-            lane.task.cancel()
-        elif lane.active.status == "waiting":
+        if lane.active.status == "waiting":  # paused for a human: the lane takes the cancel as its decision
             lane.resume.put_nowait(_CANCEL)
+        elif lane.task is not None and not lane.task.done():
+            lane.task.cancel()
 
     async def cancel_thread(self, thread_id: str) -> None:
         """Cancel every run of the thread (before it is reset or deleted)."""
@@ -115,7 +115,8 @@ class RunManager:
             active = lane.active
             self._interrupt_active(lane)
         if active is not None:
-            await self.wait(active.run_id)
+            async for _ in self.events.subscribe(active.run_id, 0, through_pauses=True):
+                pass
 
     async def cancel(self, run: Run) -> Run:
         """Cancel a pending, running or waiting run. Cancelling a finished run changes nothing."""
@@ -129,7 +130,8 @@ class RunManager:
                 await self.events.append(run.run_id, "run_cancelled", {"status": "cancelled"})
             elif lane.active is not None and lane.active.run_id == run.run_id:
                 self._interrupt_active(lane)
-        await self.wait(run.run_id)
+        async for _ in self.events.subscribe(run.run_id, 0, through_pauses=True):
+            pass
         return await self.runs.find(run.run_id) or run
 
     async def resume(self, run: Run, decisions: list[dict[str, Any]]) -> Run:
@@ -138,6 +140,7 @@ class RunManager:
         current = await self.runs.find(run.run_id)
         if lane is None or current is None or current.status != "waiting" or lane.active is None:
             raise RunStateError("Only a run that is waiting for approval can be resumed.")
+        await self.events.append(run.run_id, "run_resumed", {"decisions": decisions})
         lane.resume.put_nowait({"decisions": decisions})
         return current
 
@@ -147,8 +150,20 @@ class RunManager:
 
     async def wait(self, run_id: str) -> None:
         """Until the run has finished or waits for a human."""
-        async for _ in self.events.subscribe(run_id, 0):
-            pass
+        await self.outcome(run_id)
+
+    async def outcome(self, run_id: str) -> tuple[RunEvent | None, dict[str, Any] | None]:
+        """Wait until the run finishes or pauses: its last event, and its answer (the newest complete assistant
+        message without tool calls, as a wire ``Message`` dict) if it gave one."""
+        last: RunEvent | None = None
+        answer: dict[str, Any] | None = None
+        async for event in self.events.subscribe(run_id, 0):
+            last = event
+            if event.type == "message":
+                message = event.data["message"]
+                if message["role"] == "assistant" and not message["tool_calls"] and message["content"]:
+                    answer = message
+        return last, answer
 
     def active_runs(self) -> int:
         return sum(1 for lane in self._lanes.values() if lane.active is not None)

@@ -15,7 +15,7 @@ from chatplane.config import Settings, get_settings
 from chatplane.errors import ChatplaneError, describe_exception
 from chatplane.service.errors import install_error_handlers
 from chatplane.service.middleware import BodySizeLimit, UnexpectedErrorGuard
-from chatplane.service.routes import chat, health
+from chatplane.service.routes import agents, chat, health, runs, threads, ws
 
 log = logging.getLogger("chatplane.service")
 
@@ -52,8 +52,8 @@ def create_app(settings: Settings | None = None, *, model: BaseChatModel | None 
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(UnexpectedErrorGuard)  # outermost: sees whatever nothing else handled
-    app.include_router(chat.router)
-    app.include_router(health.router)
+    for module in (chat, threads, runs, ws, agents, health):
+        app.include_router(module.router)
     return app
 
 

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
+from starlette.requests import HTTPConnection
 
 from chatplane.agent import ProductionAgent
 from chatplane.config import Settings
 from chatplane.service.auth import User, current_user
 
 
-def get_settings(request: Request) -> Settings:
+def get_settings(request: HTTPConnection) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_agent(request: Request) -> ProductionAgent:
+def get_agent(request: HTTPConnection) -> ProductionAgent:
     agent: ProductionAgent = request.app.state.agent
     return agent
 

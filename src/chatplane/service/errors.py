@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,8 +24,16 @@ _HTTP_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = {"code": code, "message": message, **(extra or {})}
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def _describe_validation(errors: list[Any]) -> str:
@@ -39,7 +48,8 @@ def _describe_validation(errors: list[Any]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ChatplaneError)
     async def _chatplane_error(request: Request, exc: ChatplaneError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message)
+        extra = {"run_id": exc.run_id} if exc.run_id else {}
+        return error_response(exc.status, exc.code, exc.message, extra=extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -49,4 +59,4 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
-        return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+        return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))

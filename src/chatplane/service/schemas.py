@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chatplane.agent import ID_PATTERN
+from chatplane.events import Message as Message
 
 
 class ErrorDetail(BaseModel):
@@ -54,3 +56,111 @@ class HealthResponse(BaseModel):
 class ReadyResponse(BaseModel):
     status: Literal["ready", "unavailable"]
     checks: dict[str, bool] = Field(description="Each dependency and whether it answered.")
+
+
+# --- threads and runs (/v1) ---------------------------------------------------------------------------------------
+Multitask = Literal["reject", "enqueue", "interrupt"]
+Metadata = Annotated[dict[str, Any], Field(description="Your own key/values (at most 16 KB as JSON).")]
+
+
+def _small_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None and len(json.dumps(value)) > 16_384:
+        raise ValueError("metadata is larger than 16 KB")
+    return value
+
+
+class ThreadCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent: str | None = Field(
+        None, description="Agent kind (see GET /agents); default the server's.", examples=["chat"]
+    )
+    title: str | None = Field(None, max_length=200)
+    metadata: Metadata = Field(default_factory=dict)
+
+    _check_metadata = field_validator("metadata")(_small_metadata)
+
+
+class ThreadPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(None, max_length=200)
+    metadata: Metadata | None = None
+
+    _check_metadata = field_validator("metadata")(_small_metadata)
+
+
+class ThreadOut(BaseModel):
+    thread_id: str
+    agent: str
+    title: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    session_id: str | None = Field(None, description="Set for threads created through the seed's /chat.")
+    created_at: float
+    updated_at: float
+
+
+class ThreadList(BaseModel):
+    threads: list[ThreadOut]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next (older) page.")
+
+
+class MessageList(BaseModel):
+    messages: list[Message]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next (newer) page.")
+
+
+class RunCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = Field(min_length=1, description="The user's message.")
+    multitask: Multitask = Field(
+        "reject",
+        description="If the thread is busy: `reject` (409), `enqueue` (run after), `interrupt` (cancel the active).",
+    )
+    background: bool = Field(False, description="Answer 202 at once instead of waiting for the run to finish.")
+    user_id: str | None = Field(None, pattern=ID_PATTERN, description="Recorded with the message; default: you.")
+
+
+class RunError(BaseModel):
+    code: str
+    message: str
+
+
+class RunOut(BaseModel):
+    run_id: str
+    thread_id: str
+    agent: str
+    status: Literal["pending", "running", "waiting", "succeeded", "failed", "cancelled"]
+    multitask: Multitask
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    usage: dict[str, int] = Field(
+        default_factory=dict, description="Tokens: input_tokens, output_tokens, total_tokens."
+    )
+    error: RunError | None = None
+    output: Message | None = Field(None, description="The answer, when the request waited for the run.")
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["approve", "edit", "reject"]
+    edited_action: dict[str, Any] | None = Field(None, description='For `edit`: {"name": tool, "args": {...}}.')
+    message: str | None = Field(None, description="For `reject`: why, told to the model.")
+
+
+class ResumeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decisions: list[Decision] = Field(min_length=1, description="One per pending tool call, in order.")
+
+
+class AgentInfo(BaseModel):
+    name: str
+    description: str
+
+
+class AgentList(BaseModel):
+    agents: list[AgentInfo]

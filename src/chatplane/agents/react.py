@@ -1,0 +1,52 @@
+"""The ReAct agent: the model calls tools in a loop until it can answer (LangChain's ``create_agent``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain.agents import create_agent
+from langchain.agents.middleware import AgentMiddleware
+from langchain_core.language_models import BaseChatModel
+from langchain_core.tools import BaseTool
+from langgraph.types import Checkpointer
+
+from chatplane.agents.embedded import EmbeddedToolCallMiddleware, needs_forced_tool_calls
+from chatplane.agents.guards import guard_middleware
+from chatplane.config import Settings
+
+DESCRIPTION = "An assistant that uses tools (calculator, clock, documents, web, MCP servers) to answer."
+NAME = "react"
+TOOL_PROMPT = (
+    "Use a tool whenever it helps: the calculator for any arithmetic, current_time for dates and times, "
+    "search_docs for questions about the local documents. Base your answer on what the tools return."
+)
+
+
+def agent_middleware(
+    model: BaseChatModel, settings: Settings, name: str, middleware: Sequence[AgentMiddleware[Any, Any, Any]]
+) -> list[AgentMiddleware[Any, Any, Any]]:
+    """The guards, with the embedded model's tool-call forcing and the caller's ``middleware`` inside them."""
+    own: list[AgentMiddleware[Any, Any, Any]] = []
+    if needs_forced_tool_calls(settings):
+        own.append(EmbeddedToolCallMiddleware(model, name))
+    return guard_middleware(settings, extra=[*own, *middleware])
+
+
+def build_react(
+    model: BaseChatModel,
+    *,
+    settings: Settings,
+    checkpointer: Checkpointer = None,
+    tools: Sequence[BaseTool] = (),
+    middleware: Sequence[AgentMiddleware[Any, Any, Any]] = (),
+) -> Any:
+    """Compile the ReAct graph over ``tools`` (usually what ``chatplane.tools.open_tools`` gives)."""
+    return create_agent(
+        model,
+        tools=list(tools),
+        system_prompt=f"{settings.system_prompt}\n\n{TOOL_PROMPT}" if tools else settings.system_prompt,
+        middleware=agent_middleware(model, settings, NAME, middleware),
+        checkpointer=checkpointer,
+        name=NAME,
+    )

@@ -1,0 +1,52 @@
+"""Runs: ``/v1/runs/{run_id}`` — status, re-attach to the stream, cancel, resume after approval."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from chatplane.service.deps import AgentDep, CurrentUser, SettingsDep
+from chatplane.service.routes.threads import _ERRORS, run_out
+from chatplane.service.schemas import ResumeRequest, RunOut
+from chatplane.service.streaming import parse_last_event_id, run_event_stream
+
+router = APIRouter(prefix="/v1/runs", tags=["runs"])
+
+
+@router.get("/{run_id}", response_model=RunOut, responses=_ERRORS)
+async def get_run(run_id: str, agent: AgentDep, user: CurrentUser) -> RunOut:
+    return run_out(await agent.runs.runs.get(run_id, user.id))
+
+
+@router.get(
+    "/{run_id}/stream",
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Run events (SSE)"}, **_ERRORS},
+)
+async def stream_run(
+    run_id: str,
+    agent: AgentDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[int | None, Query(ge=0, description="Replay events after this id (or Last-Event-ID).")] = None,
+) -> Response:
+    """Re-attach: the events after ``Last-Event-ID`` (or ``after``), then live ones until the run ends."""
+    run = await agent.runs.runs.get(run_id, user.id)
+    start = after if after is not None else parse_last_event_id(last_event_id)
+    return run_event_stream(agent, run, start, settings.sse_ping_s)
+
+
+@router.post("/{run_id}/cancel", response_model=RunOut, responses=_ERRORS)
+async def cancel_run(run_id: str, agent: AgentDep, user: CurrentUser) -> RunOut:
+    """Stop the run now. What the model had generated is kept in the thread, marked ``cancelled``."""
+    run = await agent.runs.runs.get(run_id, user.id)
+    return run_out(await agent.runs.cancel(run))
+
+
+@router.post("/{run_id}/resume", response_model=RunOut, status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
+async def resume_run(run_id: str, body: ResumeRequest, agent: AgentDep, user: CurrentUser) -> RunOut:
+    """Answer a run waiting for approval: one decision (approve / edit / reject) per pending tool call."""
+    run = await agent.runs.runs.get(run_id, user.id)
+    decisions = [d.model_dump(exclude_none=True) for d in body.decisions]
+    return run_out(await agent.runs.resume(run, decisions))

@@ -1,0 +1,170 @@
+"""Threads: ``/v1/threads`` — create, list, read, rename, delete, read messages; start runs on them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from chatplane.agent import check_message
+from chatplane.agents import AGENTS
+from chatplane.errors import InvalidInputError, error_from_code
+from chatplane.events import message_to_wire
+from chatplane.runs import Run
+from chatplane.service.deps import AgentDep, CurrentUser, SettingsDep
+from chatplane.service.schemas import (
+    ErrorBody,
+    Message,
+    MessageList,
+    RunCreate,
+    RunError,
+    RunOut,
+    ThreadCreate,
+    ThreadList,
+    ThreadOut,
+    ThreadPatch,
+)
+from chatplane.service.streaming import run_event_stream
+from chatplane.threads import Thread
+
+router = APIRouter(prefix="/v1/threads", tags=["threads"])
+_ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (404, 409, 422, 502, 503, 504)}
+
+
+def thread_out(thread: Thread) -> ThreadOut:
+    return ThreadOut(
+        thread_id=thread.thread_id,
+        agent=thread.agent,
+        title=thread.title,
+        metadata=thread.metadata,
+        session_id=thread.session_id,
+        created_at=thread.created_at,
+        updated_at=thread.updated_at,
+    )
+
+
+def run_out(run: Run, output: Message | None = None) -> RunOut:
+    error = None
+    if run.error_code:
+        error = RunError(code=run.error_code, message=error_from_code(run.error_code).message)
+    return RunOut(
+        run_id=run.run_id,
+        thread_id=run.thread_id,
+        agent=run.agent,
+        status=run.status,
+        multitask=run.multitask,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        usage=run.usage,
+        error=error,
+        output=output,
+    )
+
+
+@router.post("", response_model=ThreadOut, status_code=status.HTTP_201_CREATED, responses=_ERRORS)
+async def create_thread(body: ThreadCreate, agent: AgentDep, user: CurrentUser, settings: SettingsDep) -> ThreadOut:
+    kind = body.agent or settings.default_agent
+    if kind not in AGENTS:
+        raise InvalidInputError(f"Unknown agent {kind!r}; known: {', '.join(AGENTS)}.")
+    thread = await agent.threads.create(user.id, kind, title=body.title, metadata=body.metadata)
+    return thread_out(thread)
+
+
+@router.get("", response_model=ThreadList)
+async def list_threads(
+    agent: AgentDep,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> ThreadList:
+    """Your threads, newest first."""
+    threads, next_cursor = await agent.threads.list(user.id, limit=limit, cursor=cursor)
+    return ThreadList(threads=[thread_out(t) for t in threads], next_cursor=next_cursor)
+
+
+@router.get("/{thread_id}", response_model=ThreadOut, responses=_ERRORS)
+async def get_thread(thread_id: str, agent: AgentDep, user: CurrentUser) -> ThreadOut:
+    return thread_out(await agent.threads.get(thread_id, user.id))
+
+
+@router.patch("/{thread_id}", response_model=ThreadOut, responses=_ERRORS)
+async def update_thread(thread_id: str, body: ThreadPatch, agent: AgentDep, user: CurrentUser) -> ThreadOut:
+    return thread_out(await agent.threads.update(thread_id, user.id, title=body.title, metadata=body.metadata))
+
+
+@router.delete("/{thread_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
+async def delete_thread(thread_id: str, agent: AgentDep, user: CurrentUser) -> Response:
+    """Delete the thread with its messages and runs (active runs are cancelled first)."""
+    await agent.threads.get(thread_id, user.id)
+    await agent.delete_thread(thread_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{thread_id}/messages", response_model=MessageList, responses=_ERRORS)
+async def list_messages(
+    thread_id: str,
+    agent: AgentDep,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}$")] = None,
+) -> MessageList:
+    """The thread's messages, oldest first, ``limit`` at a time."""
+    thread = await agent.threads.get(thread_id, user.id)
+    messages = await agent.athread_messages(thread)
+    start = int(cursor or 0)
+    page = messages[start : start + limit]
+    next_cursor = str(start + limit) if start + limit < len(messages) else None
+    return MessageList(messages=[message_to_wire(m) for m in page], next_cursor=next_cursor)
+
+
+@router.get("/{thread_id}/runs", response_model=list[RunOut], responses=_ERRORS)
+async def list_runs(thread_id: str, agent: AgentDep, user: CurrentUser) -> list[RunOut]:
+    """The thread's latest runs, newest first."""
+    await agent.threads.get(thread_id, user.id)
+    return [run_out(r) for r in await agent.runs.runs.list_for_thread(thread_id)]
+
+
+async def _submit(thread_id: str, body: RunCreate, agent: AgentDep, user: CurrentUser, settings: SettingsDep) -> Run:
+    thread = await agent.threads.get(thread_id, user.id)
+    check_message(body.message, settings.max_message_chars)
+    return await agent.runs.submit(thread, body.message, user_id=body.user_id or user.id, multitask=body.multitask)
+
+
+@router.post(
+    "/{thread_id}/runs",
+    response_model=RunOut,
+    responses={202: {"model": RunOut, "description": "Accepted (background: true)"}, **_ERRORS},
+)
+async def create_run(
+    thread_id: str, body: RunCreate, agent: AgentDep, user: CurrentUser, settings: SettingsDep, response: Response
+) -> RunOut:
+    """Send a message. Waits for the answer, or with ``background: true`` answers 202 at once."""
+    run = await _submit(thread_id, body, agent, user, settings)
+    if body.background:
+        response.status_code = status.HTTP_202_ACCEPTED
+        return run_out(run)
+    last, answer = await agent.runs.outcome(run.run_id)
+    run = await agent.runs.runs.get(run.run_id, user.id)
+    if run.status == "failed" and run.error_code:
+        error = error_from_code(run.error_code)
+        error.run_id = run.run_id
+        raise error
+    return run_out(run, Message(**answer) if answer else None)
+
+
+@router.post(
+    "/{thread_id}/runs/stream",
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Run events (SSE)"}, **_ERRORS},
+)
+async def create_run_stream(
+    thread_id: str,
+    body: RunCreate,
+    agent: AgentDep,
+    user: CurrentUser,
+    settings: SettingsDep,
+) -> Response:
+    """Send a message and stream the run's events. Disconnecting does not stop the run: re-attach with
+    ``GET /v1/runs/{run_id}/stream`` and ``Last-Event-ID``."""
+    run = await _submit(thread_id, body, agent, user, settings)
+    return run_event_stream(agent, run, 0, settings.sse_ping_s)

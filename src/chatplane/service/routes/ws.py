@@ -1,0 +1,124 @@
+"""``/v1/threads/{thread_id}/ws``: a WebSocket per thread — send messages, receive run events, cancel, resume.
+
+Client frames::
+
+    {"type": "message", "message": "...", "multitask": "reject|enqueue|interrupt"}
+    {"type": "cancel", "run_id": "..."}
+    {"type": "resume", "run_id": "...", "decisions": [{"type": "approve"}]}
+    {"type": "attach", "run_id": "...", "after": 0}
+
+Server frames: ``{"type": "accepted", "run": Run}``, ``{"type": "event", "event": RunEvent}`` (the same events as
+SSE), ``{"type": "run", "run": Run}`` (after cancel/resume), ``{"type": "error", "error": {"code", "message"}}``.
+Closing the socket stops the streaming, not the runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+
+from chatplane.agent import check_message
+from chatplane.errors import ChatplaneError, InvalidInputError
+from chatplane.runs import Run
+from chatplane.service.deps import AgentDep, CurrentUser, SettingsDep
+from chatplane.service.routes.threads import run_out
+from chatplane.service.schemas import Multitask, ResumeRequest, RunCreate
+
+router = APIRouter(tags=["threads"])
+
+
+class _Socket:
+    """Serialises sends from the reader and the per-run forwarders."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self.websocket = websocket
+        self._lock = asyncio.Lock()
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        async with self._lock:
+            await self.websocket.send_json(frame)
+
+    async def error(self, exc: ChatplaneError) -> None:
+        await self.send({"type": "error", "error": {"code": exc.code, "message": exc.message}})
+
+
+@router.websocket("/v1/threads/{thread_id}/ws")
+async def thread_socket(
+    websocket: WebSocket, thread_id: str, agent: AgentDep, user: CurrentUser, settings: SettingsDep
+) -> None:
+    await websocket.accept()
+    socket = _Socket(websocket)
+    try:
+        thread = await agent.threads.get(thread_id, user.id)
+    except ChatplaneError as exc:
+        await socket.error(exc)
+        await websocket.close(code=4404 if exc.status == 404 else 1011)
+        return
+    forwarders: set[asyncio.Task[None]] = set()
+
+    async def forward(run: Run, after: int = 0) -> None:
+        async for event in agent.runs.subscribe(run.run_id, after):
+            await socket.send({"type": "event", "event": event.model_dump(mode="json")})
+
+    def follow(run: Run, after: int = 0) -> None:
+        task = asyncio.create_task(forward(run, after))
+        forwarders.add(task)
+        task.add_done_callback(forwarders.discard)
+
+    try:
+        while True:
+            frame = await websocket.receive_json()
+            try:
+                kind = frame.get("type") if isinstance(frame, dict) else None
+                if kind == "message":
+                    body = RunCreate(message=frame.get("message", ""), multitask=_multitask(frame))
+                    check_message(body.message, settings.max_message_chars)
+                    run = await agent.runs.submit(thread, body.message, user_id=user.id, multitask=body.multitask)
+                    await socket.send({"type": "accepted", "run": run_out(run).model_dump(mode="json")})
+                    follow(run)
+                elif kind in ("cancel", "resume", "attach"):
+                    run = await agent.runs.runs.get(str(frame.get("run_id", "")), user.id)
+                    if run.thread_id != thread.thread_id:
+                        raise InvalidInputError("That run belongs to another thread.")
+                    if kind == "cancel":
+                        run = await agent.runs.cancel(run)
+                        await socket.send({"type": "run", "run": run_out(run).model_dump(mode="json")})
+                    elif kind == "resume":
+                        decisions = ResumeRequest(decisions=frame.get("decisions", [])).decisions
+                        run = await agent.runs.resume(run, [d.model_dump(exclude_none=True) for d in decisions])
+                        await socket.send({"type": "run", "run": run_out(run).model_dump(mode="json")})
+                        follow(run, _after(frame))
+                    else:
+                        follow(run, _after(frame))
+                else:
+                    raise InvalidInputError("Unknown frame type: use message, cancel, resume or attach.")
+            except ValidationError as exc:
+                first = exc.errors()[0] if exc.errors() else {"msg": "invalid frame"}
+                await socket.error(InvalidInputError(f"Invalid frame: {first.get('msg', 'invalid')}."))
+            except ChatplaneError as exc:
+                await socket.error(exc)
+    except WebSocketDisconnect:
+        pass
+    except ValueError:  # not JSON
+        with contextlib.suppress(Exception):
+            await socket.error(InvalidInputError("Frames must be JSON objects."))
+            await websocket.close(code=1003)
+    finally:
+        for task in forwarders:
+            task.cancel()
+
+
+def _multitask(frame: dict[str, Any]) -> Multitask:
+    value = frame.get("multitask", "reject")
+    if value not in ("reject", "enqueue", "interrupt"):
+        raise InvalidInputError("multitask must be reject, enqueue or interrupt.")
+    return value  # type: ignore[no-any-return]
+
+
+def _after(frame: dict[str, Any]) -> int:
+    value = frame.get("after", 0)
+    return value if isinstance(value, int) and value >= 0 else 0

@@ -1,0 +1,104 @@
+"""``search_docs``: find the passages of a local folder of ``.txt`` / ``.md`` documents that best match a query.
+
+Scoring is plain term overlap (distinct query words present, then total occurrences), which is enough for a
+folder of notes and needs no index. Safety: only regular files whose real path lies inside the folder are read
+(a symlink pointing elsewhere is skipped), each at most ``MAX_FILE_BYTES``, at most ``MAX_FILES`` of them, and
+all file reading happens in a worker thread so the event loop never waits on the disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from langchain_core.tools import BaseTool, ToolException, tool
+
+SUFFIXES = (".txt", ".md")
+MAX_FILES = 2000
+MAX_FILE_BYTES = 1_000_000
+MAX_RESULTS = 5
+SNIPPET_CHARS = 600
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_STOPWORDS = frozenset(
+    "a an and are as at be by do does for from how i in is it of on or the this to what when where which who why "
+    "with about can you me my".split()
+)
+
+
+@dataclass(frozen=True)
+class Hit:
+    file: str
+    snippet: str
+    score: tuple[int, int]
+
+
+def terms(text: str) -> list[str]:
+    """The words of ``text`` worth matching: lower-cased, without stop words and single letters."""
+    return [w for w in (m.group().lower() for m in _WORD.finditer(text)) if len(w) > 1 and w not in _STOPWORDS]
+
+
+def document_files(root: Path) -> list[Path]:
+    """The documents under ``root``: regular .txt/.md files whose resolved path stays inside ``root``."""
+    files: list[Path] = []
+    for path in sorted(root.rglob("*")):
+        if len(files) >= MAX_FILES:
+            break
+        if path.suffix.lower() not in SUFFIXES:
+            continue
+        real = path.resolve()
+        if not real.is_relative_to(root) or not real.is_file():
+            continue  # a symlink (or a symlinked folder) that leads out of the folder
+        if real.stat().st_size > MAX_FILE_BYTES:
+            continue
+        files.append(path)
+    return files
+
+
+def passages(text: str) -> list[str]:
+    """Paragraphs, with long ones cut into windows of about ``SNIPPET_CHARS``."""
+    out: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        paragraph = " ".join(paragraph.split())
+        while paragraph:
+            out.append(paragraph[:SNIPPET_CHARS])
+            paragraph = paragraph[SNIPPET_CHARS:]
+    return out
+
+
+def search(folder: Path, query: str, max_results: int = 3) -> list[Hit]:
+    """Blocking: the best passages for ``query`` in the documents under ``folder`` (best first)."""
+    root = folder.expanduser().resolve()
+    if not root.is_dir():
+        raise ToolException("There is no document folder to search (it does not exist yet).")
+    wanted = set(terms(query))
+    if not wanted:
+        return []
+    hits: list[Hit] = []
+    for path in document_files(root):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for passage in passages(text):
+            words = terms(passage)
+            present = wanted.intersection(words)
+            if present:
+                occurrences = sum(1 for w in words if w in wanted)
+                hits.append(Hit(path.relative_to(root).as_posix(), passage, (len(present), occurrences)))
+    hits.sort(key=lambda h: h.score, reverse=True)
+    return hits[:max_results]
+
+
+def make_search_docs(docs_dir: str | Path) -> BaseTool:
+    """The ``search_docs`` tool over ``docs_dir`` (read at each call, so new documents are found at once)."""
+    folder = Path(docs_dir)
+
+    @tool("search_docs")
+    async def search_docs(query: str, max_results: int = 3) -> str:
+        """Search the local documents for passages about `query`; returns the best passages with their file names."""
+        limit = max(1, min(max_results, MAX_RESULTS))
+        hits = await asyncio.to_thread(search, folder, query, limit)
+        if not hits:
+            return f"No document matches {query[:80]!r}."
+        return "\n\n".join(f"[{hit.file}]\n{hit.snippet}" for hit in hits)
+
+    return search_docs

@@ -1,0 +1,121 @@
+"""RunManager directly: human-in-the-loop approval, cancel of queued and waiting runs, event log replay."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from langchain.agents import create_agent
+from langchain.agents.middleware import HumanInTheLoopMiddleware
+from langchain_core.messages import AIMessage
+from langchain_core.tools import tool
+
+from chatplane.fake_model import ScriptedChatModel
+from chatplane.runs import RunManager, RunStore
+from chatplane.runs.eventlog import MemoryEventLog
+from chatplane.storage import open_storage
+from chatplane.threads import ThreadStore
+from tests.conftest import make_settings
+
+deleted: list[str] = []
+
+
+@tool
+def delete_file(path: str) -> str:
+    """Delete a file."""
+    deleted.append(path)
+    return f"deleted {path}"
+
+
+def _scripted() -> ScriptedChatModel:
+    call = AIMessage(content="", tool_calls=[{"name": "delete_file", "args": {"path": "report.txt"}, "id": "call-1"}])
+    return ScriptedChatModel(replies=[call, "All done."])
+
+
+@pytest.fixture
+async def manager(storage_url: str) -> AsyncIterator[RunManager]:
+    settings = make_settings(storage_url=storage_url)
+    async with open_storage(settings) as storage:
+        graph = create_agent(
+            _scripted(),
+            tools=[delete_file],
+            middleware=[HumanInTheLoopMiddleware(interrupt_on={"delete_file": True})],
+            checkpointer=storage.checkpointer,
+            name="chat",
+        )
+        runs = RunManager(
+            graphs={"chat": graph}, runs=RunStore(storage.db), threads=ThreadStore(storage.db), settings=settings
+        )
+        yield runs
+        await runs.aclose()
+
+
+async def _events(manager: RunManager, run_id: str, after: int = 0) -> list:
+    return [e async for e in manager.subscribe(run_id, after)]
+
+
+async def test_sensitive_tool_waits_for_approval_then_runs(manager: RunManager) -> None:
+    deleted.clear()
+    thread = await manager.threads.create("alice", "chat")
+    run = await manager.submit(thread, "clean up", user_id="alice", multitask="reject")
+    first = await _events(manager, run.run_id)
+    assert first[-1].type == "interrupt"
+    request = first[-1].data["requests"][0]["value"]
+    assert request["action_requests"][0]["name"] == "delete_file"
+    assert (await manager.runs.get(run.run_id, "alice")).status == "waiting"
+    assert deleted == []
+
+    await manager.resume(await manager.runs.get(run.run_id, "alice"), [{"type": "approve"}])
+    rest = await _events(manager, run.run_id, after=first[-1].id)
+    assert rest[-1].type == "run_completed"
+    assert [e.id for e in first + rest] == list(range(1, len(first) + len(rest) + 1))
+    assert deleted == ["report.txt"]
+    assert any(e.type == "tool_result" and e.data["content"] == "deleted report.txt" for e in rest)
+    assert (await manager.runs.get(run.run_id, "alice")).status == "succeeded"
+
+
+async def test_rejected_tool_call_is_not_run(manager: RunManager) -> None:
+    deleted.clear()
+    thread = await manager.threads.create("alice", "chat")
+    run = await manager.submit(thread, "clean up", user_id="alice", multitask="reject")
+    await manager.wait(run.run_id)
+    await manager.resume(run, [{"type": "reject", "message": "keep it"}])
+    await manager.wait(run.run_id)
+    events = await _events(manager, run.run_id)
+    assert events[-1].type == "run_completed"
+    assert deleted == []
+
+
+async def test_waiting_run_can_be_cancelled_and_blocks_reject(manager: RunManager) -> None:
+    from chatplane.errors import ThreadBusyError
+
+    thread = await manager.threads.create("alice", "chat")
+    run = await manager.submit(thread, "clean up", user_id="alice", multitask="reject")
+    await manager.wait(run.run_id)
+    with pytest.raises(ThreadBusyError):
+        await manager.submit(thread, "another", user_id="alice", multitask="reject")
+    cancelled = await manager.cancel(run)
+    assert cancelled.status == "cancelled"
+    assert (await _events(manager, run.run_id))[-1].type == "run_cancelled"
+
+
+async def test_event_log_replays_after_an_id_and_follows_live() -> None:
+    log = MemoryEventLog()
+    await log.append("r", "run_started")
+    await log.append("r", "token", {"text": "a"})
+    replay = log.subscribe("r", after=1)
+    first = await anext(replay)
+    assert (first.id, first.type) == (2, "token")
+    await log.append("r", "run_completed")
+    assert (await anext(replay)).type == "run_completed"
+    with pytest.raises(StopAsyncIteration):
+        await anext(replay)
+
+
+async def test_event_log_forgets_old_finished_runs_only() -> None:
+    log = MemoryEventLog(max_runs=2)
+    await log.append("live", "run_started")
+    for name in ("a", "b", "c"):
+        await log.append(name, "run_completed")
+    assert log.known("live")
+    assert not log.known("a")
