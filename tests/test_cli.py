@@ -38,7 +38,7 @@ def test_chat_in_process_streams_and_keeps_history(tmp_path) -> None:
 
 def test_chat_against_a_server(server_factory, tmp_path) -> None:
     server = server_factory({"CHATPLANE_MODEL": "fake:echo", "CHATPLANE_STORAGE_URL": "memory://"})
-    child = _spawn(["chat", "--url", server.url, "--session", "remote1"], tmp_path)
+    child = _spawn(["chat", "--url", server.url], tmp_path)
     child.expect("you ›")
     child.sendline("over http")
     child.expect("echo: over http")
@@ -50,6 +50,15 @@ def test_chat_against_a_server(server_factory, tmp_path) -> None:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_chat_against_a_server_with_an_unknown_thread(server_factory, tmp_path) -> None:
+    server = server_factory({"CHATPLANE_MODEL": "fake:echo", "CHATPLANE_STORAGE_URL": "memory://"})
+    child = _spawn(["chat", "--url", server.url, "--session", "no-such-thread"], tmp_path)
+    child.expect("No such thread")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 2
 
 
 def test_chat_reports_model_errors_without_a_traceback(tmp_path) -> None:

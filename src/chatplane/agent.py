@@ -40,13 +40,12 @@ from chatplane.events import RunEvent
 from chatplane.failures import as_chatplane_error
 from chatplane.llm import ModelHandle, open_chat_model
 from chatplane.runs import Run, RunManager, RunStore
+from chatplane.schemas import ID_PATTERN
 from chatplane.storage import Storage, open_storage
 from chatplane.threads import Thread, ThreadStore
 
 log = logging.getLogger(__name__)
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
-"""What user and session ids may look like: printable, no spaces or control characters, at most 128 long."""
 _ID_RE = re.compile(ID_PATTERN)
 T = TypeVar("T")
 

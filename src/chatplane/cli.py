@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from typing import Annotated, Any, Protocol
 import typer
 from rich.console import Console
 
+from chatplane.client.errors import ChatplaneClientError
 from chatplane.config import Settings
 from chatplane.errors import ChatplaneError
 
@@ -64,6 +64,7 @@ def serve(
 class _Conversation(Protocol):
     session: str
 
+    def new(self) -> None: ...
     def stream(self, message: str) -> Iterator[str]: ...
     def history(self) -> list[tuple[str, str]]: ...
     def reset(self) -> None: ...
@@ -80,6 +81,9 @@ class _LocalConversation:
         self.agent = ProductionAgent(settings=settings)
         self.agent.__enter__()
 
+    def new(self) -> None:
+        self.session = f"cli-{secrets.token_hex(4)}"
+
     def stream(self, message: str) -> Iterator[str]:
         return self.agent.stream_chat(self.user, message, self.session)
 
@@ -94,55 +98,41 @@ class _LocalConversation:
 
 
 class _RemoteConversation:
-    """Chat with a running chatplane server over HTTP (SSE for the answer)."""
+    """Chat with a running chatplane server through the SDK: the session is a thread, answers stream over SSE."""
 
-    def __init__(self, url: str, user: str, session: str) -> None:
-        import httpx
+    def __init__(self, url: str, api_key: str | None, session: str | None) -> None:
+        from chatplane.client import Client
 
-        self.user, self.session = user, session
-        self.http = httpx.Client(base_url=url.rstrip("/"), timeout=httpx.Timeout(10.0, read=300.0))
+        self.client = Client(url, api_key)
+        try:
+            self.session = self.client.get_thread(session).thread_id if session else self._new_thread()
+        except Exception:
+            self.client.close()
+            raise
 
-    def _check(self, response: Any) -> None:
-        if response.status_code >= 400:
-            try:
-                error = response.json()["error"]
-                code, message = error["code"], error["message"]
-            except (ValueError, KeyError, TypeError):
-                code, message = "http_error", f"HTTP {response.status_code}"
-            exc = ChatplaneError(message)
-            exc.code = code
-            raise exc
+    def _new_thread(self) -> str:
+        return self.client.create_thread(title="chatplane chat").thread_id
+
+    def new(self) -> None:
+        self.session = self._new_thread()
 
     def stream(self, message: str) -> Iterator[str]:
-        from httpx_sse import connect_sse
-
-        body = {"user_id": self.user, "message": message, "session_id": self.session}
-        with connect_sse(self.http, "POST", "/chat/stream", json=body) as source:
-            if source.response.status_code >= 400:
-                source.response.read()
-                self._check(source.response)
-            for event in source.iter_sse():
-                data = json.loads(event.data) if event.data else {}
-                if event.event == "token":
-                    yield data["text"]
-                elif event.event == "error":
-                    raise ChatplaneError(data["error"]["message"])
+        for event in self.client.stream(self.session, message, multitask="enqueue"):
+            if event.type == "token":
+                yield str(event.data["text"])
+            elif event.type == "run_failed":
+                raise ChatplaneError(event.data["error"]["message"])
 
     def history(self) -> list[tuple[str, str]]:
-        response = self.http.get(f"/history/{self.session}")
-        if response.status_code == 404:
-            return []
-        self._check(response)
-        texts = response.json()["messages"]
-        return [("human" if i % 2 == 0 else "ai", t) for i, t in enumerate(texts)]
+        roles = {"user": "human", "assistant": "ai"}
+        return [(roles.get(m.role, m.role), m.content) for m in self.client.messages(self.session, limit=500).messages]
 
     def reset(self) -> None:
-        response = self.http.post("/reset", params={"session_id": self.session})
-        if response.status_code != 404:
-            self._check(response)
+        self.client.delete_thread(self.session)
+        self.session = self._new_thread()
 
     def close(self) -> None:
-        self.http.close()
+        self.client.close()
 
 
 CHAT_HELP = "Commands: /new (new session), /history, /reset, /help, /quit. Ctrl-D quits too."
@@ -155,22 +145,28 @@ def chat(
         typer.Option("--url", help="A chatplane server to talk to; default: run the agent in-process."),
     ] = None,
     user: Annotated[str, typer.Option("--user", "-u", help="Your user id.")] = "cli",
-    session: Annotated[str | None, typer.Option("--session", "-s", help="Session to continue.")] = None,
+    session: Annotated[
+        str | None, typer.Option("--session", "-s", help="Session (in-process) or thread id (--url) to continue.")
+    ] = None,
+    api_key: Annotated[str | None, typer.Option("--key", envvar="CHATPLANE_API_KEY", help="API key for --url.")] = None,
     model: ModelOpt = None,
     storage: StorageOpt = None,
 ) -> None:
     """Chat in the terminal; answers stream as they are generated."""
-    session = session or f"cli-{secrets.token_hex(4)}"
     conversation: _Conversation
     if url:
-        conversation = _RemoteConversation(url, user, session)
+        try:
+            conversation = _RemoteConversation(url, api_key, session)
+        except ChatplaneClientError as exc:
+            err_console.print(f"[red]{_friendly(exc)}[/red]")
+            raise typer.Exit(2) from None
         where = url
     else:
         settings = _settings(model=model, storage_url=storage, log_level="warning")
         logging.basicConfig(level=logging.WARNING)
         with console.status(f"Starting {settings.model} ..."):
             try:
-                conversation = _LocalConversation(settings, user, session)
+                conversation = _LocalConversation(settings, user, session or f"cli-{secrets.token_hex(4)}")
             except ChatplaneError as exc:
                 err_console.print(f"[red]{exc.message}[/red]")
                 raise typer.Exit(2) from None
@@ -200,9 +196,9 @@ def _repl(conversation: _Conversation) -> None:
             for text in conversation.stream(line):
                 console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
             console.print()
-        except ChatplaneError as exc:
+        except (ChatplaneError, ChatplaneClientError) as exc:
             console.print()
-            err_console.print(f"[red]{exc.message}[/red]")
+            err_console.print(f"[red]{_friendly(exc)}[/red]")
         except KeyboardInterrupt:
             console.print("\n[dim](interrupted)[/dim]")
 
@@ -214,7 +210,7 @@ def _command(conversation: _Conversation, line: str) -> bool:
         if name in ("/quit", "/exit", "/q"):
             return True
         if name == "/new":
-            conversation.session = f"cli-{secrets.token_hex(4)}"
+            conversation.new()
             console.print(f"[dim]new session {conversation.session}[/dim]")
         elif name == "/history":
             for role, text in conversation.history():
@@ -226,9 +222,15 @@ def _command(conversation: _Conversation, line: str) -> bool:
             console.print("[dim]session cleared[/dim]")
         else:
             console.print(f"[dim]{CHAT_HELP}[/dim]")
-    except ChatplaneError as exc:
-        err_console.print(f"[red]{exc.message}[/red]")
+    except (ChatplaneError, ChatplaneClientError) as exc:
+        err_console.print(f"[red]{_friendly(exc)}[/red]")
     return False
+
+
+def _friendly(exc: Exception) -> str:
+    """The message to show for an error: the server's safe message, never a traceback."""
+    message = getattr(exc, "message", None)
+    return str(message) if message else str(exc)
 
 
 def main() -> None:

@@ -7,7 +7,8 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
 
-from chatplane.events import EventType, message_to_wire
+from chatplane.events import EventType
+from chatplane.messages import message_to_wire
 
 Emitted = list[tuple[EventType, dict[str, Any]]]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from chatplane.agents import AGENTS
-from chatplane.service.schemas import AgentInfo, AgentList
+from chatplane.schemas import AgentInfo, AgentList
 
 router = APIRouter(tags=["agents"])
 

@@ -9,11 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from chatplane.agent import ID_PATTERN, check_message, default_session_id
+from chatplane.agent import check_message, default_session_id
 from chatplane.errors import ChatplaneError
+from chatplane.schemas import ID_PATTERN, ChatRequest, ChatResponse, ErrorBody, HistoryResponse, ResetResponse
 from chatplane.service.auth import session_thread_id
 from chatplane.service.deps import AgentDep, CurrentUser, SettingsDep
-from chatplane.service.schemas import ChatRequest, ChatResponse, ErrorBody, HistoryResponse, ResetResponse
 
 router = APIRouter(tags=["chat"])
 

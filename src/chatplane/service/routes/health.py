@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from chatplane.schemas import HealthResponse, ReadyResponse
 from chatplane.service.deps import AgentDep
-from chatplane.service.schemas import HealthResponse, ReadyResponse
 
 router = APIRouter(tags=["health"])
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
+from chatplane.schemas import ResumeRequest, RunOut
 from chatplane.service.deps import AgentDep, CurrentUser, SettingsDep
 from chatplane.service.routes.threads import _ERRORS, run_out
-from chatplane.service.schemas import ResumeRequest, RunOut
 from chatplane.service.streaming import parse_last_event_id, run_event_stream
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])

@@ -9,10 +9,9 @@ from fastapi import APIRouter, Query, Response, status
 from chatplane.agent import check_message
 from chatplane.agents import AGENTS
 from chatplane.errors import InvalidInputError, error_from_code
-from chatplane.events import message_to_wire
+from chatplane.messages import message_to_wire
 from chatplane.runs import Run
-from chatplane.service.deps import AgentDep, CurrentUser, SettingsDep
-from chatplane.service.schemas import (
+from chatplane.schemas import (
     ErrorBody,
     Message,
     MessageList,
@@ -24,6 +23,7 @@ from chatplane.service.schemas import (
     ThreadOut,
     ThreadPatch,
 )
+from chatplane.service.deps import AgentDep, CurrentUser, SettingsDep
 from chatplane.service.streaming import run_event_stream
 from chatplane.threads import Thread
 

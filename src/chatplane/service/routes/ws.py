@@ -24,9 +24,9 @@ from pydantic import ValidationError
 from chatplane.agent import check_message
 from chatplane.errors import ChatplaneError, InvalidInputError
 from chatplane.runs import Run
+from chatplane.schemas import Multitask, ResumeRequest, RunCreate
 from chatplane.service.deps import AgentDep, CurrentUser, SettingsDep
 from chatplane.service.routes.threads import run_out
-from chatplane.service.schemas import Multitask, ResumeRequest, RunCreate
 
 router = APIRouter(tags=["threads"])
 

@@ -1,4 +1,4 @@
-"""Request and response bodies, shared by the service and the Python client."""
+"""Request and response bodies, shared by the service and the Python client (pydantic only: no server imports)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from chatplane.agent import ID_PATTERN
 from chatplane.events import Message as Message
+from chatplane.events import RunEvent as RunEvent
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+"""What user and session ids may look like: printable, no spaces or control characters, at most 128 long."""
 
 
 class ErrorDetail(BaseModel):
