@@ -102,6 +102,20 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Longest wait for a database connection before a request gets a 503."
     )
 
+    # --- security -------------------------------------------------------------------------------------------------
+    jwt_secret: SecretStr | None = Field(None, description="Accept HS256 JWTs signed with this secret (>= 32 chars).")
+    jwt_jwks: str | None = Field(None, description="Accept RS/ES JWTs verified by this JWKS (a file path or URL).")
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_user_claim: str = Field("sub", description="The JWT claim that names the user.")
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API from a browser.")
+    rate_limit_per_minute: int = Field(120, ge=0, description="Requests per minute per user/key; 0 = no limit.")
+    tokens_per_day: int = Field(0, ge=0, description="Model tokens per day per user; 0 = no limit.")
+    max_concurrent_runs_per_user: int = Field(8, ge=0, description="Active runs per user at once; 0 = no limit.")
+    redis_url: str | None = Field(
+        None, description="Redis for state shared by several processes (rate limits, signals): redis://host:6379/0"
+    )
+
     # --- the HTTP service --------------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -123,6 +137,30 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite://", "postgresql://", "postgres://", "memory://")):
             raise ValueError("storage_url must start with sqlite://, postgresql:// or memory://")
         return value
+
+
+_WEAK_SECRETS = {"secret", "changeme", "change-me", "password", "postgres", "chatplane", "admin", "test"}
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """What makes these settings unsafe to run in production, each with what to set instead."""
+    problems = []
+    if "*" in settings.cors_origins:
+        problems.append("CHATPLANE_CORS_ORIGINS contains '*': list the exact origins of your web front-ends.")
+    if settings.jwt_secret is not None:
+        secret = settings.jwt_secret.get_secret_value()
+        if len(secret) < 32 or secret.lower() in _WEAK_SECRETS:
+            problems.append("CHATPLANE_JWT_SECRET is a default or short secret: use 32+ random characters.")
+    from urllib.parse import urlsplit
+
+    password = urlsplit(settings.storage_url).password
+    if password is not None and password.lower() in _WEAK_SECRETS:
+        problems.append("CHATPLANE_STORAGE_URL uses a default database password: set a real one.")
+    key = settings.openai_api_key
+    if key is not None and key.get_secret_value().lower() in _WEAK_SECRETS | {"sk-test", "x"}:
+        problems.append("OPENAI_API_KEY is a placeholder: set the real key.")
+    return problems
 
 
 @lru_cache

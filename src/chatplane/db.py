@@ -50,6 +50,15 @@ SCHEMA = [
     )""",
     "CREATE INDEX IF NOT EXISTS chatplane_runs_thread ON chatplane_runs (thread_id, created_at)",
     "CREATE INDEX IF NOT EXISTS chatplane_runs_status ON chatplane_runs (status, lease_until)",
+    "CREATE INDEX IF NOT EXISTS chatplane_runs_owner ON chatplane_runs (owner, status)",
+    """CREATE TABLE IF NOT EXISTS chatplane_api_keys (
+        key_id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        name TEXT,
+        secret_hash TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        revoked_at DOUBLE PRECISION
+    )""",
 ]
 
 

@@ -3,6 +3,9 @@
     ChatplaneError                      code, safe message, HTTP status
     ├── ConfigError                     bad settings; raised at start-up, never per request
     ├── InvalidInputError (422)         a request the caller can fix
+    ├── AuthenticationError (401)       no, wrong or revoked credentials
+    ├── ForbiddenError (403)            authenticated, but not allowed to do that
+    ├── RateLimitedError (429)          too many requests / tokens; ``retry_after`` seconds
     ├── SessionNotFoundError (404)      no such session for this caller
     ├── ThreadNotFoundError (404)       no such thread for this caller (another user's looks the same)
     ├── RunNotFoundError (404)          no such run for this caller
@@ -48,6 +51,28 @@ class InvalidInputError(ChatplaneError):
     code = "invalid_request"
     status = 422
     default_message = "The request is not valid."
+
+
+class AuthenticationError(ChatplaneError):
+    code = "unauthorized"
+    status = 401
+    default_message = "Authentication required: send `Authorization: Bearer <API key>`."
+
+
+class ForbiddenError(ChatplaneError):
+    code = "forbidden"
+    status = 403
+    default_message = "You are not allowed to do that."
+
+
+class RateLimitedError(ChatplaneError):
+    code = "rate_limited"
+    status = 429
+    default_message = "Too many requests; slow down."
+
+    def __init__(self, message: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class SessionNotFoundError(ChatplaneError):

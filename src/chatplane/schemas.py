@@ -122,7 +122,6 @@ class RunCreate(BaseModel):
         description="If the thread is busy: `reject` (409), `enqueue` (run after), `interrupt` (cancel the active).",
     )
     background: bool = Field(False, description="Answer 202 at once instead of waiting for the run to finish.")
-    user_id: str | None = Field(None, pattern=ID_PATTERN, description="Recorded with the message; default: you.")
 
 
 class RunError(BaseModel):

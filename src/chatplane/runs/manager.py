@@ -22,7 +22,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,7 @@ from chatplane.errors import RunStateError, ThreadBusyError
 from chatplane.events import RunEvent
 from chatplane.failures import as_chatplane_error
 from chatplane.runs.eventlog import MemoryEventLog
-from chatplane.runs.store import Multitask, Run, RunStore
+from chatplane.runs.store import Multitask, Run, RunStatus, RunStore
 from chatplane.runs.translate import StreamTranslator
 from chatplane.threads import Thread, ThreadStore
 
@@ -73,6 +73,8 @@ class RunManager:
         self.threads = threads
         self.settings = settings
         self.events = events or MemoryEventLog()
+        self.finish_hooks: list[Callable[[Run], Awaitable[None]]] = []
+        """Called after each run ends (usage accounting, token budgets …); failures are logged, not raised."""
         self._lanes: dict[str, _Lane] = {}
 
     # --- accepting work -------------------------------------------------------------------------------------------
@@ -110,7 +112,7 @@ class RunManager:
         async with lane.lock:
             queued, lane.queue = list(lane.queue), deque()
             for run in queued:
-                await self.runs.finish(run, "cancelled", {})
+                await self._finish(run, "cancelled", {})
                 await self.events.append(run.run_id, "run_cancelled", {"status": "cancelled"})
             active = lane.active
             self._interrupt_active(lane)
@@ -126,7 +128,7 @@ class RunManager:
         async with lane.lock:
             if run.run_id in {r.run_id for r in lane.queue}:
                 lane.queue = deque(r for r in lane.queue if r.run_id != run.run_id)
-                await self.runs.finish(run, "cancelled", {})
+                await self._finish(run, "cancelled", {})
                 await self.events.append(run.run_id, "run_cancelled", {"status": "cancelled"})
             elif lane.active is not None and lane.active.run_id == run.run_id:
                 self._interrupt_active(lane)
@@ -198,7 +200,7 @@ class RunManager:
                         break
                     decision = await lane.resume.get()
                     if decision is _CANCEL:
-                        await self.runs.finish(run, "cancelled", run.usage)
+                        await self._finish(run, "cancelled", run.usage)
                         await self.events.append(run.run_id, "run_cancelled", {"status": "cancelled"})
                         break
                     graph_input = Command(resume=decision)
@@ -233,7 +235,7 @@ class RunManager:
                 requests = [{"id": i.id, "value": i.value} for i in translator.interrupts]
                 await self.events.append(run.run_id, "interrupt", {"requests": requests})
                 return
-            await self.runs.finish(run, "succeeded", translator.usage)
+            await self._finish(run, "succeeded", translator.usage)
             await self.events.append(run.run_id, "run_completed", {"status": "succeeded", "usage": translator.usage})
         except asyncio.CancelledError:
             await asyncio.shield(self._record_cancel(run, graph, config, translator))
@@ -246,9 +248,19 @@ class RunManager:
             except Exception as exc:
                 as_chatplane_error(exc, f"run {run.run_id} (touching its thread)")
 
+    async def _finish(self, run: Run, status: RunStatus, usage: dict[str, int], error_code: str | None = None) -> None:
+        """Record the outcome, then tell the hooks — before the terminal event, so that whoever waited for the
+        run sees its effects (token budgets, usage) in place."""
+        await self.runs.finish(run, status, usage, error_code)
+        for hook in self.finish_hooks:
+            try:
+                await hook(run)
+            except Exception as exc:
+                as_chatplane_error(exc, f"run {run.run_id} (finish hook)")
+
     async def _record_failure(self, run: Run, translator: StreamTranslator, code: str, message: str) -> None:
         with contextlib.suppress(Exception):
-            await self.runs.finish(run, "failed", translator.usage, code)
+            await self._finish(run, "failed", translator.usage, code)
         await self.events.append(
             run.run_id, "run_failed", {"status": "failed", "error": {"code": code, "message": message}}
         )
@@ -268,7 +280,7 @@ class RunManager:
             except Exception as exc:
                 as_chatplane_error(exc, f"run {run.run_id} (keeping the partial answer)")
         with contextlib.suppress(Exception):
-            await self.runs.finish(run, "cancelled", translator.usage)
+            await self._finish(run, "cancelled", translator.usage)
         await self.events.append(run.run_id, "run_cancelled", {"status": "cancelled"})
 
 

@@ -128,5 +128,11 @@ class RunStore:
             (status, dumps(usage), error_code, run.finished_at, run.run_id),
         )
 
+    async def count_active(self, owner: str) -> int:
+        row = await self.db.fetchone(
+            "SELECT count(*) AS n FROM chatplane_runs WHERE owner = %s AND status IN ('pending', 'running')", (owner,)
+        )
+        return int(row["n"]) if row else 0
+
     async def delete_for_thread(self, thread_id: str) -> None:
         await self.db.execute("DELETE FROM chatplane_runs WHERE thread_id = %s", (thread_id,))

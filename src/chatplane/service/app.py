@@ -7,14 +7,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from langchain_core.language_models import BaseChatModel
 
 import chatplane
 from chatplane.agent import ProductionAgent
-from chatplane.config import Settings, get_settings
-from chatplane.errors import ChatplaneError, describe_exception
+from chatplane.config import Settings, get_settings, production_problems
+from chatplane.errors import ChatplaneError, ConfigError, describe_exception
+from chatplane.keys import ApiKeyStore
+from chatplane.service.auth import Authenticator
 from chatplane.service.errors import install_error_handlers
 from chatplane.service.middleware import BodySizeLimit, UnexpectedErrorGuard
+from chatplane.service.ratelimit import RateLimits
 from chatplane.service.routes import agents, chat, health, runs, threads, ws
 
 log = logging.getLogger("chatplane.service")
@@ -28,12 +32,17 @@ def create_app(settings: Settings | None = None, *, model: BaseChatModel | None 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         agent = ProductionAgent(model, settings=settings)
         try:
+            if settings.env == "production" and (problems := production_problems(settings)):
+                raise ConfigError("Refusing to start in production: " + " ".join(problems))
             await agent.start()
+            await _wire_security(app, agent, settings)
         except ChatplaneError as exc:
             log.error("chatplane cannot start: %s", exc.message)
+            await agent.aclose()
             raise
         except Exception as exc:
             log.error("chatplane cannot start: %s", describe_exception(exc))
+            await agent.aclose()
             raise
         try:
             app.state.agent = agent
@@ -50,11 +59,38 @@ def create_app(settings: Settings | None = None, *, model: BaseChatModel | None 
     )
     app.state.settings = settings
     install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Request-ID"],
+            expose_headers=["Retry-After", "X-Request-ID"],
+        )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(UnexpectedErrorGuard)  # outermost: sees whatever nothing else handled
     for module in (chat, threads, runs, ws, agents, health):
         app.include_router(module.router)
     return app
+
+
+async def _wire_security(app: FastAPI, agent: ProductionAgent, settings: Settings) -> None:
+    keys = ApiKeyStore(agent.storage.db)
+    authenticator = Authenticator(settings, keys)
+    if not authenticator.jwt_enabled and not await keys.any_active():
+        if settings.env == "production":
+            raise ConfigError(
+                "Refusing to start in production without authentication: create an API key "
+                "(`chatplane keys create --user NAME`) or set CHATPLANE_JWT_SECRET / CHATPLANE_JWT_JWKS."
+            )
+        if not authenticator.local_user_allowed:
+            log.warning(
+                "No API keys exist and the server is not bound to loopback: every request will be refused "
+                "until you create one with `chatplane keys create --user NAME`."
+            )
+    app.state.authenticator = authenticator
+    app.state.rate_limits = rate_limits = RateLimits(settings, agent.runs.runs)
+    agent.runs.finish_hooks.append(rate_limits.record_run)
 
 
 def app_factory() -> FastAPI:

@@ -9,7 +9,8 @@ from starlette.requests import HTTPConnection
 
 from chatplane.agent import ProductionAgent
 from chatplane.config import Settings
-from chatplane.service.auth import User, current_user
+from chatplane.service.auth import Authenticator, User
+from chatplane.service.ratelimit import RateLimits
 
 
 def get_settings(request: HTTPConnection) -> Settings:
@@ -22,6 +23,27 @@ def get_agent(request: HTTPConnection) -> ProductionAgent:
     return agent
 
 
+def get_rate_limits(request: HTTPConnection) -> RateLimits:
+    limits: RateLimits = request.app.state.rate_limits
+    return limits
+
+
+async def current_user(request: HTTPConnection) -> User:
+    """The authenticated caller, counted against their request rate limit."""
+    authenticator: Authenticator = request.app.state.authenticator
+    user = await authenticator.authenticate(request.headers.get("authorization"))
+    await get_rate_limits(request).check_request(user)
+    request.state.user = user
+    return user
+
+
+async def run_allowed(request: HTTPConnection, user: Annotated[User, Depends(current_user)]) -> User:
+    """The caller, if they may start another run now (token budget, runs at once)."""
+    await get_rate_limits(request).check_new_run(user)
+    return user
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 AgentDep = Annotated[ProductionAgent, Depends(get_agent)]
 CurrentUser = Annotated[User, Depends(current_user)]
+RunAllowedUser = Annotated[User, Depends(run_allowed)]

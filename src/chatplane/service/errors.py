@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from chatplane.errors import ChatplaneError
+from chatplane.errors import AuthenticationError, ChatplaneError, RateLimitedError
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -49,7 +49,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ChatplaneError)
     async def _chatplane_error(request: Request, exc: ChatplaneError) -> JSONResponse:
         extra = {"run_id": exc.run_id} if exc.run_id else {}
-        return error_response(exc.status, exc.code, exc.message, extra=extra)
+        headers = {}
+        if isinstance(exc, RateLimitedError):
+            headers["Retry-After"] = str(exc.retry_after)
+        elif isinstance(exc, AuthenticationError):
+            headers["WWW-Authenticate"] = "Bearer"
+        return error_response(exc.status, exc.code, exc.message, headers=headers, extra=extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -10,21 +10,30 @@ from fastapi import APIRouter, Path, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from chatplane.agent import check_message, default_session_id
-from chatplane.errors import ChatplaneError
+from chatplane.errors import ChatplaneError, ForbiddenError
 from chatplane.schemas import ID_PATTERN, ChatRequest, ChatResponse, ErrorBody, HistoryResponse, ResetResponse
-from chatplane.service.auth import session_thread_id
-from chatplane.service.deps import AgentDep, CurrentUser, SettingsDep
+from chatplane.service.auth import User, session_thread_id
+from chatplane.service.deps import AgentDep, CurrentUser, RunAllowedUser, SettingsDep
 
 router = APIRouter(tags=["chat"])
 
 SessionPath = Annotated[str, Path(pattern=ID_PATTERN, description="The session's id.")]
 SessionQuery = Annotated[str, Query(pattern=ID_PATTERN, description="The session's id.")]
 
-_ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (404, 413, 422, 502, 503, 504)}
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 429, 502, 503, 504)
+}
+
+
+def check_user_id(user_id: str, user: User) -> None:
+    """The seed's ``user_id`` field must name the authenticated user (any id on a local development server)."""
+    if user.via != "local" and user_id != user.id:
+        raise ForbiddenError("user_id must be your own user id (the one your credentials belong to).")
 
 
 @router.post("/chat", response_model=ChatResponse, responses=_ERRORS, summary="Send a message, get the answer")
-async def chat(body: ChatRequest, agent: AgentDep, user: CurrentUser) -> ChatResponse:
+async def chat(body: ChatRequest, agent: AgentDep, user: RunAllowedUser) -> ChatResponse:
+    check_user_id(body.user_id, user)
     session_id = body.session_id or default_session_id(body.user_id)
     answer = await agent.achat(
         body.user_id, body.message, session_id, thread_id=session_thread_id(user, session_id), owner=user.id
@@ -38,10 +47,11 @@ async def chat(body: ChatRequest, agent: AgentDep, user: CurrentUser) -> ChatRes
     summary="Send a message, stream the answer (SSE)",
 )
 async def chat_stream(
-    body: ChatRequest, agent: AgentDep, user: CurrentUser, settings: SettingsDep
+    body: ChatRequest, agent: AgentDep, user: RunAllowedUser, settings: SettingsDep
 ) -> EventSourceResponse:
     """Server-sent events: ``token`` ``{"text"}`` as the answer is generated, then ``done`` ``{"response",
     "session_id"}``, or ``error`` ``{"error": {"code", "message"}}`` if the model fails midway."""
+    check_user_id(body.user_id, user)
     check_message(body.message, settings.max_message_chars)  # refuse bad input with a 422 before streaming
     session_id = body.session_id or default_session_id(body.user_id)
     thread_id = session_thread_id(user, session_id)

@@ -23,12 +23,14 @@ from chatplane.schemas import (
     ThreadOut,
     ThreadPatch,
 )
-from chatplane.service.deps import AgentDep, CurrentUser, SettingsDep
+from chatplane.service.deps import AgentDep, CurrentUser, RunAllowedUser, SettingsDep
 from chatplane.service.streaming import run_event_stream
 from chatplane.threads import Thread
 
 router = APIRouter(prefix="/v1/threads", tags=["threads"])
-_ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (404, 409, 422, 502, 503, 504)}
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (401, 404, 409, 422, 429, 502, 503, 504)
+}
 
 
 def thread_out(thread: Thread) -> ThreadOut:
@@ -128,7 +130,7 @@ async def list_runs(thread_id: str, agent: AgentDep, user: CurrentUser) -> list[
 async def _submit(thread_id: str, body: RunCreate, agent: AgentDep, user: CurrentUser, settings: SettingsDep) -> Run:
     thread = await agent.threads.get(thread_id, user.id)
     check_message(body.message, settings.max_message_chars)
-    return await agent.runs.submit(thread, body.message, user_id=body.user_id or user.id, multitask=body.multitask)
+    return await agent.runs.submit(thread, body.message, user_id=user.id, multitask=body.multitask)
 
 
 @router.post(
@@ -137,7 +139,7 @@ async def _submit(thread_id: str, body: RunCreate, agent: AgentDep, user: Curren
     responses={202: {"model": RunOut, "description": "Accepted (background: true)"}, **_ERRORS},
 )
 async def create_run(
-    thread_id: str, body: RunCreate, agent: AgentDep, user: CurrentUser, settings: SettingsDep, response: Response
+    thread_id: str, body: RunCreate, agent: AgentDep, user: RunAllowedUser, settings: SettingsDep, response: Response
 ) -> RunOut:
     """Send a message. Waits for the answer, or with ``background: true`` answers 202 at once."""
     run = await _submit(thread_id, body, agent, user, settings)
@@ -161,7 +163,7 @@ async def create_run_stream(
     thread_id: str,
     body: RunCreate,
     agent: AgentDep,
-    user: CurrentUser,
+    user: RunAllowedUser,
     settings: SettingsDep,
 ) -> Response:
     """Send a message and stream the run's events. Disconnecting does not stop the run: re-attach with

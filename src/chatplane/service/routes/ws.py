@@ -1,6 +1,7 @@
 """``/v1/threads/{thread_id}/ws``: a WebSocket per thread — send messages, receive run events, cancel, resume.
 
-Client frames::
+Authenticate with the ``Authorization`` header, or — browsers cannot set headers on a WebSocket — with a first frame
+``{"type": "auth", "token": "<API key or JWT>"}``. Client frames::
 
     {"type": "message", "message": "...", "multitask": "reject|enqueue|interrupt"}
     {"type": "cancel", "run_id": "..."}
@@ -22,10 +23,12 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from chatplane.agent import check_message
-from chatplane.errors import ChatplaneError, InvalidInputError
+from chatplane.errors import AuthenticationError, ChatplaneError, InvalidInputError
 from chatplane.runs import Run
 from chatplane.schemas import Multitask, ResumeRequest, RunCreate
-from chatplane.service.deps import AgentDep, CurrentUser, SettingsDep
+from chatplane.service.auth import Authenticator, User
+from chatplane.service.deps import AgentDep, SettingsDep
+from chatplane.service.ratelimit import RateLimits
 from chatplane.service.routes.threads import run_out
 
 router = APIRouter(tags=["threads"])
@@ -47,16 +50,19 @@ class _Socket:
 
 
 @router.websocket("/v1/threads/{thread_id}/ws")
-async def thread_socket(
-    websocket: WebSocket, thread_id: str, agent: AgentDep, user: CurrentUser, settings: SettingsDep
-) -> None:
+async def thread_socket(websocket: WebSocket, thread_id: str, agent: AgentDep, settings: SettingsDep) -> None:
     await websocket.accept()
     socket = _Socket(websocket)
+    limits: RateLimits = websocket.app.state.rate_limits
     try:
+        user = await _authenticate(websocket)
+        await limits.check_request(user)
         thread = await agent.threads.get(thread_id, user.id)
-    except ChatplaneError as exc:
-        await socket.error(exc)
-        await websocket.close(code=4404 if exc.status == 404 else 1011)
+    except (ChatplaneError, TimeoutError, ValueError, WebSocketDisconnect) as exc:
+        error = exc if isinstance(exc, ChatplaneError) else AuthenticationError()
+        with contextlib.suppress(Exception):
+            await socket.error(error)
+            await websocket.close(code=4000 + error.status if error.status in (401, 403, 404, 429) else 1011)
         return
     forwarders: set[asyncio.Task[None]] = set()
 
@@ -77,6 +83,7 @@ async def thread_socket(
                 if kind == "message":
                     body = RunCreate(message=frame.get("message", ""), multitask=_multitask(frame))
                     check_message(body.message, settings.max_message_chars)
+                    await limits.check_new_run(user)
                     run = await agent.runs.submit(thread, body.message, user_id=user.id, multitask=body.multitask)
                     await socket.send({"type": "accepted", "run": run_out(run).model_dump(mode="json")})
                     follow(run)
@@ -110,6 +117,17 @@ async def thread_socket(
     finally:
         for task in forwarders:
             task.cancel()
+
+
+async def _authenticate(websocket: WebSocket) -> User:
+    authenticator: Authenticator = websocket.app.state.authenticator
+    header = websocket.headers.get("authorization")
+    if header or (authenticator.local_user_allowed and not await authenticator.keys.any_active()):
+        return await authenticator.authenticate(header)
+    frame = await asyncio.wait_for(websocket.receive_json(), timeout=10)
+    if not isinstance(frame, dict) or frame.get("type") != "auth" or not isinstance(frame.get("token"), str):
+        raise AuthenticationError('Authenticate first: send {"type": "auth", "token": "<API key>"}.')
+    return await authenticator.from_token(frame["token"])
 
 
 def _multitask(frame: dict[str, Any]) -> Multitask:
