@@ -12,6 +12,9 @@ Spec grammar (what follows ``fake:`` in a model id)::
     ...?token_delay=0.01      wait between tokens
     ...?fail=error            raise a provider-style error (with a fake secret in its text)
     ...?fail=hang             never answer (for timeout tests)
+
+Built directly, ``replies`` may also hold ``AIMessage`` objects (tool calls included, streamed as tool-call chunks)
+and callables ``reply(prompt) -> str | AIMessage`` that answer from the messages the model was called with.
 """
 
 from __future__ import annotations
@@ -21,15 +24,15 @@ import itertools
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from chatplane.errors import ConfigError
 
@@ -39,6 +42,13 @@ FAKE_SECRET = "sk-fake-SECRET-0123456789"
 _TOKEN = re.compile(r"\S+\s*|\s+")
 
 
+Reply = Annotated[
+    str | Callable[[list[BaseMessage]], str | AIMessage] | AIMessage,
+    Field(union_mode="left_to_right"),  # a function is tried as a callable before AIMessage's validators see it
+]
+"""One scripted answer: its text, a whole ``AIMessage`` (tool calls included), or ``reply(prompt)``."""
+
+
 class FakeProviderError(RuntimeError):
     """What the fake raises for ``fail=error``: text that must never reach a client or a log line."""
 
@@ -46,13 +56,19 @@ class FakeProviderError(RuntimeError):
 class ScriptedChatModel(BaseChatModel):
     """A chat model that answers from a script. Build it directly or through ``make_chat_model("fake:...")``."""
 
-    replies: list[str | AIMessage] = []
+    replies: list[Reply] = []
     echo: bool = False
     delay: float = 0.0
     token_delay: float = 0.0
     fail: str | None = None
+    gather: int = 0
+    """Hold every call until this many are in flight together (at most ``gather_timeout`` s), then ``delay``:
+    proves concurrency without depending on how fast the machine is. A server that serialises calls never
+    gathers them, so its peak stays 1."""
+    gather_timeout: float = 10.0
 
-    _cycle: Iterator[str | AIMessage] | None = PrivateAttr(default=None)
+    _gathered: asyncio.Event | None = PrivateAttr(default=None)
+    _cycle: Iterator[Reply] | None = PrivateAttr(default=None)
     _in_flight: int = PrivateAttr(default=0)
     _peak: int = PrivateAttr(default=0)
     _calls: int = PrivateAttr(default=0)
@@ -111,6 +127,8 @@ class ScriptedChatModel(BaseChatModel):
         if self._cycle is None:
             self._cycle = itertools.cycle(self.replies or ["ok"])
         reply = next(self._cycle)
+        if callable(reply):
+            reply = reply(list(messages))
         return AIMessage(content=reply) if isinstance(reply, str) else reply.model_copy()
 
     def _usage(self, messages: list[BaseMessage], reply: AIMessage) -> dict[str, int]:
@@ -121,6 +139,21 @@ class ScriptedChatModel(BaseChatModel):
     def _enter(self) -> None:
         self._in_flight += 1
         self._peak = max(self._peak, self._in_flight)
+        if self.gather and self._in_flight >= self.gather:
+            self._gathering().set()
+
+    def _gathering(self) -> asyncio.Event:
+        if self._gathered is None:
+            self._gathered = asyncio.Event()
+        return self._gathered
+
+    async def _wait(self, seconds: float) -> None:
+        if self.gather:
+            try:
+                await asyncio.wait_for(self._gathering().wait(), self.gather_timeout)
+            except TimeoutError:
+                pass
+        await asyncio.sleep(seconds)
 
     def _raise_if_failing(self) -> None:
         if self.fail == "error":
@@ -135,7 +168,7 @@ class ScriptedChatModel(BaseChatModel):
     ) -> AsyncIterator[ChatGenerationChunk]:
         self._enter()
         try:
-            await asyncio.sleep(self.delay)
+            await self._wait(self.delay)
             if self.fail == "hang":
                 await asyncio.Event().wait()
             self._raise_if_failing()
@@ -175,7 +208,7 @@ class ScriptedChatModel(BaseChatModel):
     ) -> ChatResult:
         self._enter()
         try:
-            await asyncio.sleep(self.delay + self.token_delay * 5)
+            await self._wait(self.delay + self.token_delay * 5)
             if self.fail == "hang":
                 await asyncio.Event().wait()
             self._raise_if_failing()
