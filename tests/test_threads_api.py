@@ -179,3 +179,12 @@ async def test_thread_store_is_scoped_by_owner(storage_url: str) -> None:
         assert (await store.list("bob"))[0] == []
         assert await store.delete(mine.thread_id, "bob") is False
         assert (await store.get(mine.thread_id, "alice")).title == "mine"
+
+
+def test_schema_agent_names_match_the_registry() -> None:
+    from typing import get_args
+
+    from chatplane.agents import AGENTS
+    from chatplane.schemas import AgentName
+
+    assert set(get_args(AgentName)) == set(AGENTS)

@@ -36,6 +36,9 @@ class ChatRequest(BaseModel):
         description="Conversation to continue; default `session-<user_id>`. Sessions are private to their owner.",
         examples=["trip-planning"],
     )
+    agent: AgentName | None = Field(
+        None, description="Agent of a new session (default: the server's); an existing session keeps its own."
+    )
 
 
 class ChatResponse(BaseModel):
@@ -61,6 +64,10 @@ class ReadyResponse(BaseModel):
     checks: dict[str, bool] = Field(description="Each dependency and whether it answered.")
 
 
+AgentName = Literal["chat", "react", "multi"]
+"""The agent kinds (``chatplane.agents.AGENTS``; a test keeps the two in step)."""
+
+
 # --- threads and runs (/v1) ---------------------------------------------------------------------------------------
 Multitask = Literal["reject", "enqueue", "interrupt"]
 Metadata = Annotated[dict[str, Any], Field(description="Your own key/values (at most 16 KB as JSON).")]
@@ -75,7 +82,7 @@ def _small_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
 class ThreadCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    agent: str | None = Field(
+    agent: AgentName | None = Field(
         None, description="Agent kind (see GET /agents); default the server's.", examples=["chat"]
     )
     title: str | None = Field(None, max_length=200)

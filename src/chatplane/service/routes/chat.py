@@ -36,7 +36,12 @@ async def chat(body: ChatRequest, agent: AgentDep, user: RunAllowedUser) -> Chat
     check_user_id(body.user_id, user)
     session_id = body.session_id or default_session_id(body.user_id)
     answer = await agent.achat(
-        body.user_id, body.message, session_id, thread_id=session_thread_id(user, session_id), owner=user.id
+        body.user_id,
+        body.message,
+        session_id,
+        thread_id=session_thread_id(user, session_id),
+        owner=user.id,
+        agent=body.agent,
     )
     return ChatResponse(response=answer, session_id=session_id)
 
@@ -60,7 +65,7 @@ async def chat_stream(
         parts: list[str] = []
         try:
             async for text in agent.astream_chat(
-                body.user_id, body.message, session_id, thread_id=thread_id, owner=user.id
+                body.user_id, body.message, session_id, thread_id=thread_id, owner=user.id, agent=body.agent
             ):
                 parts.append(text)
                 yield ServerSentEvent(json.dumps({"text": text}), event="token")
