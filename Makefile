@@ -19,6 +19,14 @@ $(DEV_STAMP): $(RUNTIME_STAMP)
 	$(PIP) install -c requirements.lock -e '.[dev]'
 	@touch $@
 
+# The browser tests drive Debian's Chromium through Playwright (Playwright's own browser download cannot work here).
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "Installing Debian's chromium for the browser tests..."; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
 .PHONY: help
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -35,7 +43,7 @@ chat: $(RUNTIME_STAMP) ## Chat in the terminal with the embedded model
 	$(BIN)/chatplane chat
 
 .PHONY: test
-test: $(DEV_STAMP) ## Install test dependencies, then run every test
+test: $(DEV_STAMP) chromium ## Install test dependencies (and Chromium), then run every test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: lint
