@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AnyMessage
+from langchain_core.messages import AnyMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 
 from chatplane.agents import AGENTS
@@ -36,10 +36,11 @@ from chatplane.errors import (
     SessionNotFoundError,
     error_from_code,
 )
-from chatplane.events import RunEvent
+from chatplane.events import EventType, RunEvent
 from chatplane.failures import as_chatplane_error
 from chatplane.llm import ModelHandle, open_chat_model
-from chatplane.runs import Run, RunManager, RunStore
+from chatplane.runs import Run, RunManager, RunStatus, RunStore
+from chatplane.runs.translate import StreamTranslator
 from chatplane.schemas import ID_PATTERN
 from chatplane.storage import Storage, open_storage
 from chatplane.threads import Thread, ThreadStore
@@ -96,6 +97,7 @@ class ProductionAgent:
         self._model: ModelHandle | None = None
         self._storage: Storage | None = None
         self.graphs: dict[str, Any] = {}
+        self.stateless_graphs: dict[str, Any] = {}  # without a checkpointer: nothing of the conversation is kept
         self.threads: ThreadStore
         self.runs: RunManager
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
@@ -112,10 +114,8 @@ class ProductionAgent:
                 open_chat_model(self.settings.model, self.settings, model=self._model_override)
             )
             self._storage = await stack.enter_async_context(open_storage(self.settings))
-            self.graphs = {
-                name: kind.build(self._model.model, settings=self.settings, checkpointer=self._storage.checkpointer)
-                for name, kind in AGENTS.items()
-            }
+            self.graphs = self._build_graphs(self._storage.checkpointer)
+            self.stateless_graphs = self._build_graphs(None)
             self.threads = ThreadStore(self._storage.db)
             self.runs = RunManager(
                 graphs=self.graphs, runs=RunStore(self._storage.db), threads=self.threads, settings=self.settings
@@ -126,6 +126,13 @@ class ProductionAgent:
             raise
         self._stack = stack
         return self
+
+    def _build_graphs(self, checkpointer: Any) -> dict[str, Any]:
+        assert self._model is not None
+        return {
+            name: kind.build(self._model.model, settings=self.settings, checkpointer=checkpointer)
+            for name, kind in AGENTS.items()
+        }
 
     async def aclose(self) -> None:
         stack, self._stack = self._stack, None
@@ -243,6 +250,40 @@ class ProductionAgent:
             raise
         except Exception as exc:
             raise as_chatplane_error(exc, f"thread {key}") from exc
+
+    async def astream_stateless(
+        self, agent: str, messages: list[BaseMessage], *, owner: str
+    ) -> AsyncGenerator[tuple[EventType, dict[str, Any]], None]:
+        """Run ``agent`` once on a whole conversation, keeping nothing but the run record (status, usage).
+
+        Yields the same ``(event type, data)`` pairs as a thread's run, ending with ``run_completed``; failures
+        raise chatplane errors. Closing the generator cancels the run.
+        """
+        self._require_started()
+        store = self.runs.runs
+        run = await store.create("", owner, agent, {"stateless": True, "messages": len(messages)}, "reject")
+        await store.mark_running(run)
+        translator = StreamTranslator()
+        status: RunStatus = "cancelled"
+        code: str | None = None
+        config: RunnableConfig = {"recursion_limit": self.settings.recursion_limit, "metadata": {"run_id": run.run_id}}
+        try:
+            async for part in self.stateless_graphs[agent].astream(
+                {"messages": messages}, config, stream_mode=["messages", "updates"], subgraphs=True, version="v2"
+            ):
+                for item in translator.feed(part):
+                    yield item
+            status = "succeeded"
+            yield "run_completed", {"status": status, "usage": translator.usage}
+        except Exception as exc:
+            error = as_chatplane_error(exc, f"run {run.run_id}")
+            status, code = "failed", error.code
+            error.run_id = run.run_id
+            if error is exc:
+                raise
+            raise error from exc
+        finally:
+            await asyncio.shield(self.runs.finish_run(run, status, translator.usage, code))
 
     async def athread_messages(self, thread: Thread) -> list[AnyMessage]:
         """Every message of a thread, oldest first."""

@@ -120,6 +120,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     max_message_chars: int = Field(32_000, ge=1, description="Longest accepted user message, in characters.")
+    max_messages_per_request: int = Field(200, ge=1, description="Most messages in one OpenAI-style request.")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body (413 above).")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     sse_ping_s: float = Field(15.0, gt=0, description="Heartbeat comment interval on event streams.")

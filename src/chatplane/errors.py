@@ -9,6 +9,7 @@
     ├── SessionNotFoundError (404)      no such session for this caller
     ├── ThreadNotFoundError (404)       no such thread for this caller (another user's looks the same)
     ├── RunNotFoundError (404)          no such run for this caller
+    ├── ModelNotFoundError (404)        the OpenAI-compatible endpoint was asked for a model that is no agent
     ├── ThreadBusyError (409)           the thread already has an active run (double-texting policy `reject`)
     ├── AgentMismatchError (409)        the thread was created for another agent
     ├── RunStateError (409)             the run is not in a state that allows this (e.g. resume a finished run)
@@ -91,6 +92,12 @@ class RunNotFoundError(ChatplaneError):
     code = "run_not_found"
     status = 404
     default_message = "No such run."
+
+
+class ModelNotFoundError(ChatplaneError):
+    code = "model_not_found"
+    status = 404
+    default_message = "No such model; GET /v1/models lists them."
 
 
 class ThreadBusyError(ChatplaneError):

@@ -94,7 +94,10 @@ class ApiKeyStore:
         return changed > 0
 
     async def any_active(self) -> bool:
-        return (
-            await self.db.fetchone("SELECT 1 AS one FROM chatplane_api_keys WHERE revoked_at IS NULL LIMIT 1")
-            is not None
-        )
+        """Whether some key can authenticate now."""
+        row = await self.db.fetchone("SELECT 1 AS one FROM chatplane_api_keys WHERE revoked_at IS NULL LIMIT 1")
+        return row is not None
+
+    async def any_created(self) -> bool:
+        """Whether a key was ever created (revoked ones count: revoking every key must not reopen the server)."""
+        return await self.db.fetchone("SELECT 1 AS one FROM chatplane_api_keys LIMIT 1") is not None

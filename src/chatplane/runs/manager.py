@@ -112,7 +112,7 @@ class RunManager:
         async with lane.lock:
             queued, lane.queue = list(lane.queue), deque()
             for run in queued:
-                await self._finish(run, "cancelled", {})
+                await self.finish_run(run, "cancelled", {})
                 await self.events.append(run.run_id, "run_cancelled", {"status": "cancelled"})
             active = lane.active
             self._interrupt_active(lane)
@@ -128,7 +128,7 @@ class RunManager:
         async with lane.lock:
             if run.run_id in {r.run_id for r in lane.queue}:
                 lane.queue = deque(r for r in lane.queue if r.run_id != run.run_id)
-                await self._finish(run, "cancelled", {})
+                await self.finish_run(run, "cancelled", {})
                 await self.events.append(run.run_id, "run_cancelled", {"status": "cancelled"})
             elif lane.active is not None and lane.active.run_id == run.run_id:
                 self._interrupt_active(lane)
@@ -200,7 +200,7 @@ class RunManager:
                         break
                     decision = await lane.resume.get()
                     if decision is _CANCEL:
-                        await self._finish(run, "cancelled", run.usage)
+                        await self.finish_run(run, "cancelled", run.usage)
                         await self.events.append(run.run_id, "run_cancelled", {"status": "cancelled"})
                         break
                     graph_input = Command(resume=decision)
@@ -235,7 +235,7 @@ class RunManager:
                 requests = [{"id": i.id, "value": i.value} for i in translator.interrupts]
                 await self.events.append(run.run_id, "interrupt", {"requests": requests})
                 return
-            await self._finish(run, "succeeded", translator.usage)
+            await self.finish_run(run, "succeeded", translator.usage)
             await self.events.append(run.run_id, "run_completed", {"status": "succeeded", "usage": translator.usage})
         except asyncio.CancelledError:
             await asyncio.shield(self._record_cancel(run, graph, config, translator))
@@ -248,7 +248,9 @@ class RunManager:
             except Exception as exc:
                 as_chatplane_error(exc, f"run {run.run_id} (touching its thread)")
 
-    async def _finish(self, run: Run, status: RunStatus, usage: dict[str, int], error_code: str | None = None) -> None:
+    async def finish_run(
+        self, run: Run, status: RunStatus, usage: dict[str, int], error_code: str | None = None
+    ) -> None:
         """Record the outcome, then tell the hooks — before the terminal event, so that whoever waited for the
         run sees its effects (token budgets, usage) in place."""
         await self.runs.finish(run, status, usage, error_code)
@@ -260,7 +262,7 @@ class RunManager:
 
     async def _record_failure(self, run: Run, translator: StreamTranslator, code: str, message: str) -> None:
         with contextlib.suppress(Exception):
-            await self._finish(run, "failed", translator.usage, code)
+            await self.finish_run(run, "failed", translator.usage, code)
         await self.events.append(
             run.run_id, "run_failed", {"status": "failed", "error": {"code": code, "message": message}}
         )
@@ -280,7 +282,7 @@ class RunManager:
             except Exception as exc:
                 as_chatplane_error(exc, f"run {run.run_id} (keeping the partial answer)")
         with contextlib.suppress(Exception):
-            await self._finish(run, "cancelled", translator.usage)
+            await self.finish_run(run, "cancelled", translator.usage)
         await self.events.append(run.run_id, "run_cancelled", {"status": "cancelled"})
 
 

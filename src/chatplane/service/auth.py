@@ -2,7 +2,8 @@
 single local user.
 
 The local user exists only when the server is bound to loopback, not in production, with no JWT configured and no
-active API key in the database; as soon as one key exists, every request must authenticate.
+API key ever created in its database; from the first key on, every request must authenticate (revoking every key
+does not reopen the server).
 
 Sessions are private to their owner: the thread that stores a session is derived from (owner, session id), so one
 user's ``session-x`` can never address another user's — there is nothing to guess and nothing to squat.
@@ -64,13 +65,14 @@ class Authenticator:
         )
 
     async def authenticate(self, authorization: str | None) -> User:
+        if self.local_user_allowed and not await self.keys.any_created():
+            # A local development server: whatever is sent (OpenAI clients always send some key) is the local user.
+            return User(LOCAL_USER)
         if authorization:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise AuthenticationError("Use `Authorization: Bearer <API key or token>`.")
             return await self.from_token(token.strip())
-        if self.local_user_allowed and not await self.keys.any_active():
-            return User(LOCAL_USER)
         raise AuthenticationError()
 
     async def from_token(self, token: str) -> User:

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chatplane.errors import AuthenticationError, ChatplaneError, RateLimitedError
+from chatplane.openai_compat import openai_error
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -45,20 +46,34 @@ def _describe_validation(errors: list[Any]) -> str:
     return "; ".join(parts) + more
 
 
+_OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
+
+
+def _openai_route(request: Request) -> bool:
+    """OpenAI-compatible routes answer errors in OpenAI's shape, so OpenAI clients classify and retry them."""
+    return request.url.path.rstrip("/") in _OPENAI_PATHS
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ChatplaneError)
     async def _chatplane_error(request: Request, exc: ChatplaneError) -> JSONResponse:
-        extra = {"run_id": exc.run_id} if exc.run_id else {}
         headers = {}
         if isinstance(exc, RateLimitedError):
             headers["Retry-After"] = str(exc.retry_after)
         elif isinstance(exc, AuthenticationError):
             headers["WWW-Authenticate"] = "Bearer"
+        if _openai_route(request):
+            status = 400 if exc.status == 422 else exc.status
+            return JSONResponse(openai_error(status, exc.code, exc.message), status_code=status, headers=headers)
+        extra = {"run_id": exc.run_id} if exc.run_id else {}
         return error_response(exc.status, exc.code, exc.message, headers=headers, extra=extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(422, "invalid_request", _describe_validation(list(exc.errors())))
+        message = _describe_validation(list(exc.errors()))
+        if _openai_route(request):
+            return JSONResponse(openai_error(400, "invalid_request", message), status_code=400)
+        return error_response(422, "invalid_request", message)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

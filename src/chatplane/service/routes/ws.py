@@ -122,7 +122,7 @@ async def thread_socket(websocket: WebSocket, thread_id: str, agent: AgentDep, s
 async def _authenticate(websocket: WebSocket) -> User:
     authenticator: Authenticator = websocket.app.state.authenticator
     header = websocket.headers.get("authorization")
-    if header or (authenticator.local_user_allowed and not await authenticator.keys.any_active()):
+    if header or (authenticator.local_user_allowed and not await authenticator.keys.any_created()):
         return await authenticator.authenticate(header)
     frame = await asyncio.wait_for(websocket.receive_json(), timeout=10)
     if not isinstance(frame, dict) or frame.get("type") != "auth" or not isinstance(frame.get("token"), str):

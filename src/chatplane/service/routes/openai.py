@@ -1,0 +1,118 @@
+"""OpenAI-compatible endpoints: ``GET /v1/models`` (the agents) and ``POST /v1/chat/completions``.
+
+Point any OpenAI client or chat front-end at ``http://host:port/v1`` with a chatplane API key as its key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse, Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from chatplane.agent import ProductionAgent, raise_if_unsuccessful
+from chatplane.agents import AGENTS
+from chatplane.errors import AgentMismatchError, ChatplaneError, ModelNotFoundError
+from chatplane.events import EventType
+from chatplane.openai_compat import (
+    MODEL_PREFIX,
+    ChatCompletionRequest,
+    CompletionIds,
+    agent_of,
+    check_request,
+    last_user_text,
+    openai_error,
+    to_langchain,
+)
+from chatplane.service.auth import User
+from chatplane.service.deps import AgentDep, CurrentUser, RunAllowedUser, SettingsDep
+
+router = APIRouter(prefix="/v1", tags=["openai"])
+
+Events = AsyncIterator[tuple[EventType, dict[str, Any]]]
+
+
+@router.get("/models")
+async def list_models(user: CurrentUser) -> dict[str, Any]:
+    """The agents, as OpenAI models (``chatplane-chat``, ``chatplane-react``, ``chatplane-multi``)."""
+    data = [
+        {"id": f"{MODEL_PREFIX}{name}", "object": "model", "created": 0, "owned_by": "chatplane"} for name in AGENTS
+    ]
+    return {"object": "list", "data": data}
+
+
+async def _thread_events(agent: ProductionAgent, run_id: str) -> Events:
+    async for event in agent.runs.subscribe(run_id):
+        raise_if_unsuccessful(event)
+        yield event.type, event.data
+
+
+async def _events(
+    body: ChatCompletionRequest, agent: ProductionAgent, user: User, thread_id: str | None, max_chars: int
+) -> Events:
+    kind = agent_of(body.model, list(AGENTS))
+    if kind is None:
+        raise ModelNotFoundError(f"No model {body.model!r}; GET /v1/models lists them.")
+    if thread_id:  # stateful: the thread keeps the conversation; only the new message is sent
+        thread = await agent.threads.get(thread_id, user.id)
+        if thread.agent != kind:
+            raise AgentMismatchError(f"That thread talks to {MODEL_PREFIX}{thread.agent}, not {body.model}.")
+        run = await agent.runs.submit(thread, last_user_text(body, max_chars), user_id=user.id, multitask="enqueue")
+        return _thread_events(agent, run.run_id)
+    return agent.astream_stateless(kind, to_langchain(body.messages, max_chars), owner=user.id)
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(
+    body: ChatCompletionRequest,
+    agent: AgentDep,
+    user: RunAllowedUser,
+    settings: SettingsDep,
+    x_chatplane_thread: Annotated[str | None, Header(description="Continue this chatplane thread.")] = None,
+) -> Response:
+    """Chat Completions, streaming or not. Stateless unless a thread is named (header ``X-Chatplane-Thread`` or
+    ``metadata.chatplane_thread``). The agent's own tool calls stay inside; usage is the run's real token count."""
+    check_request(body, max_messages=settings.max_messages_per_request)
+    thread_id = x_chatplane_thread or (body.metadata or {}).get("chatplane_thread")
+    events = await _events(body, agent, user, str(thread_id) if thread_id else None, settings.max_message_chars)
+    ids = CompletionIds(body.model)
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return EventSourceResponse(_chunks(events, ids, include_usage), ping=settings.sse_ping_s)
+    answer, usage = "", {}
+    async for kind, data in events:
+        if kind == "message":
+            message = data["message"]
+            if message["role"] == "assistant" and not message["tool_calls"] and message["content"]:
+                answer = message["content"]
+        elif kind == "run_completed":
+            usage = data.get("usage", {})
+    return JSONResponse(ids.completion(answer, usage))
+
+
+async def _chunks(events: Events, ids: CompletionIds, include_usage: bool) -> AsyncIterator[ServerSentEvent]:
+    def frame(payload: dict[str, Any]) -> ServerSentEvent:
+        return ServerSentEvent(json.dumps(payload, ensure_ascii=False))
+
+    yield frame(ids.chunk({"role": "assistant", "content": ""}))
+    streamed: set[str | None] = set()
+    try:
+        async for kind, data in events:
+            if kind == "token":
+                streamed.add(data.get("message_id"))
+                yield frame(ids.chunk({"content": data["text"]}))
+            elif kind == "message":
+                message = data["message"]
+                if message["role"] == "assistant" and message["content"] and message["id"] not in streamed:
+                    yield frame(ids.chunk({"content": message["content"]}))  # a model that did not stream
+            elif kind == "run_completed":
+                yield frame(ids.chunk({}, finish_reason="stop"))
+                if include_usage:
+                    yield frame(ids.usage_chunk(data.get("usage", {})))
+    except ChatplaneError as exc:
+        yield ServerSentEvent(json.dumps(openai_error(exc.status, exc.code, exc.message)), event="error")
+        return
+    yield ServerSentEvent("[DONE]")
