@@ -261,12 +261,19 @@ class ProductionAgent:
         """
         self._require_started()
         store = self.runs.runs
-        run = await store.create("", owner, agent, {"stateless": True, "messages": len(messages)}, "reject")
+        run = await store.create(
+            "", owner, agent, {"stateless": True, "messages": len(messages)}, "reject", model=self.settings.model
+        )
         await store.mark_running(run)
+        await self.runs._call_hooks(self.runs.start_hooks, run)
         translator = StreamTranslator()
         status: RunStatus = "cancelled"
         code: str | None = None
-        config: RunnableConfig = {"recursion_limit": self.settings.recursion_limit, "metadata": {"run_id": run.run_id}}
+        config: RunnableConfig = {
+            "recursion_limit": self.settings.recursion_limit,
+            "metadata": {"run_id": run.run_id, "agent": agent, "owner": owner},
+            "callbacks": list(self.runs.callbacks),
+        }
         try:
             async for part in self.stateless_graphs[agent].astream(
                 {"messages": messages}, config, stream_mode=["messages", "updates"], subgraphs=True, version="v2"

@@ -116,6 +116,31 @@ class Settings(BaseSettings):
         None, description="Redis for state shared by several processes (rate limits, signals): redis://host:6379/0"
     )
 
+    # --- operations -----------------------------------------------------------------------------------------------
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="`json`: one JSON object per line; `text`: for people; `auto`: json in production."
+    )
+    log_content: bool = Field(False, description="Log message bodies (debugging only; off by default).")
+    metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
+    metrics_multiproc_dir: str | None = Field(
+        None,
+        validation_alias=AliasChoices("CHATPLANE_METRICS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROC_DIR"),
+        description="Shared folder for metrics of several worker processes (prometheus-client multiprocess mode).",
+    )
+    otel_endpoint: str | None = Field(
+        None, description="OTLP/HTTP endpoint for traces (e.g. http://collector:4318); unset = tracing off, no cost."
+    )
+    otel_service_name: str = "chatplane"
+    prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description='Cost table for usage estimates: {"openai:gpt-4o": {"input_per_million": 2.5, '
+        '"output_per_million": 10}}.',
+    )
+    retention_days: float | None = Field(
+        None, gt=0, description="Delete threads idle for longer than this (periodic job); unset = keep forever."
+    )
+    prune_interval_s: float = Field(3600.0, gt=0, description="How often the retention job runs.")
+
     # --- the HTTP service --------------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

@@ -210,15 +210,37 @@ class _PostgresTx:
         return list(await cursor.fetchall())
 
 
-_SCHEMA_LOCK = 0x63706C61  # advisory lock id: processes starting together create the tables one at a time
+MIGRATIONS: list[list[str]] = [
+    [],  # 1: the tables above
+    [  # 2: the model a run used (usage by model); per-thread expiry (retention)
+        "ALTER TABLE chatplane_runs ADD COLUMN model TEXT",
+        "ALTER TABLE chatplane_threads ADD COLUMN expires_at DOUBLE PRECISION",
+        "CREATE INDEX IF NOT EXISTS chatplane_threads_expiry ON chatplane_threads (expires_at)",
+        "CREATE INDEX IF NOT EXISTS chatplane_runs_owner_time ON chatplane_runs (owner, created_at)",
+    ],
+]
+"""Schema changes after the first release, in order; ``chatplane_schema`` records how many a database has had.
+Append new steps; never edit a released one."""
+
+_SCHEMA_LOCK = 0x63706C61  # advisory lock id: processes starting together migrate one at a time
 
 
 async def create_schema(db: Database) -> None:
+    """Create the tables and bring the database to the latest migration (idempotent, safe to race)."""
     async with db.transaction() as tx:
         if db.dialect == "postgres":
             await tx.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
         for statement in SCHEMA:
             await tx.execute(statement)
+        await tx.execute("CREATE TABLE IF NOT EXISTS chatplane_schema (version INTEGER NOT NULL)")
+        row = await tx.fetchone("SELECT max(version) AS version FROM chatplane_schema")
+        current = int(row["version"]) if row and row["version"] is not None else 0
+        for version, statements in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            for statement in statements:
+                await tx.execute(statement)
+            await tx.execute("INSERT INTO chatplane_schema (version) VALUES (%s)", (version,))
 
 
 @asynccontextmanager

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 StorageKind = Literal["memory", "sqlite", "postgres"]
 
 
-def _storage_error_types() -> tuple[type[BaseException], ...]:
+def _storage_error_types() -> tuple[type[Exception], ...]:
     import psycopg
     import psycopg_pool
 
@@ -43,7 +43,7 @@ def _storage_error_types() -> tuple[type[BaseException], ...]:
     )
 
 
-STORAGE_ERRORS: tuple[type[BaseException], ...] = _storage_error_types()
+STORAGE_ERRORS: tuple[type[Exception], ...] = _storage_error_types()
 """Exceptions that mean "the database is unreachable or busy" (→ 503), not "chatplane has a bug"."""
 
 

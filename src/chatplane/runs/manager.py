@@ -73,8 +73,12 @@ class RunManager:
         self.threads = threads
         self.settings = settings
         self.events = events or MemoryEventLog()
+        self.start_hooks: list[Callable[[Run], Awaitable[None]]] = []
+        """Called when a run starts executing (metrics …); failures are logged, not raised."""
         self.finish_hooks: list[Callable[[Run], Awaitable[None]]] = []
         """Called after each run ends (usage accounting, token budgets …); failures are logged, not raised."""
+        self.callbacks: list[Any] = []
+        """LangChain callback handlers added to every run's config (model/tool timing, tracing …)."""
         self._lanes: dict[str, _Lane] = {}
 
     # --- accepting work -------------------------------------------------------------------------------------------
@@ -87,7 +91,9 @@ class RunManager:
             if lane.busy and multitask == "reject":
                 raise ThreadBusyError()
             run_input = {"message": message, "user_id": user_id, "session_id": session_id, "created_at": time.time()}
-            run = await self.runs.create(thread.thread_id, thread.owner, thread.agent, run_input, multitask)
+            run = await self.runs.create(
+                thread.thread_id, thread.owner, thread.agent, run_input, multitask, model=self.settings.model
+            )
             lane.queue.append(run)
             if multitask == "interrupt":
                 self._interrupt_active(lane)
@@ -211,7 +217,8 @@ class RunManager:
         return {
             "configurable": {"thread_id": run.thread_id},
             "recursion_limit": self.settings.recursion_limit,
-            "metadata": {"run_id": run.run_id},
+            "metadata": {"run_id": run.run_id, "thread_id": run.thread_id, "agent": run.agent, "owner": run.owner},
+            "callbacks": list(self.callbacks),
         }
 
     async def _execute(self, run: Run, graph_input: Any) -> None:
@@ -222,6 +229,7 @@ class RunManager:
         try:
             if run.status == "pending":
                 await self.runs.mark_running(run)
+                await self._call_hooks(self.start_hooks, run)
                 await self.events.append(run.run_id, "run_started", {"thread_id": run.thread_id, "agent": run.agent})
             else:
                 await self.runs.mark_running(run)
@@ -254,11 +262,15 @@ class RunManager:
         """Record the outcome, then tell the hooks — before the terminal event, so that whoever waited for the
         run sees its effects (token budgets, usage) in place."""
         await self.runs.finish(run, status, usage, error_code)
-        for hook in self.finish_hooks:
+        await self._call_hooks(self.finish_hooks, run)
+
+    @staticmethod
+    async def _call_hooks(hooks: list[Callable[[Run], Awaitable[None]]], run: Run) -> None:
+        for hook in hooks:
             try:
                 await hook(run)
             except Exception as exc:
-                as_chatplane_error(exc, f"run {run.run_id} (finish hook)")
+                as_chatplane_error(exc, f"run {run.run_id} (hook)")
 
     async def _record_failure(self, run: Run, translator: StreamTranslator, code: str, message: str) -> None:
         with contextlib.suppress(Exception):

@@ -15,7 +15,8 @@ Multitask = Literal["reject", "enqueue", "interrupt"]
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 
 _COLUMNS = (
-    "run_id, thread_id, owner, agent, status, multitask, input, error_code, usage, created_at, started_at, finished_at"
+    "run_id, thread_id, owner, agent, status, multitask, input, error_code, usage, created_at, started_at, "
+    "finished_at, model"
 )
 
 
@@ -33,6 +34,7 @@ class Run:
     created_at: float = 0.0
     started_at: float | None = None
     finished_at: float | None = None
+    model: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -53,6 +55,7 @@ class Run:
             created_at=float(row["created_at"]),
             started_at=row["started_at"],
             finished_at=row["finished_at"],
+            model=row.get("model"),
         )
 
 
@@ -61,11 +64,27 @@ class RunStore:
         self.db = db
 
     async def create(
-        self, thread_id: str, owner: str, agent: str, run_input: dict[str, Any], multitask: Multitask
+        self,
+        thread_id: str,
+        owner: str,
+        agent: str,
+        run_input: dict[str, Any],
+        multitask: Multitask,
+        model: str | None = None,
     ) -> Run:
-        run = Run(str(uuid.uuid4()), thread_id, owner, agent, "pending", multitask, run_input, created_at=time.time())
+        run = Run(
+            str(uuid.uuid4()),
+            thread_id,
+            owner,
+            agent,
+            "pending",
+            multitask,
+            run_input,
+            created_at=time.time(),
+            model=model,
+        )
         await self.db.execute(
-            f"INSERT INTO chatplane_runs ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            f"INSERT INTO chatplane_runs ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 run.run_id,
                 thread_id,
@@ -79,6 +98,7 @@ class RunStore:
                 run.created_at,
                 None,
                 None,
+                model,
             ),
         )
         return run

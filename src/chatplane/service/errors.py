@@ -11,7 +11,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chatplane.errors import AuthenticationError, ChatplaneError, RateLimitedError
+from chatplane.failures import as_chatplane_error
 from chatplane.openai_compat import openai_error
+from chatplane.storage import STORAGE_ERRORS
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -67,6 +69,13 @@ def install_error_handlers(app: FastAPI) -> None:
             return JSONResponse(openai_error(status, exc.code, exc.message), status_code=status, headers=headers)
         extra = {"run_id": exc.run_id} if exc.run_id else {}
         return error_response(exc.status, exc.code, exc.message, headers=headers, extra=extra)
+
+    async def _storage_error(request: Request, exc: Exception) -> JSONResponse:
+        # A database fault outside a run (authentication, thread lookups …): the same 503 as inside one.
+        return await _chatplane_error(request, as_chatplane_error(exc, f"{request.method} {request.url.path}"))
+
+    for error_type in STORAGE_ERRORS:
+        app.add_exception_handler(error_type, _storage_error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -19,6 +19,7 @@ from chatplane.errors import AgentMismatchError, ChatplaneError, ModelNotFoundEr
 from chatplane.events import EventType
 from chatplane.openai_compat import (
     MODEL_PREFIX,
+    OpenAIErrorBody,
     ChatCompletionRequest,
     CompletionIds,
     agent_of,
@@ -31,11 +32,15 @@ from chatplane.service.auth import User
 from chatplane.service.deps import AgentDep, CurrentUser, RunAllowedUser, SettingsDep
 
 router = APIRouter(prefix="/v1", tags=["openai"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": OpenAIErrorBody, "description": "OpenAI-style error"}
+    for code in (400, 401, 403, 404, 409, 413, 429, 502, 503, 504)
+}
 
 Events = AsyncIterator[tuple[EventType, dict[str, Any]]]
 
 
-@router.get("/models")
+@router.get("/models", responses=_ERRORS)
 async def list_models(user: CurrentUser) -> dict[str, Any]:
     """The agents, as OpenAI models (``chatplane-chat``, ``chatplane-react``, ``chatplane-multi``)."""
     data = [
@@ -65,7 +70,11 @@ async def _events(
     return agent.astream_stateless(kind, to_langchain(body.messages, max_chars), owner=user.id)
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post(
+    "/chat/completions",
+    response_model=None,
+    responses={200: {"content": {"text/event-stream": {}, "application/json": {}}}, **_ERRORS},
+)
 async def chat_completions(
     body: ChatCompletionRequest,
     agent: AgentDep,
