@@ -40,6 +40,8 @@ from chatplane.events import EventType, RunEvent
 from chatplane.failures import as_chatplane_error
 from chatplane.llm import ModelHandle, open_chat_model
 from chatplane.runs import Run, RunManager, RunStatus, RunStore
+from chatplane.runs.manager import EventLog
+from chatplane.runs.redis_log import RedisEventLog
 from chatplane.runs.translate import StreamTranslator
 from chatplane.schemas import ID_PATTERN
 from chatplane.storage import Storage, open_storage
@@ -100,6 +102,7 @@ class ProductionAgent:
         self.stateless_graphs: dict[str, Any] = {}  # without a checkpointer: nothing of the conversation is kept
         self.threads: ThreadStore
         self.runs: RunManager
+        self._shutdown_grace_s: float | None = None
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._portal: BlockingPortal | None = None
 
@@ -117,10 +120,20 @@ class ProductionAgent:
             self.graphs = self._build_graphs(self._storage.checkpointer)
             self.stateless_graphs = self._build_graphs(None)
             self.threads = ThreadStore(self._storage.db)
+            events: EventLog | None = None
+            if self.settings.redis_url:
+                redis_log = RedisEventLog(self.settings.redis_url)
+                stack.push_async_callback(redis_log.aclose)
+                events = redis_log
             self.runs = RunManager(
-                graphs=self.graphs, runs=RunStore(self._storage.db), threads=self.threads, settings=self.settings
+                graphs=self.graphs,
+                runs=RunStore(self._storage.db),
+                threads=self.threads,
+                settings=self.settings,
+                events=events,
             )
-            stack.push_async_callback(self.runs.aclose)
+            await self.runs.start()
+            stack.push_async_callback(lambda: self.runs.aclose(self._shutdown_grace_s))
         except BaseException:
             await stack.aclose()
             raise
@@ -134,7 +147,10 @@ class ProductionAgent:
             for name, kind in AGENTS.items()
         }
 
-    async def aclose(self) -> None:
+    async def aclose(self, grace_s: float | None = None) -> None:
+        """Stop. Running runs get ``grace_s`` seconds to finish, then go back to the queue (another process, or
+        this one after a restart, resumes them)."""
+        self._shutdown_grace_s = grace_s
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()

@@ -91,6 +91,17 @@ class Settings(BaseSettings):
         default_factory=list, description="Tools that pause the run until a human approves the call."
     )
 
+    # --- runs across processes -------------------------------------------------------------------------------------
+    run_lease_s: float = Field(
+        10.0, ge=1, description="A running run whose worker has not renewed its lease for this long is recovered."
+    )
+    run_recovery: Literal["resume", "fail"] = Field(
+        "resume", description="A recovered run: `resume` from its last checkpoint, or `fail` it (`worker_lost`)."
+    )
+    shutdown_grace_s: float = Field(
+        20.0, ge=0, description="On SIGTERM, how long running runs may finish before they are handed back."
+    )
+
     # --- storage -----------------------------------------------------------------------------------------------
     storage_url: str = Field(
         DEFAULT_STORAGE_URL,

@@ -218,6 +218,10 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX IF NOT EXISTS chatplane_threads_expiry ON chatplane_threads (expires_at)",
         "CREATE INDEX IF NOT EXISTS chatplane_runs_owner_time ON chatplane_runs (owner, created_at)",
     ],
+    [  # 3: cancel requests that reach the worker running the run, in any process
+        "ALTER TABLE chatplane_runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX IF NOT EXISTS chatplane_runs_worker ON chatplane_runs (worker, status)",
+    ],
 ]
 """Schema changes after the first release, in order; ``chatplane_schema`` records how many a database has had.
 Append new steps; never edit a released one."""

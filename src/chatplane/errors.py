@@ -17,6 +17,7 @@
     ├── DependencyError                 something we depend on failed; the caller may retry
     │   ├── ModelError (502)            the model provider failed or refused
     │   ├── ModelTimeoutError (504)     the model took longer than `model_timeout_s`
+    │   ├── WorkerLostError (503)       the process running the run died (and recovery is set to `fail`)
     │   └── StorageUnavailableError (503) the database is unreachable
     └── InternalError (500)             a bug; details are logged, not returned
 
@@ -138,6 +139,12 @@ class ModelTimeoutError(DependencyError):
     code = "model_timeout"
     status = 504
     default_message = "The language model did not answer in time. Your message was kept; try again."
+
+
+class WorkerLostError(DependencyError):
+    code = "worker_lost"
+    status = 503
+    default_message = "The server running this message stopped; your message was kept. Retry the run."
 
 
 class StorageUnavailableError(DependencyError):

@@ -53,6 +53,14 @@ class MemoryEventLog:
     def known(self, run_id: str) -> bool:
         return run_id in self._logs
 
+    def open(self, run_id: str) -> None:
+        """Register a run accepted here, so subscribers wait for its first event."""
+        self._log(run_id, create=True)
+
+    def has_events(self, run_id: str) -> bool:
+        log = self._logs.get(run_id)
+        return log is not None and bool(log.events)
+
     async def subscribe(self, run_id: str, after: int = 0, *, through_pauses: bool = False) -> AsyncIterator[RunEvent]:
         """Events with id > ``after``, then live ones, until the run ends (or pauses for a human, unless
         ``through_pauses``)."""

@@ -1,18 +1,22 @@
-"""Runs in the background, one at a time per thread, with a policy for messages that arrive meanwhile.
+"""Runs in the background, one at a time per thread, in any number of processes, with a policy for messages that
+arrive meanwhile.
 
-A run is accepted (a row, status ``pending``) before anything else happens, then executed by the thread's lane: a
-task that drains the thread's queue in arrival order. The run's task is detached from whoever asked for it, so a
-client that disconnects does not stop it; clients follow a run through its event log (replay from any id, then
-live) and can cancel it, which cancels the task — and with it the model's HTTP stream. What the model had produced
-by then is kept in the thread, marked ``cancelled``.
+The runs table is the queue and the source of truth. A run is accepted as a row (``pending``) inside a transaction
+that locks its thread, so the double-texting decision is atomic across processes:
 
-Double-texting, when a message arrives while the thread has an active (running or waiting) run:
-
-* ``reject`` — 409 ``thread_busy``; nothing is stored.
-* ``enqueue`` — accepted now, run after the ones before it.
+* ``reject`` — 409 ``thread_busy`` while the thread has a pending, running or waiting run; nothing is stored.
+* ``enqueue`` — accepted now, run after the ones before it (creation order).
 * ``interrupt`` — accepted now; the active run is cancelled (its partial answer kept) and the queue moves on.
 
-This manager coordinates one process. Several processes coordinate through PostgreSQL and Redis instead.
+A process *claims* a run (``running``, its worker id, a lease) and executes it in a task detached from the request,
+renewing the lease every second or so; the same heartbeat picks up cancel requests made through other processes.
+When a run ends, its process claims the thread's next pending run. A reaper in every process recovers runs whose
+lease ran out (their process died or handed them back on shutdown): it resumes them from their last checkpoint, or
+fails them with ``worker_lost`` (``CHATPLANE_RUN_RECOVERY``); it also starts pending runs left without a runner.
+
+Clients follow a run through its event log — in memory for one process, in Redis for several — replaying from any
+event id, then live. Cancelling cancels the run's task and with it the model's HTTP stream; what the model had
+produced is kept in the thread, marked ``cancelled``.
 """
 
 from __future__ import annotations
@@ -20,19 +24,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
-from collections import deque
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
 from chatplane.config import Settings
-from chatplane.errors import RunStateError, ThreadBusyError
-from chatplane.events import RunEvent
+from chatplane.errors import RunStateError, ThreadBusyError, WorkerLostError, error_from_code
+from chatplane.events import EventType, RunEvent
 from chatplane.failures import as_chatplane_error
 from chatplane.runs.eventlog import MemoryEventLog
 from chatplane.runs.store import Multitask, Run, RunStatus, RunStore
@@ -41,21 +46,18 @@ from chatplane.threads import Thread, ThreadStore
 
 log = logging.getLogger("chatplane.runs")
 
+Hook = Callable[[Run], Awaitable[None]]
 
-@dataclass
-class _Lane:
-    """The runs of one thread in this process."""
 
-    queue: deque[Run] = field(default_factory=deque)
-    active: Run | None = None
-    task: asyncio.Task[None] | None = None  # the active run's execution
-    worker: asyncio.Task[None] | None = None  # drains the queue
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    resume: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)  # decisions for a waiting run
+class EventLog(Protocol):
+    def known(self, run_id: str) -> bool: ...
+    def open(self, run_id: str) -> None: ...
+    async def append(self, run_id: str, type: EventType, data: dict[str, Any] | None = None) -> RunEvent: ...
+    def subscribe(self, run_id: str, after: int = 0, *, through_pauses: bool = False) -> AsyncIterator[RunEvent]: ...
 
-    @property
-    def busy(self) -> bool:
-        return self.active is not None or bool(self.queue)
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class RunManager:
@@ -66,95 +68,174 @@ class RunManager:
         runs: RunStore,
         threads: ThreadStore,
         settings: Settings,
-        events: MemoryEventLog | None = None,
+        events: EventLog | None = None,
     ) -> None:
         self.graphs = graphs
         self.runs = runs
         self.threads = threads
         self.settings = settings
-        self.events = events or MemoryEventLog()
-        self.start_hooks: list[Callable[[Run], Awaitable[None]]] = []
+        self.events: EventLog = events or MemoryEventLog()
+        self.worker = _worker_id()
+        self.start_hooks: list[Hook] = []
         """Called when a run starts executing (metrics …); failures are logged, not raised."""
-        self.finish_hooks: list[Callable[[Run], Awaitable[None]]] = []
+        self.finish_hooks: list[Hook] = []
         """Called after each run ends (usage accounting, token budgets …); failures are logged, not raised."""
         self.callbacks: list[Any] = []
         """LangChain callback handlers added to every run's config (model/tool timing, tracing …)."""
-        self._lanes: dict[str, _Lane] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # runs executing in this process
+        self._handing_back: set[str] = set()  # runs cancelled for shutdown: another process resumes them
+        self._background: list[asyncio.Task[None]] = []
+        self._closing = False
+
+    # --- lifecycle ------------------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start the heartbeat (leases, cancel requests) and the reaper (recovery)."""
+        self._background = [
+            asyncio.create_task(self._every(self.settings.run_lease_s / 5, self._heartbeat), name="runs-heartbeat"),
+            asyncio.create_task(self._every(self.settings.run_lease_s / 2, self._reap), name="runs-reaper"),
+        ]
+
+    async def aclose(self, grace_s: float | None = None) -> None:
+        """Stop: let running runs finish for ``grace_s`` (default: none), then hand the rest back to the queue."""
+        self._closing = True
+        for task in self._background:
+            task.cancel()
+        pending = [t for t in self._tasks.values() if not t.done()]
+        if pending and grace_s:
+            log.info("waiting up to %.0f s for %d run(s) to finish", grace_s, len(pending))
+            await asyncio.wait(pending, timeout=grace_s)
+        remaining = {run_id: t for run_id, t in self._tasks.items() if not t.done()}
+        if remaining:
+            self._handing_back.update(remaining)
+            for task in remaining.values():
+                task.cancel()
+            await asyncio.wait(remaining.values(), timeout=10)
+            with contextlib.suppress(Exception):
+                await self.runs.release(list(remaining))
+            log.info("handed %d run(s) back to the queue", len(remaining))
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def _every(self, interval: float, job: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await job()
+            except Exception as exc:
+                as_chatplane_error(exc, f"worker {self.worker} ({job.__name__})")
 
     # --- accepting work -------------------------------------------------------------------------------------------
     async def submit(
         self, thread: Thread, message: str, *, user_id: str, session_id: str | None = None, multitask: Multitask
     ) -> Run:
-        """Accept a user message for ``thread``: a new run, queued behind the thread's active run if any."""
-        lane = self._lanes.setdefault(thread.thread_id, _Lane())
-        async with lane.lock:
-            if lane.busy and multitask == "reject":
+        """Accept a user message for ``thread``: a new run, started now or queued behind the thread's active run."""
+        run_input = {"message": message, "user_id": user_id, "session_id": session_id, "created_at": time.time()}
+        return await self._accept(thread, run_input, multitask)
+
+    async def retry(self, failed: Run) -> Run:
+        """A new run that continues the thread from where ``failed`` stopped (its message is already there)."""
+        if failed.status != "failed":
+            raise RunStateError("Only a failed run can be retried.")
+        thread = await self.threads.get(failed.thread_id, failed.owner)
+        return await self._accept(thread, {"retry_of": failed.run_id, "created_at": time.time()}, "reject")
+
+    async def _accept(self, thread: Thread, run_input: dict[str, Any], multitask: Multitask) -> Run:
+        async with self.runs.db.transaction() as tx:
+            await RunStore.lock_thread(tx, thread.thread_id)
+            active = await RunStore.active_for_thread(tx, thread.thread_id)
+            if active and multitask == "reject":
                 raise ThreadBusyError()
-            run_input = {"message": message, "user_id": user_id, "session_id": session_id, "created_at": time.time()}
             run = await self.runs.create(
-                thread.thread_id, thread.owner, thread.agent, run_input, multitask, model=self.settings.model
+                thread.thread_id,
+                thread.owner,
+                thread.agent,
+                run_input,
+                multitask,
+                model=self.settings.model,
+                tx=tx,
             )
-            lane.queue.append(run)
-            if multitask == "interrupt":
-                self._interrupt_active(lane)
-            if lane.worker is None or lane.worker.done():
-                lane.worker = asyncio.create_task(self._drain(thread.thread_id, lane), name=f"lane-{thread.thread_id}")
+            self.events.open(run.run_id)
+            claimed = not active and await RunStore.claim(tx, run, self.worker, self._lease())
+            interrupted = [r for r in active if r.status in ("running", "waiting")] if multitask == "interrupt" else []
+            for victim in interrupted:
+                if victim.status == "waiting":  # nobody executes it: cancel it right here
+                    await self.runs.finish(victim, "cancelled", victim.usage, tx=tx)
+        for victim in interrupted:
+            if victim.status == "cancelled":
+                await self._after_finish(victim, "run_cancelled", {"status": "cancelled"})
+            else:
+                await self._request_cancel(victim)
+        if claimed:
+            self._launch(run, _graph_input(run))
+        elif interrupted and all(v.status == "cancelled" for v in interrupted):
+            await self._continue(thread.thread_id)
         return run
 
-    @staticmethod
-    def _interrupt_active(lane: _Lane) -> None:
-        if lane.active is None:
-            return
-        if lane.active.status == "waiting":  # paused for a human: the lane takes the cancel as its decision
-            lane.resume.put_nowait(_CANCEL)
-        elif lane.task is not None and not lane.task.done():
-            lane.task.cancel()
+    async def cancel(self, run: Run) -> Run:
+        """Cancel a pending, running or waiting run, wherever it runs. A finished run is left as it is."""
+        current = await self.runs.find(run.run_id) or run
+        if current.status in ("pending", "waiting"):
+            async with self.runs.db.transaction() as tx:
+                changed = await tx.execute(
+                    "UPDATE chatplane_runs SET status = 'cancelled', finished_at = %s, worker = NULL "
+                    "WHERE run_id = %s AND status = %s",
+                    (time.time(), current.run_id, current.status),
+                )
+            if changed:
+                current.status = "cancelled"
+                await self._after_finish(current, "run_cancelled", {"status": "cancelled"})
+                await self._continue(current.thread_id)
+                return current
+            current = await self.runs.find(run.run_id) or current  # it moved on meanwhile
+        if current.status == "running":
+            await self._request_cancel(current)
+            async for _ in self.subscribe(run.run_id, 0, through_pauses=True):
+                pass
+        return await self.runs.find(run.run_id) or current
 
     async def cancel_thread(self, thread_id: str) -> None:
         """Cancel every run of the thread (before it is reset or deleted)."""
-        lane = self._lanes.get(thread_id)
-        if lane is None:
-            return
-        async with lane.lock:
-            queued, lane.queue = list(lane.queue), deque()
-            for run in queued:
-                await self.finish_run(run, "cancelled", {})
-                await self.events.append(run.run_id, "run_cancelled", {"status": "cancelled"})
-            active = lane.active
-            self._interrupt_active(lane)
-        if active is not None:
-            async for _ in self.events.subscribe(active.run_id, 0, through_pauses=True):
-                pass
-
-    async def cancel(self, run: Run) -> Run:
-        """Cancel a pending, running or waiting run. Cancelling a finished run changes nothing."""
-        lane = self._lanes.get(run.thread_id)
-        if lane is None or run.finished:
-            return await self.runs.find(run.run_id) or run
-        async with lane.lock:
-            if run.run_id in {r.run_id for r in lane.queue}:
-                lane.queue = deque(r for r in lane.queue if r.run_id != run.run_id)
-                await self.finish_run(run, "cancelled", {})
-                await self.events.append(run.run_id, "run_cancelled", {"status": "cancelled"})
-            elif lane.active is not None and lane.active.run_id == run.run_id:
-                self._interrupt_active(lane)
-        async for _ in self.events.subscribe(run.run_id, 0, through_pauses=True):
-            pass
-        return await self.runs.find(run.run_id) or run
+        async with self.runs.db.transaction() as tx:
+            active = await RunStore.active_for_thread(tx, thread_id)
+        for run in active:
+            await self.cancel(run)
 
     async def resume(self, run: Run, decisions: list[dict[str, Any]]) -> Run:
-        """Answer a run that waits for a human (approve / edit / reject each pending tool call)."""
-        lane = self._lanes.get(run.thread_id)
+        """Answer a run that waits for a human (approve / edit / reject each pending tool call), in this process."""
         current = await self.runs.find(run.run_id)
-        if lane is None or current is None or current.status != "waiting" or lane.active is None:
+        if current is None or current.status != "waiting":
+            raise RunStateError("Only a run that is waiting for approval can be resumed.")
+        async with self.runs.db.transaction() as tx:
+            claimed = await RunStore.claim(tx, current, self.worker, self._lease())
+        if not claimed:
             raise RunStateError("Only a run that is waiting for approval can be resumed.")
         await self.events.append(run.run_id, "run_resumed", {"decisions": decisions})
-        lane.resume.put_nowait({"decisions": decisions})
+        self._launch(current, Command(resume={"decisions": decisions}), fresh=False)
         return current
 
     # --- following work -------------------------------------------------------------------------------------------
-    def subscribe(self, run_id: str, after: int = 0) -> AsyncIterator[RunEvent]:
-        return self.events.subscribe(run_id, after)
+    def subscribe(self, run_id: str, after: int = 0, *, through_pauses: bool = False) -> AsyncIterator[RunEvent]:
+        """The run's events after ``after``, then live ones, until it ends (or pauses for a human)."""
+        if self.events.known(run_id):
+            return self.events.subscribe(run_id, after, through_pauses=through_pauses)
+        return self._poll_outcome(run_id, after, through_pauses)
+
+    async def _poll_outcome(self, run_id: str, after: int, through_pauses: bool) -> AsyncIterator[RunEvent]:
+        """For a run whose events this process cannot see (another process runs it and there is no Redis, or it
+        ended before this process started): its outcome, from the runs table."""
+        while True:
+            run = await self.runs.find(run_id)
+            if run is None or run.finished:
+                status = run.status if run is not None else "failed"
+                kind: EventType = {"succeeded": "run_completed", "cancelled": "run_cancelled"}.get(status, "run_failed")  # type: ignore[assignment]
+                data: dict[str, Any] = {"status": status}
+                if run is not None and run.error_code:
+                    data["error"] = {"code": run.error_code, "message": error_from_code(run.error_code).message}
+                yield RunEvent(id=after + 1, type=kind, run_id=run_id, data=data)
+                return
+            if run.status == "waiting" and not through_pauses:
+                yield RunEvent(id=after + 1, type="interrupt", run_id=run_id, data={"requests": []})
+                return
+            await asyncio.sleep(0.5)
 
     async def wait(self, run_id: str) -> None:
         """Until the run has finished or waits for a human."""
@@ -165,7 +246,7 @@ class RunManager:
         message without tool calls, as a wire ``Message`` dict) if it gave one."""
         last: RunEvent | None = None
         answer: dict[str, Any] | None = None
-        async for event in self.events.subscribe(run_id, 0):
+        async for event in self.subscribe(run_id, 0):
             last = event
             if event.type == "message":
                 message = event.data["message"]
@@ -174,44 +255,79 @@ class RunManager:
         return last, answer
 
     def active_runs(self) -> int:
-        return sum(1 for lane in self._lanes.values() if lane.active is not None)
-
-    async def aclose(self) -> None:
-        """Cancel everything still running (their partial answers are kept)."""
-        workers = [lane.worker for lane in self._lanes.values() if lane.worker is not None]
-        for lane in self._lanes.values():
-            lane.queue.clear()
-            if lane.task is not None:
-                lane.task.cancel()
-            lane.resume.put_nowait(_CANCEL)
-        if workers:
-            await asyncio.wait(workers, timeout=10)
+        return sum(1 for task in self._tasks.values() if not task.done())
 
     # --- doing work -----------------------------------------------------------------------------------------------
-    async def _drain(self, thread_id: str, lane: _Lane) -> None:
-        while True:
-            async with lane.lock:
-                if not lane.queue:
-                    lane.worker = None
-                    if self._lanes.get(thread_id) is lane and not lane.busy:
-                        del self._lanes[thread_id]
-                    return
-                run = lane.active = lane.queue.popleft()
-            try:
-                graph_input: Any = _graph_input(run)
-                while True:
-                    lane.task = asyncio.create_task(self._execute(run, graph_input), name=f"run-{run.run_id}")
-                    await asyncio.wait([lane.task])
-                    if run.status != "waiting":
-                        break
-                    decision = await lane.resume.get()
-                    if decision is _CANCEL:
-                        await self.finish_run(run, "cancelled", run.usage)
-                        await self.events.append(run.run_id, "run_cancelled", {"status": "cancelled"})
-                        break
-                    graph_input = Command(resume=decision)
-            finally:
-                lane.active = lane.task = None
+    def _lease(self) -> float:
+        return time.time() + self.settings.run_lease_s
+
+    def _launch(self, run: Run, graph_input: Any, *, fresh: bool = True) -> None:
+        """Execute ``run`` here; ``fresh`` for a run that starts now (not resumed after approval or recovery)."""
+        task = asyncio.create_task(self._execute(run, graph_input, fresh), name=f"run-{run.run_id}")
+        self._tasks[run.run_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(run.run_id, None))
+
+    async def _request_cancel(self, run: Run) -> None:
+        task = self._tasks.get(run.run_id)
+        if task is not None and not task.done():
+            task.cancel()
+        else:  # running in another process: its heartbeat sees the flag
+            await self.runs.request_cancel(run.run_id)
+
+    async def _continue(self, thread_id: str) -> None:
+        """Claim and start the thread's next pending run, if the thread is idle."""
+        if self._closing or not thread_id:
+            return
+        async with self.runs.db.transaction() as tx:
+            await RunStore.lock_thread(tx, thread_id)
+            active = await RunStore.active_for_thread(tx, thread_id)
+            if not active or active[0].status != "pending":
+                return
+            run = active[0]
+            if not await RunStore.claim(tx, run, self.worker, self._lease()):
+                return
+        self._launch(run, _graph_input(run))
+
+    async def _heartbeat(self) -> None:
+        if not self._tasks:
+            return
+        for run_id in await self.runs.heartbeat(self.worker, self._lease()):
+            task = self._tasks.get(run_id)
+            if task is not None and not task.done():
+                task.cancel()
+
+    async def _reap(self) -> None:
+        """Recover runs whose worker is gone, and start pending runs nobody will start."""
+        for run in await self.runs.expired(time.time()):
+            async with self.runs.db.transaction() as tx:
+                changed = await tx.execute(
+                    "UPDATE chatplane_runs SET worker = %s, lease_until = %s, cancel_requested = 0 "
+                    "WHERE run_id = %s AND status = 'running' AND lease_until < %s",
+                    (self.worker, self._lease(), run.run_id, time.time()),
+                )
+            if not changed:
+                continue  # another process got it first
+            if self.settings.run_recovery == "fail":
+                log.warning("run %s: worker_lost (failed as configured)", run.run_id)
+                await self.runs.finish(run, "failed", run.usage, WorkerLostError.code)
+                message = WorkerLostError.default_message
+                await self._after_finish(
+                    run, "run_failed", {"status": "failed", "error": {"code": WorkerLostError.code, "message": message}}
+                )
+                await self._continue(run.thread_id)
+            else:
+                log.warning("run %s: its worker is gone; resuming it from the last checkpoint", run.run_id)
+                self._launch(run, await self._resume_input(run), fresh=False)
+        for thread_id in await self.runs.stranded_threads():
+            await self._continue(thread_id)
+
+    async def _resume_input(self, run: Run) -> Any:
+        """Continue from the checkpoint (None) if the run's message made it into the thread, else start over."""
+        if "message" not in run.input:
+            return None
+        state = await self.graphs[run.agent].aget_state(self._config(run))
+        messages = state.values.get("messages", []) if state.values else []
+        return None if any(m.id == _message_id(run) for m in messages) else _graph_input(run)
 
     def _config(self, run: Run) -> RunnableConfig:
         return {
@@ -221,18 +337,15 @@ class RunManager:
             "callbacks": list(self.callbacks),
         }
 
-    async def _execute(self, run: Run, graph_input: Any) -> None:
+    async def _execute(self, run: Run, graph_input: Any, fresh: bool) -> None:
         graph = self.graphs[run.agent]
         config = self._config(run)
         translator = StreamTranslator()
         translator.usage.update({k: v for k, v in run.usage.items() if k in translator.usage})
         try:
-            if run.status == "pending":
-                await self.runs.mark_running(run)
+            if fresh:
                 await self._call_hooks(self.start_hooks, run)
                 await self.events.append(run.run_id, "run_started", {"thread_id": run.thread_id, "agent": run.agent})
-            else:
-                await self.runs.mark_running(run)
             async for part in graph.astream(
                 graph_input, config, stream_mode=["messages", "updates"], subgraphs=True, version="v2"
             ):
@@ -246,15 +359,20 @@ class RunManager:
             await self.finish_run(run, "succeeded", translator.usage)
             await self.events.append(run.run_id, "run_completed", {"status": "succeeded", "usage": translator.usage})
         except asyncio.CancelledError:
+            if run.run_id in self._handing_back:
+                raise  # shutting down: the run goes back to the queue as it is
             await asyncio.shield(self._record_cancel(run, graph, config, translator))
         except Exception as exc:
             error = as_chatplane_error(exc, f"run {run.run_id}")
             await asyncio.shield(self._record_failure(run, translator, error.code, error.message))
         finally:
-            try:
-                await self.threads.touch(run.thread_id)
-            except Exception as exc:
-                as_chatplane_error(exc, f"run {run.run_id} (touching its thread)")
+            if run.run_id not in self._handing_back:
+                try:
+                    await self.threads.touch(run.thread_id)
+                    if run.status != "waiting":
+                        await self._continue(run.thread_id)
+                except Exception as exc:
+                    as_chatplane_error(exc, f"run {run.run_id} (after it ended)")
 
     async def finish_run(
         self, run: Run, status: RunStatus, usage: dict[str, int], error_code: str | None = None
@@ -264,8 +382,12 @@ class RunManager:
         await self.runs.finish(run, status, usage, error_code)
         await self._call_hooks(self.finish_hooks, run)
 
+    async def _after_finish(self, run: Run, kind: EventType, data: dict[str, Any]) -> None:
+        await self._call_hooks(self.finish_hooks, run)
+        await self.events.append(run.run_id, kind, data)
+
     @staticmethod
-    async def _call_hooks(hooks: list[Callable[[Run], Awaitable[None]]], run: Run) -> None:
+    async def _call_hooks(hooks: list[Hook], run: Run) -> None:
         for hook in hooks:
             try:
                 await hook(run)
@@ -298,12 +420,19 @@ class RunManager:
         await self.events.append(run.run_id, "run_cancelled", {"status": "cancelled"})
 
 
-_CANCEL = object()
+def _message_id(run: Run) -> str:
+    return f"msg-{run.run_id}"
 
 
-def _graph_input(run: Run) -> dict[str, Any]:
+def _graph_input(run: Run) -> dict[str, Any] | None:
+    """What a run feeds the graph: its user message (with a stable id, to tell later whether it was stored) —
+    or nothing for a retry, which continues the thread from its last checkpoint."""
     data = run.input
-    message = HumanMessage(data["message"], response_metadata={"created_at": data.get("created_at")})
+    if "message" not in data:
+        return None
+    message = HumanMessage(
+        data["message"], id=_message_id(run), response_metadata={"created_at": data.get("created_at")}
+    )
     graph_input: dict[str, Any] = {"messages": [message]}
     if data.get("user_id"):
         graph_input["user_id"] = data["user_id"]

@@ -71,6 +71,7 @@ class RunStore:
         run_input: dict[str, Any],
         multitask: Multitask,
         model: str | None = None,
+        tx: Database | None = None,
     ) -> Run:
         run = Run(
             str(uuid.uuid4()),
@@ -83,7 +84,7 @@ class RunStore:
             created_at=time.time(),
             model=model,
         )
-        await self.db.execute(
+        await (tx or self.db).execute(
             f"INSERT INTO chatplane_runs ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 run.run_id,
@@ -137,14 +138,22 @@ class RunStore:
         run.status = "waiting"
         run.usage = usage
         await self.db.execute(
-            "UPDATE chatplane_runs SET status = %s, usage = %s WHERE run_id = %s",
+            "UPDATE chatplane_runs SET status = %s, usage = %s, worker = NULL WHERE run_id = %s",
             (run.status, dumps(usage), run.run_id),
         )
 
-    async def finish(self, run: Run, status: RunStatus, usage: dict[str, int], error_code: str | None = None) -> None:
+    async def finish(
+        self,
+        run: Run,
+        status: RunStatus,
+        usage: dict[str, int],
+        error_code: str | None = None,
+        tx: Database | None = None,
+    ) -> None:
         run.status, run.usage, run.error_code, run.finished_at = status, usage, error_code, time.time()
-        await self.db.execute(
-            "UPDATE chatplane_runs SET status = %s, usage = %s, error_code = %s, finished_at = %s WHERE run_id = %s",
+        await (tx or self.db).execute(
+            "UPDATE chatplane_runs SET status = %s, usage = %s, error_code = %s, finished_at = %s, worker = NULL "
+            "WHERE run_id = %s",
             (status, dumps(usage), error_code, run.finished_at, run.run_id),
         )
 
@@ -153,6 +162,76 @@ class RunStore:
             "SELECT count(*) AS n FROM chatplane_runs WHERE owner = %s AND status IN ('pending', 'running')", (owner,)
         )
         return int(row["n"]) if row else 0
+
+    # --- coordination of several processes (the table is the queue; leases say who runs what) ---------------------
+    @staticmethod
+    async def lock_thread(tx: Database, thread_id: str) -> None:
+        """Serialise decisions about one thread's runs across processes (SQLite: the write lock already does)."""
+        if tx.dialect == "postgres":
+            await tx.execute("SELECT 1 FROM chatplane_threads WHERE thread_id = %s FOR UPDATE", (thread_id,))
+
+    @staticmethod
+    async def active_for_thread(tx: Database, thread_id: str) -> list[Run]:
+        rows = await tx.fetchall(
+            f"SELECT {_COLUMNS} FROM chatplane_runs WHERE thread_id = %s "
+            "AND status IN ('pending', 'running', 'waiting') ORDER BY created_at",
+            (thread_id,),
+        )
+        return [Run.from_row(r) for r in rows]
+
+    @staticmethod
+    async def claim(tx: Database, run: Run, worker: str, lease_until: float) -> bool:
+        """Take ``run`` (pending or waiting) for ``worker``; False if someone else changed it first."""
+        started = run.started_at or time.time()
+        changed = await tx.execute(
+            "UPDATE chatplane_runs SET status = 'running', worker = %s, lease_until = %s, started_at = %s "
+            "WHERE run_id = %s AND status = %s",
+            (worker, lease_until, started, run.run_id, run.status),
+        )
+        if changed:
+            run.status, run.started_at = "running", started
+        return changed > 0
+
+    async def heartbeat(self, worker: str, lease_until: float) -> list[str]:
+        """Extend the leases of this worker's runs; the ids of those a cancel was requested for."""
+        await self.db.execute(
+            "UPDATE chatplane_runs SET lease_until = %s WHERE worker = %s AND status = 'running'", (lease_until, worker)
+        )
+        rows = await self.db.fetchall(
+            "SELECT run_id FROM chatplane_runs WHERE worker = %s AND status = 'running' AND cancel_requested = 1",
+            (worker,),
+        )
+        return [r["run_id"] for r in rows]
+
+    async def request_cancel(self, run_id: str) -> None:
+        await self.db.execute("UPDATE chatplane_runs SET cancel_requested = 1 WHERE run_id = %s", (run_id,))
+
+    async def release(self, run_ids: list[str]) -> None:
+        """Hand runs back (graceful shutdown): their lease ends now, so another process resumes them."""
+        for run_id in run_ids:
+            await self.db.execute(
+                "UPDATE chatplane_runs SET worker = NULL, lease_until = 0 WHERE run_id = %s AND status = 'running'",
+                (run_id,),
+            )
+
+    async def expired(self, now: float, limit: int = 20) -> list[Run]:
+        """Running runs whose worker stopped renewing its lease (it died, or handed them back)."""
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM chatplane_runs WHERE status = 'running' AND lease_until < %s "
+            "ORDER BY created_at LIMIT %s",
+            (now, limit),
+        )
+        return [Run.from_row(r) for r in rows]
+
+    async def stranded_threads(self, limit: int = 20) -> list[str]:
+        """Threads with pending runs and nothing running or waiting (their next run has no one to start it)."""
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT p.thread_id FROM chatplane_runs p WHERE p.status = 'pending' AND p.thread_id <> '' "
+            "AND NOT EXISTS (SELECT 1 FROM chatplane_runs a WHERE a.thread_id = p.thread_id "
+            "AND a.status IN ('running', 'waiting')) LIMIT %s",
+            (limit,),
+        )
+        return [r["thread_id"] for r in rows]
 
     async def delete_for_thread(self, thread_id: str) -> None:
         await self.db.execute("DELETE FROM chatplane_runs WHERE thread_id = %s", (thread_id,))

@@ -19,7 +19,7 @@ from chatplane.service.auth import Authenticator
 from chatplane.service.errors import install_error_handlers
 from chatplane.service.middleware import BodySizeLimit, UnexpectedErrorGuard
 from chatplane.service.ratelimit import RateLimits
-from chatplane.service.routes import agents, chat, health, openai, runs, threads, ws
+from chatplane.service.routes import agents, chat, health, openai, runs, threads, web, ws
 
 log = logging.getLogger("chatplane.service")
 
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None, *, model: BaseChatModel | None 
             log.info("chatplane ready: model %s, storage %s", settings.model, agent.storage.kind)
             yield
         finally:
-            await agent.aclose()
+            await agent.aclose(grace_s=settings.shutdown_grace_s)
 
     app = FastAPI(
         title="chatplane",
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, *, model: BaseChatModel | None 
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(UnexpectedErrorGuard)  # outermost: sees whatever nothing else handled
-    for module in (chat, threads, runs, ws, openai, agents, health):
+    for module in (chat, threads, runs, ws, openai, agents, health, web):
         app.include_router(module.router)
     return app
 
