@@ -68,6 +68,24 @@ def pg_url(pg_admin_url: str) -> Iterator[str]:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+REDIS_URL = os.environ.get("CHATPLANE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis server (a database of its own); skipped locally without it, a failure in CI."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        message = f"Redis is not reachable at {REDIS_URL} ({type(exc).__name__})"
+        if IN_CI:
+            pytest.fail(message + " — CI requires it.")
+        pytest.skip(message)
+    return REDIS_URL
+
+
 BACKENDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 PERSISTENT_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -121,8 +139,8 @@ def server_factory(tmp_path: Path) -> Iterator[Any]:
     """``server_factory(env)`` → a started ``ServerProcess`` (real uvicorn in a subprocess); all stopped at the end."""
     servers: list[ServerProcess] = []
 
-    def make(env: dict[str, str], port: int | None = None) -> ServerProcess:
-        server = ServerProcess(env, port or free_port(), tmp_path)
+    def make(env: dict[str, str], port: int | None = None, args: list[str] | None = None) -> ServerProcess:
+        server = ServerProcess(env, port or free_port(), tmp_path, args)
         servers.append(server)
         server.start()
         return server

@@ -20,8 +20,9 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, env: dict[str, str], port: int, workdir: Path) -> None:
+    def __init__(self, env: dict[str, str], port: int, workdir: Path, args: list[str] | None = None) -> None:
         self.env = env
+        self.args = args or []
         self.port = port
         self.workdir = workdir
         self.url = f"http://127.0.0.1:{port}"
@@ -33,7 +34,7 @@ class ServerProcess:
         env.update({"CHATPLANE_HOST": "127.0.0.1", "CHATPLANE_PORT": str(self.port), **self.env})
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "chatplane", "serve"],
+                [sys.executable, "-m", "chatplane", "serve", *self.args],
                 cwd=self.workdir,
                 env=env,
                 stdout=log,
@@ -66,6 +67,13 @@ class ServerProcess:
                 proc.kill()
                 proc.wait()
         return proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies mid-work, as in a crash."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -43,21 +43,40 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (CHATPLANE_PORT).")] = None,
     model: ModelOpt = None,
     storage: StorageOpt = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes; more than one needs PostgreSQL storage and Redis.")
+    ] = 1,
 ) -> None:
     """Start the HTTP API (and the web page) on the configured model and storage."""
+    import os
+
     import uvicorn
 
     from chatplane.service.app import create_app
 
-    settings = _settings(host=host, port=port, model=model, storage_url=storage)
+    overrides = {"host": host, "port": port, "model": model, "storage_url": storage}
+    settings = _settings(**overrides)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    console.print(f"chatplane on http://{settings.host}:{settings.port}  model={settings.model}")
+    if workers > 1:
+        if not settings.storage_url.startswith(("postgresql://", "postgres://")) or not settings.redis_url:
+            err_console.print(
+                "[red]Several workers share state through PostgreSQL and Redis: set CHATPLANE_STORAGE_URL to a "
+                "postgresql:// URL and CHATPLANE_REDIS_URL.[/red]"
+            )
+            raise typer.Exit(2)
+        # Each worker process builds its own app from the environment: pass the command-line choices down.
+        for name, value in overrides.items():
+            if value is not None:
+                os.environ[f"CHATPLANE_{name.upper()}"] = str(value)
+    console.print(f"chatplane on http://{settings.host}:{settings.port}  model={settings.model}  workers={workers}")
     uvicorn.run(
-        create_app(settings),
+        create_app(settings) if workers == 1 else "chatplane.service.app:app_factory",
+        factory=workers > 1,
+        workers=workers,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
     )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 
 from chatplane.schemas import ResumeRequest, RunOut
-from chatplane.service.deps import AgentDep, CurrentUser, SettingsDep
+from chatplane.service.deps import AgentDep, CurrentUser, RunAllowedUser, SettingsDep
 from chatplane.service.routes.threads import _ERRORS, run_out
 from chatplane.service.streaming import parse_last_event_id, run_event_stream
 
@@ -42,6 +42,14 @@ async def cancel_run(run_id: str, agent: AgentDep, user: CurrentUser) -> RunOut:
     """Stop the run now. What the model had generated is kept in the thread, marked ``cancelled``."""
     run = await agent.runs.runs.get(run_id, user.id)
     return run_out(await agent.runs.cancel(run))
+
+
+@router.post("/{run_id}/retry", response_model=RunOut, status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
+async def retry_run(run_id: str, agent: AgentDep, user: RunAllowedUser) -> RunOut:
+    """Run a failed run again (a new run): the thread goes on from where it stopped — its message is already
+    there. Follow it like any run."""
+    run = await agent.runs.runs.get(run_id, user.id)
+    return run_out(await agent.runs.retry(run))
 
 
 @router.post("/{run_id}/resume", response_model=RunOut, status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
