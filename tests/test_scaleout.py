@@ -144,3 +144,21 @@ def test_serve_with_two_workers(server_factory, cluster_env) -> None:
         for i in range(6):  # requests land on either worker
             assert client.post(f"/v1/threads/{tid}/runs", json={"message": f"q{i}"}).json()["status"] == "succeeded"
         assert len(client.get(f"/v1/threads/{tid}/messages").json()["messages"]) == 12
+
+
+def test_sigterm_hands_a_long_run_back_to_another_process(server_factory, cluster_env) -> None:
+    env = {**cluster_env, "CHATPLANE_MODEL": f"fake:{REPLY}?token_delay=0.05", "CHATPLANE_SHUTDOWN_GRACE_S": "0.5"}
+    leaving, staying = server_factory(env), server_factory(env)
+    with httpx.Client(base_url=leaving.url, timeout=30) as client:
+        tid = client.post("/v1/threads", json={}).json()["thread_id"]
+        run_id = client.post(f"/v1/threads/{tid}/runs", json={"message": "hand me over", "background": True}).json()[
+            "run_id"
+        ]
+        _wait_for(lambda: client.get(f"/v1/runs/{run_id}").json()["status"] == "running")
+    leaving.stop()  # SIGTERM: the run outlives the grace period, so it goes back to the queue
+    assert "handed 1 run(s) back" in leaving.log()
+    with httpx.Client(base_url=staying.url, timeout=30) as client:
+        run = _wait_for(lambda: (r := client.get(f"/v1/runs/{run_id}").json())["status"] == "succeeded" and r)
+        assert run["status"] == "succeeded"
+        messages = client.get(f"/v1/threads/{tid}/messages").json()["messages"]
+        assert [m["content"] for m in messages] == ["hand me over", REPLY]
