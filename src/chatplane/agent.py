@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
+from langchain.agents.middleware import HumanInTheLoopMiddleware
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AnyMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
@@ -46,6 +47,7 @@ from chatplane.runs.translate import StreamTranslator
 from chatplane.schemas import ID_PATTERN
 from chatplane.storage import Storage, open_storage
 from chatplane.threads import Thread, ThreadStore
+from chatplane.tools import open_tools
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ class ProductionAgent:
         self._model: ModelHandle | None = None
         self._storage: Storage | None = None
         self.graphs: dict[str, Any] = {}
+        self._tools: list[Any] = []
         self.stateless_graphs: dict[str, Any] = {}  # without a checkpointer: nothing of the conversation is kept
         self.threads: ThreadStore
         self.runs: RunManager
@@ -117,6 +120,7 @@ class ProductionAgent:
                 open_chat_model(self.settings.model, self.settings, model=self._model_override)
             )
             self._storage = await stack.enter_async_context(open_storage(self.settings))
+            self._tools = await stack.enter_async_context(open_tools(self.settings))
             self.graphs = self._build_graphs(self._storage.checkpointer)
             self.stateless_graphs = self._build_graphs(None)
             self.threads = ThreadStore(self._storage.db)
@@ -142,8 +146,20 @@ class ProductionAgent:
 
     def _build_graphs(self, checkpointer: Any) -> dict[str, Any]:
         assert self._model is not None
+        middleware: list[Any] = []
+        if self.settings.sensitive_tools and checkpointer is not None:
+            # A human approves these tool calls before they run (the pause needs a checkpointer to resume from).
+            middleware.append(
+                HumanInTheLoopMiddleware(interrupt_on=dict.fromkeys(self.settings.sensitive_tools, True))
+            )
         return {
-            name: kind.build(self._model.model, settings=self.settings, checkpointer=checkpointer)
+            name: kind.build(
+                self._model.model,
+                settings=self.settings,
+                checkpointer=checkpointer,
+                tools=self._tools,
+                middleware=middleware,
+            )
             for name, kind in AGENTS.items()
         }
 

@@ -43,7 +43,9 @@ class Settings(BaseSettings):
         description="System message put before every conversation sent to the model (not stored in the thread).",
     )
     model_timeout_s: float = Field(60.0, gt=0, description="Longest wait for one model call before a 504.")
-    model_max_retries: int = Field(2, ge=0, description="Retries of a failed model request by the OpenAI client.")
+    model_max_retries: int = Field(
+        2, ge=0, description="Retries of a transient model failure (429, 5xx, timeout), with backoff and jitter."
+    )
     max_output_tokens: int | None = Field(
         None,
         gt=0,
@@ -75,7 +77,9 @@ class Settings(BaseSettings):
     )
     max_model_calls: int = Field(12, ge=1, description="Model calls allowed per run (ReAct / multi-agent).")
     max_tool_calls: int = Field(24, ge=1, description="Tool calls allowed per run.")
-    recursion_limit: int = Field(50, ge=5, description="LangGraph super-steps allowed per run.")
+    recursion_limit: int = Field(
+        100, ge=5, description="LangGraph super-steps allowed per run (a ReAct round takes about 6)."
+    )
     tool_timeout_s: float = Field(30.0, gt=0, description="Longest wait for one tool call.")
     docs_dir: str = Field("./data/docs", description="Folder of text/Markdown documents searched by `search_docs`.")
     mcp_servers: dict[str, dict[str, Any]] = Field(

@@ -12,6 +12,8 @@ Spec grammar (what follows ``fake:`` in a model id)::
     ...?token_delay=0.01      wait between tokens
     ...?fail=error            raise a provider-style error (with a fake secret in its text)
     ...?fail=hang             never answer (for timeout tests)
+    tool:calculator:{"expression":"2*21"}|It is 42.
+                              a tool call (name, JSON arguments), then, on the next call, an answer
 
 Built directly, ``replies`` may also hold ``AIMessage`` objects (tool calls included, streamed as tool-call chunks)
 and callables ``reply(prompt) -> str | AIMessage`` that answer from the messages the model was called with.
@@ -47,6 +49,20 @@ Reply = Annotated[
     Field(union_mode="left_to_right"),  # a function is tried as a callable before AIMessage's validators see it
 ]
 """One scripted answer: its text, a whole ``AIMessage`` (tool calls included), or ``reply(prompt)``."""
+
+
+def _scripted_reply(part: str, spec: str) -> str | AIMessage:
+    """``tool:<name>:<json args>`` → an AIMessage calling that tool; anything else is the reply's text."""
+    if not part.startswith("tool:"):
+        return part
+    name, _, arguments = part.removeprefix("tool:").partition(":")
+    try:
+        args = json.loads(arguments or "{}")
+    except ValueError as exc:
+        raise ConfigError(f"Bad fake model spec {spec!r}: tool arguments must be JSON.") from exc
+    if not name or not isinstance(args, dict):
+        raise ConfigError(f"Bad fake model spec {spec!r}: use tool:<name>:<JSON object>.")
+    return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"call-{name}", "type": "tool_call"}])
 
 
 class FakeProviderError(RuntimeError):
@@ -92,7 +108,7 @@ class ScriptedChatModel(BaseChatModel):
             ) from exc
         if script == "echo":
             return cls(echo=True, **options)
-        return cls(replies=script.split("|"), **options)
+        return cls(replies=[_scripted_reply(part, spec) for part in script.split("|")], **options)
 
     # --- what tests read ------------------------------------------------------------------------------------------
     @property

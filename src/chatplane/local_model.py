@@ -11,9 +11,10 @@ import it.
 **Tool calls.** llama.cpp turns a model's Hermes-style ``<tool_call>{"name": …, "arguments": …}</tool_call>`` output
 into OpenAI ``tool_calls`` — and constrains the call to the declared tools' JSON schemas — when the chat template
 declares tools. SmolLM2's own template has no tools section, so the bundled model runs with
-``BUNDLED_CHAT_TEMPLATE``: the same ChatML, plus tools listed as one-line signatures (the form this 135M model
-copies arguments from most reliably), tool calls rendered in Hermes style, and tool results given back as a user
-turn. A model this small never starts a tool call on its own, so the agents force one
+``BUNDLED_CHAT_TEMPLATE``: the same ChatML, plus tools listed as one-line signatures with the first line of their
+description (the form this 135M model copies arguments from most reliably), tool calls rendered in Hermes style,
+and a tool's result given back as a user turn that repeats the question ("Result: 5555 / Using this result,
+answer: …"). A model this small never starts a tool call on its own, so the agents force one
 (``chatplane.agents.embedded``): they prefill the assistant turn with ``TOOL_CALL_PREFILL`` and send
 ``tool_choice="required"``. A GGUF file of your own (``CHATPLANE_LOCAL_MODEL_PATH``) keeps its own template.
 """
@@ -55,11 +56,15 @@ BUNDLED_CHAT_TEMPLATE = """\
         {%- for arg in (params.properties if params.properties is defined else {}) %}
             {%- set args.value = args.value + (', ' if args.value else '') + arg %}
         {%- endfor %}
-        {{- '- ' + fn.name + '(' + args.value + '): ' + (fn.description or '') + '\\n' }}
+        {{- '- ' + fn.name + '(' + args.value + '): ' + ((fn.description or '').split('\\n')[0]) + '\\n' }}
     {%- endfor %}
 {%- endif %}
 {{- '<|im_end|>\\n' }}
+{%- set question = namespace(value='') %}
 {%- for message in loop_messages %}
+    {%- if message.role == 'user' %}
+        {%- set question.value = message.content %}
+    {%- endif %}
     {%- if message.role == 'assistant' %}
         {{- '<|im_start|>assistant' }}
         {%- if message.content %}
@@ -79,8 +84,8 @@ BUNDLED_CHAT_TEMPLATE = """\
         {%- endif %}
         {{- '<|im_end|>\\n' }}
     {%- elif message.role == 'tool' %}
-        {{- '<|im_start|>user\\nThe tool returned: ' + message.content }}
-        {{- '\\nNow answer my question using this result.<|im_end|>\\n' }}
+        {{- '<|im_start|>user\\nResult: ' + message.content }}
+        {{- '\\n\\nUsing this result, answer: ' + question.value + '<|im_end|>\\n' }}
     {%- else %}
         {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}
     {%- endif %}

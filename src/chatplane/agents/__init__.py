@@ -1,4 +1,13 @@
-"""The agent kinds chatplane can run, by name. Each module exports ``build_<kind>(model, *, settings, ...)``."""
+"""The agent kinds chatplane can run, by name.
+
+Each module exports ``build_<kind>(model, *, settings, checkpointer=None, tools=(), middleware=())`` returning a
+compiled LangGraph graph, and a ``DESCRIPTION``. ``tools`` is what ``chatplane.tools.open_tools`` yields (the chat
+agent ignores it); ``middleware`` is added inside each agent's guards (``chatplane.agents.guards``).
+
+Run a graph with ``{"recursion_limit": settings.recursion_limit}`` in its config, inside
+``chatplane.agents.limits.translate_run_limits()`` (or map errors with ``as_run_limit_error``): a run that needs
+more model calls, tool calls or steps than allowed then ends with ``RunLimitError``, its thread still usable.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chatplane.agents import chat
+from chatplane.agents import chat, multi, react
 
 
 @dataclass(frozen=True)
@@ -18,6 +27,8 @@ class AgentKind:
 
 AGENTS: dict[str, AgentKind] = {
     "chat": AgentKind("chat", chat.DESCRIPTION, chat.build_chat),
+    "react": AgentKind("react", react.DESCRIPTION, react.build_react),
+    "multi": AgentKind("multi", multi.DESCRIPTION, multi.build_multi),
 }
 
 __all__ = ["AGENTS", "AgentKind"]

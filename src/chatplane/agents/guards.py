@@ -108,5 +108,5 @@ def guard_middleware(
     ]
     run_limit = RunLimitMiddleware(reserve_steps=0)
     middleware.append(run_limit)
-    run_limit.reserve_steps = steps_needed(middleware)
+    run_limit.reserve_steps = steps_needed(middleware)  # counting every hook, its own included
     return middleware

@@ -92,7 +92,8 @@ class ToolCallBudget(ToolCallLimitMiddleware[Any]):
 
 
 class RunLimitState(AgentState[Any]):
-    remaining_steps: NotRequired[Annotated[int, RemainingStepsManager, PrivateStateAttr]]
+    # LangGraph recognises a managed value only as the last annotation.
+    remaining_steps: NotRequired[Annotated[int, PrivateStateAttr, RemainingStepsManager]]
 
 
 class RunLimitMiddleware(AgentMiddleware[RunLimitState, Any, Any]):
@@ -142,7 +143,8 @@ def steps_needed(middleware: Sequence[AgentMiddleware[Any, Any, Any]]) -> int:
     """Graph steps for one more model-and-tools round of a ``create_agent`` graph with ``middleware``, then its exit.
 
     ``create_agent`` makes every ``before_model`` / ``after_model`` / ``after_agent`` hook a node of its own, and
-    each node is one LangGraph step.
+    each node is one LangGraph step: the round is the ``before_model`` nodes, the model, the ``after_model`` nodes
+    and the tools; the exit is the ``after_agent`` nodes; one more step is kept as a margin.
     """
     before = sum(_overrides(m, "before_model") for m in middleware)
     after = sum(_overrides(m, "after_model") for m in middleware)

@@ -64,6 +64,16 @@ def is_transient_model_error(exc: BaseException) -> bool:
     return status is not None and (status == 429 or status >= 500)
 
 
+def keep_first_tool_call(response: ModelResponse[Any]) -> ModelResponse[Any]:
+    """``response`` with at most one tool call per message (the first), for agents that act one step at a time."""
+    result = []
+    for message in response.result:
+        if isinstance(message, AIMessage) and len(message.tool_calls) > 1:
+            message = message.model_copy(update={"tool_calls": message.tool_calls[:1]})
+        result.append(message)
+    return ModelResponse(result=result, structured_response=response.structured_response)
+
+
 class ModelAttemptMiddleware(AgentMiddleware[SessionState, Any, Any]):
     """One attempt at a model call: bounded by ``timeout_s`` (``TimeoutError`` after it), its failure logged.
 

@@ -27,7 +27,7 @@ from chatplane.tools.calculator import make_calculator
 from chatplane.tools.clock import make_current_time
 from chatplane.tools.docs import make_search_docs
 from chatplane.tools.http import make_http_get
-from chatplane.tools.mcp import load_mcp_tools
+from chatplane.tools.mcp import load_mcp_server_tools
 
 BUILTIN_TOOLS = ("calculator", "current_time", "search_docs", "http_get")
 
@@ -49,7 +49,7 @@ async def open_tools(settings: Settings) -> AsyncIterator[list[BaseTool]]:
     """
     async with httpx.AsyncClient(timeout=settings.tool_timeout_s, follow_redirects=False) as http_client:
         tools = builtin_tools(settings, http_client=http_client)
-        tools += await load_mcp_tools(settings.mcp_servers, timeout_s=min(settings.tool_timeout_s, 60.0))
+        tools += await load_mcp_server_tools(settings.mcp_servers, timeout_s=min(settings.tool_timeout_s, 60.0))
         duplicates = sorted(name for name, count in Counter(t.name for t in tools).items() if count > 1)
         if duplicates:
             raise ConfigError(

@@ -1,7 +1,8 @@
 """``calculator``: arithmetic for the model, evaluated by walking Python's ``ast`` — never ``eval``.
 
-Only numbers, ``+ - * / // % **`` (and ``^`` as power, as on calculators), unary signs, parentheses and a few
-functions from :mod:`math` are understood; anything else (names, attributes, calls to other functions, strings,
+Only numbers, ``+ - * / // % **`` (and ``^`` as power, as on calculators), unary signs, brackets and a few
+functions from :mod:`math` are understood — ``[ ]`` and ``{ }`` group like parentheses, as in school arithmetic
+(small models like to write ``{1234} + 4321``); anything else (names, attributes, calls to other functions, strings,
 comprehensions …) is refused with a message the model can act on. Work is bounded: the input length, the size of
 the expression tree, and the size of every intermediate integer are capped, so no expression can make the
 process spin or eat memory (``9 ** 9 ** 9`` is refused before it is computed).
@@ -22,6 +23,7 @@ MAX_INT_BITS = 4096  # about 1,200 decimal digits
 MAX_EXPONENT = 10_000
 
 Number = int | float
+_BRACKETS = str.maketrans("[]{}", "()()")
 
 _BINARY: dict[type[ast.operator], Callable[[Number, Number], Number]] = {
     ast.Add: operator.add,
@@ -63,7 +65,7 @@ def evaluate(expression: str) -> Number:
     if len(text) > MAX_EXPRESSION_CHARS:
         raise CalculatorError(f"The expression is longer than {MAX_EXPRESSION_CHARS} characters.")
     try:
-        tree = ast.parse(text, mode="eval")
+        tree = ast.parse(text.translate(_BRACKETS), mode="eval")
     except SyntaxError as exc:
         raise CalculatorError("The expression is not valid arithmetic.") from exc
     if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
@@ -151,10 +153,11 @@ def make_calculator() -> BaseTool:
 
     @tool("calculator")
     async def calculator(expression: str) -> str:
-        """Evaluate an arithmetic expression exactly, e.g. "1234 + 4321" or "2 * (3 + 4) ** 2".
+        """Evaluate an arithmetic expression written with digits and operators, and return the result.
 
-        Supports + - * / // % ** (or ^), parentheses, pi, e, and sqrt, exp, log, log10, log2, sin, cos, tan,
-        floor, ceil, abs, round. Use it for any arithmetic instead of computing in your head.
+        Supports + - * / // % ** (or ^), brackets, pi, e, and sqrt, exp, log, log10, log2, sin, cos, tan,
+        floor, ceil, abs, round; for example "2 * (3 + 4) ** 2". Use it for any arithmetic instead of computing
+        in your head.
         """
         try:
             return format_number(evaluate(expression))

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_S = 30.0
 
 
-async def load_mcp_tools(
+async def load_mcp_server_tools(
     servers: Mapping[str, Mapping[str, Any]], *, timeout_s: float = START_TIMEOUT_S
 ) -> list[BaseTool]:
     """The tools of every server in ``servers``; ``ConfigError`` naming the first server that fails."""

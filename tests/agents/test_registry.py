@@ -1,0 +1,45 @@
+"""The registry: every agent kind is built the same way, from the same arguments."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from langchain_core.messages import HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
+
+from chatplane.agents import AGENTS
+from chatplane.fake_model import ScriptedChatModel
+from chatplane.tools import builtin_tools
+from tests.agents.helpers import run_config
+from tests.conftest import make_settings
+
+
+def test_kinds_and_descriptions() -> None:
+    assert list(AGENTS) == ["chat", "react", "multi"]
+    for name, kind in AGENTS.items():
+        assert kind.name == name
+        assert kind.description.strip()
+
+
+@pytest.mark.parametrize("kind", list(AGENTS))
+def test_one_signature(kind: str) -> None:
+    parameters = inspect.signature(AGENTS[kind].build).parameters
+    assert list(parameters) == ["model", "settings", "checkpointer", "tools", "middleware"]
+    assert [p.kind for p in parameters.values()][1:] == [inspect.Parameter.KEYWORD_ONLY] * 4
+
+
+@pytest.mark.parametrize("kind", list(AGENTS))
+async def test_each_kind_answers_a_plain_message(kind: str) -> None:
+    settings = make_settings()
+    graph = AGENTS[kind].build(
+        ScriptedChatModel(replies=["hello"]),
+        settings=settings,
+        checkpointer=InMemorySaver(),
+        tools=builtin_tools(settings),
+        middleware=(),
+    )
+    result = await graph.ainvoke({"messages": [HumanMessage("hi")], "user_id": "u"}, run_config("t", settings))
+    assert result["messages"][-1].text == "hello"
+    state = await graph.aget_state(run_config("t", settings))
+    assert state.values["user_id"] == "u"

@@ -1,0 +1,64 @@
+"""search_docs: best matching passages of a local folder, never anything outside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from langchain_core.tools import ToolException
+
+from chatplane.tools.docs import make_search_docs, terms
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    folder = tmp_path / "docs"
+    (folder / "policies").mkdir(parents=True)
+    (folder / "policies" / "refunds.md").write_text(
+        "# Refunds\n\nCustomers may ask for a refund within 30 days of purchase.\n\nShipping costs are not refunded.\n",
+        encoding="utf-8",
+    )
+    (folder / "shipping.txt").write_text("Orders ship within two days. Shipping is free above 50 euros.\n")
+    (folder / "notes.pdf").write_bytes(b"%PDF refund refund refund")
+    return folder
+
+
+async def test_finds_the_best_passages_with_file_names(docs: Path) -> None:
+    answer = await make_search_docs(docs).ainvoke({"query": "How many days for a refund?"})
+    first = answer.split("\n\n")[0]
+    assert first.startswith("[policies/refunds.md]")
+    assert "within 30 days" in answer
+    assert "notes.pdf" not in answer  # only .txt and .md are read
+
+
+async def test_ranks_by_overlap_and_limits_results(docs: Path) -> None:
+    answer = await make_search_docs(docs).ainvoke({"query": "shipping free", "max_results": 1})
+    assert answer == "[shipping.txt]\nOrders ship within two days. Shipping is free above 50 euros."
+
+
+async def test_no_match(docs: Path) -> None:
+    assert await make_search_docs(docs).ainvoke({"query": "quantum chromodynamics"}) == (
+        "No document matches 'quantum chromodynamics'."
+    )
+
+
+async def test_missing_folder_is_a_clear_message(tmp_path: Path) -> None:
+    with pytest.raises(ToolException, match="no document folder"):
+        await make_search_docs(tmp_path / "nowhere").ainvoke({"query": "refund"})
+
+
+async def test_never_reads_outside_the_folder(docs: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.md"
+    secret.write_text("The launch password is swordfish.\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "more.md").write_text("swordfish again\n")
+    (docs / "link.md").symlink_to(secret)
+    (docs / "linked-folder").symlink_to(outside, target_is_directory=True)
+    (docs / "inside.md").write_text("A swordfish is a fish.\n")
+    answer = await make_search_docs(docs).ainvoke({"query": "swordfish password"})
+    assert answer == "[inside.md]\nA swordfish is a fish."  # the linked files match better, but are not read
+
+
+def test_terms_drop_stop_words_and_punctuation() -> None:
+    assert terms("What is the refund policy, for orders?") == ["refund", "policy", "orders"]
