@@ -46,6 +46,14 @@ chat: $(RUNTIME_STAMP) ## Chat in the terminal with the embedded model
 test: $(DEV_STAMP) chromium ## Install test dependencies (and Chromium), then run every test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+.PHONY: bench
+bench: $(DEV_STAMP) ## Benchmarks at the issue's sizes (2-3 h, wants a quiet machine) -> benchmarks/RESULTS.md
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+.PHONY: bench-quick
+bench-quick: $(DEV_STAMP) ## Benchmarks at small sizes (~6-8 min) -> benchmarks/RESULTS.md
+	$(BIN)/python -m benchmarks.run --quick $(BENCH_ARGS)
+
 .PHONY: lint
 lint: $(DEV_STAMP) ## ruff + mypy
 	$(BIN)/ruff check .

@@ -1,0 +1,130 @@
+"""The apps a benchmark run compares, each started fresh (new process, new storage) for every scenario.
+
+=====================  ===========================================================================================
+``chatplane-sqlite``   ``python -m chatplane serve``, ``CHATPLANE_STORAGE_URL=sqlite:///<tmp>/chatplane.db``
+``chatplane-postgres`` the same on a new PostgreSQL database (created, then dropped)
+``chatplane-memory``   the same on ``memory://`` (not in the default set)
+``seed-memory``        ``uvicorn benchmarks.seed_app:app`` with ``MemorySaver``
+``seed-sqlite``        the same with ``SqliteSaver`` (sync) on a new file
+``seed-postgres``      the same with ``PostgresSaver`` (sync) on a new database
+=====================  ===========================================================================================
+
+Every app is pointed at the mock model by ``OPENAI_BASE_URL``.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import psycopg
+from psycopg import sql
+
+from benchmarks.load import Subject
+from benchmarks.procs import ProcessProbe, ServerProcess, clean_env, free_port
+from benchmarks.storage_probes import NoStorage, PostgresProbe, SqliteProbe, StorageProbe
+
+App = Literal["chatplane", "seed"]
+StorageKind = Literal["memory", "sqlite", "postgres"]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    app: App
+    storage: StorageKind
+
+    @property
+    def streaming(self) -> bool:
+        return self.app == "chatplane"
+
+
+TARGETS = {
+    t.name: t
+    for t in (
+        Target("chatplane-sqlite", "chatplane", "sqlite"),
+        Target("chatplane-postgres", "chatplane", "postgres"),
+        Target("chatplane-memory", "chatplane", "memory"),
+        Target("seed-memory", "seed", "memory"),
+        Target("seed-sqlite", "seed", "sqlite"),
+        Target("seed-postgres", "seed", "postgres"),
+    )
+}
+DEFAULT_TARGETS = ("chatplane-sqlite", "chatplane-postgres", "seed-memory", "seed-sqlite", "seed-postgres")
+CHATPLANE_NO_QUOTAS = {
+    # Without API keys every request belongs to the one local user: per-user quotas would cap the whole benchmark.
+    "CHATPLANE_RATE_LIMIT_PER_MINUTE": "0",
+    "CHATPLANE_MAX_CONCURRENT_RUNS_PER_USER": "0",
+    "CHATPLANE_TOKENS_PER_DAY": "0",
+}
+
+
+@asynccontextmanager
+async def fresh_database(admin_url: str) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database (its URL); dropped on exit."""
+    name = f"chatplane_bench_{uuid.uuid4().hex[:10]}"
+    async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as conn:
+        await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    finally:
+        async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as conn:
+            await conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@asynccontextmanager
+async def _storage_url(target: Target, workdir: Path, pg_admin_url: str) -> AsyncIterator[str]:
+    if target.storage == "postgres":
+        async with fresh_database(pg_admin_url) as url:
+            yield url
+    elif target.storage == "sqlite":
+        path = workdir / f"{target.name}-{uuid.uuid4().hex[:8]}.db"
+        yield f"sqlite:///{path}"  # an absolute path: sqlite:////tmp/...
+    else:
+        yield "memory://" if target.app == "chatplane" else "memory"
+
+
+def _command(target: Target, port: int, storage_url: str, mock_url: str) -> tuple[list[str], dict[str, str], str]:
+    """(argv, environment, health path) of the target's server."""
+    model_env = {"OPENAI_BASE_URL": f"{mock_url}/v1", "OPENAI_API_KEY": "x"}
+    if target.app == "chatplane":
+        env = {
+            **model_env,
+            **CHATPLANE_NO_QUOTAS,
+            "CHATPLANE_MODEL": "openai:mock",
+            "CHATPLANE_STORAGE_URL": storage_url,
+            "CHATPLANE_HOST": "127.0.0.1",
+            "CHATPLANE_PORT": str(port),
+            "CHATPLANE_LOG_LEVEL": "warning",
+        }
+        return [sys.executable, "-m", "chatplane", "serve"], clean_env(env), "/healthz"
+    argv = [sys.executable, "-m", "uvicorn", "benchmarks.seed_app:app", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--log-level", "warning", "--no-access-log"]
+    return argv, clean_env({**model_env, "SEED_STORAGE": storage_url}), "/openapi.json"
+
+
+@asynccontextmanager
+async def launched(target: Target, *, mock_url: str, workdir: Path, pg_admin_url: str) -> AsyncIterator[Subject]:
+    """The target running on fresh storage, as a ``Subject`` for the load generator; stopped and cleaned on exit."""
+    async with _storage_url(target, workdir, pg_admin_url) as storage_url:
+        port = free_port()
+        argv, env, health = _command(target, port, storage_url, mock_url)
+        server = ServerProcess(
+            argv, env, port=port, cwd=workdir, health_path=health, log_path=workdir / f"{target.name}-{port}.log"
+        )
+        await server.start()
+        probe: StorageProbe = NoStorage()
+        if target.storage == "sqlite":
+            probe = SqliteProbe(storage_url.removeprefix("sqlite:///"), ProcessProbe(server.pid))
+        elif target.storage == "postgres":
+            probe = PostgresProbe(storage_url)
+        try:
+            yield Subject(target.name, server.url, mock_url, server.pid, probe, target.streaming)
+        finally:
+            await probe.aclose()
+            server.stop()
