@@ -149,9 +149,7 @@ class ProductionAgent:
         middleware: list[Any] = []
         if self.settings.sensitive_tools and checkpointer is not None:
             # A human approves these tool calls before they run (the pause needs a checkpointer to resume from).
-            middleware.append(
-                HumanInTheLoopMiddleware(interrupt_on=dict.fromkeys(self.settings.sensitive_tools, True))
-            )
+            middleware.append(HumanInTheLoopMiddleware(interrupt_on=dict.fromkeys(self.settings.sensitive_tools, True)))
         return {
             name: kind.build(
                 self._model.model,

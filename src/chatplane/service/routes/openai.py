@@ -19,9 +19,9 @@ from chatplane.errors import AgentMismatchError, ChatplaneError, ModelNotFoundEr
 from chatplane.events import EventType
 from chatplane.openai_compat import (
     MODEL_PREFIX,
-    OpenAIErrorBody,
     ChatCompletionRequest,
     CompletionIds,
+    OpenAIErrorBody,
     agent_of,
     check_request,
     last_user_text,
