@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     run_recovery: Literal["resume", "fail"] = Field(
         "resume", description="A recovered run: `resume` from its last checkpoint, or `fail` it (`worker_lost`)."
     )
+    checkpoint_durability: Literal["exit", "async", "sync"] = Field(
+        "exit",
+        description="When a run's checkpoints are written: `exit` once per run (fewest writes; a crashed run is "
+        "redone from its message), `async`/`sync` after every step (a crashed run resumes mid-way).",
+    )
     shutdown_grace_s: float = Field(
         20.0, ge=0, description="On SIGTERM, how long running runs may finish before they are handed back."
     )

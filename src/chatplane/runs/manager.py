@@ -309,6 +309,7 @@ class RunManager:
                 continue  # another process got it first
             if self.settings.run_recovery == "fail":
                 log.warning("run %s: worker_lost (failed as configured)", run.run_id)
+                await self._keep_message(run)
                 await self.runs.finish(run, "failed", run.usage, WorkerLostError.code)
                 message = WorkerLostError.default_message
                 await self._after_finish(
@@ -320,6 +321,12 @@ class RunManager:
                 self._launch(run, await self._resume_input(run), fresh=False)
         for thread_id in await self.runs.stranded_threads():
             await self._continue(thread_id)
+
+    async def _keep_message(self, run: Run) -> None:
+        """Make sure the run's user message is in the thread (a retry continues from there)."""
+        graph_input = await self._resume_input(run)
+        if graph_input is not None:
+            await self.graphs[run.agent].aupdate_state(self._config(run), graph_input, as_node="__start__")
 
     async def _resume_input(self, run: Run) -> Any:
         """Continue from the checkpoint (None) if the run's message made it into the thread, else start over."""
@@ -347,7 +354,12 @@ class RunManager:
                 await self._call_hooks(self.start_hooks, run)
                 await self.events.append(run.run_id, "run_started", {"thread_id": run.thread_id, "agent": run.agent})
             async for part in graph.astream(
-                graph_input, config, stream_mode=["messages", "updates"], subgraphs=True, version="v2"
+                graph_input,
+                config,
+                stream_mode=["messages", "updates"],
+                subgraphs=True,
+                version="v2",
+                durability=self.settings.checkpoint_durability,
             ):
                 for kind, data in translator.feed(part):
                     await self.events.append(run.run_id, kind, data)
