@@ -28,6 +28,7 @@ from langchain_core.messages import AnyMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 
 from chatplane.agents import AGENTS
+from chatplane.agents.context import ContextBudgetMiddleware, context_budget
 from chatplane.config import Settings
 from chatplane.errors import (
     ChatplaneError,
@@ -146,7 +147,7 @@ class ProductionAgent:
 
     def _build_graphs(self, checkpointer: Any) -> dict[str, Any]:
         assert self._model is not None
-        middleware: list[Any] = []
+        middleware: list[Any] = [ContextBudgetMiddleware(context_budget(self.settings))]
         if self.settings.sensitive_tools and checkpointer is not None:
             # A human approves these tool calls before they run (the pause needs a checkpointer to resume from).
             middleware.append(HumanInTheLoopMiddleware(interrupt_on=dict.fromkeys(self.settings.sensitive_tools, True)))

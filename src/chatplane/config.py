@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         description="Cap on tokens generated per model call (default: the provider's; 512 locally).",
     )
     temperature: float = Field(0.0, ge=0, le=2)
+    context_budget_tokens: int | None = Field(
+        None,
+        ge=64,
+        description="Most tokens of history sent to the model per call (newest first); default: what fits the "
+        "embedded model, or 100,000. The thread keeps every message.",
+    )
     openai_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("CHATPLANE_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key")
     )
