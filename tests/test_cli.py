@@ -87,3 +87,76 @@ def test_help_everywhere(args: list[str], tmp_path) -> None:
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
+
+
+def test_chat_switches_agent_lists_threads_and_reopens_one(tmp_path) -> None:
+    storage = f"sqlite:///{tmp_path}/cli.db"
+    child = _spawn(
+        ["chat", "--model", "fake:echo?token_delay=0.01", "--storage", storage, "--session", "first"], tmp_path
+    )
+    child.expect("you ›")
+    child.sendline("in the first session")
+    child.expect("echo: in the first session")
+    child.expect("you ›")
+    child.sendline("/agent react")
+    child.expect("with the react agent")
+    child.expect("you ›")
+    child.sendline("a react question")
+    child.expect("echo: a react question")
+    child.expect("you ›")
+    child.sendline("/threads")
+    child.expect("react")  # newest first: the react session, then "first"
+    child.expect("first")
+    child.expect("you ›")
+    child.sendline("/open first")
+    child.expect(r"session first \(chat\)")
+    child.expect("you ›")
+    child.sendline("/history")
+    child.expect("in the first session")
+    child.expect("you ›")
+    child.sendline("/quit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+    listing = _spawn(["threads", "list", "--storage", storage], tmp_path)
+    listing.expect("first")
+    listing.expect(pexpect.EOF)
+    shown = _spawn(["threads", "show", "first", "--storage", storage], tmp_path)
+    shown.expect("echo: in the first session")
+    shown.expect(pexpect.EOF)
+    deleted = _spawn(["threads", "delete", "first", "--storage", storage], tmp_path)
+    deleted.expect("Deleted first")
+    deleted.expect(pexpect.EOF)
+    missing = _spawn(["threads", "show", "first", "--storage", storage], tmp_path)
+    missing.expect("No such thread")
+    missing.expect(pexpect.EOF)
+    missing.close()
+    assert missing.exitstatus == 1
+
+
+def test_threads_commands_against_a_server(server_factory, tmp_path) -> None:
+    import httpx
+
+    server = server_factory({"CHATPLANE_MODEL": "fake:echo", "CHATPLANE_STORAGE_URL": "memory://"})
+    tid = httpx.post(f"{server.url}/v1/threads", json={"title": "remote one"}).json()["thread_id"]
+    httpx.post(f"{server.url}/v1/threads/{tid}/runs", json={"message": "over the wire"}, timeout=30)
+    listing = _spawn(["threads", "list", "--url", server.url], tmp_path)
+    listing.expect("remote one")
+    listing.expect(pexpect.EOF)
+    shown = _spawn(["threads", "show", tid, "--url", server.url], tmp_path)
+    shown.expect("echo: over the wire")
+    shown.expect(pexpect.EOF)
+    deleted = _spawn(["threads", "delete", tid, "--url", server.url], tmp_path)
+    deleted.expect("Deleted")
+    deleted.expect(pexpect.EOF)
+    assert httpx.get(f"{server.url}/v1/threads/{tid}").status_code == 404
+
+
+@pytest.mark.parametrize("args", [["threads", "--help"], ["threads", "list", "--help"], ["keys", "--help"]])
+def test_help_for_command_groups(args: list[str], tmp_path) -> None:
+    child = _spawn(args, tmp_path)
+    child.expect("Usage")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0

@@ -366,12 +366,14 @@ class ProductionAgent:
             raise as_chatplane_error(exc, f"thread {key}") from exc
 
     # --- the seed's API, sync -------------------------------------------------------------------------------------
-    def chat(self, user_id: str, message: str, session_id: str | None = None) -> str:
-        return self._call(partial(self.achat, user_id, message, session_id))
+    def chat(self, user_id: str, message: str, session_id: str | None = None, *, agent: str | None = None) -> str:
+        return self._call(partial(self.achat, user_id, message, session_id, agent=agent))
 
-    def stream_chat(self, user_id: str, message: str, session_id: str | None = None) -> Iterator[str]:
+    def stream_chat(
+        self, user_id: str, message: str, session_id: str | None = None, *, agent: str | None = None
+    ) -> Iterator[str]:
         portal = self._sync_portal()
-        stream = self.astream_chat(user_id, message, session_id)
+        stream = self.astream_chat(user_id, message, session_id, agent=agent)
         try:
             while True:
                 try:
@@ -386,6 +388,12 @@ class ProductionAgent:
 
     def reset_session(self, session_id: str) -> None:
         self._call(partial(self.areset_session, session_id))
+
+    def list_sessions(self, user_id: str, limit: int = 20) -> list[Thread]:
+        """The user's sessions (threads), newest first."""
+        self._sync_portal()
+        threads, _ = self._call(partial(self.threads.list, user_id, limit=limit))
+        return threads
 
     def close(self) -> None:
         """Stop what the sync methods started (the model, storage and the background event loop)."""

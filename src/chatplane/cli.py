@@ -9,10 +9,13 @@ from typing import Annotated, Any, Protocol
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from chatplane.client.errors import ChatplaneClientError
 from chatplane.config import Settings
-from chatplane.errors import ChatplaneError
+from chatplane.errors import ChatplaneError, ThreadNotFoundError
+
+AGENT_NAMES = ("chat", "react", "multi")
 
 app = typer.Typer(
     help="chatplane: a production-grade service for LLM agents.", no_args_is_help=True, add_completion=False
@@ -52,11 +55,12 @@ def serve(
 
     import uvicorn
 
+    from chatplane.observability.logging import configure_logging
     from chatplane.service.app import create_app
 
     overrides = {"host": host, "port": port, "model": model, "storage_url": storage}
     settings = _settings(**overrides)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)
     if workers > 1:
         if not settings.storage_url.startswith(("postgresql://", "postgres://")) or not settings.redis_url:
             err_console.print(
@@ -82,10 +86,13 @@ def serve(
 
 class _Conversation(Protocol):
     session: str
+    agent_name: str | None
 
-    def new(self) -> None: ...
+    def new(self, agent: str | None = None) -> None: ...
+    def open(self, session: str) -> None: ...
     def stream(self, message: str) -> Iterator[str]: ...
     def history(self) -> list[tuple[str, str]]: ...
+    def sessions(self) -> list[tuple[str, str, str]]: ...
     def reset(self) -> None: ...
     def close(self) -> None: ...
 
@@ -93,21 +100,31 @@ class _Conversation(Protocol):
 class _LocalConversation:
     """Chat with an agent running in this process (the sync API of ``ProductionAgent``)."""
 
-    def __init__(self, settings: Settings, user: str, session: str) -> None:
+    def __init__(self, settings: Settings, user: str, session: str, agent: str | None) -> None:
         from chatplane.agent import ProductionAgent
 
-        self.user, self.session = user, session
+        self.user, self.session, self.agent_name = user, session, agent
         self.agent = ProductionAgent(settings=settings)
         self.agent.__enter__()
 
-    def new(self) -> None:
+    def new(self, agent: str | None = None) -> None:
         self.session = f"cli-{secrets.token_hex(4)}"
+        self.agent_name = agent or self.agent_name
+
+    def open(self, session: str) -> None:
+        known = {t.session_id or t.thread_id: t for t in self.agent.list_sessions(self.user, limit=100)}
+        if session not in known:
+            raise ChatplaneError(f"No session {session!r}; /threads lists yours.")
+        self.session, self.agent_name = session, known[session].agent
 
     def stream(self, message: str) -> Iterator[str]:
-        return self.agent.stream_chat(self.user, message, self.session)
+        return self.agent.stream_chat(self.user, message, self.session, agent=self.agent_name)
 
     def history(self) -> list[tuple[str, str]]:
         return [(m.type, m.text) for m in self.agent.get_history(self.session)]
+
+    def sessions(self) -> list[tuple[str, str, str]]:
+        return [(t.session_id or t.thread_id, t.agent, t.title or "") for t in self.agent.list_sessions(self.user)]
 
     def reset(self) -> None:
         self.agent.reset_session(self.session)
@@ -119,21 +136,28 @@ class _LocalConversation:
 class _RemoteConversation:
     """Chat with a running chatplane server through the SDK: the session is a thread, answers stream over SSE."""
 
-    def __init__(self, url: str, api_key: str | None, session: str | None) -> None:
+    def __init__(self, url: str, api_key: str | None, session: str | None, agent: str | None) -> None:
         from chatplane.client import Client
 
         self.client = Client(url, api_key)
+        self.agent_name = agent
         try:
-            self.session = self.client.get_thread(session).thread_id if session else self._new_thread()
+            if session:
+                self.open(session)
+            else:
+                self.new(agent)
         except Exception:
             self.client.close()
             raise
 
-    def _new_thread(self) -> str:
-        return self.client.create_thread(title="chatplane chat").thread_id
+    def new(self, agent: str | None = None) -> None:
+        self.agent_name = agent or self.agent_name
+        thread = self.client.create_thread(agent=self.agent_name, title="chatplane chat")
+        self.session, self.agent_name = thread.thread_id, thread.agent
 
-    def new(self) -> None:
-        self.session = self._new_thread()
+    def open(self, session: str) -> None:
+        thread = self.client.get_thread(session)
+        self.session, self.agent_name = thread.thread_id, thread.agent
 
     def stream(self, message: str) -> Iterator[str]:
         for event in self.client.stream(self.session, message, multitask="enqueue"):
@@ -146,15 +170,21 @@ class _RemoteConversation:
         roles = {"user": "human", "assistant": "ai"}
         return [(roles.get(m.role, m.role), m.content) for m in self.client.messages(self.session, limit=500).messages]
 
+    def sessions(self) -> list[tuple[str, str, str]]:
+        return [(t.thread_id, t.agent, t.title or "") for t in self.client.list_threads(limit=20).threads]
+
     def reset(self) -> None:
         self.client.delete_thread(self.session)
-        self.session = self._new_thread()
+        self.new()
 
     def close(self) -> None:
         self.client.close()
 
 
-CHAT_HELP = "Commands: /new (new session), /history, /reset, /help, /quit. Ctrl-D quits too."
+CHAT_HELP = (
+    "Commands: /new, /agent NAME (chat, react, multi: a new session with it), /threads, /open ID, /history, "
+    "/reset, /help, /quit. Ctrl-D quits too."
+)
 
 
 @app.command()
@@ -168,14 +198,20 @@ def chat(
         str | None, typer.Option("--session", "-s", help="Session (in-process) or thread id (--url) to continue.")
     ] = None,
     api_key: Annotated[str | None, typer.Option("--key", envvar="CHATPLANE_API_KEY", help="API key for --url.")] = None,
+    agent: Annotated[
+        str | None, typer.Option("--agent", "-a", help="Agent of a new session: chat, react or multi.")
+    ] = None,
     model: ModelOpt = None,
     storage: StorageOpt = None,
 ) -> None:
     """Chat in the terminal; answers stream as they are generated."""
     conversation: _Conversation
+    if agent is not None and agent not in AGENT_NAMES:
+        err_console.print(f"[red]Unknown agent {agent!r}: choose {', '.join(AGENT_NAMES)}.[/red]")
+        raise typer.Exit(2)
     if url:
         try:
-            conversation = _RemoteConversation(url, api_key, session)
+            conversation = _RemoteConversation(url, api_key, session, agent)
         except ChatplaneClientError as exc:
             err_console.print(f"[red]{_friendly(exc)}[/red]")
             raise typer.Exit(2) from None
@@ -185,12 +221,15 @@ def chat(
         logging.basicConfig(level=logging.WARNING)
         with console.status(f"Starting {settings.model} ..."):
             try:
-                conversation = _LocalConversation(settings, user, session or f"cli-{secrets.token_hex(4)}")
+                conversation = _LocalConversation(settings, user, session or f"cli-{secrets.token_hex(4)}", agent)
             except ChatplaneError as exc:
                 err_console.print(f"[red]{exc.message}[/red]")
                 raise typer.Exit(2) from None
         where = settings.model
-    console.print(f"[bold]chatplane[/bold] · {where} · session [cyan]{session}[/cyan]\n[dim]{CHAT_HELP}[/dim]")
+    console.print(
+        f"[bold]chatplane[/bold] · {where} · session [cyan]{conversation.session}[/cyan] "
+        f"({conversation.agent_name or 'default agent'})\n[dim]{CHAT_HELP}[/dim]"
+    )
     try:
         _repl(conversation)
     finally:
@@ -231,6 +270,26 @@ def _command(conversation: _Conversation, line: str) -> bool:
         if name == "/new":
             conversation.new()
             console.print(f"[dim]new session {conversation.session}[/dim]")
+        elif name == "/agent":
+            parts = line.split()
+            if len(parts) != 2 or parts[1] not in AGENT_NAMES:
+                console.print(f"[dim]usage: /agent {'|'.join(AGENT_NAMES)}[/dim]")
+            else:
+                conversation.new(parts[1])
+                console.print(f"[dim]new session {conversation.session} with the {parts[1]} agent[/dim]")
+        elif name == "/threads":
+            table = Table("session", "agent", "title", box=None)
+            for session, agent, title in conversation.sessions():
+                marker = " ←" if session == conversation.session else ""
+                table.add_row(session + marker, agent, title)
+            console.print(table)
+        elif name == "/open":
+            parts = line.split()
+            if len(parts) != 2:
+                console.print("[dim]usage: /open SESSION (see /threads)[/dim]")
+            else:
+                conversation.open(parts[1])
+                console.print(f"[dim]session {conversation.session} ({conversation.agent_name})[/dim]")
         elif name == "/history":
             for role, text in conversation.history():
                 who = "[green]you[/green]" if role == "human" else "[blue]agent[/blue]"
@@ -326,6 +385,166 @@ def keys_revoke(
         err_console.print(f"[red]No active key {key_id}.[/red]")
         raise typer.Exit(1)
     console.print(f"Revoked {key_id}.")
+
+
+threads_app = typer.Typer(
+    help="List, show and delete threads: a server's with --url, else those in local storage.", no_args_is_help=True
+)
+app.add_typer(threads_app, name="threads")
+UrlOpt = Annotated[str | None, typer.Option("--url", help="A chatplane server; default: local storage.")]
+KeyOpt = Annotated[str | None, typer.Option("--key", envvar="CHATPLANE_API_KEY", help="API key for --url.")]
+UserOpt = Annotated[str, typer.Option("--user", "-u", help="Whose threads, in local storage.")]
+
+
+def _with_threads(storage: str | None, work: Any) -> Any:
+    """Run ``work(storage, ThreadStore)`` against local storage."""
+    import asyncio
+
+    from chatplane.storage import open_storage
+    from chatplane.threads import ThreadStore
+
+    settings = _settings(storage_url=storage)
+
+    async def run() -> Any:
+        async with open_storage(settings) as opened:
+            return await work(opened, ThreadStore(opened.db))
+
+    try:
+        return asyncio.run(run())
+    except ChatplaneError as exc:
+        err_console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+
+
+def _remote(url: str, key: str | None, work: Any) -> Any:
+    from chatplane.client import Client
+
+    try:
+        with Client(url, key) as client:
+            return work(client)
+    except ChatplaneClientError as exc:
+        err_console.print(f"[red]{_friendly(exc)}[/red]")
+        raise typer.Exit(1) from None
+
+
+@threads_app.command("list")
+def threads_list(url: UrlOpt = None, key: KeyOpt = None, user: UserOpt = "cli", storage: StorageOpt = None) -> None:
+    """Threads, newest first."""
+    from datetime import UTC, datetime
+
+    if url:
+        rows = _remote(url, key, lambda c: [(t.thread_id, t.agent, t.title, t.updated_at) for t in c.iter_threads()])
+    else:
+
+        async def local(_: Any, store: Any) -> list[Any]:
+            threads, _cursor = await store.list(user, limit=100)
+            return [(t.session_id or t.thread_id, t.agent, t.title, t.updated_at) for t in threads]
+
+        rows = _with_threads(storage, local)
+    table = Table("thread", "agent", "title", "updated")
+    for thread_id, agent, title, updated in rows:
+        table.add_row(thread_id, agent, title or "", datetime.fromtimestamp(updated, UTC).strftime("%Y-%m-%d %H:%M"))
+    console.print(table)
+
+
+@threads_app.command("show")
+def threads_show(
+    thread_id: Annotated[str, typer.Argument(help="Thread id (or session id in local storage).")],
+    url: UrlOpt = None,
+    key: KeyOpt = None,
+    user: UserOpt = "cli",
+    storage: StorageOpt = None,
+) -> None:
+    """A thread's messages."""
+    if url:
+        messages = _remote(
+            url, key, lambda c: [(m.role, m.name, m.content) for m in c.messages(thread_id, limit=500).messages]
+        )
+    else:
+
+        async def local(opened: Any, store: Any) -> list[tuple[str, str | None, str]]:
+            thread = await store.find(thread_id, user)
+            if thread is None:
+                raise ThreadNotFoundError()
+            saved = await opened.checkpointer.aget_tuple({"configurable": {"thread_id": thread.thread_id}})
+            values = saved.checkpoint["channel_values"] if saved else {}
+            return [(m.type, m.name, m.text) for m in values.get("messages", [])]
+
+        messages = _with_threads(storage, local)
+    for role, name, content in messages:
+        who = f"{role}" + (f" ({name})" if name else "")
+        console.print(f"[bold]{who}[/bold] › ", end="")
+        console.print(content, markup=False, highlight=False)
+
+
+@threads_app.command("delete")
+def threads_delete(
+    thread_id: Annotated[str, typer.Argument(help="Thread id (or session id in local storage).")],
+    url: UrlOpt = None,
+    key: KeyOpt = None,
+    user: UserOpt = "cli",
+    storage: StorageOpt = None,
+) -> None:
+    """Delete a thread with its messages and runs."""
+    if url:
+        _remote(url, key, lambda c: c.delete_thread(thread_id))
+    else:
+
+        async def local(opened: Any, store: Any) -> None:
+            from chatplane.runs import RunStore
+
+            thread = await store.find(thread_id, user)
+            if thread is None:
+                raise ThreadNotFoundError()
+            await opened.checkpointer.adelete_thread(thread.thread_id)
+            await RunStore(opened.db).delete_for_thread(thread.thread_id)
+            await store.delete(thread.thread_id, user)
+
+        _with_threads(storage, local)
+    console.print(f"Deleted {thread_id}.")
+
+
+@app.command()
+def prune(
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            help="Delete threads idle for longer than this: 30d, 12h, 90m (default: CHATPLANE_RETENTION_DAYS; "
+            "neither: only threads past their own TTL).",
+        ),
+    ] = None,
+    storage: StorageOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be deleted; change nothing.")] = False,
+) -> None:
+    """Delete old threads (messages, runs) and the superseded checkpoints of the others."""
+    import asyncio
+
+    from chatplane.retention import parse_duration, prune_once
+    from chatplane.storage import open_storage
+
+    settings = _settings(storage_url=storage)
+    try:
+        older_than_s = parse_duration(older_than) if older_than else None
+    except ValueError as exc:
+        err_console.print(f"[red]--older-than: {exc}[/red]")
+        raise typer.Exit(2) from None
+    if older_than_s is None and settings.retention_days is not None:
+        older_than_s = settings.retention_days * 86400
+
+    async def run() -> Any:
+        async with open_storage(settings) as opened:
+            return await prune_once(opened, older_than_s, dry_run=dry_run)
+
+    try:
+        report = asyncio.run(run())
+    except ChatplaneError as exc:
+        err_console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from None
+    if report is None:
+        err_console.print("Another process is pruning this database now; try again later.")
+        raise typer.Exit(1)
+    console.print(("Dry run: " if dry_run else "") + str(report) + ".")
 
 
 def main() -> None:
