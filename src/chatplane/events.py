@@ -6,7 +6,7 @@ for "everything after N" (SSE ``Last-Event-ID``) and receives each event exactly
 ================  =================================================================================================
 type              data
 ================  =================================================================================================
-run_started       ``{"thread_id", "agent"}``
+run_started       ``{"thread_id", "agent", "message"}`` — ``message``: the user's message (id, role, content)
 token             ``{"text", "message_id", "agent"}`` — a piece of the answer as the model generates it
 message           ``{"message": Message}`` — a complete message (assistant answer, tool result …)
 tool_call         ``{"id", "name", "args", "agent"}`` — the agent asked for a tool

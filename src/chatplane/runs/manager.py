@@ -352,7 +352,10 @@ class RunManager:
         try:
             if fresh:
                 await self._call_hooks(self.start_hooks, run)
-                await self.events.append(run.run_id, "run_started", {"thread_id": run.thread_id, "agent": run.agent})
+                started: dict[str, Any] = {"thread_id": run.thread_id, "agent": run.agent}
+                if "message" in run.input:  # the thread shows it only once the run ends (one checkpoint per run)
+                    started["message"] = {"id": _message_id(run), "role": "user", "content": run.input["message"]}
+                await self.events.append(run.run_id, "run_started", started)
             async for part in graph.astream(
                 graph_input,
                 config,

@@ -46,14 +46,15 @@ _ASSET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(js|css|svg)$")
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/")
+@router.api_route("/", methods=["GET", "HEAD"])
 async def page() -> FileResponse:
     return FileResponse(WEB_DIR / "index.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
 
-@router.get("/static/{name}")
-async def asset(name: str) -> FileResponse:
-    """One file of the page, by exact name (no sub-folders, no dot-files, only scripts, styles and icons)."""
+@router.api_route("/static/{name}", methods=["GET", "HEAD"])
+def asset(name: str) -> FileResponse:
+    """One file of the page, by exact name (no sub-folders, no dot-files, only scripts, styles and icons). A plain
+    ``def``: FastAPI runs it in a worker thread, so the file-system check never blocks the event loop."""
     path = WEB_DIR / name
     if not _ASSET_NAME.match(name) or not path.is_file():
         raise HTTPException(status_code=404, detail="No such file.")
