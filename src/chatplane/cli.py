@@ -544,7 +544,7 @@ def prune(
     if report is None:
         err_console.print("Another process is pruning this database now; try again later.")
         raise typer.Exit(1)
-    console.print(("Dry run: " if dry_run else "") + str(report) + ".")
+    console.print(("Dry run: " if dry_run else "") + str(report) + ".", soft_wrap=True)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from chatplane.errors import (
     StorageUnavailableError,
     describe_exception,
 )
+from chatplane.observability import signals
 from chatplane.storage import STORAGE_ERRORS
 
 log = logging.getLogger("chatplane.runs")
@@ -30,6 +31,7 @@ def as_chatplane_error(exc: BaseException, where: str) -> ChatplaneError:
         log.warning("%s: run_limit_exceeded (recursion limit)", where)
         return RunLimitError()
     if isinstance(exc, STORAGE_ERRORS):
+        signals.storage_error(type(exc).__name__)
         log.warning("%s: storage_unavailable (%s)", where, describe_exception(exc))
         error: ChatplaneError = StorageUnavailableError()
     else:

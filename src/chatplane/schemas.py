@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Annotated, Any, Literal
 
@@ -87,6 +88,14 @@ class ThreadCreate(BaseModel):
     )
     title: str | None = Field(None, max_length=200)
     metadata: Metadata = Field(default_factory=dict)
+    ttl_days: float | None = Field(
+        None,
+        gt=0,
+        le=36500,
+        description="Delete the thread (messages, runs) this many days after its creation; default: kept until "
+        "the server's retention (CHATPLANE_RETENTION_DAYS of inactivity) or your DELETE.",
+        examples=[30],
+    )
 
     _check_metadata = field_validator("metadata")(_small_metadata)
 
@@ -108,6 +117,7 @@ class ThreadOut(BaseModel):
     session_id: str | None = Field(None, description="Set for threads created through the seed's /chat.")
     created_at: float
     updated_at: float
+    expires_at: float | None = Field(None, description="When the thread will be deleted (from `ttl_days`).")
 
 
 class ThreadList(BaseModel):
@@ -173,3 +183,38 @@ class AgentInfo(BaseModel):
 
 class AgentList(BaseModel):
     agents: list[AgentInfo]
+
+
+# --- usage (/v1/usage) --------------------------------------------------------------------------------------------
+class UsageTotals(BaseModel):
+    runs: int = Field(0, description="Runs started.")
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cost: float | None = Field(
+        None,
+        description="Estimate from the server's price table (CHATPLANE_PRICES), in its currency; null when no "
+        "price is known for any of the models involved.",
+    )
+
+
+class ModelUsage(UsageTotals):
+    model: str = Field(description="The model the runs were configured with (`provider:model`).")
+
+
+class DayUsage(UsageTotals):
+    date: datetime.date = Field(description="A day (UTC).")
+    models: list[ModelUsage] = Field(default_factory=list)
+
+
+class UsageReport(BaseModel):
+    user: str
+    since: datetime.date = Field(description="First day counted (UTC).")
+    until: datetime.date = Field(description="Last day counted (UTC), inclusive.")
+    thread_id: str | None = Field(None, description="Set when the report is for one thread.")
+    total: UsageTotals
+    by_model: list[ModelUsage]
+    by_day: list[DayUsage] = Field(description="Days with usage, oldest first.")
+    unpriced_models: list[str] = Field(
+        default_factory=list, description="Models without a price: their tokens are not in any cost."
+    )

@@ -15,7 +15,7 @@ from typing import Any
 from chatplane.db import INTEGRITY_ERRORS, Database, Row, dumps, loads
 from chatplane.errors import AgentMismatchError, InvalidInputError, ThreadNotFoundError
 
-_COLUMNS = "thread_id, owner, agent, session_id, title, metadata, created_at, updated_at"
+_COLUMNS = "thread_id, owner, agent, session_id, title, metadata, created_at, updated_at, expires_at"
 
 
 @dataclass
@@ -28,6 +28,8 @@ class Thread:
     metadata: dict[str, Any] = field(default_factory=dict)
     created_at: float = 0.0
     updated_at: float = 0.0
+    expires_at: float | None = None
+    """When retention deletes the thread (``ttl_days`` at creation); None: only after inactivity, if configured."""
 
     @classmethod
     def from_row(cls, row: Row) -> Thread:
@@ -40,6 +42,7 @@ class Thread:
             metadata=loads(row["metadata"]),
             created_at=float(row["created_at"]),
             updated_at=float(row["updated_at"]),
+            expires_at=float(row["expires_at"]) if row.get("expires_at") is not None else None,
         )
 
 
@@ -68,12 +71,16 @@ class ThreadStore:
         session_id: str | None = None,
         title: str | None = None,
         metadata: dict[str, Any] | None = None,
+        ttl_s: float | None = None,
     ) -> Thread:
         now = time.time()
-        thread = Thread(thread_id or str(uuid.uuid4()), owner, agent, session_id, title, metadata or {}, now, now)
+        expires_at = now + ttl_s if ttl_s is not None else None
+        thread = Thread(
+            thread_id or str(uuid.uuid4()), owner, agent, session_id, title, metadata or {}, now, now, expires_at
+        )
         await self.db.execute(
-            f"INSERT INTO chatplane_threads ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            (thread.thread_id, owner, agent, session_id, title, dumps(thread.metadata), now, now),
+            f"INSERT INTO chatplane_threads ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (thread.thread_id, owner, agent, session_id, title, dumps(thread.metadata), now, now, expires_at),
         )
         return thread
 

@@ -15,11 +15,12 @@ from chatplane.agent import ProductionAgent
 from chatplane.config import Settings, get_settings, production_problems
 from chatplane.errors import ChatplaneError, ConfigError, describe_exception
 from chatplane.keys import ApiKeyStore
+from chatplane.observability.setup import install_operations
 from chatplane.service.auth import Authenticator
 from chatplane.service.errors import install_error_handlers
 from chatplane.service.middleware import BodySizeLimit, UnexpectedErrorGuard
 from chatplane.service.ratelimit import RateLimits
-from chatplane.service.routes import agents, chat, health, openai, runs, threads, web, ws
+from chatplane.service.routes import agents, chat, health, openai, runs, threads, usage, web, ws
 
 log = logging.getLogger("chatplane.service")
 
@@ -68,8 +69,9 @@ def create_app(settings: Settings | None = None, *, model: BaseChatModel | None 
             expose_headers=["Retry-After", "X-Request-ID"],
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(UnexpectedErrorGuard)  # outermost: sees whatever nothing else handled
-    for module in (chat, threads, runs, ws, openai, agents, health, web):
+    app.add_middleware(UnexpectedErrorGuard)  # sees whatever nothing else handled
+    install_operations(app, settings)  # logs, metrics, traces, retention job; its request observer is outermost
+    for module in (chat, threads, runs, ws, openai, agents, health, web, usage):
         app.include_router(module.router)
     return app
 

@@ -17,6 +17,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 from chatplane.config import Settings
 from chatplane.errors import RateLimitedError
+from chatplane.observability import signals
 from chatplane.runs import Run, RunStore
 from chatplane.service.auth import User
 
@@ -46,6 +47,7 @@ class RateLimits:
             return
         if self.requests is not None and not await self.limiter.hit(self.requests, "requests", user.rate_key):
             retry = await self._retry_after(self.requests, "requests", user.rate_key)
+            signals.rate_limited("requests")
             raise RateLimitedError(
                 f"Rate limit of {self.settings.rate_limit_per_minute} requests per minute reached.", retry
             )
@@ -56,9 +58,11 @@ class RateLimits:
             return
         if self.tokens is not None and not await self.limiter.test(self.tokens, "tokens", user.id):
             retry = await self._retry_after(self.tokens, "tokens", user.id)
+            signals.rate_limited("tokens")
             raise RateLimitedError(f"Daily budget of {self.settings.tokens_per_day} tokens used up.", retry)
         limit = self.settings.max_concurrent_runs_per_user
         if limit and await self.runs.count_active(user.id) >= limit:
+            signals.rate_limited("runs")
             raise RateLimitedError(f"At most {limit} runs at once; wait for one to finish.", 1)
 
     async def record_run(self, run: Run) -> None:

@@ -42,6 +42,7 @@ def thread_out(thread: Thread) -> ThreadOut:
         session_id=thread.session_id,
         created_at=thread.created_at,
         updated_at=thread.updated_at,
+        expires_at=thread.expires_at,
     )
 
 
@@ -69,7 +70,8 @@ async def create_thread(body: ThreadCreate, agent: AgentDep, user: CurrentUser, 
     kind = body.agent or settings.default_agent
     if kind not in AGENTS:
         raise InvalidInputError(f"Unknown agent {kind!r}; known: {', '.join(AGENTS)}.")
-    thread = await agent.threads.create(user.id, kind, title=body.title, metadata=body.metadata)
+    ttl_s = body.ttl_days * 86400 if body.ttl_days is not None else None
+    thread = await agent.threads.create(user.id, kind, title=body.title, metadata=body.metadata, ttl_s=ttl_s)
     return thread_out(thread)
 
 
