@@ -188,3 +188,23 @@ def test_schema_agent_names_match_the_registry() -> None:
     from chatplane.schemas import AgentName
 
     assert set(get_args(AgentName)) == set(AGENTS)
+
+
+async def test_a_thread_may_use_a_model_from_the_allowlist_only(client_for) -> None:
+    client = await client_for(make_settings(model_allowlist=["fake:the other model"]))
+    chosen = await client.post("/v1/threads", json={"model": "fake:the other model"})
+    assert chosen.status_code == 201 and chosen.json()["model"] == "fake:the other model"
+    run = (await client.post(f"/v1/threads/{chosen.json()['thread_id']}/runs", json={"message": "hi"})).json()
+    assert run["output"]["content"] == "the other model"
+    default = (await client.post("/v1/threads", json={})).json()
+    assert default["model"] is None
+    run = (await client.post(f"/v1/threads/{default['thread_id']}/runs", json={"message": "hi"})).json()
+    assert run["output"]["content"] == "echo: hi"
+    refused = await client.post("/v1/threads", json={"model": "openai:gpt-4o"})
+    assert refused.status_code == 422 and "ALLOWLIST" in refused.json()["error"]["message"]
+    assert (await client.post("/v1/threads", json={"model": "fake:echo"})).status_code == 201  # the server's own
+
+
+async def test_without_an_allowlist_no_model_can_be_chosen(client_for) -> None:
+    client = await client_for(make_settings())
+    assert (await client.post("/v1/threads", json={"model": "fake:anything"})).status_code == 422

@@ -40,7 +40,7 @@ from chatplane.errors import (
 )
 from chatplane.events import EventType, RunEvent
 from chatplane.failures import as_chatplane_error
-from chatplane.llm import ModelHandle, open_chat_model
+from chatplane.llm import ModelHandle, make_chat_model, open_chat_model
 from chatplane.runs import Run, RunManager, RunStatus, RunStore
 from chatplane.runs.manager import EventLog
 from chatplane.runs.redis_log import RedisEventLog
@@ -102,6 +102,7 @@ class ProductionAgent:
         self._model: ModelHandle | None = None
         self._storage: Storage | None = None
         self.graphs: dict[str, Any] = {}
+        self._extra_graphs: dict[tuple[str, str], Any] = {}
         self._tools: list[Any] = []
         self.stateless_graphs: dict[str, Any] = {}  # without a checkpointer: nothing of the conversation is kept
         self.threads: ThreadStore
@@ -136,6 +137,7 @@ class ProductionAgent:
                 threads=self.threads,
                 settings=self.settings,
                 events=events,
+                graph_for=self.graph_for,
             )
             await self.runs.start()
             stack.push_async_callback(lambda: self.runs.aclose(self._shutdown_grace_s))
@@ -145,12 +147,16 @@ class ProductionAgent:
         self._stack = stack
         return self
 
-    def _build_graphs(self, checkpointer: Any) -> dict[str, Any]:
-        assert self._model is not None
+    def _middleware(self, *, with_checkpointer: bool) -> list[Any]:
         middleware: list[Any] = [ContextBudgetMiddleware(context_budget(self.settings))]
-        if self.settings.sensitive_tools and checkpointer is not None:
+        if self.settings.sensitive_tools and with_checkpointer:
             # A human approves these tool calls before they run (the pause needs a checkpointer to resume from).
             middleware.append(HumanInTheLoopMiddleware(interrupt_on=dict.fromkeys(self.settings.sensitive_tools, True)))
+        return middleware
+
+    def _build_graphs(self, checkpointer: Any) -> dict[str, Any]:
+        assert self._model is not None
+        middleware = self._middleware(with_checkpointer=checkpointer is not None)
         return {
             name: kind.build(
                 self._model.model,
@@ -161,6 +167,25 @@ class ProductionAgent:
             )
             for name, kind in AGENTS.items()
         }
+
+    def graph_for(self, agent: str, model: str | None) -> Any:
+        """The graph of ``agent`` on ``model`` (the server's by default; others from the allowlist, built once)."""
+        if model is None or model == self.settings.model:
+            return self.graphs[agent]
+        if model not in self.settings.model_allowlist:
+            raise ConfigError(f"Model {model!r} is not in CHATPLANE_MODEL_ALLOWLIST.")
+        key = (agent, model)
+        if key not in self._extra_graphs:
+            assert self._storage is not None
+            chosen = make_chat_model(model, self.settings)
+            self._extra_graphs[key] = AGENTS[agent].build(
+                chosen,
+                settings=self.settings,
+                checkpointer=self._storage.checkpointer,
+                tools=self._tools,
+                middleware=self._middleware(with_checkpointer=True),
+            )
+        return self._extra_graphs[key]
 
     async def aclose(self, grace_s: float | None = None) -> None:
         """Stop. Running runs get ``grace_s`` seconds to finish, then go back to the queue (another process, or

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
         description="Cap on tokens generated per model call (default: the provider's; 512 locally).",
     )
     temperature: float = Field(0.0, ge=0, le=2)
+    model_allowlist: list[str] = Field(
+        default_factory=list,
+        description="Model ids a client may choose for a new thread (JSON list); empty: only the server's model.",
+    )
     context_budget_tokens: int | None = Field(
         None,
         ge=64,

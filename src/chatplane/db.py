@@ -222,6 +222,9 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE chatplane_runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",
         "CREATE INDEX IF NOT EXISTS chatplane_runs_worker ON chatplane_runs (worker, status)",
     ],
+    [  # 4: the model a thread was created for (CHATPLANE_MODEL_ALLOWLIST); NULL = the server's model
+        "ALTER TABLE chatplane_threads ADD COLUMN model TEXT",
+    ],
 ]
 """Schema changes after the first release, in order; ``chatplane_schema`` records how many a database has had.
 Append new steps; never edit a released one."""

@@ -96,6 +96,12 @@ class ThreadCreate(BaseModel):
         "the server's retention (CHATPLANE_RETENTION_DAYS of inactivity) or your DELETE.",
         examples=[30],
     )
+    model: str | None = Field(
+        None,
+        max_length=200,
+        description="A model id from the server's CHATPLANE_MODEL_ALLOWLIST; default (and otherwise refused): the "
+        "server's model.",
+    )
 
     _check_metadata = field_validator("metadata")(_small_metadata)
 
@@ -118,6 +124,7 @@ class ThreadOut(BaseModel):
     created_at: float
     updated_at: float
     expires_at: float | None = Field(None, description="When the thread will be deleted (from `ttl_days`).")
+    model: str | None = Field(None, description="The model chosen at creation; null: the server's model.")
 
 
 class ThreadList(BaseModel):

@@ -15,7 +15,7 @@ from typing import Any
 from chatplane.db import INTEGRITY_ERRORS, Database, Row, dumps, loads
 from chatplane.errors import AgentMismatchError, InvalidInputError, ThreadNotFoundError
 
-_COLUMNS = "thread_id, owner, agent, session_id, title, metadata, created_at, updated_at, expires_at"
+_COLUMNS = "thread_id, owner, agent, session_id, title, metadata, created_at, updated_at, expires_at, model"
 
 
 @dataclass
@@ -30,6 +30,8 @@ class Thread:
     updated_at: float = 0.0
     expires_at: float | None = None
     """When retention deletes the thread (``ttl_days`` at creation); None: only after inactivity, if configured."""
+    model: str | None = None
+    """The model chosen for this thread from the allowlist; None: the server's model."""
 
     @classmethod
     def from_row(cls, row: Row) -> Thread:
@@ -43,6 +45,7 @@ class Thread:
             created_at=float(row["created_at"]),
             updated_at=float(row["updated_at"]),
             expires_at=float(row["expires_at"]) if row.get("expires_at") is not None else None,
+            model=row.get("model"),
         )
 
 
@@ -72,15 +75,16 @@ class ThreadStore:
         title: str | None = None,
         metadata: dict[str, Any] | None = None,
         ttl_s: float | None = None,
+        model: str | None = None,
     ) -> Thread:
         now = time.time()
         expires_at = now + ttl_s if ttl_s is not None else None
         thread = Thread(
-            thread_id or str(uuid.uuid4()), owner, agent, session_id, title, metadata or {}, now, now, expires_at
+            thread_id or str(uuid.uuid4()), owner, agent, session_id, title, metadata or {}, now, now, expires_at, model
         )
         await self.db.execute(
-            f"INSERT INTO chatplane_threads ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (thread.thread_id, owner, agent, session_id, title, dumps(thread.metadata), now, now, expires_at),
+            f"INSERT INTO chatplane_threads ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (thread.thread_id, owner, agent, session_id, title, dumps(thread.metadata), now, now, expires_at, model),
         )
         return thread
 

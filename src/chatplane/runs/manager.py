@@ -69,8 +69,10 @@ class RunManager:
         threads: ThreadStore,
         settings: Settings,
         events: EventLog | None = None,
+        graph_for: Callable[[str, str | None], Any] | None = None,
     ) -> None:
         self.graphs = graphs
+        self._graph_for = graph_for
         self.runs = runs
         self.threads = threads
         self.settings = settings
@@ -150,7 +152,7 @@ class RunManager:
                 thread.agent,
                 run_input,
                 multitask,
-                model=self.settings.model,
+                model=thread.model or self.settings.model,
                 tx=tx,
             )
             self.events.open(run.run_id)
@@ -326,15 +328,21 @@ class RunManager:
         """Make sure the run's user message is in the thread (a retry continues from there)."""
         graph_input = await self._resume_input(run)
         if graph_input is not None:
-            await self.graphs[run.agent].aupdate_state(self._config(run), graph_input, as_node="__start__")
+            await self._graph(run).aupdate_state(self._config(run), graph_input, as_node="__start__")
 
     async def _resume_input(self, run: Run) -> Any:
         """Continue from the checkpoint (None) if the run's message made it into the thread, else start over."""
         if "message" not in run.input:
             return None
-        state = await self.graphs[run.agent].aget_state(self._config(run))
+        state = await self._graph(run).aget_state(self._config(run))
         messages = state.values.get("messages", []) if state.values else []
         return None if any(m.id == _message_id(run) for m in messages) else _graph_input(run)
+
+    def _graph(self, run: Run) -> Any:
+        """The graph of the run's agent and model (a thread may use a model from the allowlist)."""
+        if self._graph_for is not None:
+            return self._graph_for(run.agent, run.model)
+        return self.graphs[run.agent]
 
     def _config(self, run: Run) -> RunnableConfig:
         return {
@@ -345,7 +353,7 @@ class RunManager:
         }
 
     async def _execute(self, run: Run, graph_input: Any, fresh: bool) -> None:
-        graph = self.graphs[run.agent]
+        graph = self._graph(run)
         config = self._config(run)
         translator = StreamTranslator()
         translator.usage.update({k: v for k, v in run.usage.items() if k in translator.usage})

@@ -43,6 +43,7 @@ def thread_out(thread: Thread) -> ThreadOut:
         created_at=thread.created_at,
         updated_at=thread.updated_at,
         expires_at=thread.expires_at,
+        model=thread.model,
     )
 
 
@@ -70,8 +71,13 @@ async def create_thread(body: ThreadCreate, agent: AgentDep, user: CurrentUser, 
     kind = body.agent or settings.default_agent
     if kind not in AGENTS:
         raise InvalidInputError(f"Unknown agent {kind!r}; known: {', '.join(AGENTS)}.")
+    model = body.model if body.model != settings.model else None
+    if model is not None and model not in settings.model_allowlist:
+        raise InvalidInputError("That model cannot be chosen here (CHATPLANE_MODEL_ALLOWLIST).")
     ttl_s = body.ttl_days * 86400 if body.ttl_days is not None else None
-    thread = await agent.threads.create(user.id, kind, title=body.title, metadata=body.metadata, ttl_s=ttl_s)
+    thread = await agent.threads.create(
+        user.id, kind, title=body.title, metadata=body.metadata, ttl_s=ttl_s, model=model
+    )
     return thread_out(thread)
 
 
