@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -111,7 +112,10 @@ def test_a_dropped_stream_is_resumed_without_losing_or_repeating_events(server) 
         assert [e.id for e in events] == list(range(1, len(events) + 1))
         assert events[-1].type == "run_completed"
         assert "".join(e.data["text"] for e in events if e.type == "token") == REPLY
-        assert f"/v1/runs/{events[0].run_id}/stream" in server.log()  # it really re-attached (access log)
+        deadline = time.monotonic() + 10  # the access line is written when the re-attached stream has closed
+        while f"/v1/runs/{events[0].run_id}/stream" not in server.log():  # it really re-attached
+            assert time.monotonic() < deadline, "no re-attach request in the server's access log"
+            time.sleep(0.1)
     finally:
         asyncio.run_coroutine_threadsafe(proxy.cut(), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
