@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
@@ -130,8 +131,12 @@ async def _open_sqlite(settings: Settings) -> AsyncIterator[Storage]:
             yield Storage("sqlite", saver, db)
 
 
+_SETUP_LOCK = 0x63706C62  # advisory lock id for LangGraph's migrations (ours use 0x63706C61)
+
+
 @asynccontextmanager
 async def _open_postgres(settings: Settings) -> AsyncIterator[Storage]:
+    import psycopg
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from psycopg.rows import dict_row
     from psycopg_pool import AsyncConnectionPool
@@ -158,7 +163,17 @@ async def _open_postgres(settings: Settings) -> AsyncIterator[Storage]:
         raise StorageUnavailableError(f"Cannot reach PostgreSQL at {redact_url(url)} (CHATPLANE_STORAGE_URL).") from exc
     try:
         saver = AsyncPostgresSaver(pool)
-        await saver.setup()
+        # LangGraph's setup() races when several processes start on an empty database: serialise it with an
+        # advisory lock held on a connection of its own (outside the pool, so a pool of one cannot deadlock).
+        # Polled, not waited for: a waiting statement would hold up setup's CREATE INDEX CONCURRENTLY elsewhere.
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as lock:
+            while True:
+                cursor = await lock.execute("SELECT pg_try_advisory_lock(%s)", (_SETUP_LOCK,))
+                row = await cursor.fetchone()
+                if row is not None and row[0]:
+                    break
+                await asyncio.sleep(0.2)
+            await saver.setup()
         db = PostgresDatabase(pool)
         await create_schema(db)
         log.info("storage: postgresql at %s", redact_url(url))

@@ -49,7 +49,10 @@ def test_a_real_server_logs_json_lines_with_the_request_id(server_factory) -> No
                 found.append(json.loads(line))
         return found
 
-    logged = _wait_for(lambda: [line for line in lines() if line.get("request_id") == "e2e-run"] or None)
+    def of_run() -> list[dict[str, Any]]:
+        return [line for line in lines() if line.get("request_id") == "e2e-run"]
+
+    logged = _wait_for(lambda: len(of_run()) == 2 and of_run())  # the run's line, then the request's access line
     access = [line for line in lines() if line["logger"] == "chatplane.access"]
     assert {"request_id": "e2e-create", "status": 201, "route": "/v1/threads"}.items() <= access[0].items()
     assert {line["logger"] for line in logged} == {"chatplane.runs", "chatplane.access"}

@@ -75,6 +75,7 @@ async def test_a_request_its_run_and_the_model_and_tool_calls_form_one_trace(tra
     for span in model_calls:
         assert span.parent.span_id == agent_span.context.span_id
         assert span.attributes["gen_ai.request.model"] == "fake:echo"  # the configured model's id
+        assert span.kind == SpanKind.CLIENT
     tokens = sum(
         s.attributes["gen_ai.usage.input_tokens"] + s.attributes["gen_ai.usage.output_tokens"] for s in model_calls
     )

@@ -182,7 +182,9 @@ class RunObserver(AsyncCallbackHandler):
                 set_error(root.span, error)
             root.span.end()
 
-    def _start_call(self, run_id: UUID, parent_run_id: UUID | None, label: str, span_name: str, **attrs: Any) -> None:
+    def _start_call(
+        self, run_id: UUID, parent_run_id: UUID | None, label: str, span_name: str, *, remote: bool, **attrs: Any
+    ) -> None:
         root_id = self._join(run_id, parent_run_id)
         span = None
         if self.tracer is not None:
@@ -190,7 +192,8 @@ class RunObserver(AsyncCallbackHandler):
 
             root = self._roots.get(root_id) if root_id is not None else None
             parent = trace.set_span_in_context(root.span) if root is not None and root.span is not None else None
-            span = self.tracer.start_span(span_name, context=parent, attributes=attrs)
+            kind = trace.SpanKind.CLIENT if remote else trace.SpanKind.INTERNAL
+            span = self.tracer.start_span(span_name, context=parent, kind=kind, attributes=attrs)
         self._calls[run_id] = _Call(label, time.perf_counter(), root_id, span)
 
     def _end_call(self, run_id: UUID) -> tuple[_Call, float] | None:
@@ -227,6 +230,7 @@ class RunObserver(AsyncCallbackHandler):
             parent_run_id,
             model,
             f"chat {model}",
+            remote=True,
             **{"gen_ai.operation.name": "chat", "gen_ai.request.model": model},
         )
         if self.log_content and messages and messages[0]:
@@ -308,6 +312,7 @@ class RunObserver(AsyncCallbackHandler):
             parent_run_id,
             name,
             f"execute_tool {name}",
+            remote=False,
             **{"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name},
         )
         if self.log_content:
