@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 
+from tests.servers import wait_for
 from tests.sse import iter_events
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -25,14 +26,7 @@ def cluster_env(pg_url: str, redis_url: str) -> dict[str, str]:
     }
 
 
-def _wait_for(predicate, timeout: float = 60.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not reached")
+_wait_for = wait_for
 
 
 def test_a_run_started_on_one_process_is_streamed_reattached_and_cancelled_on_another(

@@ -360,9 +360,7 @@ class ProductionAgent:
         """Everything of a thread, whoever owns it: runs stopped, checkpoints, run records, the registry row."""
         _, storage = self._require_started()
         await self.runs.cancel_thread(thread_id)
-        await storage.checkpointer.adelete_thread(thread_id)
-        await self.runs.runs.delete_for_thread(thread_id)
-        await self.threads.db.execute("DELETE FROM chatplane_threads WHERE thread_id = %s", (thread_id,))
+        await self.threads.purge(storage.checkpointer, thread_id)
 
     async def _submit(
         self,

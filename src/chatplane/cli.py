@@ -491,14 +491,10 @@ def threads_delete(
     else:
 
         async def local(opened: Any, store: Any) -> None:
-            from chatplane.runs import RunStore
-
             thread = await store.find(thread_id, user)
             if thread is None:
                 raise ThreadNotFoundError()
-            await opened.checkpointer.adelete_thread(thread.thread_id)
-            await RunStore(opened.db).delete_for_thread(thread.thread_id)
-            await store.delete(thread.thread_id, user)
+            await store.purge(opened.checkpointer, thread.thread_id)
 
         _with_threads(storage, local)
     console.print(f"Deleted {thread_id}.")

@@ -156,6 +156,13 @@ class ThreadStore:
             "UPDATE chatplane_threads SET updated_at = %s WHERE thread_id = %s", (time.time(), thread_id)
         )
 
+    async def purge(self, checkpointer: Any, thread_id: str) -> None:
+        """Everything stored for a thread, whoever owns it: checkpoints, run records, the registry row.
+        (Stop its runs first; ``ProductionAgent.delete_thread`` does.)"""
+        await checkpointer.adelete_thread(thread_id)
+        await self.db.execute("DELETE FROM chatplane_runs WHERE thread_id = %s", (thread_id,))
+        await self.db.execute("DELETE FROM chatplane_threads WHERE thread_id = %s", (thread_id,))
+
     async def delete(self, thread_id: str, owner: str) -> bool:
         return (
             await self.db.execute(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +14,14 @@ import pytest
 from chatplane.storage import open_storage
 from tests.conftest import make_settings
 from tests.observability.helpers import scrape_sync
+from tests.servers import wait_for
 from tests.sse import iter_events
 
 pytestmark = pytest.mark.e2e
 
 
 def _wait_for(predicate: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
+    return wait_for(predicate, timeout, interval=0.05)
 
 
 def test_a_real_server_logs_json_lines_with_the_request_id(server_factory) -> None:

@@ -232,6 +232,3 @@ class RunStore:
             (limit,),
         )
         return [r["thread_id"] for r in rows]
-
-    async def delete_for_thread(self, thread_id: str) -> None:
-        await self.db.execute("DELETE FROM chatplane_runs WHERE thread_id = %s", (thread_id,))
