@@ -49,6 +49,7 @@ from chatplane.schemas import ID_PATTERN
 from chatplane.storage import Storage, open_storage
 from chatplane.threads import Thread, ThreadStore
 from chatplane.tools import open_tools
+from chatplane.transcript import Transcript, merge_history
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class ProductionAgent:
         self._tools: list[Any] = []
         self.stateless_graphs: dict[str, Any] = {}  # without a checkpointer: nothing of the conversation is kept
         self.threads: ThreadStore
+        self.transcript: Transcript
         self.runs: RunManager
         self._shutdown_grace_s: float | None = None
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
@@ -123,6 +125,7 @@ class ProductionAgent:
             )
             self._storage = await stack.enter_async_context(open_storage(self.settings))
             self._tools = await stack.enter_async_context(open_tools(self.settings))
+            self.transcript = Transcript(self._storage.db)
             self.graphs = self._build_graphs(self._storage.checkpointer)
             self.stateless_graphs = self._build_graphs(None)
             self.threads = ThreadStore(self._storage.db)
@@ -148,7 +151,8 @@ class ProductionAgent:
         return self
 
     def _middleware(self, *, with_checkpointer: bool) -> list[Any]:
-        middleware: list[Any] = [ContextBudgetMiddleware(context_budget(self.settings))]
+        transcript = self.transcript if with_checkpointer else None
+        middleware: list[Any] = [ContextBudgetMiddleware(context_budget(self.settings), transcript)]
         if self.settings.sensitive_tools and with_checkpointer:
             # A human approves these tool calls before they run (the pause needs a checkpointer to resume from).
             middleware.append(HumanInTheLoopMiddleware(interrupt_on=dict.fromkeys(self.settings.sensitive_tools, True)))
@@ -164,6 +168,7 @@ class ProductionAgent:
                 checkpointer=checkpointer,
                 tools=self._tools,
                 middleware=middleware,
+                transcript=self.transcript if checkpointer is not None else None,
             )
             for name, kind in AGENTS.items()
         }
@@ -184,6 +189,7 @@ class ProductionAgent:
                 checkpointer=self._storage.checkpointer,
                 tools=self._tools,
                 middleware=self._middleware(with_checkpointer=True),
+                transcript=self.transcript,
             )
         return self._extra_graphs[key]
 
@@ -279,8 +285,7 @@ class ProductionAgent:
         messages: list[AnyMessage] = []
         try:
             if owner is None or await self.threads.find(key, owner) is not None:
-                state = await self.graphs[self.agent_kind].aget_state(_config(key))
-                messages = list(state.values.get("messages", [])) if state.values else []
+                messages = await self._history(self.graphs[self.agent_kind], key)
         except Exception as exc:
             raise as_chatplane_error(exc, f"thread {key}") from exc
         if not messages and not missing_ok:
@@ -351,10 +356,15 @@ class ProductionAgent:
     async def athread_messages(self, thread: Thread) -> list[AnyMessage]:
         """Every message of a thread, oldest first."""
         try:
-            state = await self.graphs[thread.agent].aget_state(_config(thread.thread_id))
+            return await self._history(self.graphs[thread.agent], thread.thread_id)
         except Exception as exc:
             raise as_chatplane_error(exc, f"thread {thread.thread_id}") from exc
-        return list(state.values.get("messages", [])) if state.values else []
+
+    async def _history(self, graph: Any, thread_id: str) -> list[AnyMessage]:
+        """The transcript, then the working state's messages not archived yet (``chatplane.transcript``)."""
+        state = await graph.aget_state(_config(thread_id))
+        working = list(state.values.get("messages", [])) if state.values else []
+        return merge_history(await self.transcript.messages(thread_id), working)
 
     async def delete_thread(self, thread_id: str) -> None:
         """Everything of a thread, whoever owns it: runs stopped, checkpoints, run records, the registry row."""

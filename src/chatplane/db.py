@@ -225,6 +225,18 @@ MIGRATIONS: list[list[str]] = [
     [  # 4: the model a thread was created for (CHATPLANE_MODEL_ALLOWLIST); NULL = the server's model
         "ALTER TABLE chatplane_threads ADD COLUMN model TEXT",
     ],
+    [  # 5: settled messages move out of the checkpoint into an append-only transcript (chatplane.transcript)
+        """CREATE TABLE IF NOT EXISTS chatplane_messages (
+            thread_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            message_id TEXT NOT NULL,
+            tokens INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (thread_id, seq)
+        )""",
+        "CREATE UNIQUE INDEX IF NOT EXISTS chatplane_messages_id ON chatplane_messages (thread_id, message_id)",
+    ],
 ]
 """Schema changes after the first release, in order; ``chatplane_schema`` records how many a database has had.
 Append new steps; never edit a released one."""

@@ -167,6 +167,7 @@ async def _delete_thread(
         if report.dry_run:
             return True
         await tx.execute("DELETE FROM chatplane_runs WHERE thread_id = %s", (thread_id,))
+        await tx.execute("DELETE FROM chatplane_messages WHERE thread_id = %s", (thread_id,))
         await tx.execute("DELETE FROM chatplane_threads WHERE thread_id = %s", (thread_id,))
     # After the registry row: from now on the thread is unknown to every request, so nothing writes to it again.
     await storage.checkpointer.adelete_thread(thread_id)

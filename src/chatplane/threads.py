@@ -157,9 +157,10 @@ class ThreadStore:
         )
 
     async def purge(self, checkpointer: Any, thread_id: str) -> None:
-        """Everything stored for a thread, whoever owns it: checkpoints, run records, the registry row.
+        """Everything stored for a thread, whoever owns it: checkpoints, transcript, run records, the registry row.
         (Stop its runs first; ``ProductionAgent.delete_thread`` does.)"""
         await checkpointer.adelete_thread(thread_id)
+        await self.db.execute("DELETE FROM chatplane_messages WHERE thread_id = %s", (thread_id,))
         await self.db.execute("DELETE FROM chatplane_runs WHERE thread_id = %s", (thread_id,))
         await self.db.execute("DELETE FROM chatplane_threads WHERE thread_id = %s", (thread_id,))
 

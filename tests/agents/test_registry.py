@@ -25,8 +25,8 @@ def test_kinds_and_descriptions() -> None:
 @pytest.mark.parametrize("kind", list(AGENTS))
 def test_one_signature(kind: str) -> None:
     parameters = inspect.signature(AGENTS[kind].build).parameters
-    assert list(parameters) == ["model", "settings", "checkpointer", "tools", "middleware"]
-    assert [p.kind for p in parameters.values()][1:] == [inspect.Parameter.KEYWORD_ONLY] * 4
+    assert list(parameters) == ["model", "settings", "checkpointer", "tools", "middleware", "transcript"]
+    assert [p.kind for p in parameters.values()][1:] == [inspect.Parameter.KEYWORD_ONLY] * 5
 
 
 @pytest.mark.parametrize("kind", list(AGENTS))

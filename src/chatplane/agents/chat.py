@@ -11,8 +11,10 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from langgraph.types import Checkpointer
 
+from chatplane.agents.context import TranscriptMiddleware
 from chatplane.agents.guards import model_guard_middleware
 from chatplane.config import Settings
+from chatplane.transcript import Transcript
 
 DESCRIPTION = "A plain conversation with the model, remembered per session."
 
@@ -24,6 +26,7 @@ def build_chat(
     checkpointer: Checkpointer = None,
     tools: Sequence[BaseTool] = (),
     middleware: Sequence[AgentMiddleware[Any, Any, Any]] = (),
+    transcript: Transcript | None = None,
 ) -> Any:
     """Compile the chat graph: system prompt + history → model → answer, checkpointed per thread.
 
@@ -33,7 +36,11 @@ def build_chat(
         model,
         tools=[],
         system_prompt=settings.system_prompt,
-        middleware=[*model_guard_middleware(settings), *middleware],
+        middleware=[
+            *model_guard_middleware(settings),
+            *middleware,
+            *([TranscriptMiddleware(transcript)] if transcript else []),
+        ],
         checkpointer=checkpointer,
         name="chat",
     )

@@ -34,10 +34,12 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.types import Checkpointer
 
+from chatplane.agents.context import archive_settled
 from chatplane.agents.guards import model_guard_middleware
 from chatplane.agents.handoff import OneHandoffMiddleware, make_handoff_tool
 from chatplane.agents.react import agent_middleware
 from chatplane.config import Settings
+from chatplane.transcript import Transcript
 
 DESCRIPTION = "A supervisor that hands each request to specialists (math, research, writer) and composes the answer."
 
@@ -86,8 +88,13 @@ def build_multi(
     checkpointer: Checkpointer = None,
     tools: Sequence[BaseTool] = (),
     middleware: Sequence[Middleware] = (),
+    transcript: Transcript | None = None,
 ) -> Any:
-    """Compile the supervisor graph; ``middleware`` is added to every agent (inside the guards)."""
+    """Compile the supervisor graph; ``middleware`` is added to every agent (inside the guards).
+
+    With a ``transcript``, a first node moves earlier turns out of the checkpoint (``archive_settled``): the
+    sub-agents share the thread's state but cannot remove messages from it.
+    """
     toolsets = split_tools(tools)
     team = [name for name, own in toolsets.items() if own or name == "writer"]
 
@@ -105,7 +112,17 @@ def build_multi(
         name="supervisor",
     )
     builder.add_node("supervisor", supervisor, destinations=(*team, END))
-    builder.add_edge(START, "supervisor")
+    if transcript is not None:
+        archive = transcript
+
+        async def archive_earlier_turns(state: MultiAgentState) -> dict[str, Any]:
+            return await archive_settled(archive, state["messages"]) or {}
+
+        builder.add_node("transcript", archive_earlier_turns)
+        builder.add_edge(START, "transcript")
+        builder.add_edge("transcript", "supervisor")
+    else:
+        builder.add_edge(START, "supervisor")
     for name in team:
         if toolsets[name]:
             agent_mw = agent_middleware(model, settings, name, middleware)

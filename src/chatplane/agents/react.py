@@ -11,9 +11,11 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from langgraph.types import Checkpointer
 
+from chatplane.agents.context import TranscriptMiddleware
 from chatplane.agents.embedded import EmbeddedToolCallMiddleware, needs_forced_tool_calls
 from chatplane.agents.guards import guard_middleware
 from chatplane.config import Settings
+from chatplane.transcript import Transcript
 
 DESCRIPTION = "An assistant that uses tools (calculator, clock, documents, web, MCP servers) to answer."
 NAME = "react"
@@ -40,13 +42,16 @@ def build_react(
     checkpointer: Checkpointer = None,
     tools: Sequence[BaseTool] = (),
     middleware: Sequence[AgentMiddleware[Any, Any, Any]] = (),
+    transcript: Transcript | None = None,
 ) -> Any:
     """Compile the ReAct graph over ``tools`` (usually what ``chatplane.tools.open_tools`` gives)."""
     return create_agent(
         model,
         tools=list(tools),
         system_prompt=f"{settings.system_prompt}\n\n{TOOL_PROMPT}" if tools else settings.system_prompt,
-        middleware=agent_middleware(model, settings, NAME, middleware),
+        middleware=agent_middleware(
+            model, settings, NAME, [*middleware, *([TranscriptMiddleware(transcript)] if transcript else [])]
+        ),
         checkpointer=checkpointer,
         name=NAME,
     )

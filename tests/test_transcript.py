@@ -1,0 +1,126 @@
+"""Long threads stay cheap to store: each turn writes about its own messages, whatever the thread's length.
+
+The bytes are read from the real tables (SQLite file, PostgreSQL database): the checkpointer's checkpoints, writes and
+blobs, and chatplane's transcript. No timings.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from langchain_core.messages import AIMessage, HumanMessage
+
+from chatplane import ProductionAgent
+from chatplane.agents.context import settled
+from chatplane.fake_model import ScriptedChatModel
+from chatplane.transcript import Transcript, merge_history
+from tests.agents.helpers import assert_every_tool_call_answered, call
+from tests.conftest import make_settings
+
+_SQLITE_BYTES = [
+    "SELECT coalesce(sum(length(checkpoint) + length(metadata)), 0) AS n FROM checkpoints",
+    "SELECT coalesce(sum(length(value)), 0) AS n FROM writes",
+    "SELECT coalesce(sum(length(CAST(data AS BLOB))), 0) AS n FROM chatplane_messages",
+]
+_POSTGRES_BYTES = [
+    "SELECT coalesce(sum(pg_column_size(checkpoint) + pg_column_size(metadata)), 0) AS n FROM checkpoints",
+    "SELECT coalesce(sum(octet_length(blob)), 0) AS n FROM checkpoint_blobs",
+    "SELECT coalesce(sum(octet_length(blob)), 0) AS n FROM checkpoint_writes",
+    "SELECT coalesce(sum(octet_length(data)), 0) AS n FROM chatplane_messages",
+]
+
+
+async def stored_bytes(agent: ProductionAgent) -> int:
+    """Every byte the thread's state takes in the database: checkpoints, their writes and blobs, the transcript."""
+    db = agent.transcript.db
+    queries = _POSTGRES_BYTES if db.dialect == "postgres" else _SQLITE_BYTES
+    total = 0
+    for sql in queries:
+        row = await db.fetchone(sql)
+        total += int(row["n"]) if row else 0
+    return total
+
+
+async def test_storage_per_turn_is_flat_and_history_is_whole(persistent_storage_url: str) -> None:
+    settings = make_settings(storage_url=persistent_storage_url, context_budget_tokens=300)
+    turns = 200
+    async with ProductionAgent(ScriptedChatModel(echo=True), settings=settings) as agent:
+        written = []
+        before = await stored_bytes(agent)
+        for turn in range(turns):
+            await agent.achat("u", f"message number {turn:04d} with the same number of words in it")
+            after = await stored_bytes(agent)
+            written.append(after - before)
+            before = after
+        history = await agent.aget_history("session-u")
+        state = await agent.graphs["chat"].aget_state({"configurable": {"thread_id": "session-u"}})
+
+    early, late = statistics.mean(written[10:60]), statistics.mean(written[150:])
+    assert late <= early * 1.15, (early, late)  # flat: turn 200 writes what turn 10 did
+    assert late < 8_000  # about one turn's messages (twice: checkpoint, then transcript), not the thread
+    assert len(history) == 2 * turns  # every message, in order
+    assert [m.text for m in history[::2]] == [
+        f"message number {t:04d} with the same number of words in it" for t in range(turns)
+    ]
+    assert all(isinstance(m, AIMessage) for m in history[1::2])
+    assert len(state.values["messages"]) == 2  # the checkpoint holds the last turn only
+
+
+async def test_the_model_still_sees_earlier_turns(tmp_path) -> None:
+    model = ScriptedChatModel(echo=True)
+    settings = make_settings(storage_url=f"sqlite:///{tmp_path}/t.db", context_budget_tokens=10_000)
+    async with ProductionAgent(model, settings=settings) as agent:
+        for turn in range(3):
+            await agent.achat("u", f"turn {turn}")
+    last_prompt = [m.text for m in model.prompts[-1] if m.type != "system"]
+    assert last_prompt == ["turn 0", "echo: turn 0", "turn 1", "echo: turn 1", "turn 2"]
+
+
+async def test_tool_turns_are_archived_whole(persistent_storage_url: str) -> None:
+    script = []
+    for turn in range(3):
+        script += [call("calculator", {"expression": f"{turn} + 1"}), AIMessage(f"it is {turn + 1}")]
+    model = ScriptedChatModel(replies=script)
+    settings = make_settings(storage_url=persistent_storage_url)
+    async with ProductionAgent(model, settings=settings, agent="react") as agent:
+        for turn in range(3):
+            assert await agent.achat("u", f"what is {turn} + 1?") == f"it is {turn + 1}"
+        history = await agent.aget_history("session-u")
+        state = await agent.graphs["react"].aget_state({"configurable": {"thread_id": "session-u"}})
+    assert [m.type for m in history] == ["human", "ai", "tool", "ai"] * 3
+    assert len(state.values["messages"]) == 4
+    assert_every_tool_call_answered(model.prompts[-1])
+    assert [m.type for m in model.prompts[-1] if m.type != "system"] == ["human", "ai", "tool", "ai"] * 2 + [
+        "human",
+        "ai",
+        "tool",
+    ]
+
+
+async def test_multi_agent_threads_are_archived_too(tmp_path) -> None:
+    settings = make_settings(storage_url=f"sqlite:///{tmp_path}/m.db")
+    async with ProductionAgent(ScriptedChatModel(echo=True), settings=settings, agent="multi") as agent:
+        for turn in range(3):
+            await agent.achat("u", f"turn {turn}")
+        history = await agent.aget_history("session-u")
+        state = await agent.graphs["multi"].aget_state({"configurable": {"thread_id": "session-u"}})
+    assert [m.text for m in history if m.type == "human"] == ["turn 0", "turn 1", "turn 2"]
+    assert len(history) == 6
+    assert [m.type for m in state.values["messages"]] == ["human", "ai"]
+
+
+async def test_archiving_twice_loses_and_doubles_nothing(tmp_path) -> None:
+    """A run that dies after archiving but before its checkpoint: the next run archives the same messages again."""
+    settings = make_settings(storage_url=f"sqlite:///{tmp_path}/i.db")
+    async with ProductionAgent(ScriptedChatModel(echo=True), settings=settings) as agent:
+        transcript: Transcript = agent.transcript
+        working: list[Any] = [HumanMessage("a", id="h1"), AIMessage("a", id="a1"), HumanMessage("b", id="h2")]
+        assert settled(working) == working[:2]
+        assert await transcript.append("t", settled(working)) == 2
+        assert await transcript.append("t", settled(working)) == 0
+        archived = await transcript.messages("t")
+        assert [m.id for m in merge_history(archived, working)] == ["h1", "a1", "h2"]
+        assert [m.id for m in await transcript.tail("t", 1)] == ["a1"]
+        await agent.threads.purge(agent._storage.checkpointer, "t")  # type: ignore[union-attr]
+        assert await transcript.count("t") == 0
