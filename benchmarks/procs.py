@@ -98,16 +98,29 @@ class ServerProcess:
 
 
 class ProcessProbe:
-    """Counters of one process (Linux gives exact peak RSS and bytes written; elsewhere they are sampled/absent)."""
+    """Counters of one process and its children — a server's worker processes (``--workers N``) count as the server.
+
+    Linux gives exact peak RSS and bytes written; elsewhere they are sampled/absent.
+    """
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self._proc = psutil.Process(pid)
         self._sampled_peak = 0
 
+    def _family(self) -> list[psutil.Process]:
+        try:
+            return [self._proc, *self._proc.children(recursive=True)]
+        except psutil.Error:
+            return [self._proc]
+
     def cpu_seconds(self) -> float:
-        times = self._proc.cpu_times()
-        return float(times.user + times.system)
+        total = 0.0
+        for proc in self._family():
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        return total
 
     def write_bytes(self) -> int | None:
         """Bytes this process caused to be written to storage (``/proc/PID/io``), or None where unknown."""
@@ -119,18 +132,21 @@ class ProcessProbe:
     def reset_peak_rss(self) -> None:
         """Restart the peak-RSS high-water mark (Linux: ``echo 5 > /proc/PID/clear_refs``; best effort)."""
         self._sampled_peak = 0
-        with contextlib.suppress(OSError):
-            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+        for proc in self._family():
+            with contextlib.suppress(OSError):
+                Path(f"/proc/{proc.pid}/clear_refs").write_text("5")
 
     def peak_rss(self) -> int:
-        """Peak resident memory in bytes: VmHWM on Linux, else the largest value seen by ``sample()``."""
+        """Peak resident memory in bytes, summed over the family: VmHWM on Linux, else the largest ``rss()`` seen."""
+        total = 0
         try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
+            for proc in self._family():
+                for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1]) * 1024
         except OSError:
-            pass
-        return max(self._sampled_peak, self.rss())
+            total = 0
+        return total or max(self._sampled_peak, self.rss())
 
     def rss(self) -> int:
         rss = int(self._proc.memory_info().rss)

@@ -7,6 +7,7 @@
 ``seed-memory``        ``uvicorn benchmarks.seed_app:app`` with ``MemorySaver``
 ``seed-sqlite``        the same with ``SqliteSaver`` (sync) on a new file
 ``seed-postgres``      the same with ``PostgresSaver`` (sync) on a new database
+``chatplane-postgres-w2`` ``chatplane serve --workers 2`` on PostgreSQL: does throughput scale with cores?
 =====================  ===========================================================================================
 
 Every app is pointed at the mock model by ``OPENAI_BASE_URL``.
@@ -14,6 +15,7 @@ Every app is pointed at the mock model by ``OPENAI_BASE_URL``.
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -38,6 +40,7 @@ class Target:
     name: str
     app: App
     storage: StorageKind
+    workers: int = 1
 
     @property
     def streaming(self) -> bool:
@@ -53,9 +56,19 @@ TARGETS = {
         Target("seed-memory", "seed", "memory"),
         Target("seed-sqlite", "seed", "sqlite"),
         Target("seed-postgres", "seed", "postgres"),
+        Target("chatplane-postgres-w2", "chatplane", "postgres", workers=2),
     )
 }
-DEFAULT_TARGETS = ("chatplane-sqlite", "chatplane-postgres", "seed-memory", "seed-sqlite", "seed-postgres")
+DEFAULT_TARGETS = (
+    "chatplane-sqlite",
+    "chatplane-postgres",
+    "chatplane-postgres-w2",
+    "seed-memory",
+    "seed-sqlite",
+    "seed-postgres",
+)
+CONTEXT_BUDGET_TOKENS = 4000
+"""chatplane's ``CHATPLANE_CONTEXT_BUDGET_TOKENS`` in every run (its default for remote models is 100,000)."""
 CHATPLANE_NO_QUOTAS = {
     # Without API keys every request belongs to the one local user: per-user quotas would cap the whole benchmark.
     "CHATPLANE_RATE_LIMIT_PER_MINUTE": "0",
@@ -101,8 +114,13 @@ def _command(target: Target, port: int, storage_url: str, mock_url: str) -> tupl
             "CHATPLANE_HOST": "127.0.0.1",
             "CHATPLANE_PORT": str(port),
             "CHATPLANE_LOG_LEVEL": "warning",
+            "CHATPLANE_CONTEXT_BUDGET_TOKENS": str(CONTEXT_BUDGET_TOKENS),
         }
-        return [sys.executable, "-m", "chatplane", "serve"], clean_env(env), "/healthz"
+        argv = [sys.executable, "-m", "chatplane", "serve"]
+        if target.workers > 1:  # several processes share run events through Redis
+            argv += ["--workers", str(target.workers)]
+            env["CHATPLANE_REDIS_URL"] = os.environ.get("CHATPLANE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+        return argv, clean_env(env), "/healthz"
     argv = [sys.executable, "-m", "uvicorn", "benchmarks.seed_app:app", "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--log-level", "warning", "--no-access-log"]
     return argv, clean_env({**model_env, "SEED_STORAGE": storage_url}), "/openapi.json"
