@@ -121,6 +121,27 @@ async def test_archiving_twice_loses_and_doubles_nothing(tmp_path) -> None:
         assert await transcript.append("t", settled(working)) == 0
         archived = await transcript.messages("t")
         assert [m.id for m in merge_history(archived, working)] == ["h1", "a1", "h2"]
-        assert [m.id for m in await transcript.tail("t", 1)] == ["a1"]
+        assert [e.message.id for e in await transcript.tail("t", 1)] == ["a1"]
         await agent.threads.purge(agent._storage.checkpointer, "t")  # type: ignore[union-attr]
         assert await transcript.count("t") == 0
+
+
+async def test_a_cached_tail_follows_other_processes(persistent_storage_url: str) -> None:
+    """Each process keeps threads' tails in memory; what another process archives or deletes still shows."""
+    settings = make_settings(storage_url=persistent_storage_url)
+    async with (
+        ProductionAgent(ScriptedChatModel(echo=True), settings=settings) as one,
+        ProductionAgent(ScriptedChatModel(echo=True), settings=settings) as other,
+    ):
+        here, there = one.transcript, other.transcript
+        await here.append("t", [HumanMessage("a", id="h1"), AIMessage("a", id="a1")])
+        assert [e.message.id for e in await here.tail("t", 1000)] == ["h1", "a1"]  # now cached here
+        await there.append("t", [HumanMessage("b", id="h2"), AIMessage("b", id="a2")])
+        assert [e.message.id for e in await here.tail("t", 1000)] == ["h1", "a1", "h2", "a2"]
+        await here.append("t", [HumanMessage("c", id="h3")])
+        assert [e.message.id for e in await there.tail("t", 1000)] == ["h1", "a1", "h2", "a2", "h3"]
+
+        await other.threads.purge(other._storage.checkpointer, "t")  # type: ignore[union-attr]
+        await there.append("t", [HumanMessage("new", id="n1"), AIMessage("new", id="n2")])
+        assert [e.message.id for e in await here.tail("t", 1000)] == ["n1", "n2"]
+        assert [e.message.id for e in await here.tail("t", 1)] == ["n2"]  # another budget: read again

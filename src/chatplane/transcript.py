@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict, deque
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from langchain_core.messages import AnyMessage, BaseMessage, message_to_dict, messages_from_dict
 from langchain_core.messages.utils import count_tokens_approximately
@@ -26,6 +28,30 @@ from langchain_core.messages.utils import count_tokens_approximately
 from chatplane.db import Database
 
 _PAGE = 200
+_CACHE_TOKENS = 2_000_000  # all threads' cached tails together (a few tens of MB of message objects)
+
+
+class Archived(NamedTuple):
+    tokens: int  # ``count_tokens_approximately([message])``, counted once, when archived
+    message: AnyMessage
+
+
+@dataclass
+class _Tail:
+    """A thread's newest archived messages, as this process last read (or wrote) them."""
+
+    last_seq: int
+    last_id: str
+    tokens_wanted: int  # the budget it is kept for
+    entries: deque[Archived] = field(default_factory=deque)
+    tokens: int = 0
+
+    def extend(self, seq: int, message_id: str, new: Sequence[Archived], max_tokens: int) -> None:
+        self.last_seq, self.last_id = seq, message_id
+        self.entries.extend(new)
+        self.tokens += sum(e.tokens for e in new)
+        while self.entries and self.tokens - self.entries[0].tokens >= max_tokens:
+            self.tokens -= self.entries.popleft().tokens
 
 
 def _encode(message: BaseMessage) -> str:
@@ -36,11 +62,22 @@ def _decode(rows: Sequence[dict[str, Any]]) -> list[AnyMessage]:
     return list(messages_from_dict([json.loads(row["data"]) for row in rows]))  # type: ignore[arg-type]
 
 
+def _archived(rows: Sequence[dict[str, Any]]) -> list[Archived]:
+    return [Archived(int(row["tokens"]), message) for row, message in zip(rows, _decode(rows), strict=True)]
+
+
 class Transcript:
-    """The ``chatplane_messages`` table: each thread's archived messages in order (``seq``)."""
+    """The ``chatplane_messages`` table: each thread's archived messages in order (``seq``).
+
+    ``tail`` keeps each thread's newest messages in memory (bounded, least recently used first out), so a run reads
+    only what was archived since — normally one row, to check that the cache still matches the table: rows never
+    change once written, and a thread deleted and created again has other message ids.
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._tails: OrderedDict[str, _Tail] = OrderedDict()
+        self._cached_tokens = 0
 
     async def append(self, thread_id: str, messages: Sequence[BaseMessage]) -> int:
         """Archive ``messages`` after the thread's last one; those archived already are skipped. How many were new.
@@ -55,22 +92,54 @@ class Transcript:
             row = await tx.fetchone(
                 "SELECT coalesce(max(seq), 0) AS seq FROM chatplane_messages WHERE thread_id = %s", (thread_id,)
             )
-            seq = int(row["seq"]) if row else 0
-            values, params = [], []
+            seq = start = int(row["seq"]) if row else 0
+            values, params, new = [], [], []
             for message in messages:
                 seq += 1
                 values.append("(%s, %s, %s, %s, %s, %s)")
                 tokens = count_tokens_approximately([message])
+                new.append(Archived(tokens, message))  # type: ignore[arg-type]
                 params += [thread_id, seq, str(message.id), tokens, _encode(message), now]
-            return await tx.execute(
+            inserted = await tx.execute(
                 "INSERT INTO chatplane_messages (thread_id, seq, message_id, tokens, data, created_at) VALUES "
                 + ", ".join(values)
                 + " ON CONFLICT (thread_id, message_id) DO NOTHING",
                 params,
             )
+        tail = self._tails.get(thread_id)
+        if tail is not None:
+            if inserted == len(new) and tail.last_seq == start:  # the cache was current: it stays so
+                self._resize(tail, lambda: tail.extend(seq, str(messages[-1].id), new, tail.tokens_wanted))
+            else:
+                self._forget(thread_id)
+        return int(inserted)
 
-    async def tail(self, thread_id: str, max_tokens: int) -> list[AnyMessage]:
+    async def tail(self, thread_id: str, max_tokens: int) -> list[Archived]:
         """The newest archived messages whose tokens add up to at least ``max_tokens`` (or all), oldest first."""
+        tail = self._tails.get(thread_id)
+        if tail is not None and tail.tokens_wanted == max_tokens:
+            rows = await self.db.fetchall(
+                "SELECT seq, message_id, tokens, data FROM chatplane_messages WHERE thread_id = %s AND seq >= %s "
+                "ORDER BY seq LIMIT %s",
+                (thread_id, tail.last_seq, _PAGE),
+            )
+            if rows and int(rows[0]["seq"]) == tail.last_seq and rows[0]["message_id"] == tail.last_id:
+                if len(rows) < _PAGE:
+                    if len(rows) > 1:
+                        new = _archived(rows[1:])
+                        self._resize(
+                            tail, lambda: tail.extend(int(rows[-1]["seq"]), rows[-1]["message_id"], new, max_tokens)
+                        )
+                    self._tails.move_to_end(thread_id)
+                    return list(tail.entries)
+        self._forget(thread_id)
+        loaded = await self._load_tail(thread_id, max_tokens)
+        if loaded is not None:
+            self._remember(thread_id, loaded)
+            return list(loaded.entries)
+        return []
+
+    async def _load_tail(self, thread_id: str, max_tokens: int) -> _Tail | None:
         rows: list[dict[str, Any]] = []
         total, before = 0, None
         while total < max_tokens:
@@ -79,7 +148,8 @@ class Transcript:
                 where += " AND seq < %s"
                 params.append(before)
             page = await self.db.fetchall(
-                f"SELECT seq, tokens, data FROM chatplane_messages WHERE {where} ORDER BY seq DESC LIMIT %s",
+                f"SELECT seq, message_id, tokens, data FROM chatplane_messages WHERE {where} "
+                "ORDER BY seq DESC LIMIT %s",
                 (*params, _PAGE),
             )
             for row in page:
@@ -90,8 +160,35 @@ class Transcript:
             if len(page) < _PAGE:
                 break
             before = page[-1]["seq"]
+        if not rows:
+            return None
+        last = rows[0]
         rows.reverse()
-        return _decode(rows)
+        tail = _Tail(int(last["seq"]), str(last["message_id"]), tokens_wanted=max_tokens)
+        tail.extend(tail.last_seq, tail.last_id, _archived(rows), max_tokens)
+        return tail
+
+    # --- the in-memory tails: bounded by their tokens together ------------------------------------------------------
+    def _remember(self, thread_id: str, tail: _Tail) -> None:
+        self._tails[thread_id] = tail
+        self._cached_tokens += tail.tokens
+        self._evict()
+
+    def _resize(self, tail: _Tail, change: Any) -> None:
+        before = tail.tokens
+        change()
+        self._cached_tokens += tail.tokens - before
+        self._evict()
+
+    def _forget(self, thread_id: str) -> None:
+        tail = self._tails.pop(thread_id, None)
+        if tail is not None:
+            self._cached_tokens -= tail.tokens
+
+    def _evict(self) -> None:
+        while self._cached_tokens > _CACHE_TOKENS and len(self._tails) > 1:
+            _, oldest = self._tails.popitem(last=False)
+            self._cached_tokens -= oldest.tokens
 
     async def messages(self, thread_id: str) -> list[AnyMessage]:
         """Every archived message of the thread, oldest first."""

@@ -19,13 +19,13 @@ from typing import Any
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage
-from langchain_core.messages.utils import count_tokens_approximately, trim_messages
+from langchain_core.messages.utils import count_tokens_approximately
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
 from chatplane.agents.limits import answer_dangling_tool_calls
 from chatplane.config import Settings
-from chatplane.transcript import Transcript
+from chatplane.transcript import Archived, Transcript
 
 _SYSTEM_PROMPT_ALLOWANCE = 200
 
@@ -89,13 +89,13 @@ class ContextBudgetMiddleware(AgentMiddleware[Any, Any, Any]):
         super().__init__()
         self.max_tokens = max_tokens
         self.transcript = transcript
-        self._earlier: OrderedDict[str, list[AnyMessage]] = OrderedDict()  # run id → its thread's archived tail
+        self._earlier: OrderedDict[str, list[Archived]] = OrderedDict()  # run id → its thread's archived tail
 
-    async def _with_earlier_turns(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
-        """``request`` with the thread's archived tail (within the budget) before the run's own messages."""
+    async def _earlier_turns(self) -> list[Archived]:
+        """The thread's newest archived messages (at least the budget's worth, when there are that many)."""
         thread_id, run_id = _thread_and_run()
         if self.transcript is None or thread_id is None:
-            return request
+            return []
         earlier = self._earlier.get(run_id) if run_id else None
         if earlier is None:
             earlier = await self.transcript.tail(thread_id, self.max_tokens)
@@ -103,36 +103,36 @@ class ContextBudgetMiddleware(AgentMiddleware[Any, Any, Any]):
                 self._earlier[run_id] = earlier
                 while len(self._earlier) > self._CACHED_RUNS:
                     self._earlier.popitem(last=False)
-        if not earlier:
-            return request
-        known = {m.id for m in request.messages}
-        return request.override(messages=[*(m for m in earlier if m.id not in known), *request.messages])
+        return earlier
 
-    def _trim(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
-        if count_tokens_approximately(request.messages) <= self.max_tokens:
-            return request
-        kept = trim_messages(
-            request.messages,
-            max_tokens=self.max_tokens,
-            token_counter="approximate",
-            strategy="last",
-            start_on="human",
-            allow_partial=False,
-        )
+    def _fit(self, request: ModelRequest[Any], earlier: Sequence[Archived]) -> ModelRequest[Any]:
+        """The newest messages (earlier turns, then the run's own) that fit the budget, from a user message on."""
+        own = {m.id for m in request.messages}
+        candidates = [*(e for e in earlier if e.message.id not in own)]
+        candidates += [Archived(count_tokens_approximately([m]), m) for m in request.messages]
+        total, start = 0, len(candidates)
+        while start > 0 and total + candidates[start - 1].tokens <= self.max_tokens:
+            start -= 1
+            total += candidates[start].tokens
+        if start == 0 and not earlier:
+            return request  # everything fits, nothing was added
+        while start < len(candidates) and not isinstance(candidates[start].message, HumanMessage):
+            start += 1
+        kept = [e.message for e in candidates[start:]]
         if not kept:  # one message larger than the budget: send the newest message alone rather than nothing
             kept = list(request.messages[-1:])
-        return request.override(messages=kept)  # type: ignore[arg-type]
+        return request.override(messages=kept)
 
     async def awrap_model_call(
         self,
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ModelResponse[Any] | AIMessage:
-        return await handler(self._trim(await self._with_earlier_turns(request)))
+        return await handler(self._fit(request, await self._earlier_turns()))
 
     def wrap_model_call(
         self,
         request: ModelRequest[Any],
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
     ) -> ModelResponse[Any] | AIMessage:
-        return handler(self._trim(request))
+        return handler(self._fit(request, []))
