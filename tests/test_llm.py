@@ -92,3 +92,38 @@ async def test_fake_counts_concurrent_calls_and_fails_on_request() -> None:
     failing = ScriptedChatModel(echo=True, fail="error")
     with pytest.raises(FakeProviderError):
         await failing.ainvoke([HumanMessage("x")])
+
+
+async def test_langsmith_hooks_stay_on_the_loop_while_tracing_is_off(monkeypatch) -> None:
+    """LangChain wraps each agent middleware hook in LangSmith's ``traceable``; untraced, it must not hop threads."""
+    from langsmith import traceable, tracing_context
+
+    async with open_chat_model("fake:hi", make_settings()):  # installs the override
+        pass
+    loop = asyncio.get_running_loop()
+    hops: list[object] = []
+    real_run_in_executor = loop.run_in_executor
+
+    def counted(executor, func, *args):  # type: ignore[no-untyped-def]
+        hops.append(func)
+        return real_run_in_executor(executor, func, *args)
+
+    monkeypatch.setattr(loop, "run_in_executor", counted)
+
+    @traceable(name="hook")
+    async def hook(x: int) -> int:
+        await asyncio.sleep(0)
+        return x + 1
+
+    assert await hook(1) == 2
+    assert hops == []
+    with tracing_context(enabled=True, client=_NoClient()):  # traced: LangSmith's own way, in a worker thread
+        assert await hook(2) == 3
+    assert hops
+
+
+class _NoClient:
+    """A LangSmith client that sends nothing."""
+
+    def __getattr__(self, name: str) -> object:
+        return lambda *args, **kwargs: None

@@ -148,6 +148,20 @@ async def test_local_user_until_the_first_key_then_keys_only(client_for, tmp_pat
     assert (await client.get("/v1/threads", headers=_auth(key))).status_code == 401  # at once
 
 
+async def test_a_first_key_created_elsewhere_closes_the_local_user_at_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/k.db"
+    async with (
+        open_storage(make_settings(storage_url=url)) as here,
+        open_storage(make_settings(storage_url=url)) as cli,
+    ):
+        server_keys, cli_keys = ApiKeyStore(here.db), ApiKeyStore(cli.db)  # as `chatplane keys create` would
+        assert not await server_keys.any_created()
+        record, _ = await cli_keys.create("alice")
+        assert await server_keys.any_created()
+        await cli_keys.revoke(record.key_id)
+        assert await server_keys.any_created()  # revoking every key does not reopen the server
+
+
 async def test_seed_user_id_must_be_the_authenticated_user(client_for) -> None:
     client = await client_for(make_settings())
     _, key = await ApiKeyStore(client.app.state.agent.storage.db).create("alice")

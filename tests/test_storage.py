@@ -7,10 +7,11 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
 from chatplane import ProductionAgent
 from chatplane.errors import ConfigError, StorageUnavailableError
-from chatplane.storage import open_storage, redact_url, sqlite_path, storage_kind
+from chatplane.storage import check_pooled_connection, open_storage, redact_url, sqlite_path, storage_kind
 from tests.conftest import make_settings
 from tests.tcp_proxy import TcpProxy
 
@@ -43,12 +44,16 @@ async def test_postgres_survives_its_connections_being_killed(pg_url: str) -> No
         assert await agent.achat("alice", "before") == "echo: before"
         dbname = urlsplit(pg_url).path.lstrip("/")
         with psycopg.connect(pg_url, autocommit=True) as admin:
-            killed = admin.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (dbname,),
-            ).fetchone()
-        assert killed is not None and killed[0] >= 1
+            pids = [
+                row[0]
+                for row in admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,)
+                ).fetchall()
+            ]
+            killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM unnest(%s::int[]) AS pid", (pids,))
+            assert (killed.fetchone() or [0])[0] >= 1
+            # As after a restart: the backends are gone (pg_terminate_backend only signals them).
+            await wait_until_gone(admin, pids)
         assert await agent.achat("alice", "after") == "echo: after"
         assert [m.text for m in await agent.aget_history("session-alice")] == [
             "before",
@@ -56,6 +61,40 @@ async def test_postgres_survives_its_connections_being_killed(pg_url: str) -> No
             "after",
             "echo: after",
         ]
+
+
+@pytest.mark.postgres
+async def test_pool_check_asks_the_server_only_about_doubtful_connections(pg_url: str, monkeypatch) -> None:
+    asked: list[object] = []
+    full_check = AsyncConnectionPool.check_connection
+
+    async def counted(conn: psycopg.AsyncConnection) -> None:
+        asked.append(conn)
+        await full_check(conn)
+
+    monkeypatch.setattr(AsyncConnectionPool, "check_connection", staticmethod(counted))
+    conn = await psycopg.AsyncConnection.connect(pg_url, autocommit=True)
+    await check_pooled_connection(conn)  # idle, nothing to read: handed out as it is
+    assert asked == []
+    async with conn.transaction():  # a transaction left open: asked
+        await check_pooled_connection(conn)
+    assert len(asked) == 1
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        await wait_until_gone(admin, [conn.info.backend_pid])
+    with pytest.raises(psycopg.OperationalError):  # killed: its socket is readable, the full check fails
+        await check_pooled_connection(conn)
+    assert len(asked) == 2
+    await conn.close()
+
+
+async def wait_until_gone(admin: psycopg.Connection, pids: list[int]) -> None:
+    for _ in range(100):
+        row = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)).fetchone()
+        if row is not None and row[0] == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the terminated backends did not exit")
 
 
 @pytest.mark.postgres

@@ -48,6 +48,7 @@ def parse_key(token: str) -> tuple[str, str] | None:
 class ApiKeyStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._created_seen = False  # keys are never deleted: once one exists, one always will
 
     async def create(self, user_id: str, name: str | None = None) -> tuple[ApiKey, str]:
         """A new key for ``user_id``: the record and the full key (shown once, never stored)."""
@@ -99,5 +100,10 @@ class ApiKeyStore:
         return row is not None
 
     async def any_created(self) -> bool:
-        """Whether a key was ever created (revoked ones count: revoking every key must not reopen the server)."""
-        return await self.db.fetchone("SELECT 1 AS one FROM chatplane_api_keys LIMIT 1") is not None
+        """Whether a key was ever created (revoked ones count: revoking every key must not reopen the server).
+
+        Asked on every request of a development server: a yes is remembered (no key row is ever deleted), a no is
+        asked again each time, since another process (``chatplane keys create``) may create the first key."""
+        if not self._created_seen:
+            self._created_seen = await self.db.fetchone("SELECT 1 AS one FROM chatplane_api_keys LIMIT 1") is not None
+        return self._created_seen

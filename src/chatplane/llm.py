@@ -13,10 +13,12 @@ server) and gives a ``ModelHandle`` with a readiness probe. Nothing here runs at
 
 from __future__ import annotations
 
+import contextvars
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from langchain_core.language_models import BaseChatModel
@@ -106,12 +108,45 @@ class ModelHandle:
         return False
 
 
+async def _langsmith_to_thread(
+    default: Callable[..., Awaitable[Any]],
+    ctx: contextvars.Context,
+    func: Callable[..., Any],
+    /,
+    *args: Any,
+    **kwargs: Any,
+) -> Any:
+    """LangChain wraps every agent middleware's model/tool hook in LangSmith's ``traceable``, which by default
+    hops to a worker thread twice per hook and call (set-up and end of a trace span) and starts a task for the
+    hook itself — a dozen thread round trips per model call. With LangSmith tracing off, set-up and end only
+    read context variables: run them here, on the loop. With tracing on, keep LangSmith's own way."""
+    from langsmith.utils import tracing_is_enabled
+
+    if ctx.run(tracing_is_enabled):
+        return await default(ctx, func, *args, **kwargs)
+    return ctx.run(func, *args, **kwargs)
+
+
+def install_langsmith_inline() -> None:
+    """Install ``_langsmith_to_thread`` as LangSmith's ``aio_to_thread`` (idempotent; another override set by the
+    embedding application is left alone)."""
+    try:
+        import langsmith
+        from langsmith._runtime_overrides import get_runtime_overrides
+    except ImportError:  # pragma: no cover - langsmith comes with langchain
+        return
+    current = get_runtime_overrides().aio_to_thread
+    if current is None:
+        langsmith.set_runtime_overrides(aio_to_thread=_langsmith_to_thread)
+
+
 @asynccontextmanager
 async def open_chat_model(
     model_id: str, settings: Settings, *, model: BaseChatModel | None = None
 ) -> AsyncIterator[ModelHandle]:
     """Start what ``model_id`` needs and yield its handle; stop it on exit. ``model`` overrides the built one."""
     provider, name = parse_model_id(model_id)
+    install_langsmith_inline()
     async with AsyncExitStack() as stack:
         if model is not None or provider == "fake":
             yield ModelHandle(model or make_chat_model(model_id, settings), model_id)

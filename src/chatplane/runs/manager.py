@@ -146,6 +146,7 @@ class RunManager:
             active = await RunStore.active_for_thread(tx, thread.thread_id)
             if active and multitask == "reject":
                 raise ThreadBusyError()
+            claimed = not active  # an idle thread: the run starts here, claimed as it is inserted
             run = await self.runs.create(
                 thread.thread_id,
                 thread.owner,
@@ -154,9 +155,9 @@ class RunManager:
                 multitask,
                 model=thread.model or self.settings.model,
                 tx=tx,
+                claim_for=(self.worker, self._lease()) if claimed else None,
             )
             self.events.open(run.run_id)
-            claimed = not active and await RunStore.claim(tx, run, self.worker, self._lease())
             interrupted = [r for r in active if r.status in ("running", "waiting")] if multitask == "interrupt" else []
             for victim in interrupted:
                 if victim.status == "waiting":  # nobody executes it: cancel it right here
@@ -290,6 +291,25 @@ class RunManager:
                 return
         self._launch(run, _graph_input(run))
 
+    async def _touch_and_continue(self, thread_id: str, *, then_continue: bool) -> None:
+        """After a run: mark the thread active now, then (``then_continue``) start its next pending run.
+
+        ``_continue`` without its transaction, for the end of every run: the touch writes the thread's row, so it
+        waits for any transaction that holds that row's lock (``_accept`` / ``_continue`` deciding about the
+        thread's runs, in any process; SQLite: the database's write lock) to commit, and the read after it sees
+        what they decided. Claiming is a compare-and-set on the run's status, so two processes racing for the
+        same pending run cannot both win, and nothing else can start a run of this thread while one is pending.
+        """
+        await self.threads.touch(thread_id)
+        if not then_continue or self._closing or not thread_id:
+            return
+        active = await RunStore.active_for_thread(self.runs.db, thread_id)
+        if not active or active[0].status != "pending":
+            return
+        run = active[0]
+        if await RunStore.claim(self.runs.db, run, self.worker, self._lease()):
+            self._launch(run, _graph_input(run))
+
     async def _heartbeat(self) -> None:
         if not self._tasks:
             return
@@ -391,9 +411,7 @@ class RunManager:
         finally:
             if run.run_id not in self._handing_back:
                 try:
-                    await self.threads.touch(run.thread_id)
-                    if run.status != "waiting":
-                        await self._continue(run.thread_id)
+                    await self._touch_and_continue(run.thread_id, then_continue=run.status != "waiting")
                 except Exception as exc:
                     as_chatplane_error(exc, f"run {run.run_id} (after it ended)")
 
