@@ -9,10 +9,12 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
 from chatplane import ProductionAgent
 from chatplane.agents.context import settled
+from chatplane.errors import ModelError
 from chatplane.fake_model import ScriptedChatModel
 from chatplane.transcript import Transcript, merge_history
 from tests.agents.helpers import assert_every_tool_call_answered, call
@@ -145,3 +147,23 @@ async def test_a_cached_tail_follows_other_processes(persistent_storage_url: str
         await there.append("t", [HumanMessage("new", id="n1"), AIMessage("new", id="n2")])
         assert [e.message.id for e in await here.tail("t", 1000)] == ["n1", "n2"]
         assert [e.message.id for e in await here.tail("t", 1)] == ["n2"]  # another budget: read again
+
+
+async def test_a_failed_run_after_archiving_loses_and_doubles_nothing(persistent_storage_url: str) -> None:
+    """The run archives earlier turns, then its model call fails: the next run still sees one copy of each."""
+    model = ScriptedChatModel(echo=True)
+    settings = make_settings(storage_url=persistent_storage_url, model_max_retries=0)
+    async with ProductionAgent(model, settings=settings) as agent:
+        await agent.achat("u", "turn 0")
+        model.fail = "error"
+        with pytest.raises(ModelError):
+            await agent.achat("u", "turn 1")
+        model.fail = None
+        await agent.achat("u", "turn 2")
+        history = await agent.aget_history("session-u")
+    ids = [m.id for m in history]
+    assert len(ids) == len(set(ids))
+    texts = [m.text for m in history]
+    assert texts[:2] == ["turn 0", "echo: turn 0"] and texts[-2:] == ["turn 2", "echo: turn 2"]
+    prompt = [m.text for m in model.prompts[-1] if m.type != "system"]
+    assert len(prompt) == len(set(prompt)) and prompt[:2] == ["turn 0", "echo: turn 0"]

@@ -46,12 +46,16 @@ class _Tail:
     entries: deque[Archived] = field(default_factory=deque)
     tokens: int = 0
 
-    def extend(self, seq: int, message_id: str, new: Sequence[Archived], max_tokens: int) -> None:
+    def extend(self, seq: int, message_id: str, new: Sequence[Archived]) -> int:
+        """Add the messages archived after the last one (up to ``seq``); drop the oldest beyond the budget.
+        How much ``tokens`` changed."""
+        before = self.tokens
         self.last_seq, self.last_id = seq, message_id
         self.entries.extend(new)
         self.tokens += sum(e.tokens for e in new)
-        while self.entries and self.tokens - self.entries[0].tokens >= max_tokens:
+        while self.entries and self.tokens - self.entries[0].tokens >= self.tokens_wanted:
             self.tokens -= self.entries.popleft().tokens
+        return self.tokens - before
 
 
 def _encode(message: BaseMessage) -> str:
@@ -109,7 +113,7 @@ class Transcript:
         tail = self._tails.get(thread_id)
         if tail is not None:
             if inserted == len(new) and tail.last_seq == start:  # the cache was current: it stays so
-                self._resize(tail, lambda: tail.extend(seq, str(messages[-1].id), new, tail.tokens_wanted))
+                self._grew(tail.extend(seq, str(messages[-1].id), new))
             else:
                 self._forget(thread_id)
         return int(inserted)
@@ -126,10 +130,7 @@ class Transcript:
             if rows and int(rows[0]["seq"]) == tail.last_seq and rows[0]["message_id"] == tail.last_id:
                 if len(rows) < _PAGE:
                     if len(rows) > 1:
-                        new = _archived(rows[1:])
-                        self._resize(
-                            tail, lambda: tail.extend(int(rows[-1]["seq"]), rows[-1]["message_id"], new, max_tokens)
-                        )
+                        self._grew(tail.extend(int(rows[-1]["seq"]), rows[-1]["message_id"], _archived(rows[1:])))
                     self._tails.move_to_end(thread_id)
                     return list(tail.entries)
         self._forget(thread_id)
@@ -165,19 +166,16 @@ class Transcript:
         last = rows[0]
         rows.reverse()
         tail = _Tail(int(last["seq"]), str(last["message_id"]), tokens_wanted=max_tokens)
-        tail.extend(tail.last_seq, tail.last_id, _archived(rows), max_tokens)
+        tail.extend(tail.last_seq, tail.last_id, _archived(rows))
         return tail
 
     # --- the in-memory tails: bounded by their tokens together ------------------------------------------------------
     def _remember(self, thread_id: str, tail: _Tail) -> None:
         self._tails[thread_id] = tail
-        self._cached_tokens += tail.tokens
-        self._evict()
+        self._grew(tail.tokens)
 
-    def _resize(self, tail: _Tail, change: Any) -> None:
-        before = tail.tokens
-        change()
-        self._cached_tokens += tail.tokens - before
+    def _grew(self, tokens: int) -> None:
+        self._cached_tokens += tokens
         self._evict()
 
     def _forget(self, thread_id: str) -> None:

@@ -113,10 +113,9 @@ def build_multi(
     )
     builder.add_node("supervisor", supervisor, destinations=(*team, END))
     if transcript is not None:
-        archive = transcript
 
         async def archive_earlier_turns(state: MultiAgentState) -> dict[str, Any]:
-            return await archive_settled(archive, state["messages"]) or {}
+            return await archive_settled(transcript, state["messages"]) or {}
 
         builder.add_node("transcript", archive_earlier_turns)
         builder.add_edge(START, "transcript")

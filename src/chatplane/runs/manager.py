@@ -278,18 +278,14 @@ class RunManager:
             await self.runs.request_cancel(run.run_id)
 
     async def _continue(self, thread_id: str) -> None:
-        """Claim and start the thread's next pending run, if the thread is idle."""
+        """Claim and start the thread's next pending run, if the thread is idle (under the thread's lock)."""
         if self._closing or not thread_id:
             return
         async with self.runs.db.transaction() as tx:
             await RunStore.lock_thread(tx, thread_id)
-            active = await RunStore.active_for_thread(tx, thread_id)
-            if not active or active[0].status != "pending":
-                return
-            run = active[0]
-            if not await RunStore.claim(tx, run, self.worker, self._lease()):
-                return
-        self._launch(run, _graph_input(run))
+            run = await self._claim_next(tx, thread_id)
+        if run is not None:
+            self._launch(run, _graph_input(run))
 
     async def _touch_and_continue(self, thread_id: str, *, then_continue: bool) -> None:
         """After a run: mark the thread active now, then (``then_continue``) start its next pending run.
@@ -303,12 +299,18 @@ class RunManager:
         await self.threads.touch(thread_id)
         if not then_continue or self._closing or not thread_id:
             return
-        active = await RunStore.active_for_thread(self.runs.db, thread_id)
-        if not active or active[0].status != "pending":
-            return
-        run = active[0]
-        if await RunStore.claim(self.runs.db, run, self.worker, self._lease()):
+        run = await self._claim_next(self.runs.db, thread_id)
+        if run is not None:
             self._launch(run, _graph_input(run))
+
+    async def _claim_next(self, db: Any, thread_id: str) -> Run | None:
+        """The thread's next run, claimed for this worker — if it is pending and first in line, and nobody else
+        claimed it first."""
+        active = await RunStore.active_for_thread(db, thread_id)
+        if not active or active[0].status != "pending":
+            return None
+        run = active[0]
+        return run if await RunStore.claim(db, run, self.worker, self._lease()) else None
 
     async def _heartbeat(self) -> None:
         if not self._tasks:

@@ -34,17 +34,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 
 
 def thread_out(thread: Thread) -> ThreadOut:
-    return ThreadOut(
-        thread_id=thread.thread_id,
-        agent=thread.agent,
-        title=thread.title,
-        metadata=thread.metadata,
-        session_id=thread.session_id,
-        created_at=thread.created_at,
-        updated_at=thread.updated_at,
-        expires_at=thread.expires_at,
-        model=thread.model,
-    )
+    return ThreadOut.model_validate(thread, from_attributes=True)
 
 
 def run_out(run: Run, output: Message | None = None) -> RunOut:
