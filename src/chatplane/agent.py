@@ -42,7 +42,7 @@ from chatplane.events import EventType, RunEvent
 from chatplane.failures import as_chatplane_error
 from chatplane.llm import ModelHandle, make_chat_model, open_chat_model
 from chatplane.runs import Run, RunManager, RunStatus, RunStore
-from chatplane.runs.manager import EventLog
+from chatplane.runs.manager import EventLog, stream_modes
 from chatplane.runs.redis_log import RedisEventLog
 from chatplane.runs.translate import StreamTranslator
 from chatplane.schemas import ID_PATTERN
@@ -250,7 +250,7 @@ class ProductionAgent:
         session (an existing session keeps its own; asking it for another is ``AgentMismatchError``).
         Messages to a busy session wait their turn.
         """
-        run = await self._submit(user_id, message, session_id, thread_id, owner, agent)
+        run = await self._submit(user_id, message, session_id, thread_id, owner, agent, stream_tokens=False)
         last, answer = await self.runs.outcome(run.run_id)
         if last is not None:
             raise_if_unsuccessful(last)
@@ -313,12 +313,13 @@ class ProductionAgent:
             raise as_chatplane_error(exc, f"thread {key}") from exc
 
     async def astream_stateless(
-        self, agent: str, messages: list[BaseMessage], *, owner: str
+        self, agent: str, messages: list[BaseMessage], *, owner: str, stream_tokens: bool = True
     ) -> AsyncGenerator[tuple[EventType, dict[str, Any]], None]:
         """Run ``agent`` once on a whole conversation, keeping nothing but the run record (status, usage).
 
         Yields the same ``(event type, data)`` pairs as a thread's run, ending with ``run_completed``; failures
-        raise chatplane errors. Closing the generator cancels the run.
+        raise chatplane errors. Closing the generator cancels the run. ``stream_tokens=False``: whole messages
+        only (``RunManager.submit``).
         """
         self._require_started()
         store = self.runs.runs
@@ -337,7 +338,7 @@ class ProductionAgent:
         }
         try:
             async for part in self.stateless_graphs[agent].astream(
-                {"messages": messages}, config, stream_mode=["messages", "updates"], subgraphs=True, version="v2"
+                {"messages": messages}, config, stream_mode=stream_modes(stream_tokens), subgraphs=True, version="v2"
             ):
                 for item in translator.feed(part):
                     yield item
@@ -380,6 +381,8 @@ class ProductionAgent:
         thread_id: str | None,
         owner: str | None,
         agent: str | None,
+        *,
+        stream_tokens: bool = True,
     ) -> Run:
         self._require_started()
         check_id("user_id", user_id)
@@ -392,7 +395,14 @@ class ProductionAgent:
             thread = await self.threads.ensure(
                 key, owner or user_id, agent, self.agent_kind if agent is None else agent, session_id
             )
-            return await self.runs.submit(thread, message, user_id=user_id, session_id=session_id, multitask="enqueue")
+            return await self.runs.submit(
+                thread,
+                message,
+                user_id=user_id,
+                session_id=session_id,
+                multitask="enqueue",
+                stream_tokens=stream_tokens,
+            )
         except ChatplaneError:
             raise
         except Exception as exc:

@@ -1,8 +1,9 @@
 """Chat models by id: ``make_chat_model("provider:model", settings)``.
 
 ==================  ============================================================================================
-``openai:<model>``  ``ChatOpenAI``; key from ``OPENAI_API_KEY``, endpoint from ``OPENAI_BASE_URL`` (any
-                    OpenAI-compatible server: vLLM, Ollama, llama.cpp, LiteLLM ...)
+``openai:<model>``  ``ChatOpenAI`` (with a lean streaming path: ``chatplane.openai_model``); key from
+                    ``OPENAI_API_KEY``, endpoint from ``OPENAI_BASE_URL`` (any OpenAI-compatible server: vLLM,
+                    Ollama, llama.cpp, LiteLLM ...)
 ``local:<name>``    the embedded llama.cpp server (``local:smollm2-135m``), reached through ``ChatOpenAI`` too
 ``fake:<script>``   ``ScriptedChatModel`` for tests and demos (see ``chatplane.fake_model``)
 ==================  ============================================================================================
@@ -48,12 +49,12 @@ def make_chat_model(model_id: str, settings: Settings, *, base_url: str | None =
     provider, name = parse_model_id(model_id)
     if provider == "fake":
         return ScriptedChatModel.from_spec(name)
-    from langchain_openai import ChatOpenAI  # imported on use: it is the heaviest import in the package
+    from chatplane.openai_model import StreamingChatOpenAI  # imported on use: langchain_openai is heavy
 
     if provider == "local":
         if base_url is None:
             raise ConfigError("local: models are started by open_chat_model(); use it instead of make_chat_model().")
-        return ChatOpenAI(
+        return StreamingChatOpenAI(
             model=name,
             api_key=SecretStr("embedded"),
             base_url=f"{base_url}/v1",
@@ -69,7 +70,7 @@ def make_chat_model(model_id: str, settings: Settings, *, base_url: str | None =
             f"The model {model_id} needs an API key: set OPENAI_API_KEY (or CHATPLANE_OPENAI_API_KEY). "
             "For an OpenAI-compatible server without keys, set OPENAI_BASE_URL."
         )
-    return ChatOpenAI(
+    return StreamingChatOpenAI(
         model=name,
         api_key=key or SecretStr("not-needed"),
         base_url=settings.openai_base_url,

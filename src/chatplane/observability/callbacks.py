@@ -262,6 +262,8 @@ class RunObserver(AsyncCallbackHandler):
         call, seconds = ended
         input_tokens, output_tokens = _usage(response)
         if self.metrics is not None:
+            if call.first_token is None:  # a whole answer, not streamed: its first token came with the rest
+                self.metrics.llm_first_token.labels(call.label).observe(seconds)
             self.metrics.llm_duration.labels(call.label, "ok").observe(seconds)
             if input_tokens:
                 self.metrics.llm_tokens.labels(call.label, "input").inc(input_tokens)

@@ -12,7 +12,7 @@ metric                                      labels                              
 ``chatplane_runs_active``                   agent                                graphs executing now
 ``chatplane_streams_active``                kind                                 open SSE responses and WebSockets
 ``chatplane_llm_call_duration_seconds``     model, outcome                       one model call (ok / error)
-``chatplane_llm_time_to_first_token_seconds`` model                              call start to first streamed token
+``chatplane_llm_time_to_first_token_seconds`` model                              to first token (or whole answer)
 ``chatplane_llm_tokens_total``              model, direction                     tokens in (prompt) and out
 ``chatplane_tool_call_duration_seconds``    tool, outcome                        one tool call
 ``chatplane_rate_limited_total``            limit                                429s: requests / tokens / runs
@@ -126,7 +126,7 @@ class Metrics:
         )
         self.llm_first_token = histogram(
             "chatplane_llm_time_to_first_token_seconds",
-            "Time from a model call's start to its first streamed token.",
+            "Time from a model call's start to its first token (for an answer not streamed: to the whole answer).",
             ["model"],
             _FIRST_TOKEN_BUCKETS,
         )

@@ -127,10 +127,28 @@ class RunManager:
 
     # --- accepting work -------------------------------------------------------------------------------------------
     async def submit(
-        self, thread: Thread, message: str, *, user_id: str, session_id: str | None = None, multitask: Multitask
+        self,
+        thread: Thread,
+        message: str,
+        *,
+        user_id: str,
+        session_id: str | None = None,
+        multitask: Multitask,
+        stream_tokens: bool = True,
     ) -> Run:
-        """Accept a user message for ``thread``: a new run, started now or queued behind the thread's active run."""
-        run_input = {"message": message, "user_id": user_id, "session_id": session_id, "created_at": time.time()}
+        """Accept a user message for ``thread``: a new run, started now or queued behind the thread's active run.
+
+        ``stream_tokens=False`` for a caller that waits for the whole answer: the model is asked for it in one
+        piece, and the run's events carry whole messages only (no ``token`` events; a cancel keeps no partial
+        answer). Streaming every token to nobody costs a good part of a turn's CPU."""
+        run_input: dict[str, Any] = {
+            "message": message,
+            "user_id": user_id,
+            "session_id": session_id,
+            "created_at": time.time(),
+        }
+        if not stream_tokens:
+            run_input["stream_tokens"] = False
         return await self._accept(thread, run_input, multitask)
 
     async def retry(self, failed: Run) -> Run:
@@ -389,7 +407,7 @@ class RunManager:
             async for part in graph.astream(
                 graph_input,
                 config,
-                stream_mode=["messages", "updates"],
+                stream_mode=stream_modes(run.input.get("stream_tokens", True)),
                 subgraphs=True,
                 version="v2",
                 durability=self.settings.checkpoint_durability,
@@ -461,6 +479,12 @@ class RunManager:
         with contextlib.suppress(Exception):
             await self.finish_run(run, "cancelled", translator.usage)
         await self.events.append(run.run_id, "run_cancelled", {"status": "cancelled"})
+
+
+def stream_modes(tokens: bool) -> list[str]:
+    """LangGraph stream modes of a run: ``messages`` (each token, as the model streams it) only when wanted —
+    without it, LangChain asks the model for the whole answer at once."""
+    return ["messages", "updates"] if tokens else ["updates"]
 
 
 def _message_id(run: Run) -> str:

@@ -65,9 +65,11 @@ async def _events(
         thread = await agent.threads.get(thread_id, user.id)
         if thread.agent != kind:
             raise AgentMismatchError(f"That thread talks to {MODEL_PREFIX}{thread.agent}, not {body.model}.")
-        run = await agent.runs.submit(thread, last_user_text(body, max_chars), user_id=user.id, multitask="enqueue")
+        text = last_user_text(body, max_chars)
+        run = await agent.runs.submit(thread, text, user_id=user.id, multitask="enqueue", stream_tokens=body.stream)
         return _thread_events(agent, run.run_id)
-    return agent.astream_stateless(kind, to_langchain(body.messages, max_chars), owner=user.id)
+    messages = to_langchain(body.messages, max_chars)
+    return agent.astream_stateless(kind, messages, owner=user.id, stream_tokens=body.stream)
 
 
 @router.post(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -125,10 +125,12 @@ async def list_runs(thread_id: str, agent: AgentDep, user: CurrentUser) -> list[
     return [run_out(r) for r in await agent.runs.runs.list_for_thread(thread_id)]
 
 
-async def _submit(thread_id: str, body: RunCreate, agent: AgentDep, user: CurrentUser, settings: SettingsDep) -> Run:
+async def _submit(
+    thread_id: str, body: RunCreate, agent: AgentDep, user: CurrentUser, settings: SettingsDep, **options: Any
+) -> Run:
     thread = await agent.threads.get(thread_id, user.id)
     check_message(body.message, settings.max_message_chars)
-    return await agent.runs.submit(thread, body.message, user_id=user.id, multitask=body.multitask)
+    return await agent.runs.submit(thread, body.message, user_id=user.id, multitask=body.multitask, **options)
 
 
 @router.post(
@@ -139,8 +141,9 @@ async def _submit(thread_id: str, body: RunCreate, agent: AgentDep, user: Curren
 async def create_run(
     thread_id: str, body: RunCreate, agent: AgentDep, user: RunAllowedUser, settings: SettingsDep, response: Response
 ) -> RunOut:
-    """Send a message. Waits for the answer, or with ``background: true`` answers 202 at once."""
-    run = await _submit(thread_id, body, agent, user, settings)
+    """Send a message. Waits for the answer, or with ``background: true`` answers 202 at once (a waited-for run
+    streams no ``token`` events: the model gives its answer whole)."""
+    run = await _submit(thread_id, body, agent, user, settings, stream_tokens=body.background)
     if body.background:
         response.status_code = status.HTTP_202_ACCEPTED
         return run_out(run)
