@@ -75,3 +75,33 @@ def test_a_dropped_stream_is_retried(server, mock: MockOpenAIServer) -> None:
     mock.configure(fault="drop", fail_first=1, drop_after=2)
     response = _chat(server, "finish this sentence please")
     assert response.status_code == 200 and response.json()["response"] == "finish this sentence please"
+
+
+def test_a_waiting_caller_gets_a_whole_answer_and_a_streaming_one_gets_tokens(server, mock: MockOpenAIServer) -> None:
+    mock.reset_stats()
+    assert _chat(server, "in one piece").json()["response"] == "in one piece"
+    assert (mock.stats()["requests"], mock.stats()["streamed"]) == (1, 0)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        tid = client.post("/v1/threads", json={}).json()["thread_id"]
+        events = list(iter_events(client, "POST", f"/v1/threads/{tid}/runs/stream", json={"message": "bit by bit"}))
+        tokens = [e["data"]["text"] for e in events if e["type"] == "token"]
+        assert len(tokens) > 1 and "".join(tokens) == "bit by bit"
+        assert (mock.stats()["requests"], mock.stats()["streamed"]) == (2, 1)
+        waited = client.post(f"/v1/threads/{tid}/runs", json={"message": "and whole again"}).json()
+        replay = list(iter_events(client, "GET", f"/v1/runs/{waited['run_id']}/stream"))
+        assert [e["type"] for e in replay if e["type"] in ("token", "message")] == ["message"]
+        assert waited["output"]["content"] == "and whole again"
+    assert mock.stats()["streamed"] == 1
+
+
+@pytest.mark.parametrize(("fault", "changes"), [("429", {"retry_after": 0.05}), ("drop", {"drop_after": 2})])
+def test_a_failed_stream_is_retried(server, mock: MockOpenAIServer, fault: str, changes: dict) -> None:  # type: ignore[type-arg]
+    mock.configure(fault=fault, fail_first=1, **changes)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        tid = client.post("/v1/threads", json={}).json()["thread_id"]
+        events = list(iter_events(client, "POST", f"/v1/threads/{tid}/runs/stream", json={"message": "streamed twice"}))
+    assert events[-1]["type"] == "run_completed"
+    (answer,) = [
+        e["data"]["message"] for e in events if e["type"] == "message" and e["data"]["message"]["role"] == "assistant"
+    ]
+    assert answer["content"] == "streamed twice"

@@ -91,32 +91,30 @@ class Transcript:
         """
         if not messages:
             return 0
-        now = time.time()
-        async with self.db.transaction() as tx:
-            row = await tx.fetchone(
-                "SELECT coalesce(max(seq), 0) AS seq FROM chatplane_messages WHERE thread_id = %s", (thread_id,)
-            )
-            seq = start = int(row["seq"]) if row else 0
-            values, params, new = [], [], []
-            for message in messages:
-                seq += 1
-                values.append("(%s, %s, %s, %s, %s, %s)")
-                tokens = count_tokens_approximately([message])
-                new.append(Archived(tokens, message))  # type: ignore[arg-type]
-                params += [thread_id, seq, str(message.id), tokens, _encode(message), now]
-            inserted = await tx.execute(
-                "INSERT INTO chatplane_messages (thread_id, seq, message_id, tokens, data, created_at) VALUES "
-                + ", ".join(values)
-                + " ON CONFLICT (thread_id, message_id) DO NOTHING",
-                params,
-            )
+        values, params, new = [], [], []
+        for n, message in enumerate(messages, 1):
+            tokens = count_tokens_approximately([message])
+            new.append(Archived(tokens, message))  # type: ignore[arg-type]
+            values.append("(%s, %s, %s, %s)")
+            params += [n, str(message.id), tokens, _encode(message)]
+        # One statement, no transaction: numbered after the thread's last row, skipping messages archived already.
+        # (``WHERE true``: SQLite's grammar needs it between an INSERT's SELECT and its ON CONFLICT.)
+        rows = await self.db.fetchall(
+            "INSERT INTO chatplane_messages (thread_id, seq, message_id, tokens, data, created_at) "
+            "SELECT %s, last.seq + v.column1, v.column2, v.column3, v.column4, %s "
+            "FROM (SELECT coalesce(max(seq), 0) AS seq FROM chatplane_messages WHERE thread_id = %s) AS last, "
+            f"(VALUES {', '.join(values)}) AS v WHERE true "
+            "ON CONFLICT (thread_id, message_id) DO NOTHING RETURNING seq",
+            [thread_id, time.time(), thread_id, *params],
+        )
         tail = self._tails.get(thread_id)
         if tail is not None:
-            if inserted == len(new) and tail.last_seq == start:  # the cache was current: it stays so
-                self._grew(tail.extend(seq, str(messages[-1].id), new))
+            seqs = sorted(int(row["seq"]) for row in rows)
+            if len(seqs) == len(new) and tail.last_seq == seqs[0] - 1:  # the cache was current: it stays so
+                self._grew(tail.extend(seqs[-1], str(messages[-1].id), new))
             else:
                 self._forget(thread_id)
-        return int(inserted)
+        return len(rows)
 
     async def tail(self, thread_id: str, max_tokens: int) -> list[Archived]:
         """The newest archived messages whose tokens add up to at least ``max_tokens`` (or all), oldest first."""
