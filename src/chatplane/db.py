@@ -98,8 +98,22 @@ def loads(value: str | None) -> Any:
     return json.loads(value) if value else {}
 
 
+def _sqlite_statement(conn: Any, sql: str, params: tuple[Any, ...]) -> tuple[list[Row], int]:
+    """In aiosqlite's thread: run one statement, return its rows and row count."""
+    cursor = conn._conn.execute(sql, params)
+    try:
+        return [dict(row) for row in cursor.fetchall()], int(cursor.rowcount)
+    finally:
+        cursor.close()
+
+
 class SqliteDatabase:
-    """One aiosqlite connection in autocommit mode; a lock keeps each transaction's statements together."""
+    """One aiosqlite connection in autocommit mode; a lock keeps each transaction's statements together.
+
+    Each statement is one trip to aiosqlite's thread (``Connection._execute`` with a function that executes,
+    fetches and closes), not the three of ``execute`` + ``fetchall`` + closing the cursor: every trip is a thread
+    hand-over and a wake-up of the event loop.
+    """
 
     dialect: Dialect = "sqlite"
 
@@ -107,17 +121,17 @@ class SqliteDatabase:
         self._conn = conn
         self._lock = asyncio.Lock()
 
-    @staticmethod
-    def _sql(sql: str) -> str:
-        return sql.replace("%s", "?")
+    async def _statement(self, sql: str, params: Sequence[Any]) -> tuple[list[Row], int]:
+        result: tuple[list[Row], int] = await self._conn._execute(
+            _sqlite_statement, self._conn, sql.replace("%s", "?"), tuple(params)
+        )
+        return result
 
     async def _execute(self, sql: str, params: Sequence[Any]) -> int:
-        async with self._conn.execute(self._sql(sql), tuple(params)) as cursor:
-            return int(cursor.rowcount)
+        return (await self._statement(sql, params))[1]
 
     async def _fetchall(self, sql: str, params: Sequence[Any]) -> list[Row]:
-        async with self._conn.execute(self._sql(sql), tuple(params)) as cursor:
-            return [dict(row) for row in await cursor.fetchall()]
+        return (await self._statement(sql, params))[0]
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         async with self._lock:
@@ -134,13 +148,13 @@ class SqliteDatabase:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqliteTx]:
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            await self._statement("BEGIN IMMEDIATE", ())
             try:
                 yield _SqliteTx(self)
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                await self._statement("ROLLBACK", ())
                 raise
-            await self._conn.execute("COMMIT")
+            await self._statement("COMMIT", ())
 
 
 class _SqliteTx:
