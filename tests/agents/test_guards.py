@@ -48,9 +48,10 @@ def test_which_model_errors_are_transient(exc: BaseException, transient: bool) -
 
 def test_order_translation_outside_fallback_outside_retry_outside_attempt() -> None:
     settings = make_settings(fallback_models=["fake:backup"])
-    kinds = [type(m) for m in model_guard_middleware(settings)]
+    (guards,) = model_guard_middleware(settings)
+    kinds = [type(m) for m in guards.layers]
     assert kinds == [ModelErrorMiddleware, ModelFallbackMiddleware, ModelRetryMiddleware, ModelAttemptMiddleware]
-    assert [type(m) for m in guard_middleware(settings)][:4] == kinds
+    assert [type(m) for m in guard_middleware(settings)[0].layers] == kinds
 
 
 def test_the_embedded_model_cannot_be_a_fallback() -> None:

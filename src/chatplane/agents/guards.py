@@ -1,6 +1,6 @@
 """The middleware every tool-using agent runs with, in the one order that makes them work together.
 
-Model calls, outermost first (``create_agent`` nests ``wrap_model_call`` hooks in list order)::
+Model calls, outermost first (``ModelGuards`` nests them, as ``create_agent`` nests ``wrap_model_call`` hooks)::
 
     ModelErrorMiddleware        what is left after retries and fallbacks → ModelError / ModelTimeoutError
     ModelFallbackMiddleware     on failure, the same request to each of CHATPLANE_FALLBACK_MODELS in turn
@@ -41,7 +41,12 @@ from chatplane.agents.limits import (
     ToolCallBudget,
     steps_needed,
 )
-from chatplane.agents.middleware import ModelAttemptMiddleware, ModelErrorMiddleware, is_transient_model_error
+from chatplane.agents.middleware import (
+    ModelAttemptMiddleware,
+    ModelErrorMiddleware,
+    ModelGuards,
+    is_transient_model_error,
+)
 from chatplane.agents.tool_guards import ToolTimeoutMiddleware, is_transient_tool_error, tool_error_content
 from chatplane.config import Settings
 from chatplane.errors import ConfigError
@@ -68,7 +73,8 @@ def fallback_models(settings: Settings) -> list[BaseChatModel]:
 
 
 def model_guard_middleware(settings: Settings, *, retry_delay_s: float = RETRY_INITIAL_DELAY_S) -> list[Middleware]:
-    """Model-call guards only (for agents without tools): translation, fallback, retry, per-attempt timeout."""
+    """Model-call guards only (for agents without tools): translation, fallback, retry, per-attempt timeout —
+    nested in one ``ModelGuards`` middleware."""
     guards: list[Middleware] = [ModelErrorMiddleware()]
     fallbacks = fallback_models(settings)
     if fallbacks:
@@ -84,7 +90,7 @@ def model_guard_middleware(settings: Settings, *, retry_delay_s: float = RETRY_I
             )
         )
     guards.append(ModelAttemptMiddleware(settings.model_timeout_s))
-    return guards
+    return [ModelGuards(guards)]
 
 
 def guard_middleware(

@@ -9,6 +9,7 @@ fallback middleware between them (see ``chatplane.agents.guards``): each attempt
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, NotRequired
@@ -117,3 +118,40 @@ class ModelErrorMiddleware(AgentMiddleware[SessionState, Any, Any]):
             if _is_timeout(exc):
                 raise ModelTimeoutError() from exc
             raise ModelError() from exc
+
+
+class ModelGuards(AgentMiddleware[SessionState, Any, Any]):
+    """Model-call wrappers (``layers``, outermost first) run as one middleware.
+
+    ``create_agent`` wraps each middleware's model-call hook in a LangSmith ``traceable`` span, which reads context
+    variables and builds run-tree state on every call even with tracing off. The guards (translation, fallback,
+    retry, attempt) nest inside one such span instead of four. Only for middleware whose one hook is
+    ``wrap_model_call`` / ``awrap_model_call`` (no state, tools or other hooks).
+    """
+
+    state_schema = SessionState
+
+    def __init__(self, layers: list[AgentMiddleware[Any, Any, Any]]) -> None:
+        super().__init__()
+        self.layers = layers
+
+    async def awrap_model_call(self, request: ModelRequest[Any], handler: ModelHandler) -> Any:
+        call: Callable[[ModelRequest[Any]], Awaitable[Any]] = handler
+        for layer in reversed(self.layers):
+            call = _nested(layer, call)
+        return await call(request)
+
+    def wrap_model_call(self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], Any]) -> Any:
+        call = handler
+        for layer in reversed(self.layers):
+            call = functools.partial(layer.wrap_model_call, handler=call)
+        return call(request)
+
+
+def _nested(
+    layer: AgentMiddleware[Any, Any, Any], inner: Callable[[ModelRequest[Any]], Awaitable[Any]]
+) -> Callable[[ModelRequest[Any]], Awaitable[Any]]:
+    async def call(request: ModelRequest[Any]) -> Any:
+        return await layer.awrap_model_call(request, inner)
+
+    return call
