@@ -282,10 +282,28 @@ async def _users(
             result.stopped = f"budget {budget_s:g} s (+{drain_s:g} s drain; {len(pending)} users cut)"
 
 
+WARM_UP_TURNS = 3
+
+
+async def warm_up(subject: Subject, turns: int = WARM_UP_TURNS) -> None:
+    """A few turns on a session of their own, before anything is measured: a fresh server's first requests pay for
+    one-time work (lazy imports, first connections, prepared statements) that no later turn pays again."""
+    tag = uuid.uuid4().hex[:6]
+    body = {"user_id": f"warm-{tag}", "session_id": f"warm-{tag}", "message": ""}
+    scratch = Result("warm-up", subject.name, 1, turns)
+    async with _client() as client:
+        for turn in range(turns):
+            body["message"] = _message(tag, 0, turn)
+            await _chat_turn(client, subject.url, body, scratch)
+            if subject.streaming:
+                await _stream_turn(client, subject.url, body, scratch)
+
+
 async def run_concurrency(
     subject: Subject, *, users: int, turns: int, budget_s: float = 600, drain_s: float = 60
 ) -> Result:
     result = Result("concurrency", subject.name, users, turns)
+    await warm_up(subject)
     async with _measured(subject, result):
         await _users(subject, result, users, turns, budget_s, drain_s, stream=False)
     return result
@@ -296,6 +314,7 @@ async def run_ttft(subject: Subject, *, users: int, turns: int, budget_s: float 
     if not subject.streaming:
         result.stopped = "n/a (no streaming endpoint)"
         return result
+    await warm_up(subject)
     async with _measured(subject, result):
         await _users(subject, result, users, turns, budget_s, drain_s, stream=True)
     return result
@@ -306,6 +325,7 @@ async def run_growth(subject: Subject, *, turns: int, budget_s: float = 900, max
     result = Result("growth", subject.name, 1, turns)
     tag = uuid.uuid4().hex[:6]
     body = {"user_id": f"bench-{tag}", "session_id": f"growth-{tag}", "message": ""}
+    await warm_up(subject)
     async with _measured(subject, result), _client() as client:
         deadline = time.monotonic() + budget_s
         for turn in range(1, turns + 1):

@@ -1,6 +1,7 @@
 """Where a turn's CPU goes: a target under the concurrency load, sampled by py-spy, summarised as tables.
 
     python -m benchmarks.profile --target chatplane-postgres --users 50 --seconds 20
+    python -m benchmarks.profile --stream                      # turns streamed token by token (/chat/stream)
     python -m benchmarks.profile --collapsed /tmp/turns.txt     # also keep py-spy's raw stacks (flamegraph input)
 
 Prints two tables of the server's samples (idle ones, the event loop waiting in ``select``, left out): the
@@ -21,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks import report
-from benchmarks.load import run_concurrency
+from benchmarks.load import run_concurrency, run_ttft
 from benchmarks.mock_openai import MockOpenAIServer
 from benchmarks.targets import TARGETS, launched
 
@@ -69,14 +70,15 @@ async def _profile(args: argparse.Namespace, raw_path: Path) -> str:
     target = TARGETS[args.target]
     with tempfile.TemporaryDirectory(prefix="chatplane-profile-") as tmp, MockOpenAIServer(own_process=True) as mock:
         async with launched(target, mock_url=mock.url, workdir=Path(tmp), pg_admin_url=args.pg_url) as subject:
-            await run_concurrency(subject, users=args.users, turns=1, budget_s=30, drain_s=30)  # warm up
+            scenario = run_ttft if args.stream else run_concurrency
+            await scenario(subject, users=args.users, turns=1, budget_s=30, drain_s=30)  # warm up
             sampler = await asyncio.create_subprocess_exec(
                 *[py_spy, "record", "--pid", str(subject.pid), "--subprocesses", "--duration", str(args.seconds)],
                 *["--rate", str(args.rate), "--format", "raw", "--output", str(raw_path), "--nonblocking"],
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
             )
-            result = await run_concurrency(subject, users=args.users, turns=10_000, budget_s=args.seconds, drain_s=30)
+            result = await scenario(subject, users=args.users, turns=10_000, budget_s=args.seconds, drain_s=30)
             _, err = await sampler.communicate()
             if sampler.returncode:
                 raise SystemExit(f"py-spy failed: {err.decode(errors='replace').strip()[-500:]}")
@@ -92,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__.split("\n")[0])
     parser.add_argument("--target", default="chatplane-postgres", choices=sorted(TARGETS))
     parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--stream", action="store_true", help="turns over POST /chat/stream (token by token)")
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--rate", type=int, default=250, help="samples per second")
     parser.add_argument("--top", type=int, default=30)

@@ -215,7 +215,9 @@ def render(
                 "- **seed-\\*** — `benchmarks/seed_app.py` (the seed's design: sync `invoke` in `async def`, sync "
                 "savers) under `uvicorn --log-level warning --no-access-log`.",
                 f"- Targets: {', '.join(t.name for t in targets)}. Each scenario starts a fresh server on fresh "
-                "storage (SQLite file / new PostgreSQL database). The load generator runs in the runner process.",
+                "storage (SQLite file / new PostgreSQL database) and is warmed up with 3 turns on a session of its own "
+                "(chatplane: 3 more over `/chat/stream`) before anything is measured. The load generator runs in the "
+                "runner process.",
                 f"- Sizes: {sizes}.",
             ]
         ),

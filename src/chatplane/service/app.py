@@ -57,6 +57,9 @@ def create_app(settings: Settings | None = None, *, model: BaseChatModel | None 
         version=chatplane.__version__,
         description="A production-grade service for LLM agents.",
         lifespan=lifespan,
+        # chatplane traces and measures requests itself (chatplane.observability, its own tracer provider); FastAPI's
+        # native OpenTelemetry would add a second set on whatever global provider the environment configures.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     install_error_handlers(app)
