@@ -149,6 +149,33 @@ async def test_a_cached_tail_follows_other_processes(persistent_storage_url: str
         assert [e.message.id for e in await here.tail("t", 1)] == ["n2"]  # another budget: read again
 
 
+async def test_a_run_reads_nothing_after_its_own_append(persistent_storage_url: str) -> None:
+    """A run's append that finds the cached tail current leaves it current for that run only (nobody else can
+    archive into the thread while it runs); any other run checks the table again."""
+    settings = make_settings(storage_url=persistent_storage_url)
+    async with (
+        ProductionAgent(ScriptedChatModel(echo=True), settings=settings) as one,
+        ProductionAgent(ScriptedChatModel(echo=True), settings=settings) as other,
+    ):
+        here, there = one.transcript, other.transcript
+        await here.append("t", [HumanMessage("a", id="h1")], run_id="r1")
+        await here.tail("t", 1000, run_id="r1")  # cached now
+        await here.append("t", [AIMessage("a", id="a1")], run_id="r2")
+        reads: list[str] = []
+        fetchall = here.db.fetchall
+
+        async def counted(sql: str, params: Any = ()) -> Any:
+            reads.append(sql)
+            return await fetchall(sql, params)
+
+        here.db.fetchall = counted  # type: ignore[method-assign]
+        assert [e.message.id for e in await here.tail("t", 1000, run_id="r2")] == ["h1", "a1"]
+        assert reads == []
+        await there.append("t", [HumanMessage("b", id="h2")], run_id="r3")  # another process, a later run
+        assert [e.message.id for e in await here.tail("t", 1000, run_id="r4")] == ["h1", "a1", "h2"]
+        assert len(reads) == 1
+
+
 async def test_a_failed_run_after_archiving_loses_and_doubles_nothing(persistent_storage_url: str) -> None:
     """The run archives earlier turns, then its model call fails: the next run still sees one copy of each."""
     model = ScriptedChatModel(echo=True)

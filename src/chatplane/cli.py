@@ -74,7 +74,7 @@ def serve(
                 os.environ[f"CHATPLANE_{name.upper()}"] = str(value)
     console.print(f"chatplane on http://{settings.host}:{settings.port}  model={settings.model}  workers={workers}")
     uvicorn.run(
-        create_app(settings) if workers == 1 else "chatplane.service.app:app_factory",
+        create_app(settings, own_process=True) if workers == 1 else "chatplane.service.app:app_factory",
         factory=workers > 1,
         workers=workers,
         host=settings.host,

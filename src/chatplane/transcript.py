@@ -45,6 +45,7 @@ class _Tail:
     tokens_wanted: int  # the budget it is kept for
     entries: deque[Archived] = field(default_factory=deque)
     tokens: int = 0
+    written_by: str | None = None  # the run whose append brought it up to date (it needs no re-reading in that run)
 
     def extend(self, seq: int, message_id: str, new: Sequence[Archived]) -> int:
         """Add the messages archived after the last one (up to ``seq``); drop the oldest beyond the budget.
@@ -83,11 +84,12 @@ class Transcript:
         self._tails: OrderedDict[str, _Tail] = OrderedDict()
         self._cached_tokens = 0
 
-    async def append(self, thread_id: str, messages: Sequence[BaseMessage]) -> int:
+    async def append(self, thread_id: str, messages: Sequence[BaseMessage], *, run_id: str | None = None) -> int:
         """Archive ``messages`` after the thread's last one; those archived already are skipped. How many were new.
 
         Runs of a thread execute one at a time, so two appends to one thread never race; if they did, the second
-        would fail on the ``(thread_id, seq)`` key rather than lose a message.
+        would fail on the ``(thread_id, seq)`` key rather than lose a message. For that reason too, a cached tail
+        that ``run_id``'s append found current stays current until that run ends: its ``tail`` reads nothing.
         """
         if not messages:
             return 0
@@ -112,13 +114,19 @@ class Transcript:
             seqs = sorted(int(row["seq"]) for row in rows)
             if len(seqs) == len(new) and tail.last_seq == seqs[0] - 1:  # the cache was current: it stays so
                 self._grew(tail.extend(seqs[-1], str(messages[-1].id), new))
+                tail.written_by = run_id
             else:
                 self._forget(thread_id)
         return len(rows)
 
-    async def tail(self, thread_id: str, max_tokens: int) -> list[Archived]:
-        """The newest archived messages whose tokens add up to at least ``max_tokens`` (or all), oldest first."""
+    async def tail(self, thread_id: str, max_tokens: int, *, run_id: str | None = None) -> list[Archived]:
+        """The newest archived messages whose tokens add up to at least ``max_tokens`` (or all), oldest first.
+
+        ``run_id``: the run asking; if its own append brought the cached tail up to date, nothing is read."""
         tail = self._tails.get(thread_id)
+        if tail is not None and tail.tokens_wanted == max_tokens and run_id is not None and tail.written_by == run_id:
+            self._tails.move_to_end(thread_id)
+            return list(tail.entries)
         if tail is not None and tail.tokens_wanted == max_tokens:
             rows = await self.db.fetchall(
                 "SELECT seq, message_id, tokens, data FROM chatplane_messages WHERE thread_id = %s AND seq >= %s "

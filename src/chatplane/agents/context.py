@@ -62,12 +62,12 @@ def settled(messages: Sequence[AnyMessage]) -> list[AnyMessage]:
 
 async def archive_settled(transcript: Transcript, messages: Sequence[AnyMessage]) -> dict[str, Any] | None:
     """Move the settled messages of the current thread into its transcript: the state update that removes them."""
-    thread_id, _ = _thread_and_run()
+    thread_id, run_id = _thread_and_run()
     old = settled(messages) if thread_id else []
     if not old:
         return None
     # A tool call an earlier run left unanswered gets its error answer on the way (providers refuse one without it).
-    await transcript.append(thread_id, answer_dangling_tool_calls(old) or old)  # type: ignore[arg-type]
+    await transcript.append(thread_id, answer_dangling_tool_calls(old) or old, run_id=run_id)  # type: ignore[arg-type]
     return {"messages": [RemoveMessage(id=str(m.id)) for m in old]}
 
 
@@ -98,7 +98,7 @@ class ContextBudgetMiddleware(AgentMiddleware[Any, Any, Any]):
             return []
         earlier = self._earlier.get(run_id) if run_id else None
         if earlier is None:
-            earlier = await self.transcript.tail(thread_id, self.max_tokens)
+            earlier = await self.transcript.tail(thread_id, self.max_tokens, run_id=run_id)
             if run_id:  # the transcript does not change during a run: read it once per run
                 self._earlier[run_id] = earlier
                 while len(self._earlier) > self._CACHED_RUNS:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,8 +26,19 @@ from chatplane.service.routes import agents, chat, health, openai, runs, threads
 log = logging.getLogger("chatplane.service")
 
 
-def create_app(settings: Settings | None = None, *, model: BaseChatModel | None = None) -> FastAPI:
-    """Build the app. ``model`` replaces the configured chat model (tests pass a scripted one)."""
+def _freeze_start_up_objects() -> None:
+    """Move everything start-up created (modules, graphs, pools: a few hundred thousand objects) out of the cyclic
+    garbage collector's generations. Its full collections then walk only what requests create: at 50 concurrent
+    users that took garbage collection from ~9% of a turn's CPU to ~2% (``benchmarks``' in-process run)."""
+    gc.collect()
+    gc.freeze()
+
+
+def create_app(
+    settings: Settings | None = None, *, model: BaseChatModel | None = None, own_process: bool = False
+) -> FastAPI:
+    """Build the app. ``model`` replaces the configured chat model (tests pass a scripted one). ``own_process``:
+    the app is the process's only one (``chatplane serve``), so it may tune process-wide state at start-up."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -47,6 +59,8 @@ def create_app(settings: Settings | None = None, *, model: BaseChatModel | None 
             raise
         try:
             app.state.agent = agent
+            if own_process:
+                _freeze_start_up_objects()
             log.info("chatplane ready: model %s, storage %s", settings.model, agent.storage.kind)
             yield
         finally:
@@ -100,4 +114,4 @@ async def _wire_security(app: FastAPI, agent: ProductionAgent, settings: Setting
 
 def app_factory() -> FastAPI:
     """Entry point for ``uvicorn --factory chatplane.service.app:app_factory`` (settings from the environment)."""
-    return create_app()
+    return create_app(own_process=True)
