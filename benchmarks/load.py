@@ -73,6 +73,7 @@ class Result:
     samples: list[TurnSample] = field(default_factory=list)
     cpu_s: float | None = None
     db_cpu_s: float | None = None
+    client_cpu_s: float | None = None  # the load generator's own (this process)
     peak_rss: int | None = None
     storage_before: int | None = None
     storage_after: int | None = None
@@ -118,6 +119,9 @@ class Result:
             "ttft_overhead_p50": _minus(percentile(ttft, 50), self.model_ttft),
             "cpu_ms_per_turn": self.cpu_s * 1000 / turns if self.cpu_s is not None and turns else None,
             "db_cpu_ms_per_turn": self.db_cpu_s * 1000 / turns if self.db_cpu_s is not None and turns else None,
+            "client_cpu_ms_per_turn": (
+                self.client_cpu_s * 1000 / turns if self.client_cpu_s is not None and turns else None
+            ),
             "peak_rss_mib": self.peak_rss / MIB if self.peak_rss else None,
             "prompt_messages_max": max(self.prompt_messages, default=None),
             "prompt_kib_max": max(self.prompt_bytes) / 1024 if self.prompt_bytes else None,
@@ -178,6 +182,7 @@ async def _measured(subject: Subject, result: Result) -> AsyncIterator[None]:
         result.written_before = await subject.storage.written()
         cpu_before = process.cpu_seconds() if process else None
         db_cpu_before = await subject.storage.server_cpu()
+        client_cpu_before = time.process_time()
         if process:
             process.reset_peak_rss()
         started = time.perf_counter()
@@ -185,6 +190,7 @@ async def _measured(subject: Subject, result: Result) -> AsyncIterator[None]:
             yield
         finally:
             result.wall_s = time.perf_counter() - started
+            result.client_cpu_s = time.process_time() - client_cpu_before
             if process is not None and cpu_before is not None:
                 result.cpu_s = process.cpu_seconds() - cpu_before
                 result.peak_rss = process.peak_rss()

@@ -44,17 +44,27 @@ class MemoryEventLog:
         log = self._log(run_id, create=True)
         assert log is not None
         event = RunEvent(id=len(log.events) + 1, type=type, run_id=run_id, data=data or {})
+        await self.put(event)
+        return event
+
+    async def put(self, event: RunEvent) -> bool:
+        """Add an event numbered elsewhere (a shared log's copy in this process); False, and nothing added, unless
+        its id is the next one here."""
+        log = self._log(event.run_id, create=True)
+        assert log is not None
+        if event.id != len(log.events) + 1:
+            return False
         async with log.changed:
             log.events.append(event)
-            log.closed = type in TERMINAL_EVENTS
+            log.closed = event.type in TERMINAL_EVENTS
             log.changed.notify_all()
-        return event
+        return True
 
     def known(self, run_id: str) -> bool:
         return run_id in self._logs
 
-    def open(self, run_id: str) -> None:
-        """Register a run accepted here, so subscribers wait for its first event."""
+    def open(self, run_id: str, *, here: bool = False) -> None:
+        """Register a run accepted here, so subscribers wait for its first event (``here``: it starts here too)."""
         self._log(run_id, create=True)
 
     def has_events(self, run_id: str) -> bool:

@@ -51,7 +51,7 @@ Hook = Callable[[Run], Awaitable[None]]
 
 class EventLog(Protocol):
     def known(self, run_id: str) -> bool: ...
-    def open(self, run_id: str) -> None: ...
+    def open(self, run_id: str, *, here: bool = False) -> None: ...
     async def append(self, run_id: str, type: EventType, data: dict[str, Any] | None = None) -> RunEvent: ...
     def subscribe(self, run_id: str, after: int = 0, *, through_pauses: bool = False) -> AsyncIterator[RunEvent]: ...
 
@@ -175,7 +175,7 @@ class RunManager:
                 tx=tx,
                 claim_for=(self.worker, self._lease()) if claimed else None,
             )
-            self.events.open(run.run_id)
+            self.events.open(run.run_id, here=claimed)
             interrupted = [r for r in active if r.status in ("running", "waiting")] if multitask == "interrupt" else []
             for victim in interrupted:
                 if victim.status == "waiting":  # nobody executes it: cancel it right here

@@ -4,6 +4,11 @@ One stream per run (``chatplane:run:<id>``, capped, expiring an hour after the r
 ``INCR`` counter beside it, so they stay contiguous even when another process takes over a run. When Redis is
 unreachable the log degrades to the in-process one (single-process behaviour) with a warning, and tries Redis again
 after a pause — it never fails a run.
+
+A run that starts in the process that accepted it (``open(run_id, here=True)``: the common case, an idle thread)
+also keeps its events in memory, with the same ids, and followers in that process read them there: no blocking
+``XREAD`` (and no Redis connection held) per waiting request. Followers elsewhere, and of runs that started
+elsewhere, read the stream.
 """
 
 from __future__ import annotations
@@ -24,16 +29,35 @@ log = logging.getLogger("chatplane.runs")
 _MAXLEN = 20_000
 _EXPIRE_S = 3600
 _RETRY_S = 10.0
+_BLOCK_MS = 5000
+_READ_MARGIN_S = 30.0
+_MAX_FOLLOWERS = 10_000
 
 
 class RedisEventLog:
     def __init__(self, url: str) -> None:
-        self._redis = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+        # Writes wait for a free connection (at most 100) rather than fail when many runs append at once.
+        self._redis = aioredis.Redis(
+            connection_pool=aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=100, timeout=5, socket_timeout=5, socket_connect_timeout=2
+            )
+        )
+        # A follower holds a connection while it blocks in XREAD (up to _BLOCK_MS): a pool of its own, as large as
+        # Redis's own client limit, and a socket timeout beyond the block, so that a busy event loop reading the
+        # answer late is not taken for Redis being down.
+        self._reader = aioredis.Redis.from_url(
+            url,
+            max_connections=_MAX_FOLLOWERS,
+            socket_timeout=_BLOCK_MS / 1000 + _READ_MARGIN_S,
+            socket_connect_timeout=2,
+        )
         self._local = MemoryEventLog()
+        self._here: set[str] = set()  # runs that started in this process: their events are in _local too
         self._down_until = 0.0
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        await self._redis.aclose(close_connection_pool=True)
+        await self._reader.aclose()
 
     def _available(self) -> bool:
         return time.monotonic() >= self._down_until
@@ -51,11 +75,20 @@ class RedisEventLog:
         except (RedisError, OSError):
             return False
 
+    async def _newer_than(self, key: str, event_id: int) -> bool:
+        try:
+            newest: Any = await self._reader.xrevrange(key, count=1)
+        except (RedisError, OSError):
+            return False
+        return bool(newest) and RunEvent.model_validate_json(newest[0][1][b"e"]).id > event_id
+
     def known(self, run_id: str) -> bool:
         return True  # any process may have written it
 
-    def open(self, run_id: str) -> None:
+    def open(self, run_id: str, *, here: bool = False) -> None:
         self._local.open(run_id)
+        if here:
+            self._here.add(run_id)
 
     async def append(self, run_id: str, type: EventType, data: dict[str, Any] | None = None) -> RunEvent:
         if self._available():
@@ -69,21 +102,38 @@ class RedisEventLog:
                         pipe.expire(key, _EXPIRE_S)
                         pipe.expire(f"{key}:seq", _EXPIRE_S)
                     await pipe.execute()
-                return event
             except (RedisError, OSError) as exc:
                 self._degrade(exc)
+            else:
+                if run_id in self._here:
+                    if type in TERMINAL_EVENTS or type in PAUSE_EVENTS:  # after a pause: wherever it resumes
+                        self._here.discard(run_id)
+                    if not await self._local.put(event):  # Redis was down for part of the run: local numbering
+                        await self._local.append(run_id, type, data)
+                return event
         return await self._local.append(run_id, type, data)
 
     async def subscribe(self, run_id: str, after: int = 0, *, through_pauses: bool = False) -> AsyncIterator[RunEvent]:
-        if not self._available() or self._local.has_events(run_id):
+        if not self._available():
             async for event in self._local.subscribe(run_id, after, through_pauses=through_pauses):
                 yield event
             return
         key = f"chatplane:run:{run_id}"
+        if run_id in self._here or self._local.has_events(run_id):
+            # Started here (or logged here while Redis was down): the copy in memory, to its end or first pause.
+            last: RunEvent | None = None
+            async for event in self._local.subscribe(run_id, after, through_pauses=False):
+                last, after = event, event.id
+                yield event
+            if last is None or last.type in TERMINAL_EVENTS:
+                return
+            # Paused: the run may be resumed in any process, so what follows is read from the stream.
+            if not through_pauses and not await self._newer_than(key, after):
+                return
         cursor = "0-0"
         while True:
             try:
-                batch: Any = await self._redis.xread({key: cursor}, count=500, block=5000)
+                batch: Any = await self._reader.xread({key: cursor}, count=500, block=_BLOCK_MS)
             except (RedisError, OSError) as exc:
                 self._degrade(exc)
                 async for event in self._local.subscribe(run_id, after, through_pauses=through_pauses):
@@ -100,6 +150,6 @@ class RedisEventLog:
                 if event.type in TERMINAL_EVENTS:
                     return
                 if event.type in PAUSE_EVENTS and not through_pauses:
-                    more = await self._redis.xread({key: cursor}, count=1)
+                    more = await self._reader.xread({key: cursor}, count=1)
                     if not more:
                         return

@@ -1,0 +1,88 @@
+"""The Redis event log, two instances standing for two processes, on the real Redis server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from chatplane.events import RunEvent
+from chatplane.runs.redis_log import RedisEventLog
+
+
+@pytest.fixture
+async def logs(redis_url: str) -> AsyncIterator[tuple[RedisEventLog, RedisEventLog]]:
+    here, there = RedisEventLog(redis_url), RedisEventLog(redis_url)
+    yield here, there
+    await here.aclose()
+    await there.aclose()
+
+
+async def _follow(log: RedisEventLog, run_id: str, through_pauses: bool = False) -> list[RunEvent]:
+    return [event async for event in log.subscribe(run_id, 0, through_pauses=through_pauses)]
+
+
+def _calls_to_xread(log: RedisEventLog) -> list[str]:
+    calls: list[str] = []
+    xread = log._reader.xread
+
+    async def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append("xread")
+        return await xread(*args, **kwargs)
+
+    log._reader.xread = counted  # type: ignore[method-assign]
+    return calls
+
+
+async def test_a_run_started_here_is_followed_here_and_elsewhere_alike(logs) -> None:  # type: ignore[no-untyped-def]
+    here, there = logs
+    run_id = uuid.uuid4().hex
+    here.open(run_id, here=True)
+    xreads_here = _calls_to_xread(here)
+    local = asyncio.create_task(_follow(here, run_id))
+    remote = asyncio.create_task(_follow(there, run_id))
+    await asyncio.sleep(0.1)
+    for kind in ("run_started", "token", "message"):
+        await here.append(run_id, kind, {"kind": kind})  # type: ignore[arg-type]
+    await here.append(run_id, "run_completed", {"status": "succeeded"})
+    followed_here, followed_there = await asyncio.wait_for(asyncio.gather(local, remote), 10)
+    assert [(e.id, e.type) for e in followed_here] == [(e.id, e.type) for e in followed_there]
+    assert [e.id for e in followed_here] == [1, 2, 3, 4]
+    assert xreads_here == []  # read from memory: no blocking XREAD, no Redis connection held
+    late = await _follow(here, run_id)  # after the end, still from memory
+    assert [e.id for e in late] == [1, 2, 3, 4] and xreads_here == []
+
+
+async def test_a_paused_run_resumed_elsewhere_is_followed_from_the_stream(logs) -> None:  # type: ignore[no-untyped-def]
+    here, there = logs
+    run_id = uuid.uuid4().hex
+    here.open(run_id, here=True)
+    await here.append(run_id, "run_started", {})
+    await here.append(run_id, "interrupt", {"requests": []})
+    assert [e.type for e in await _follow(here, run_id)] == ["run_started", "interrupt"]  # ends at the pause
+    waiting = asyncio.create_task(_follow(here, run_id, through_pauses=True))
+    await asyncio.sleep(0.1)
+    await there.append(run_id, "run_resumed", {})  # approved through another process, which runs it on
+    await there.append(run_id, "run_completed", {"status": "succeeded"})
+    followed = await asyncio.wait_for(waiting, 10)
+    assert [(e.id, e.type) for e in followed] == [
+        (1, "run_started"),
+        (2, "interrupt"),
+        (3, "run_resumed"),
+        (4, "run_completed"),
+    ]
+    assert [e.type for e in await _follow(here, run_id)][-1] == "run_completed"  # a late follower reads on
+
+
+async def test_hundreds_of_followers_at_once(logs) -> None:  # type: ignore[no-untyped-def]
+    """More followers of other processes' runs than a default Redis pool holds (100): none fails, none waits."""
+    here, there = logs
+    runs = [uuid.uuid4().hex for _ in range(150)]
+    followers = [asyncio.create_task(_follow(here, run_id)) for run_id in runs]
+    await asyncio.sleep(0.5)
+    await asyncio.gather(*(there.append(run_id, "run_completed", {"status": "succeeded"}) for run_id in runs))
+    followed = await asyncio.wait_for(asyncio.gather(*followers), 20)
+    assert all([e.type for e in events] == ["run_completed"] for events in followed)
+    assert here._available() and there._available()  # neither fell back to memory
