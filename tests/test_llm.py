@@ -127,3 +127,13 @@ class _NoClient:
 
     def __getattr__(self, name: str) -> object:
         return lambda *args, **kwargs: None
+
+
+async def test_openai_models_talk_over_aiohttp_and_close_it() -> None:
+    from openai import DefaultAioHttpClient
+
+    settings = make_settings(model="openai:m", openai_base_url="http://127.0.0.1:9/v1")
+    async with open_chat_model("openai:m", settings) as handle:
+        client = handle.model.root_async_client._client  # type: ignore[attr-defined]
+        assert isinstance(client, DefaultAioHttpClient)
+    assert client.is_closed

@@ -44,8 +44,11 @@ def parse_model_id(model_id: str) -> tuple[str, str]:
     return provider, name
 
 
-def make_chat_model(model_id: str, settings: Settings, *, base_url: str | None = None) -> BaseChatModel:
-    """Build the chat model named by ``model_id``. ``local:`` models need ``base_url`` of a running server."""
+def make_chat_model(
+    model_id: str, settings: Settings, *, base_url: str | None = None, http_client: Any = None
+) -> BaseChatModel:
+    """Build the chat model named by ``model_id``. ``local:`` models need ``base_url`` of a running server.
+    ``http_client``: the ``openai`` SDK's async HTTP client to use (``open_chat_model`` passes one on aiohttp)."""
     provider, name = parse_model_id(model_id)
     if provider == "fake":
         return ScriptedChatModel.from_spec(name)
@@ -63,6 +66,7 @@ def make_chat_model(model_id: str, settings: Settings, *, base_url: str | None =
             temperature=settings.temperature,
             max_completion_tokens=settings.max_output_tokens or LOCAL_DEFAULT_MAX_TOKENS,
             stream_usage=True,
+            http_async_client=http_client,
         )
     key = settings.openai_api_key
     if key is None and settings.openai_base_url is None:
@@ -79,6 +83,7 @@ def make_chat_model(model_id: str, settings: Settings, *, base_url: str | None =
         temperature=settings.temperature,
         max_completion_tokens=settings.max_output_tokens,
         stream_usage=True,
+        http_async_client=http_client,
     )
 
 
@@ -141,6 +146,15 @@ def install_langsmith_inline() -> None:
         langsmith.set_runtime_overrides(aio_to_thread=_langsmith_to_thread)
 
 
+def _model_http_client() -> Any:
+    """The model's HTTP client: the ``openai`` SDK's client on aiohttp's transport (its ``aiohttp`` extra), which
+    reads responses with a parser in C; the SDK's default (``httpx2`` over ``httpcore2`` and ``anyio``) spent about
+    a tenth of a turn's CPU on one model call in ``benchmarks/profile.py``. Same timeouts, limits and errors."""
+    from openai import DefaultAioHttpClient
+
+    return DefaultAioHttpClient()
+
+
 @asynccontextmanager
 async def open_chat_model(
     model_id: str, settings: Settings, *, model: BaseChatModel | None = None
@@ -153,16 +167,18 @@ async def open_chat_model(
             yield ModelHandle(model or make_chat_model(model_id, settings), model_id)
             return
         http = await stack.enter_async_context(httpx.AsyncClient())
+        model_http = _model_http_client()
+        stack.push_async_callback(model_http.aclose)
         if provider == "local":
             from chatplane.local_model import EmbeddedLlamaServer, find_model_file
 
             server = EmbeddedLlamaServer(find_model_file(name, settings), settings)
             await server.start()
             stack.push_async_callback(server.stop)
-            built = make_chat_model(model_id, settings, base_url=server.base_url)
+            built = make_chat_model(model_id, settings, base_url=server.base_url, http_client=model_http)
             yield ModelHandle(built, model_id, f"{server.base_url}/health", _http=http)
             return
-        built = make_chat_model(model_id, settings)
+        built = make_chat_model(model_id, settings, http_client=model_http)
         base = (settings.openai_base_url or "https://api.openai.com/v1").rstrip("/")
         headers = {}
         if settings.openai_api_key is not None:
