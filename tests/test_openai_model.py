@@ -1,4 +1,4 @@
-"""``StreamingChatOpenAI``: the same requests, answers and errors as ``ChatOpenAI``, through a real HTTP server."""
+"""``LeanChatOpenAI``: the same requests, answers and errors as ``ChatOpenAI``, through a real HTTP server."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
-from chatplane.openai_model import StreamingChatOpenAI
+from chatplane.openai_model import LeanChatOpenAI
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13}
 
@@ -122,7 +122,7 @@ def _model(cls: type[ChatOpenAI], recorder: _Recorder) -> Any:
 @pytest.mark.parametrize("streamed", [False, True])
 async def test_requests_and_answers_are_chat_openais(recorder: _Recorder, streamed: bool) -> None:
     answers = []
-    for cls in (ChatOpenAI, StreamingChatOpenAI):
+    for cls in (ChatOpenAI, LeanChatOpenAI):
         model = _model(cls, recorder)
         if streamed:
             chunks = [chunk async for chunk in model.astream(CONVERSATION)]
@@ -146,7 +146,7 @@ async def test_requests_and_answers_are_chat_openais(recorder: _Recorder, stream
 )
 async def test_errors_keep_the_sdks_types(recorder: _Recorder, streamed: bool, status: int, error: type) -> None:
     recorder.status = status
-    model = _model(StreamingChatOpenAI, recorder)
+    model = _model(LeanChatOpenAI, recorder)
     with pytest.raises(error) as caught:
         if streamed:
             async for _ in model.astream(CONVERSATION):
@@ -159,6 +159,6 @@ async def test_errors_keep_the_sdks_types(recorder: _Recorder, streamed: bool, s
 async def test_a_dead_endpoint_is_a_connection_error(recorder: _Recorder) -> None:
     recorder.shutdown()
     recorder.server_close()
-    model = _model(StreamingChatOpenAI, recorder)
+    model = _model(LeanChatOpenAI, recorder)
     with pytest.raises(openai.APIConnectionError):
         await model.ainvoke(CONVERSATION)

@@ -52,12 +52,12 @@ def make_chat_model(
     provider, name = parse_model_id(model_id)
     if provider == "fake":
         return ScriptedChatModel.from_spec(name)
-    from chatplane.openai_model import StreamingChatOpenAI  # imported on use: langchain_openai is heavy
+    from chatplane.openai_model import LeanChatOpenAI  # imported on use: langchain_openai is heavy
 
     if provider == "local":
         if base_url is None:
             raise ConfigError("local: models are started by open_chat_model(); use it instead of make_chat_model().")
-        return StreamingChatOpenAI(
+        return LeanChatOpenAI(
             model=name,
             api_key=SecretStr("embedded"),
             base_url=f"{base_url}/v1",
@@ -74,7 +74,7 @@ def make_chat_model(
             f"The model {model_id} needs an API key: set OPENAI_API_KEY (or CHATPLANE_OPENAI_API_KEY). "
             "For an OpenAI-compatible server without keys, set OPENAI_BASE_URL."
         )
-    return StreamingChatOpenAI(
+    return LeanChatOpenAI(
         model=name,
         api_key=key or SecretStr("not-needed"),
         base_url=settings.openai_base_url,

@@ -3,10 +3,10 @@
 ``ChatOpenAI`` hands its request to the openai SDK's ``chat.completions.create``, which first walks the whole body
 (every message of the prompt) through the SDK's typed-dict transform, and then builds a pydantic model of every
 streamed chunk (or of the whole answer), which ``ChatOpenAI`` turns straight back into a dict — for a whole answer
-in a worker thread. With a 20-token answer those two were a fifth
-of the server's CPU per turn in ``benchmarks/profile.py``. ``langchain_openai`` builds the body as plain JSON
-already (messages and tools are dicts), so this posts it through the same SDK client as it is (same URL, headers,
-auth, timeouts, error types) and reads the chunks as dicts.
+in a worker thread. With a 20-token answer those two were a fifth of the server's CPU per turn in
+``benchmarks/profile.py``. ``langchain_openai`` builds the body as plain JSON already (messages and tools are dicts),
+so this posts it through the same SDK client as it is (same URL, headers, auth, timeouts, error types) and reads
+the answer or the chunks as dicts.
 
 ``stream_chunk_timeout`` (a stall watchdog that wraps every chunk in ``asyncio.wait_for``, a task per chunk) is off:
 every model attempt in chatplane runs under ``ModelAttemptMiddleware``'s ``asyncio.timeout``, which bounds a stalled
@@ -43,7 +43,7 @@ def _split(payload: dict[str, Any]) -> tuple[RequestOptions, dict[str, Any]]:
     return options, body
 
 
-class StreamingChatOpenAI(ChatOpenAI):
+class LeanChatOpenAI(ChatOpenAI):
     """``ChatOpenAI`` whose chat completions skip the SDK's request transform and response models."""
 
     stream_chunk_timeout: float | None = None
