@@ -165,3 +165,9 @@ async def test_the_app_leaves_logging_alone_when_the_host_configured_it(client_f
     assert configured_elsewhere()  # pytest's own handlers are on the root logger
     await client_for(make_settings(log_format="json"))
     assert not any(type(h).__name__ == "_ChatplaneHandler" for h in logging.getLogger().handlers)
+
+
+def test_http_clients_do_not_log_a_line_per_model_call_at_info(log_stream) -> None:
+    log_stream(log_level="info")
+    for name in ("httpx", "httpcore", "httpx2", "httpcore2"):  # httpx2: the openai SDK's client
+        assert not logging.getLogger(name).isEnabledFor(logging.INFO)

@@ -26,7 +26,8 @@ from chatplane.observability import context
 
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "color_message"}
 _CONTEXT_KEYS = ("request_id", "user", "thread_id", "run_id")
-_QUIET_AT_INFO = ("httpx", "httpcore")  # a line per model HTTP call; the run observer times those calls instead
+# A line per model HTTP call (httpx2: the openai SDK's client); the run observer times those calls instead.
+_QUIET_AT_INFO = ("httpx", "httpcore", "httpx2", "httpcore2")
 
 
 class ContextFilter(logging.Filter):
