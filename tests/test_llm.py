@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 from langchain_core.messages import HumanMessage
 from langchain_openai import ChatOpenAI
@@ -136,4 +137,6 @@ async def test_openai_models_talk_over_aiohttp_and_close_it() -> None:
     async with open_chat_model("openai:m", settings) as handle:
         client = handle.model.root_async_client._client  # type: ignore[attr-defined]
         assert isinstance(client, DefaultAioHttpClient)
-    assert client.is_closed
+        session = handle.model.http_session  # type: ignore[attr-defined]  # chat completions go straight on it
+        assert isinstance(session, aiohttp.ClientSession) and not session.closed
+    assert client.is_closed and session.closed

@@ -14,7 +14,9 @@ server) and gives a ``ModelHandle`` with a readiness probe. Nothing here runs at
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -45,10 +47,16 @@ def parse_model_id(model_id: str) -> tuple[str, str]:
 
 
 def make_chat_model(
-    model_id: str, settings: Settings, *, base_url: str | None = None, http_client: Any = None
+    model_id: str,
+    settings: Settings,
+    *,
+    base_url: str | None = None,
+    http_client: Any = None,
+    http_session: Any = None,
 ) -> BaseChatModel:
     """Build the chat model named by ``model_id``. ``local:`` models need ``base_url`` of a running server.
-    ``http_client``: the ``openai`` SDK's async HTTP client to use (``open_chat_model`` passes one on aiohttp)."""
+    ``http_client``: the ``openai`` SDK's async HTTP client to use; ``http_session``: an ``aiohttp.ClientSession``
+    for chat completions (``open_chat_model`` passes both, on aiohttp; see ``chatplane.openai_model``)."""
     provider, name = parse_model_id(model_id)
     if provider == "fake":
         return ScriptedChatModel.from_spec(name)
@@ -67,6 +75,7 @@ def make_chat_model(
             max_completion_tokens=settings.max_output_tokens or LOCAL_DEFAULT_MAX_TOKENS,
             stream_usage=True,
             http_async_client=http_client,
+            http_session=http_session,
         )
     key = settings.openai_api_key
     if key is None and settings.openai_base_url is None:
@@ -84,6 +93,7 @@ def make_chat_model(
         max_completion_tokens=settings.max_output_tokens,
         stream_usage=True,
         http_async_client=http_client,
+        http_session=http_session,
     )
 
 
@@ -147,12 +157,38 @@ def install_langsmith_inline() -> None:
 
 
 def _model_http_client() -> Any:
-    """The model's HTTP client: the ``openai`` SDK's client on aiohttp's transport (its ``aiohttp`` extra), which
-    reads responses with a parser in C; the SDK's default (``httpx2`` over ``httpcore2`` and ``anyio``) spent about
-    a tenth of a turn's CPU on one model call in ``benchmarks/profile.py``. Same timeouts, limits and errors."""
+    """The ``openai`` SDK's client on aiohttp's transport (its ``aiohttp`` extra), which reads responses with a
+    parser in C; the SDK's default (``httpx2`` over ``httpcore2`` and ``anyio``) spent about a tenth of a turn's CPU
+    on one model call in ``benchmarks/profile.py``. Same timeouts, limits and errors. Chat completions go around it
+    (``_model_http_session``); it serves the rest (structured output, the Responses API ...) and sets the proxy."""
     from openai import DefaultAioHttpClient
 
     return DefaultAioHttpClient()
+
+
+@functools.cache
+def _ssl_context() -> Any:
+    """The TLS settings of the SDK's clients (reads the CA bundle: a fifth of a second; made once)."""
+    import httpx2
+
+    return httpx2.create_ssl_context()
+
+
+async def _model_http_session() -> Any:
+    """The ``aiohttp.ClientSession`` that ``LeanChatOpenAI`` posts chat completions on: the connection limits,
+    keep-alive and TLS verification of the SDK's aiohttp client (``DefaultAioHttpClient``). Proxies are the SDK
+    client's (from the environment, like ``httpx``), passed per request; the session's own ``trust_env`` is off, as
+    it would look them up in a worker thread on every request."""
+    import aiohttp
+    from openai._constants import DEFAULT_CONNECTION_LIMITS
+
+    ssl_context = await asyncio.to_thread(_ssl_context)
+    connector = aiohttp.TCPConnector(
+        limit=DEFAULT_CONNECTION_LIMITS.max_connections or 0,
+        keepalive_timeout=DEFAULT_CONNECTION_LIMITS.keepalive_expiry,
+        ssl=ssl_context,
+    )
+    return aiohttp.ClientSession(connector=connector)
 
 
 @asynccontextmanager
@@ -169,16 +205,20 @@ async def open_chat_model(
         http = await stack.enter_async_context(httpx.AsyncClient())
         model_http = _model_http_client()
         stack.push_async_callback(model_http.aclose)
+        model_session = await _model_http_session()
+        stack.push_async_callback(model_session.close)
         if provider == "local":
             from chatplane.local_model import EmbeddedLlamaServer, find_model_file
 
             server = EmbeddedLlamaServer(find_model_file(name, settings), settings)
             await server.start()
             stack.push_async_callback(server.stop)
-            built = make_chat_model(model_id, settings, base_url=server.base_url, http_client=model_http)
+            built = make_chat_model(
+                model_id, settings, base_url=server.base_url, http_client=model_http, http_session=model_session
+            )
             yield ModelHandle(built, model_id, f"{server.base_url}/health", _http=http)
             return
-        built = make_chat_model(model_id, settings, http_client=model_http)
+        built = make_chat_model(model_id, settings, http_client=model_http, http_session=model_session)
         base = (settings.openai_base_url or "https://api.openai.com/v1").rstrip("/")
         headers = {}
         if settings.openai_api_key is not None:
