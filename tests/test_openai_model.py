@@ -18,7 +18,7 @@ import aiohttp
 import openai
 import pytest
 from langchain_core.callbacks import AsyncCallbackHandler
-from langchain_core.messages import AIMessage, BaseMessageChunk, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
@@ -186,14 +186,15 @@ def _lean_model(route: str, http: _Http, recorder: _Recorder) -> Any:
     return _model(LeanChatOpenAI, recorder, http_async_client=http.client, http_session=session)
 
 
-async def _answer(model: Any, streamed: bool, messages: list[Any] | None = None, **kwargs: Any) -> BaseMessageChunk:
+async def _answer(model: Any, streamed: bool, messages: list[Any] | None = None, **kwargs: Any) -> Any:
+    """The answer to ``messages``, whole (``ainvoke``) or put together from the chunks of ``astream``."""
     if not streamed:
-        return await model.ainvoke(messages or CONVERSATION, **kwargs)  # type: ignore[no-any-return]
+        return await model.ainvoke(messages or CONVERSATION, **kwargs)
     chunks = [chunk async for chunk in model.astream(messages or CONVERSATION, **kwargs)]
     message = chunks[0]
     for chunk in chunks[1:]:
         message += chunk
-    return message  # type: ignore[no-any-return]
+    return message
 
 
 @pytest.mark.parametrize("streamed", [False, True])
@@ -233,9 +234,12 @@ async def test_sync_calls_stay_chat_openais(recorder: _Recorder, http: _Http) ->
     assert [body["stream"] for _, body in recorder.requests] == [False, True]
 
 
-async def test_per_call_options_and_client_settings_are_sent(recorder: _Recorder, http: _Http) -> None:
+async def test_per_call_options_and_client_settings_are_sent(
+    recorder: _Recorder, http: _Http, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """``extra_body``, ``extra_headers``, ``extra_query`` and ``timeout`` of a call, and the organization, project,
     default headers and default query of the model: sent as ``ChatOpenAI`` sends them."""
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj-1")
     settings = {
         "organization": "org-1",
         "default_headers": {"X-Team": "blue"},
@@ -255,6 +259,7 @@ async def test_per_call_options_and_client_settings_are_sent(recorder: _Recorder
     for headers, bare in ((plain, plain_bare), (direct, direct_bare)):
         assert headers["x-call"] == "c1" and "x-call" not in bare
         assert headers["openai-organization"] == bare["openai-organization"] == "org-1"
+        assert headers["openai-project"] == bare["openai-project"] == "proj-1"
         assert headers["x-team"] == bare["x-team"] == "blue"
         assert (headers["x-stainless-read-timeout"], bare["x-stainless-read-timeout"]) == ("3", "7.5")
     assert direct["authorization"] == "Bearer sk-test"
@@ -312,12 +317,16 @@ async def test_a_dead_endpoint_is_a_connection_error(
     with pytest.raises(openai.APIConnectionError) as caught:
         await _answer(_lean_model(route, http, recorder), streamed)
     assert is_transient_model_error(caught.value)
+    if route == "direct":  # a refused connection is no timeout (the SDK's aiohttp transport maps it to one)
+        assert not _is_timeout(caught.value)
 
 
 async def test_the_proxy_from_the_environment_is_used(
     recorder: _Recorder, monkeypatch: pytest.MonkeyPatch, route: str
 ) -> None:
     """Like the SDK's client, the session goes through ``HTTP_PROXY`` (read when the clients are made)."""
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{recorder.server_address[1]}")
     client, session = _model_http_client(), await _model_http_session()
     try:
