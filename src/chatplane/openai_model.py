@@ -160,14 +160,15 @@ class _Direct:
         try:
             response = await self._post(body)
             try:
-                async for data in _events(response.content):
-                    if data.startswith(b"[DONE]"):
-                        await _drain(response.content)
-                        return
-                    chunk = orjson.loads(data)
-                    if isinstance(chunk, dict) and chunk.get("error"):
-                        raise _stream_error(chunk["error"], self.request)
-                    yield chunk
+                async with contextlib.aclosing(_events(response.content)) as events:
+                    async for data in events:
+                        if data.startswith(b"[DONE]"):
+                            await _drain(response.content)
+                            return
+                        chunk = orjson.loads(data)
+                        if isinstance(chunk, dict) and chunk.get("error"):
+                            raise _stream_error(chunk["error"], self.request)
+                        yield chunk
             finally:
                 response.release()
         except aiohttp.ServerTimeoutError as exc:
@@ -176,7 +177,7 @@ class _Direct:
             raise openai.APIConnectionError(request=self.request) from exc
 
 
-async def _events(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+async def _events(content: aiohttp.StreamReader) -> AsyncGenerator[bytes, None]:
     """The data of each server-sent event (lines end in LF, CRLF or CR; fields other than ``data`` and comments are
     nothing a chat completion uses; an event without data is not dispatched, as the SSE spec says)."""
     data: list[bytes] = []
