@@ -36,6 +36,7 @@ from chatplane.errors import (
     InvalidInputError,
     RunStateError,
     SessionNotFoundError,
+    ThreadNotFoundError,
     error_from_code,
 )
 from chatplane.events import EventType, RunEvent
@@ -391,18 +392,24 @@ class ProductionAgent:
         if agent is not None and agent not in AGENTS:
             raise InvalidInputError(f"Unknown agent {agent!r}; known: {', '.join(AGENTS)}.")
         key = thread_id or session_id
+        owner = owner or user_id
+        submit = partial(
+            self.runs.submit_to,
+            key,
+            owner,
+            message,
+            user_id=user_id,
+            session_id=session_id,
+            agent=agent,
+            multitask="enqueue",
+            stream_tokens=stream_tokens,
+        )
         try:
-            thread = await self.threads.ensure(
-                key, owner or user_id, agent, self.agent_kind if agent is None else agent, session_id
-            )
-            return await self.runs.submit(
-                thread,
-                message,
-                user_id=user_id,
-                session_id=session_id,
-                multitask="enqueue",
-                stream_tokens=stream_tokens,
-            )
+            try:
+                return await submit()
+            except ThreadNotFoundError:  # a new session: its thread is created on first use
+                await self.threads.ensure(key, owner, agent, self.agent_kind if agent is None else agent, session_id)
+                return await submit()
         except ChatplaneError:
             raise
         except Exception as exc:

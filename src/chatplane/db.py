@@ -12,6 +12,7 @@ an ORM's per-query overhead on the request path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -19,6 +20,9 @@ from typing import Any, Literal, Protocol
 
 Dialect = Literal["sqlite", "postgres"]
 Row = dict[str, Any]
+Statement = tuple[str, Sequence[Any]]
+Result = tuple[list[Row], int]
+"""A statement's rows (empty for one that returns none) and the number of rows it changed."""
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS chatplane_threads (
@@ -77,6 +81,13 @@ class Database(Protocol):
         """``async with db.transaction() as tx:`` — ``tx`` has the same methods; all or nothing."""
         ...
 
+    async def batch(self, statements: Sequence[Statement]) -> list[Result]:
+        """Run ``statements`` in order in one transaction (all or nothing), in one trip to the database: for a
+        request path whose statements do not depend on each other's results in Python (a later one may use an
+        earlier one's effects in SQL). On PostgreSQL each statement still sees what others committed before it
+        started (read committed), and a row lock one takes is held until the batch commits."""
+        ...
+
 
 def _integrity_error_types() -> tuple[type[BaseException], ...]:
     import sqlite3
@@ -98,13 +109,25 @@ def loads(value: str | None) -> Any:
     return json.loads(value) if value else {}
 
 
-def _sqlite_statement(conn: Any, sql: str, params: tuple[Any, ...]) -> tuple[list[Row], int]:
+def _sqlite_statement(conn: Any, sql: str, params: tuple[Any, ...]) -> Result:
     """In aiosqlite's thread: run one statement, return its rows and row count."""
     cursor = conn._conn.execute(sql, params)
     try:
         return [dict(row) for row in cursor.fetchall()], int(cursor.rowcount)
     finally:
         cursor.close()
+
+
+def _sqlite_batch(conn: Any, statements: list[tuple[str, tuple[Any, ...]]]) -> list[Result]:
+    """In aiosqlite's thread: ``statements`` in one transaction."""
+    _sqlite_statement(conn, "BEGIN IMMEDIATE", ())
+    try:
+        results = [_sqlite_statement(conn, sql, params) for sql, params in statements]
+    except BaseException:
+        _sqlite_statement(conn, "ROLLBACK", ())
+        raise
+    _sqlite_statement(conn, "COMMIT", ())
+    return results
 
 
 class SqliteDatabase:
@@ -121,10 +144,8 @@ class SqliteDatabase:
         self._conn = conn
         self._lock = asyncio.Lock()
 
-    async def _statement(self, sql: str, params: Sequence[Any]) -> tuple[list[Row], int]:
-        result: tuple[list[Row], int] = await self._conn._execute(
-            _sqlite_statement, self._conn, sql.replace("%s", "?"), tuple(params)
-        )
+    async def _statement(self, sql: str, params: Sequence[Any]) -> Result:
+        result: Result = await self._conn._execute(_sqlite_statement, self._conn, sql.replace("%s", "?"), tuple(params))
         return result
 
     async def _execute(self, sql: str, params: Sequence[Any]) -> int:
@@ -155,6 +176,12 @@ class SqliteDatabase:
                 await self._statement("ROLLBACK", ())
                 raise
             await self._statement("COMMIT", ())
+
+    async def batch(self, statements: Sequence[Statement]) -> list[Result]:
+        prepared = [(sql.replace("%s", "?"), tuple(params)) for sql, params in statements]
+        async with self._lock:
+            results: list[Result] = await self._conn._execute(_sqlite_batch, self._conn, prepared)
+        return results
 
 
 class _SqliteTx:
@@ -202,6 +229,34 @@ class PostgresDatabase:
     async def transaction(self) -> AsyncIterator[_PostgresTx]:
         async with self._pool.connection() as conn, conn.transaction():
             yield _PostgresTx(conn)
+
+    async def batch(self, statements: Sequence[Statement]) -> list[Result]:
+        """In pipeline mode: every statement is sent before any answer is awaited. (``BEGIN`` and ``COMMIT`` are
+        plain statements here: psycopg's ``transaction()`` would wait for the server at its start and end.)"""
+        async with self._pool.connection() as conn:
+            try:
+                async with conn.pipeline():
+                    await conn.execute("BEGIN")
+                    cursors = [await conn.execute(sql, tuple(params)) for sql, params in statements]
+                    await conn.execute("COMMIT")
+            except Exception:
+                # The first failing statement aborted the transaction (the ones after it were skipped): end it here
+                # rather than hand the pool a connection in a failed transaction. A cancelled batch leaves the
+                # connection mid-exchange; the pool discards such a connection.
+                if _in_transaction(conn):
+                    with contextlib.suppress(Exception):
+                        await conn.execute("ROLLBACK")
+                raise
+            return [((await c.fetchall()) if c.description else [], int(c.rowcount)) for c in cursors]
+
+
+def _in_transaction(conn: Any) -> bool:
+    from psycopg import pq
+
+    return not conn.closed and conn.info.transaction_status in (
+        pq.TransactionStatus.INERROR,
+        pq.TransactionStatus.INTRANS,
+    )
 
 
 class _PostgresTx:
