@@ -77,8 +77,11 @@ class RunManager:
         settings: Settings,
         events: EventLog | None = None,
         graph_for: Callable[[str, str | None], Any] | None = None,
+        nested_agents: frozenset[str] = frozenset(),
     ) -> None:
         self.graphs = graphs
+        self.nested_agents = nested_agents
+        """Agents whose graphs run other graphs (their steps are streamed too)."""
         self._graph_for = graph_for
         self.runs = runs
         self.threads = threads
@@ -469,16 +472,15 @@ class RunManager:
                 if "message" in run.input:  # the thread shows it only once the run ends (one checkpoint per run)
                     started["message"] = {"id": _message_id(run), "role": "user", "content": run.input["message"]}
                 await self.events.append(run.run_id, "run_started", started)
-            async for part in graph.astream(
+            async for kind, data in translator.run(
+                graph,
                 graph_input,
                 config,
-                stream_mode=stream_modes(run.input.get("stream_tokens", True)),
-                subgraphs=True,
-                version="v2",
+                tokens=run.input.get("stream_tokens", True),
+                nested=run.agent in self.nested_agents,
                 durability=self.settings.checkpoint_durability,
             ):
-                for kind, data in translator.feed(part):
-                    await self.events.append(run.run_id, kind, data)
+                await self.events.append(run.run_id, kind, data)
             if translator.interrupts:
                 await self.runs.mark_waiting(run, translator.usage)
                 requests = [{"id": i.id, "value": i.value} for i in translator.interrupts]
@@ -583,12 +585,6 @@ def _check_thread(thread: Thread | None, owner: str, agent: str | None) -> Threa
     if agent is not None and agent != thread.agent:
         raise AgentMismatchError(f"This thread talks to the {thread.agent!r} agent; start a new one to use {agent!r}.")
     return thread
-
-
-def stream_modes(tokens: bool) -> list[str]:
-    """LangGraph stream modes of a run: ``messages`` (each token, as the model streams it) only when wanted —
-    without it, LangChain asks the model for the whole answer at once."""
-    return ["messages", "updates"] if tokens else ["updates"]
 
 
 def _message_id(run: Run) -> str:
