@@ -1,4 +1,4 @@
-"""Storage: URLs, PostgreSQL reconnection after its connections die, outages as 503s."""
+"""Storage: URLs, PostgreSQL reconnection after its connections die, outages as 503s, the pooled saver."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from langgraph.checkpoint.base import empty_checkpoint
 from psycopg_pool import AsyncConnectionPool
 
-from chatplane import ProductionAgent
+from chatplane import ProductionAgent, pg_saver
 from chatplane.errors import ConfigError, StorageUnavailableError
+from chatplane.pg_saver import PooledPostgresSaver
 from chatplane.storage import check_pooled_connection, open_storage, redact_url, sqlite_path, storage_kind
 from tests.conftest import make_settings
 from tests.tcp_proxy import TcpProxy
@@ -136,3 +138,39 @@ async def test_unreachable_postgres_at_start_is_a_clear_error() -> None:
             pass
     assert "127.0.0.1:9" in raised.value.message
     assert "hunter2" not in raised.value.message
+
+
+@pytest.mark.postgres
+async def test_a_blocked_checkpoint_write_does_not_hold_up_other_threads(pg_url: str) -> None:
+    """chatplane's PostgreSQL saver has no process-wide lock (upstream's serialises every checkpoint operation)."""
+    async with open_storage(make_settings(storage_url=pg_url)) as storage:
+        saver = storage.checkpointer
+        assert isinstance(saver, PooledPostgresSaver)
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {"messages": ["a message kept as a blob"]}
+        checkpoint["channel_versions"] = {"messages": 1}
+        config = {"configurable": {"thread_id": "blocked", "checkpoint_ns": ""}}
+        with psycopg.connect(pg_url) as admin:  # a transaction holding the blobs table against writers
+            admin.execute("LOCK TABLE checkpoint_blobs IN EXCLUSIVE MODE")
+            write = asyncio.create_task(saver.aput(config, checkpoint, {}, {"messages": 1}))
+            for _ in range(100):  # until the write waits for the lock
+                row = admin.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()
+                if row is not None and row[0]:
+                    break
+                await asyncio.sleep(0.05)
+            other = {"configurable": {"thread_id": "other", "checkpoint_ns": ""}}
+            assert await asyncio.wait_for(saver.aget_tuple(other), timeout=10) is None
+            assert not write.done()
+            admin.rollback()
+        await write
+        stored = await saver.aget_tuple({"configurable": {"thread_id": "blocked", "checkpoint_ns": ""}})
+        assert stored is not None
+        assert stored.checkpoint["channel_values"]["messages"] == ["a message kept as a blob"]
+
+
+def test_the_saver_copy_matches_the_installed_upstream_release() -> None:
+    """``PooledPostgresSaver.aput`` is a copy of upstream's: upgrading langgraph-checkpoint-postgres means
+    comparing it with the new release's and updating ``UPSTREAM_VERSION``."""
+    from importlib.metadata import version
+
+    assert version("langgraph-checkpoint-postgres") == pg_saver.UPSTREAM_VERSION

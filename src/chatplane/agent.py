@@ -36,13 +36,14 @@ from chatplane.errors import (
     InvalidInputError,
     RunStateError,
     SessionNotFoundError,
+    ThreadNotFoundError,
     error_from_code,
 )
 from chatplane.events import EventType, RunEvent
 from chatplane.failures import as_chatplane_error
 from chatplane.llm import ModelHandle, make_chat_model, open_chat_model
 from chatplane.runs import Run, RunManager, RunStatus, RunStore
-from chatplane.runs.manager import EventLog, stream_modes
+from chatplane.runs.manager import EventLog
 from chatplane.runs.redis_log import RedisEventLog
 from chatplane.runs.translate import StreamTranslator
 from chatplane.schemas import ID_PATTERN
@@ -141,6 +142,7 @@ class ProductionAgent:
                 settings=self.settings,
                 events=events,
                 graph_for=self.graph_for,
+                nested_agents=frozenset(name for name, kind in AGENTS.items() if kind.nested),
             )
             await self.runs.start()
             stack.push_async_callback(lambda: self.runs.aclose(self._shutdown_grace_s))
@@ -337,11 +339,12 @@ class ProductionAgent:
             "callbacks": list(self.runs.callbacks),
         }
         try:
-            async for part in self.stateless_graphs[agent].astream(
-                {"messages": messages}, config, stream_mode=stream_modes(stream_tokens), subgraphs=True, version="v2"
+            graph = self.stateless_graphs[agent]
+            nested = agent in self.runs.nested_agents
+            async for item in translator.run(
+                graph, {"messages": messages}, config, tokens=stream_tokens, nested=nested
             ):
-                for item in translator.feed(part):
-                    yield item
+                yield item
             status = "succeeded"
             yield "run_completed", {"status": status, "usage": translator.usage}
         except Exception as exc:
@@ -391,18 +394,24 @@ class ProductionAgent:
         if agent is not None and agent not in AGENTS:
             raise InvalidInputError(f"Unknown agent {agent!r}; known: {', '.join(AGENTS)}.")
         key = thread_id or session_id
+        owner = owner or user_id
+        submit = partial(
+            self.runs.submit_to,
+            key,
+            owner,
+            message,
+            user_id=user_id,
+            session_id=session_id,
+            agent=agent,
+            multitask="enqueue",
+            stream_tokens=stream_tokens,
+        )
         try:
-            thread = await self.threads.ensure(
-                key, owner or user_id, agent, self.agent_kind if agent is None else agent, session_id
-            )
-            return await self.runs.submit(
-                thread,
-                message,
-                user_id=user_id,
-                session_id=session_id,
-                multitask="enqueue",
-                stream_tokens=stream_tokens,
-            )
+            try:
+                return await submit()
+            except ThreadNotFoundError:  # a new session: its thread is created on first use
+                await self.threads.ensure(key, owner, agent, self.agent_kind if agent is None else agent, session_id)
+                return await submit()
         except ChatplaneError:
             raise
         except Exception as exc:

@@ -169,9 +169,10 @@ _SETUP_LOCK = 0x63706C62  # advisory lock id for LangGraph's migrations (ours us
 @asynccontextmanager
 async def _open_postgres(settings: Settings) -> AsyncIterator[Storage]:
     import psycopg
-    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from psycopg.rows import dict_row
     from psycopg_pool import AsyncConnectionPool
+
+    from chatplane.pg_saver import PooledPostgresSaver
 
     url = settings.storage_url
     if url.startswith("postgres://"):
@@ -194,7 +195,7 @@ async def _open_postgres(settings: Settings) -> AsyncIterator[Storage]:
         await pool.close()
         raise StorageUnavailableError(f"Cannot reach PostgreSQL at {redact_url(url)} (CHATPLANE_STORAGE_URL).") from exc
     try:
-        saver = AsyncPostgresSaver(pool)
+        saver = PooledPostgresSaver(pool)
         # LangGraph's setup() races when several processes start on an empty database: serialise it with an
         # advisory lock held on a connection of its own (outside the pool, so a pool of one cannot deadlock).
         # Polled, not waited for: a waiting statement would hold up setup's CREATE INDEX CONCURRENTLY elsewhere.

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatplane.db import INTEGRITY_ERRORS, Database, Row, dumps, loads
+from chatplane.db import INTEGRITY_ERRORS, Database, Dialect, Row, Statement, dumps, loads
 from chatplane.errors import AgentMismatchError, InvalidInputError, ThreadNotFoundError
 
 _COLUMNS = "thread_id, owner, agent, session_id, title, metadata, created_at, updated_at, expires_at, model"
@@ -88,8 +88,9 @@ class ThreadStore:
         )
         return thread
 
-    async def find(self, thread_id: str, owner: str) -> Thread | None:
-        row = await self.db.fetchone(
+    async def find(self, thread_id: str, owner: str, *, db: Database | None = None) -> Thread | None:
+        """The owner's thread (``db``: a transaction to read it in)."""
+        row = await (db or self.db).fetchone(
             f"SELECT {_COLUMNS} FROM chatplane_threads WHERE thread_id = %s AND owner = %s", (thread_id, owner)
         )
         return Thread.from_row(row) if row else None
@@ -152,9 +153,19 @@ class ThreadStore:
         return thread
 
     async def touch(self, thread_id: str) -> None:
-        await self.db.execute(
-            "UPDATE chatplane_threads SET updated_at = %s WHERE thread_id = %s", (time.time(), thread_id)
-        )
+        await self.db.execute(*self.touch_statement(thread_id))
+
+    @staticmethod
+    def touch_statement(thread_id: str) -> Statement:
+        """Mark the thread active now. (It writes the thread's row, so it waits for whoever holds its lock.)"""
+        return "UPDATE chatplane_threads SET updated_at = %s WHERE thread_id = %s", (time.time(), thread_id)
+
+    @staticmethod
+    def lock_statement(thread_id: str, dialect: Dialect) -> Statement:
+        """The thread's row, whoever owns it, locked until the transaction ends: decisions about one thread's runs
+        are serialised across processes this way (on SQLite, a transaction's write lock already does that)."""
+        lock = " FOR UPDATE" if dialect == "postgres" else ""
+        return f"SELECT {_COLUMNS} FROM chatplane_threads WHERE thread_id = %s{lock}", (thread_id,)
 
     async def purge(self, checkpointer: Any, thread_id: str) -> None:
         """Everything stored for a thread, whoever owns it: checkpoints, transcript, run records, the registry row.

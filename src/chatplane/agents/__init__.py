@@ -24,12 +24,14 @@ class AgentKind:
     name: str
     description: str
     build: Callable[..., Any]
+    nested: bool = False
+    """Its graph runs other graphs (the multi agent's specialists), whose steps are streamed too."""
 
 
 AGENTS: dict[str, AgentKind] = {
     "chat": AgentKind("chat", chat.DESCRIPTION, chat.build_chat),
     "react": AgentKind("react", react.DESCRIPTION, react.build_react),
-    "multi": AgentKind("multi", multi.DESCRIPTION, multi.build_multi),
+    "multi": AgentKind("multi", multi.DESCRIPTION, multi.build_multi, nested=True),
 }
 
 __all__ = ["AGENTS", "AgentKind"]

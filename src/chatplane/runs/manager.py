@@ -36,7 +36,14 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
 from chatplane.config import Settings
-from chatplane.errors import RunStateError, ThreadBusyError, WorkerLostError, error_from_code
+from chatplane.errors import (
+    AgentMismatchError,
+    RunStateError,
+    ThreadBusyError,
+    ThreadNotFoundError,
+    WorkerLostError,
+    error_from_code,
+)
 from chatplane.events import EventType, RunEvent
 from chatplane.failures import as_chatplane_error
 from chatplane.runs.eventlog import MemoryEventLog
@@ -70,8 +77,11 @@ class RunManager:
         settings: Settings,
         events: EventLog | None = None,
         graph_for: Callable[[str, str | None], Any] | None = None,
+        nested_agents: frozenset[str] = frozenset(),
     ) -> None:
         self.graphs = graphs
+        self.nested_agents = nested_agents
+        """Agents whose graphs run other graphs (their steps are streamed too)."""
         self._graph_for = graph_for
         self.runs = runs
         self.threads = threads
@@ -141,6 +151,30 @@ class RunManager:
         ``stream_tokens=False`` for a caller that waits for the whole answer: the model is asked for it in one
         piece, and the run's events carry whole messages only (no ``token`` events; a cancel keeps no partial
         answer). Streaming every token to nobody costs a good part of a turn's CPU."""
+        return await self.submit_to(
+            thread.thread_id,
+            thread.owner,
+            message,
+            user_id=user_id,
+            session_id=session_id,
+            multitask=multitask,
+            stream_tokens=stream_tokens,
+        )
+
+    async def submit_to(
+        self,
+        thread_id: str,
+        owner: str,
+        message: str,
+        *,
+        user_id: str,
+        session_id: str | None = None,
+        agent: str | None = None,
+        multitask: Multitask,
+        stream_tokens: bool = True,
+    ) -> Run:
+        """``submit`` to the owner's thread ``thread_id``, without reading it first: ``ThreadNotFoundError`` if the
+        owner has no such thread, ``AgentMismatchError`` if ``agent`` is given and the thread talks to another."""
         run_input: dict[str, Any] = {
             "message": message,
             "user_id": user_id,
@@ -149,34 +183,66 @@ class RunManager:
         }
         if not stream_tokens:
             run_input["stream_tokens"] = False
-        return await self._accept(thread, run_input, multitask)
+        return await self._accept(thread_id, owner, run_input, multitask, agent=agent)
 
     async def retry(self, failed: Run) -> Run:
         """A new run that continues the thread from where ``failed`` stopped (its message is already there)."""
         if failed.status != "failed":
             raise RunStateError("Only a failed run can be retried.")
-        thread = await self.threads.get(failed.thread_id, failed.owner)
-        return await self._accept(thread, {"retry_of": failed.run_id, "created_at": time.time()}, "reject")
+        run_input = {"retry_of": failed.run_id, "created_at": time.time()}
+        return await self._accept(failed.thread_id, failed.owner, run_input, "reject")
 
-    async def _accept(self, thread: Thread, run_input: dict[str, Any], multitask: Multitask) -> Run:
+    async def _accept(
+        self, thread_id: str, owner: str, run_input: dict[str, Any], multitask: Multitask, *, agent: str | None = None
+    ) -> Run:
+        """The run, accepted in one transaction and one trip to the database (``interrupt`` takes
+        ``_accept_interrupting``): the thread's row is locked, so the decision is atomic across processes."""
+        if multitask == "interrupt":
+            return await self._accept_interrupting(thread_id, owner, run_input, agent)
+        run = Run.new(thread_id, owner, agent or "", run_input, multitask)
+        results = await self.runs.db.batch(
+            [
+                ThreadStore.lock_statement(thread_id, self.runs.db.dialect),
+                RunStore.accept_statement(
+                    run,
+                    agent=agent,
+                    default_model=self.settings.model,
+                    claim_for=(self.worker, self._lease()),
+                    dialect=self.runs.db.dialect,
+                ),
+            ]
+        )
+        if not RunStore.accepted(run, results[1]):
+            rows = results[0][0]
+            _check_thread(Thread.from_row(rows[0]) if rows else None, owner, agent)
+            raise ThreadBusyError()
+        claimed = run.status == "running"  # an idle thread: the run starts here, claimed as it was inserted
+        self.events.open(run.run_id, here=claimed)
+        if claimed:
+            self._launch(run, _graph_input(run))
+        return run
+
+    async def _accept_interrupting(
+        self, thread_id: str, owner: str, run_input: dict[str, Any], agent: str | None
+    ) -> Run:
+        """Accept a run that cancels the thread's active runs (their partial answers kept) and goes next."""
         async with self.runs.db.transaction() as tx:
-            await RunStore.lock_thread(tx, thread.thread_id)
-            active = await RunStore.active_for_thread(tx, thread.thread_id)
-            if active and multitask == "reject":
-                raise ThreadBusyError()
-            claimed = not active  # an idle thread: the run starts here, claimed as it is inserted
+            await RunStore.lock_thread(tx, thread_id)
+            thread = _check_thread(await self.threads.find(thread_id, owner, db=tx), owner, agent)
+            active = await RunStore.active_for_thread(tx, thread_id)
+            claimed = not active
             run = await self.runs.create(
-                thread.thread_id,
-                thread.owner,
+                thread_id,
+                owner,
                 thread.agent,
                 run_input,
-                multitask,
+                "interrupt",
                 model=thread.model or self.settings.model,
                 tx=tx,
                 claim_for=(self.worker, self._lease()) if claimed else None,
             )
             self.events.open(run.run_id, here=claimed)
-            interrupted = [r for r in active if r.status in ("running", "waiting")] if multitask == "interrupt" else []
+            interrupted = [r for r in active if r.status in ("running", "waiting")]
             for victim in interrupted:
                 if victim.status == "waiting":  # nobody executes it: cancel it right here
                     await self.runs.finish(victim, "cancelled", victim.usage, tx=tx)
@@ -188,7 +254,7 @@ class RunManager:
         if claimed:
             self._launch(run, _graph_input(run))
         elif interrupted and all(v.status == "cancelled" for v in interrupted):
-            await self._continue(thread.thread_id)
+            await self._continue(thread_id)
         return run
 
     async def cancel(self, run: Run) -> Run:
@@ -306,29 +372,30 @@ class RunManager:
             self._launch(run, _graph_input(run))
 
     async def _touch_and_continue(self, thread_id: str, *, then_continue: bool) -> None:
-        """After a run: mark the thread active now, then (``then_continue``) start its next pending run.
-
-        ``_continue`` without its transaction, for the end of every run: the touch writes the thread's row, so it
-        waits for any transaction that holds that row's lock (``_accept`` / ``_continue`` deciding about the
-        thread's runs, in any process; SQLite: the database's write lock) to commit, and the read after it sees
-        what they decided. Claiming is a compare-and-set on the run's status, so two processes racing for the
-        same pending run cannot both win, and nothing else can start a run of this thread while one is pending.
-        """
+        """After a run whose outcome ``finish_run`` could not record: mark the thread active now, then
+        (``then_continue``) start its next pending run — see ``finish_run`` for why the read comes after the touch."""
         await self.threads.touch(thread_id)
-        if not then_continue or self._closing or not thread_id:
-            return
-        run = await self._claim_next(self.runs.db, thread_id)
-        if run is not None:
-            self._launch(run, _graph_input(run))
+        if then_continue and thread_id:
+            await self._start_next(await RunStore.active_for_thread(self.runs.db, thread_id))
 
     async def _claim_next(self, db: Any, thread_id: str) -> Run | None:
         """The thread's next run, claimed for this worker — if it is pending and first in line, and nobody else
         claimed it first."""
-        active = await RunStore.active_for_thread(db, thread_id)
+        return await self._claim_first(db, await RunStore.active_for_thread(db, thread_id))
+
+    async def _claim_first(self, db: Any, active: list[Run]) -> Run | None:
         if not active or active[0].status != "pending":
             return None
         run = active[0]
         return run if await RunStore.claim(db, run, self.worker, self._lease()) else None
+
+    async def _start_next(self, active: list[Run]) -> None:
+        """Claim and start the first of a thread's ``active`` runs, if it is pending (``finish_run`` read them)."""
+        if self._closing:
+            return
+        run = await self._claim_first(self.runs.db, active)
+        if run is not None:
+            self._launch(run, _graph_input(run))
 
     async def _heartbeat(self) -> None:
         if not self._tasks:
@@ -397,6 +464,7 @@ class RunManager:
         config = self._config(run)
         translator = StreamTranslator()
         translator.usage.update({k: v for k, v in run.usage.items() if k in translator.usage})
+        next_up: list[Run] | None = None  # the thread's active runs, read as the outcome was recorded
         try:
             if fresh:
                 await self._call_hooks(self.start_hooks, run)
@@ -404,44 +472,65 @@ class RunManager:
                 if "message" in run.input:  # the thread shows it only once the run ends (one checkpoint per run)
                     started["message"] = {"id": _message_id(run), "role": "user", "content": run.input["message"]}
                 await self.events.append(run.run_id, "run_started", started)
-            async for part in graph.astream(
+            async for kind, data in translator.run(
+                graph,
                 graph_input,
                 config,
-                stream_mode=stream_modes(run.input.get("stream_tokens", True)),
-                subgraphs=True,
-                version="v2",
+                tokens=run.input.get("stream_tokens", True),
+                nested=run.agent in self.nested_agents,
                 durability=self.settings.checkpoint_durability,
             ):
-                for kind, data in translator.feed(part):
-                    await self.events.append(run.run_id, kind, data)
+                await self.events.append(run.run_id, kind, data)
             if translator.interrupts:
                 await self.runs.mark_waiting(run, translator.usage)
                 requests = [{"id": i.id, "value": i.value} for i in translator.interrupts]
                 await self.events.append(run.run_id, "interrupt", {"requests": requests})
                 return
-            await self.finish_run(run, "succeeded", translator.usage)
+            next_up = await self.finish_run(run, "succeeded", translator.usage)
             await self.events.append(run.run_id, "run_completed", {"status": "succeeded", "usage": translator.usage})
         except asyncio.CancelledError:
             if run.run_id in self._handing_back:
                 raise  # shutting down: the run goes back to the queue as it is
-            await asyncio.shield(self._record_cancel(run, graph, config, translator))
+            next_up = await asyncio.shield(self._record_cancel(run, graph, config, translator))
         except Exception as exc:
             error = as_chatplane_error(exc, f"run {run.run_id}")
-            await asyncio.shield(self._record_failure(run, translator, error.code, error.message))
+            next_up = await asyncio.shield(self._record_failure(run, translator, error.code, error.message))
         finally:
             if run.run_id not in self._handing_back:
                 try:
-                    await self._touch_and_continue(run.thread_id, then_continue=run.status != "waiting")
+                    if next_up is not None:
+                        await self._start_next(next_up)
+                    else:
+                        await self._touch_and_continue(run.thread_id, then_continue=run.status != "waiting")
                 except Exception as exc:
                     as_chatplane_error(exc, f"run {run.run_id} (after it ended)")
 
     async def finish_run(
         self, run: Run, status: RunStatus, usage: dict[str, int], error_code: str | None = None
-    ) -> None:
+    ) -> list[Run]:
         """Record the outcome, then tell the hooks — before the terminal event, so that whoever waited for the
-        run sees its effects (token budgets, usage) in place."""
-        await self.runs.finish(run, status, usage, error_code)
+        run sees its effects (token budgets, usage) in place. Returns the thread's runs still active, oldest first
+        (``_start_next`` starts the next one).
+
+        One trip to the database: the thread is marked active now, the outcome recorded, the active runs read — in
+        that order, in one transaction. The touch writes the thread's row, so it waits for any transaction holding
+        that row's lock (``_accept`` / ``_continue`` deciding about the thread's runs, in any process; SQLite: the
+        database's write lock), and the read after it sees what they decided; one that comes later waits for this
+        one and sees the run finished. Claiming is a compare-and-set on the run's status, so two processes racing
+        for the same pending run cannot both win."""
+        if not run.thread_id:  # a stateless run
+            await self.runs.finish(run, status, usage, error_code)
+            await self._call_hooks(self.finish_hooks, run)
+            return []
+        results = await self.runs.db.batch(
+            [
+                ThreadStore.touch_statement(run.thread_id),
+                RunStore.finish_statement(run, status, usage, error_code),
+                RunStore.active_statement(run.thread_id),
+            ]
+        )
         await self._call_hooks(self.finish_hooks, run)
+        return RunStore.active_runs(results[2][0])
 
     async def _after_finish(self, run: Run, kind: EventType, data: dict[str, Any]) -> None:
         await self._call_hooks(self.finish_hooks, run)
@@ -455,14 +544,20 @@ class RunManager:
             except Exception as exc:
                 as_chatplane_error(exc, f"run {run.run_id} (hook)")
 
-    async def _record_failure(self, run: Run, translator: StreamTranslator, code: str, message: str) -> None:
+    async def _record_failure(
+        self, run: Run, translator: StreamTranslator, code: str, message: str
+    ) -> list[Run] | None:
+        next_up = None
         with contextlib.suppress(Exception):
-            await self.finish_run(run, "failed", translator.usage, code)
+            next_up = await self.finish_run(run, "failed", translator.usage, code)
         await self.events.append(
             run.run_id, "run_failed", {"status": "failed", "error": {"code": code, "message": message}}
         )
+        return next_up
 
-    async def _record_cancel(self, run: Run, graph: Any, config: RunnableConfig, translator: StreamTranslator) -> None:
+    async def _record_cancel(
+        self, run: Run, graph: Any, config: RunnableConfig, translator: StreamTranslator
+    ) -> list[Run] | None:
         partial = translator.partial
         if partial is not None and partial.text:
             kept = AIMessage(
@@ -476,15 +571,20 @@ class RunManager:
                 await graph.aupdate_state(config, {"messages": [kept]}, as_node=as_node)
             except Exception as exc:
                 as_chatplane_error(exc, f"run {run.run_id} (keeping the partial answer)")
+        next_up = None
         with contextlib.suppress(Exception):
-            await self.finish_run(run, "cancelled", translator.usage)
+            next_up = await self.finish_run(run, "cancelled", translator.usage)
         await self.events.append(run.run_id, "run_cancelled", {"status": "cancelled"})
+        return next_up
 
 
-def stream_modes(tokens: bool) -> list[str]:
-    """LangGraph stream modes of a run: ``messages`` (each token, as the model streams it) only when wanted —
-    without it, LangChain asks the model for the whole answer at once."""
-    return ["messages", "updates"] if tokens else ["updates"]
+def _check_thread(thread: Thread | None, owner: str, agent: str | None) -> Thread:
+    """``thread`` if it is the owner's and (``agent`` given) talks to that agent."""
+    if thread is None or thread.owner != owner:
+        raise ThreadNotFoundError()
+    if agent is not None and agent != thread.agent:
+        raise AgentMismatchError(f"This thread talks to the {thread.agent!r} agent; start a new one to use {agent!r}.")
+    return thread
 
 
 def _message_id(run: Run) -> str:

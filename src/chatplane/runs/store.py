@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from chatplane.db import Database, Row, dumps, loads
+from chatplane.db import Database, Dialect, Result, Row, Statement, dumps, loads
 from chatplane.errors import RunNotFoundError
 
 RunStatus = Literal["pending", "running", "waiting", "succeeded", "failed", "cancelled"]
@@ -18,6 +18,7 @@ _COLUMNS = (
     "run_id, thread_id, owner, agent, status, multitask, input, error_code, usage, created_at, started_at, "
     "finished_at, model"
 )
+_ACTIVE = "status IN ('pending', 'running', 'waiting')"
 
 
 @dataclass
@@ -35,6 +36,23 @@ class Run:
     started_at: float | None = None
     finished_at: float | None = None
     model: str | None = None
+
+    @classmethod
+    def new(
+        cls, thread_id: str, owner: str, agent: str, run_input: dict[str, Any], multitask: Multitask, **fields: Any
+    ) -> Run:
+        """A run not stored yet: a fresh id, ``pending``, created now."""
+        return cls(
+            str(uuid.uuid4()),
+            thread_id,
+            owner,
+            agent,
+            "pending",
+            multitask,
+            run_input,
+            created_at=time.time(),
+            **fields,
+        )
 
     @property
     def finished(self) -> bool:
@@ -76,19 +94,9 @@ class RunStore:
     ) -> Run:
         """A new ``pending`` run — or, with ``claim_for`` (worker, lease end), one already claimed: ``running``
         (one statement instead of an insert and a ``claim``)."""
-        now = time.time()
-        run = Run(
-            str(uuid.uuid4()),
-            thread_id,
-            owner,
-            agent,
-            "pending" if claim_for is None else "running",
-            multitask,
-            run_input,
-            created_at=now,
-            started_at=None if claim_for is None else now,
-            model=model,
-        )
+        run = Run.new(thread_id, owner, agent, run_input, multitask, model=model)
+        if claim_for is not None:
+            run.status, run.started_at = "running", run.created_at
         worker, lease_until = claim_for if claim_for is not None else (None, None)
         await (tx or self.db).execute(
             f"INSERT INTO chatplane_runs ({_COLUMNS}, worker, lease_until) "
@@ -112,6 +120,49 @@ class RunStore:
             ),
         )
         return run
+
+    @staticmethod
+    def accept_statement(
+        run: Run, *, agent: str | None, default_model: str | None, claim_for: tuple[str, float], dialect: Dialect
+    ) -> Statement:
+        """One insert that accepts ``run`` (its id, thread, owner, input and multitask set), taking the thread's
+        agent and model, and deciding in SQL what ``RunManager._accept_interrupting`` decides in Python: the run
+        starts claimed for ``claim_for`` (worker, lease end) if the thread has no active run, else waits its turn
+        (``pending``). It inserts nothing if the thread is not the owner's, does not talk to ``agent`` (when
+        given), or is busy and the policy is ``reject``. Run it after locking the thread's row, in the same
+        transaction; ``accepted`` reads the outcome.
+
+        Runs execute in ``created_at`` order, which must be the order they were accepted in — the order they got
+        the thread's lock, not the order their processes read their clocks before asking for it: a run's
+        ``created_at`` is the later of ``run.created_at`` and just after the newest active run's."""
+        worker, lease_until = claim_for
+        later = "GREATEST" if dialect == "postgres" else "max"  # SQLite's two-argument max() is scalar
+        insert = (
+            f"INSERT INTO chatplane_runs ({_COLUMNS}, worker, lease_until) "
+            "SELECT %s, t.thread_id, t.owner, t.agent, CASE WHEN a.n = 0 THEN 'running' ELSE 'pending' END, "
+            f"%s, %s, NULL, '{{}}', {later}(%s, coalesce(a.last, 0) + 0.000001), CASE WHEN a.n = 0 THEN %s END, "
+            "NULL, coalesce(t.model, CAST(%s AS TEXT)), "
+            "CASE WHEN a.n = 0 THEN CAST(%s AS TEXT) END, CASE WHEN a.n = 0 THEN %s END "
+            "FROM chatplane_threads t, (SELECT count(*) AS n, max(created_at) AS last FROM chatplane_runs "
+            f"WHERE thread_id = %s AND {_ACTIVE}) a "
+            "WHERE t.thread_id = %s AND t.owner = %s AND (CAST(%s AS TEXT) IS NULL OR t.agent = %s) "
+            "AND (CAST(%s AS TEXT) <> 'reject' OR a.n = 0) "
+            "RETURNING status, agent, model, created_at"
+        )
+        params = [run.run_id, run.multitask, dumps(run.input), run.created_at, run.created_at, default_model]
+        params += [worker, lease_until, run.thread_id, run.thread_id, run.owner, agent, agent, run.multitask]
+        return insert, params
+
+    @staticmethod
+    def accepted(run: Run, result: Result) -> bool:
+        """Whether ``accept_statement``'s insert took ``run`` (now with the status, agent and model it got)."""
+        rows, _ = result
+        if not rows:
+            return False
+        row = rows[0]
+        run.status, run.agent, run.model, run.created_at = row["status"], row["agent"], row["model"], row["created_at"]
+        run.started_at = run.created_at if run.status == "running" else None
+        return True
 
     async def find(self, run_id: str, owner: str | None = None) -> Run | None:
         sql = f"SELECT {_COLUMNS} FROM chatplane_runs WHERE run_id = %s"
@@ -159,12 +210,7 @@ class RunStore:
         error_code: str | None = None,
         tx: Database | None = None,
     ) -> None:
-        run.status, run.usage, run.error_code, run.finished_at = status, usage, error_code, time.time()
-        await (tx or self.db).execute(
-            "UPDATE chatplane_runs SET status = %s, usage = %s, error_code = %s, finished_at = %s, worker = NULL "
-            "WHERE run_id = %s",
-            (status, dumps(usage), error_code, run.finished_at, run.run_id),
-        )
+        await (tx or self.db).execute(*self.finish_statement(run, status, usage, error_code))
 
     async def count_active(self, owner: str) -> int:
         row = await self.db.fetchone(
@@ -180,12 +226,29 @@ class RunStore:
             await tx.execute("SELECT 1 FROM chatplane_threads WHERE thread_id = %s FOR UPDATE", (thread_id,))
 
     @staticmethod
-    async def active_for_thread(tx: Database, thread_id: str) -> list[Run]:
-        rows = await tx.fetchall(
-            f"SELECT {_COLUMNS} FROM chatplane_runs WHERE thread_id = %s "
-            "AND status IN ('pending', 'running', 'waiting') ORDER BY created_at",
-            (thread_id,),
+    def finish_statement(run: Run, status: RunStatus, usage: dict[str, int], error_code: str | None) -> Statement:
+        """Record the outcome of ``run`` (and set it on the object)."""
+        run.status, run.usage, run.error_code, run.finished_at = status, usage, error_code, time.time()
+        return (
+            "UPDATE chatplane_runs SET status = %s, usage = %s, error_code = %s, finished_at = %s, worker = NULL "
+            "WHERE run_id = %s",
+            (status, dumps(usage), error_code, run.finished_at, run.run_id),
         )
+
+    @staticmethod
+    async def active_for_thread(tx: Database, thread_id: str) -> list[Run]:
+        sql, params = RunStore.active_statement(thread_id)
+        return RunStore.active_runs(await tx.fetchall(sql, params))
+
+    @staticmethod
+    def active_statement(thread_id: str) -> Statement:
+        """The thread's pending, running and waiting runs, oldest first (read with ``active_runs``)."""
+        return f"SELECT {_COLUMNS} FROM chatplane_runs WHERE thread_id = %s AND {_ACTIVE} ORDER BY created_at", (
+            thread_id,
+        )
+
+    @staticmethod
+    def active_runs(rows: list[Row]) -> list[Run]:
         return [Run.from_row(r) for r in rows]
 
     @staticmethod

@@ -1,11 +1,14 @@
-"""LangGraph stream parts (``version="v2"``, modes ``messages`` + ``updates``, subgraphs) → chatplane run events."""
+"""A graph's run as chatplane run events: ``StreamTranslator.run`` streams it (modes ``updates``, and ``messages``
+for tokens; subgraphs for agents that nest graphs) and turns LangGraph's stream parts into events."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 
 from chatplane.events import EventType
 from chatplane.messages import message_to_wire
@@ -33,8 +36,32 @@ class StreamTranslator:
         self.answer: AIMessage | None = None
         self._seen: set[str] = set()
 
-    def feed(self, part: dict[str, Any]) -> Emitted:
-        kind, namespace, data = part.get("type"), tuple(part.get("ns") or ()), part.get("data")
+    async def run(
+        self,
+        graph: Any,
+        graph_input: Any,
+        config: RunnableConfig,
+        *,
+        tokens: bool,
+        nested: bool,
+        **options: Any,
+    ) -> AsyncIterator[tuple[EventType, dict[str, Any]]]:
+        """Run ``graph`` and yield its events. ``tokens``: stream each token as the model writes it (LangGraph's
+        ``messages`` mode; without it, LangChain asks the model for the whole answer at once). ``nested``: the graph
+        runs other graphs (the multi agent's specialists) whose steps stream too — LangGraph's ``subgraphs``, which
+        costs a task per streamed part, so only for agents that need it. ``options`` go to ``astream``.
+
+        LangGraph's ``version="v1"`` parts (tuples) are read here: ``"v2"`` wraps each in a dict and maps outputs
+        to the state schema, work nothing here uses."""
+        modes = ["messages", "updates"] if tokens else ["updates"]
+        async for part in graph.astream(graph_input, config, stream_mode=modes, subgraphs=nested, **options):
+            for event in self.feed(part if nested else ((), *part)):
+                yield event
+
+    def feed(self, part: tuple[Any, ...]) -> Emitted:
+        """One stream part, ``(namespace, mode, data)``."""
+        namespace, kind, data = part
+        namespace = tuple(namespace or ())
         if kind == "messages":
             chunk, metadata = data if isinstance(data, tuple) else (None, None)
             return self._token(chunk, metadata or {}, namespace)
