@@ -168,6 +168,36 @@ async def test_a_blocked_checkpoint_write_does_not_hold_up_other_threads(pg_url:
         assert stored.checkpoint["channel_values"]["messages"] == ["a message kept as a blob"]
 
 
+@pytest.mark.postgres
+async def test_a_checkpoint_written_in_one_query_reads_back_exactly(pg_url: str) -> None:
+    """The saver sends blobs and the checkpoint row as one query bound client-side: quotes, backslashes, NUL bytes,
+    percent signs and non-ASCII text come back as they went in, and a failed write leaves nothing half-written."""
+    awkward = 'it\'s 100% \\ "quoted" \u00e9t\u00e9 \U0001f680 %s %(x)s ;DROP TABLE checkpoints;--'
+    async with open_storage(make_settings(storage_url=pg_url)) as storage:
+        saver = storage.checkpointer
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {"messages": [awkward, b"\x00\x01'\\\xff"], "note": awkward}
+        checkpoint["channel_versions"] = {"messages": 1, "note": 1}
+        config = {"configurable": {"thread_id": "awkward", "checkpoint_ns": ""}}
+        await saver.aput(config, checkpoint, {"source": awkward}, {"messages": 1, "note": 1})
+        stored = await saver.aget_tuple(config)
+        assert stored is not None
+        assert stored.checkpoint["channel_values"] == {"messages": [awkward, b"\x00\x01'\\\xff"], "note": awkward}
+        assert stored.metadata["source"] == awkward
+
+        broken = empty_checkpoint()
+        # PostgreSQL's jsonb refuses NUL: the checkpoint row (where strings stay inline) fails after the blob's.
+        broken["channel_values"] = {"messages": ["never stored"], "title": "a\u0000b"}
+        broken["channel_versions"] = {"messages": 1, "title": 1}
+        with pytest.raises(psycopg.Error):
+            await saver.aput(
+                {"configurable": {"thread_id": "broken", "checkpoint_ns": ""}}, broken, {}, {"messages": 1}
+            )
+        with psycopg.connect(pg_url) as admin:
+            row = admin.execute("SELECT count(*) FROM checkpoint_blobs WHERE thread_id = 'broken'").fetchone()
+        assert row == (0,)
+
+
 def test_the_saver_copy_matches_the_installed_upstream_release() -> None:
     """``PooledPostgresSaver.aput`` is a copy of upstream's: upgrading langgraph-checkpoint-postgres means
     comparing it with the new release's and updating ``UPSTREAM_VERSION``."""
