@@ -3,7 +3,7 @@
 LangGraph checkpointers re-serialise a changed channel whole, so a thread that kept every message in its checkpoint
 would write its whole history again on every turn. chatplane keeps only the *current run's* messages in the
 checkpoint (the working state: what a resume, a cancel or a human-in-the-loop pause needs) and moves everything
-before it here, once, at the start of the next run (``chatplane.agents.context.TranscriptMiddleware``). So a turn
+before it here, once, at the next run's first model call (``chatplane.agents.context.TranscriptMiddleware``). So a turn
 writes its own messages twice (once in its checkpoint, once here on the next turn) whatever the thread's length.
 
 * The model's prompt is the newest archived messages that fit the context budget, then the working state

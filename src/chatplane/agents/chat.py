@@ -37,9 +37,9 @@ def build_chat(
         tools=[],
         system_prompt=settings.system_prompt,
         middleware=[
+            *([TranscriptMiddleware(transcript)] if transcript else []),  # outermost: see TranscriptMiddleware
             *model_guard_middleware(settings),
             *middleware,
-            *([TranscriptMiddleware(transcript)] if transcript else []),
         ],
         checkpointer=checkpointer,
         name="chat",

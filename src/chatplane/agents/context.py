@@ -4,8 +4,8 @@
   offline, about four characters a token — ``tiktoken`` cannot download its encodings here), starting at a user
   message so a tool call is never separated from its result. With a ``Transcript``, those messages are the newest
   archived ones followed by the run's own (read once per run).
-* ``TranscriptMiddleware`` (``archive_settled`` for graphs that are not ``create_agent``): at the start of a run,
-  moves every message before the run's user message out of the checkpoint into the transcript
+* ``TranscriptMiddleware`` (``archive_settled`` for graphs that are not ``create_agent``): at a run's first model
+  call, moves every message before the run's user message out of the checkpoint into the transcript
   (``chatplane.transcript``), so the checkpoint written at the end of the run holds that run's messages only.
 
 Nothing is deleted: ``GET /v1/threads/{id}/messages`` returns the transcript, then the working state.
@@ -17,11 +17,17 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
+from langchain.agents.middleware import (
+    AgentMiddleware,
+    AgentState,
+    ExtendedModelResponse,
+    ModelRequest,
+    ModelResponse,
+)
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage
 from langchain_core.messages.utils import count_tokens_approximately
 from langgraph.config import get_config
-from langgraph.runtime import Runtime
+from langgraph.types import Command
 
 from chatplane.agents.limits import answer_dangling_tool_calls
 from chatplane.config import Settings
@@ -72,14 +78,38 @@ async def archive_settled(transcript: Transcript, messages: Sequence[AnyMessage]
 
 
 class TranscriptMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
-    """At the start of each run, earlier turns leave the checkpoint for the transcript (``archive_settled``)."""
+    """At a run's first model call, earlier turns leave the checkpoint for the transcript (``archive_settled``).
+
+    It works inside the model node rather than in a ``before_agent`` node of its own: a graph step costs LangGraph
+    a task, its callbacks, a stream update and a write, on every run. The removal of the archived messages from
+    the state rides along with the model's answer (``ExtendedModelResponse``), applied by the state's reducer
+    when the model node ends. Later model calls of the run find nothing to move. Place it outside
+    ``ContextBudgetMiddleware`` (earlier in the list): the prompt is then fitted with the thread's tail as this
+    append left it, which needs no read.
+    """
 
     def __init__(self, transcript: Transcript) -> None:
         super().__init__()
         self.transcript = transcript
 
-    async def abefore_agent(self, state: AgentState[Any], runtime: Runtime[Any]) -> dict[str, Any] | None:
-        return await archive_settled(self.transcript, state["messages"])
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
+    ) -> ModelResponse[Any] | AIMessage | ExtendedModelResponse[Any]:
+        update = await archive_settled(self.transcript, request.state["messages"])
+        if update is None:
+            return await handler(request)
+        moved = {message.id for message in update["messages"]}
+        response = await handler(request.override(messages=[m for m in request.messages if m.id not in moved]))
+        return ExtendedModelResponse(model_response=response, command=Command(update=update))
+
+    def wrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
+    ) -> ModelResponse[Any] | AIMessage:
+        return handler(request)  # graphs that keep a transcript run asynchronously (``RunManager``)
 
 
 class ContextBudgetMiddleware(AgentMiddleware[Any, Any, Any]):

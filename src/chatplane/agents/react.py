@@ -49,9 +49,10 @@ def build_react(
         model,
         tools=list(tools),
         system_prompt=f"{settings.system_prompt}\n\n{TOOL_PROMPT}" if tools else settings.system_prompt,
-        middleware=agent_middleware(
-            model, settings, NAME, [*middleware, *([TranscriptMiddleware(transcript)] if transcript else [])]
-        ),
+        middleware=[
+            *([TranscriptMiddleware(transcript)] if transcript else []),  # outermost: see TranscriptMiddleware
+            *agent_middleware(model, settings, NAME, middleware),
+        ],
         checkpointer=checkpointer,
         name=NAME,
     )

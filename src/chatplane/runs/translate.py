@@ -71,10 +71,13 @@ class StreamTranslator:
                 if node == "__interrupt__":
                     self.interrupts.extend(update or ())
                     continue
-                if isinstance(update, dict):
-                    for message in update.get("messages") or ():
-                        if isinstance(message, BaseMessage):
-                            out += self._message(message)
+                # A node that wrote a channel more than once (the model node, when a middleware added a
+                # ``Command``) reports a list of updates.
+                for one in update if isinstance(update, list) else (update,):
+                    if isinstance(one, dict):
+                        for message in one.get("messages") or ():
+                            if isinstance(message, BaseMessage):
+                                out += self._message(message)
             return out
         return []
 
