@@ -79,6 +79,19 @@ async def test_the_model_still_sees_earlier_turns(tmp_path) -> None:
     assert last_prompt == ["turn 0", "echo: turn 0", "turn 1", "echo: turn 1", "turn 2"]
 
 
+async def test_archiving_takes_no_graph_step_of_its_own(tmp_path) -> None:
+    """Earlier turns move inside the model call: the chat and ReAct graphs have no node for it (a graph step costs
+    every run), and the model's graph step both answers and removes what moved."""
+    settings = make_settings(storage_url=f"sqlite:///{tmp_path}/t.db")
+    async with ProductionAgent(ScriptedChatModel(echo=True), settings=settings) as agent:
+        assert set(agent.graphs["chat"].nodes) == {"__start__", "model"}
+        assert not [node for node in agent.graphs["react"].nodes if node.startswith("TranscriptMiddleware")]
+        for turn in range(2):
+            assert await agent.achat("u", f"turn {turn}") == f"echo: turn {turn}"
+        state = await agent.graphs["chat"].aget_state({"configurable": {"thread_id": "session-u"}})
+    assert [m.text for m in state.values["messages"]] == ["turn 1", "echo: turn 1"]
+
+
 async def test_tool_turns_are_archived_whole(persistent_storage_url: str) -> None:
     script = []
     for turn in range(3):
