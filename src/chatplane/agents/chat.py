@@ -12,7 +12,7 @@ from langchain_core.tools import BaseTool
 from langgraph.types import Checkpointer
 
 from chatplane.agents.context import TranscriptMiddleware
-from chatplane.agents.guards import model_guard_middleware
+from chatplane.agents.guards import model_guard_middleware, split_model_call_layers
 from chatplane.config import Settings
 from chatplane.transcript import Transcript
 
@@ -32,15 +32,13 @@ def build_chat(
 
     ``tools`` is accepted (every agent kind is built the same way) and ignored: this agent has none.
     """
+    archiving = [TranscriptMiddleware(transcript)] if transcript else []  # outermost: see TranscriptMiddleware
+    layers, rest = split_model_call_layers(middleware)
     return create_agent(
         model,
         tools=[],
         system_prompt=settings.system_prompt,
-        middleware=[
-            *([TranscriptMiddleware(transcript)] if transcript else []),  # outermost: see TranscriptMiddleware
-            *model_guard_middleware(settings),
-            *middleware,
-        ],
+        middleware=[*model_guard_middleware(settings, outer=[*archiving, *layers]), *rest],
         checkpointer=checkpointer,
         name="chat",
     )

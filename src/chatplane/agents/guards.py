@@ -2,6 +2,7 @@
 
 Model calls, outermost first (``ModelGuards`` nests them, as ``create_agent`` nests ``wrap_model_call`` hooks)::
 
+    (model-call-only layers)    the transcript and the context budget (``chatplane.agents.context``): once per call
     ModelErrorMiddleware        what is left after retries and fallbacks → ModelError / ModelTimeoutError
     ModelFallbackMiddleware     on failure, the same request to each of CHATPLANE_FALLBACK_MODELS in turn
     ModelRetryMiddleware        transient failures only (timeouts, connection errors, 429, 5xx), with backoff
@@ -46,6 +47,7 @@ from chatplane.agents.middleware import (
     ModelErrorMiddleware,
     ModelGuards,
     is_transient_model_error,
+    model_call_only,
 )
 from chatplane.agents.tool_guards import ToolTimeoutMiddleware, is_transient_tool_error, tool_error_content
 from chatplane.config import Settings
@@ -72,10 +74,18 @@ def fallback_models(settings: Settings) -> list[BaseChatModel]:
     return models
 
 
-def model_guard_middleware(settings: Settings, *, retry_delay_s: float = RETRY_INITIAL_DELAY_S) -> list[Middleware]:
+def split_model_call_layers(middleware: Sequence[Middleware]) -> tuple[list[Middleware], list[Middleware]]:
+    """``middleware`` as (what only wraps the model call, so it can nest outside the guards; the rest), in order."""
+    layers = [m for m in middleware if model_call_only(m)]
+    return layers, [m for m in middleware if not model_call_only(m)]
+
+
+def model_guard_middleware(
+    settings: Settings, *, retry_delay_s: float = RETRY_INITIAL_DELAY_S, outer: Sequence[Middleware] = ()
+) -> list[Middleware]:
     """Model-call guards only (for agents without tools): translation, fallback, retry, per-attempt timeout —
-    nested in one ``ModelGuards`` middleware."""
-    guards: list[Middleware] = [ModelErrorMiddleware()]
+    nested in one ``ModelGuards`` middleware, inside ``outer`` (model-call-only layers, outermost first)."""
+    guards: list[Middleware] = [*outer, ModelErrorMiddleware()]
     fallbacks = fallback_models(settings)
     if fallbacks:
         guards.append(ModelFallbackMiddleware(*fallbacks))
@@ -98,10 +108,12 @@ def guard_middleware(
     *,
     extra: Sequence[Middleware] = (),
     retry_delay_s: float = RETRY_INITIAL_DELAY_S,
+    outer: Sequence[Middleware] = (),
 ) -> list[Middleware]:
-    """Everything a tool-using agent runs with, ``extra`` (the agent's own middleware) placed inside the guards."""
+    """Everything a tool-using agent runs with, ``extra`` (the agent's own middleware) placed inside the guards,
+    ``outer`` (model-call-only layers) outside them, all model-call wrappers in one ``ModelGuards``."""
     middleware: list[Middleware] = [
-        *model_guard_middleware(settings, retry_delay_s=retry_delay_s),
+        *model_guard_middleware(settings, retry_delay_s=retry_delay_s, outer=outer),
         ToolErrorMiddleware(tool_error_content),
         ToolRetryMiddleware(
             max_retries=1, retry_on=is_transient_tool_error, on_failure="error", initial_delay=retry_delay_s

@@ -148,6 +148,33 @@ class ModelGuards(AgentMiddleware[SessionState, Any, Any]):
         return call(request)
 
 
+_OTHER_HOOKS = (
+    "before_agent",
+    "abefore_agent",
+    "before_model",
+    "abefore_model",
+    "after_model",
+    "aafter_model",
+    "after_agent",
+    "aafter_agent",
+    "wrap_tool_call",
+    "awrap_tool_call",
+)
+
+
+_BASE_STATE = AgentMiddleware.state_schema  # type: ignore[misc]
+
+
+def model_call_only(middleware: AgentMiddleware[Any, Any, Any]) -> bool:
+    """Whether the model call is ``middleware``'s one hook (no tools, no other hooks): it nests in ``ModelGuards``."""
+    cls = type(middleware)
+    return (
+        not getattr(middleware, "tools", None)
+        and middleware.state_schema is _BASE_STATE
+        and all(getattr(cls, hook) is getattr(AgentMiddleware, hook) for hook in _OTHER_HOOKS)
+    )
+
+
 def _nested(
     layer: AgentMiddleware[Any, Any, Any], inner: Callable[[ModelRequest[Any]], Awaitable[Any]]
 ) -> Callable[[ModelRequest[Any]], Awaitable[Any]]:

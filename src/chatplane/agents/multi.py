@@ -35,7 +35,7 @@ from langgraph.graph.message import add_messages
 from langgraph.types import Checkpointer
 
 from chatplane.agents.context import archive_settled
-from chatplane.agents.guards import model_guard_middleware
+from chatplane.agents.guards import model_guard_middleware, split_model_call_layers
 from chatplane.agents.handoff import OneHandoffMiddleware, make_handoff_tool
 from chatplane.agents.react import agent_middleware
 from chatplane.config import Settings
@@ -126,7 +126,8 @@ def build_multi(
         if toolsets[name]:
             agent_mw = agent_middleware(model, settings, name, middleware)
         else:
-            agent_mw = [*model_guard_middleware(settings), *middleware]
+            layers, rest = split_model_call_layers(middleware)
+            agent_mw = [*model_guard_middleware(settings, outer=layers), *rest]
         agent = create_agent(model, tools=toolsets[name], system_prompt=prompt(name), middleware=agent_mw, name=name)
         builder.add_node(name, agent)
         builder.add_edge(name, END if name == "writer" else "supervisor")

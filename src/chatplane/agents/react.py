@@ -13,7 +13,7 @@ from langgraph.types import Checkpointer
 
 from chatplane.agents.context import TranscriptMiddleware
 from chatplane.agents.embedded import EmbeddedToolCallMiddleware, needs_forced_tool_calls
-from chatplane.agents.guards import guard_middleware
+from chatplane.agents.guards import guard_middleware, split_model_call_layers
 from chatplane.config import Settings
 from chatplane.transcript import Transcript
 
@@ -26,13 +26,21 @@ TOOL_PROMPT = (
 
 
 def agent_middleware(
-    model: BaseChatModel, settings: Settings, name: str, middleware: Sequence[AgentMiddleware[Any, Any, Any]]
+    model: BaseChatModel,
+    settings: Settings,
+    name: str,
+    middleware: Sequence[AgentMiddleware[Any, Any, Any]],
+    *,
+    transcript: Transcript | None = None,
 ) -> list[AgentMiddleware[Any, Any, Any]]:
-    """The guards, with the embedded model's tool-call forcing and the caller's ``middleware`` inside them."""
+    """The guards, with the embedded model's tool-call forcing and the caller's ``middleware`` inside them — but
+    model-call-only layers (and the ``transcript``'s archiving, outermost) outside them, in the same span."""
     own: list[AgentMiddleware[Any, Any, Any]] = []
     if needs_forced_tool_calls(settings):
         own.append(EmbeddedToolCallMiddleware(model, name))
-    return guard_middleware(settings, extra=[*own, *middleware])
+    layers, rest = split_model_call_layers(middleware)
+    archiving = [TranscriptMiddleware(transcript)] if transcript else []
+    return guard_middleware(settings, extra=[*own, *rest], outer=[*archiving, *layers])
 
 
 def build_react(
@@ -49,10 +57,7 @@ def build_react(
         model,
         tools=list(tools),
         system_prompt=f"{settings.system_prompt}\n\n{TOOL_PROMPT}" if tools else settings.system_prompt,
-        middleware=[
-            *([TranscriptMiddleware(transcript)] if transcript else []),  # outermost: see TranscriptMiddleware
-            *agent_middleware(model, settings, NAME, middleware),
-        ],
+        middleware=agent_middleware(model, settings, NAME, middleware, transcript=transcript),
         checkpointer=checkpointer,
         name=NAME,
     )
