@@ -1,4 +1,7 @@
-"""FastAPI dependencies, as ``Annotated`` aliases."""
+"""FastAPI dependencies, as ``Annotated`` aliases.
+
+Every one is ``async def``, even those that only read ``app.state``: FastAPI runs a plain ``def`` dependency in a
+worker thread, a hand-over and a wake-up per request for an attribute read."""
 
 from __future__ import annotations
 
@@ -13,17 +16,17 @@ from chatplane.service.auth import Authenticator, User
 from chatplane.service.ratelimit import RateLimits
 
 
-def get_settings(request: HTTPConnection) -> Settings:
+async def get_settings(request: HTTPConnection) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_agent(request: HTTPConnection) -> ProductionAgent:
+async def get_agent(request: HTTPConnection) -> ProductionAgent:
     agent: ProductionAgent = request.app.state.agent
     return agent
 
 
-def get_rate_limits(request: HTTPConnection) -> RateLimits:
+def _rate_limits(request: HTTPConnection) -> RateLimits:
     limits: RateLimits = request.app.state.rate_limits
     return limits
 
@@ -32,14 +35,14 @@ async def current_user(request: HTTPConnection) -> User:
     """The authenticated caller, counted against their request rate limit."""
     authenticator: Authenticator = request.app.state.authenticator
     user = await authenticator.authenticate(request.headers.get("authorization"))
-    await get_rate_limits(request).check_request(user)
+    await _rate_limits(request).check_request(user)
     request.state.user = user
     return user
 
 
 async def run_allowed(request: HTTPConnection, user: Annotated[User, Depends(current_user)]) -> User:
     """The caller, if they may start another run now (token budget, runs at once)."""
-    await get_rate_limits(request).check_new_run(user)
+    await _rate_limits(request).check_new_run(user)
     return user
 
 
