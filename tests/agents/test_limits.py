@@ -47,6 +47,19 @@ async def run_to_limit(graph: object, settings: object, message: str) -> list[Ba
     return list(state.values["messages"])
 
 
+def test_the_budgets_take_one_node_before_and_one_after_each_model_call() -> None:
+    """Every hook is a graph step on every model call: the three budgets share one node on each side of it."""
+    settings = make_settings()
+    graph = build_react(loops_on("x"), settings=settings, tools=builtin_tools(settings))
+    hooks = sorted(node for node in graph.nodes if "." in node)
+    assert hooks == [
+        "RunBudget.after_agent",
+        "RunBudget.after_model",
+        "RunBudget.before_model",
+        "ThreadRepairMiddleware.before_agent",
+    ]
+
+
 async def test_model_call_limit_then_the_thread_goes_on() -> None:
     settings = make_settings(max_model_calls=3)
     model = loops_on("loop")

@@ -16,9 +16,10 @@ nobody can do anything about it any more. Tool calls, outermost first::
     ToolRetryMiddleware         connection failures only (a tool may have side effects)
     ToolTimeoutMiddleware       one attempt: bounded by CHATPLANE_TOOL_TIMEOUT_S
 
-Around the loop: ``ThreadRepairMiddleware`` (before the run), ``ModelCallBudget`` / ``ToolCallBudget``
-(``CHATPLANE_MAX_MODEL_CALLS`` / ``CHATPLANE_MAX_TOOL_CALLS`` per run) and ``RunLimitMiddleware`` (LangGraph's
-recursion limit, and ``RunLimitError`` at the end of a run a limit stopped) — see ``chatplane.agents.limits``.
+Around the loop: ``ThreadRepairMiddleware`` (before the run) and ``RunBudget``: ``ModelCallBudget`` /
+``ToolCallBudget`` (``CHATPLANE_MAX_MODEL_CALLS`` / ``CHATPLANE_MAX_TOOL_CALLS`` per run) and ``RunLimitMiddleware``
+(LangGraph's recursion limit, and ``RunLimitError`` at the end of a run a limit stopped) in one middleware, so one
+node before and one after each model call — see ``chatplane.agents.limits``.
 """
 
 from __future__ import annotations
@@ -36,10 +37,8 @@ from langchain.agents.middleware import (
 from langchain_core.language_models import BaseChatModel
 
 from chatplane.agents.limits import (
-    ModelCallBudget,
-    RunLimitMiddleware,
+    RunBudget,
     ThreadRepairMiddleware,
-    ToolCallBudget,
     steps_needed,
 )
 from chatplane.agents.middleware import (
@@ -112,6 +111,7 @@ def guard_middleware(
 ) -> list[Middleware]:
     """Everything a tool-using agent runs with, ``extra`` (the agent's own middleware) placed inside the guards,
     ``outer`` (model-call-only layers) outside them, all model-call wrappers in one ``ModelGuards``."""
+    budget = RunBudget(settings.max_model_calls, settings.max_tool_calls)
     middleware: list[Middleware] = [
         *model_guard_middleware(settings, retry_delay_s=retry_delay_s, outer=outer),
         ToolErrorMiddleware(tool_error_content),
@@ -120,11 +120,8 @@ def guard_middleware(
         ),
         ToolTimeoutMiddleware(settings.tool_timeout_s),
         ThreadRepairMiddleware(),
-        ModelCallBudget(settings.max_model_calls),
-        ToolCallBudget(settings.max_tool_calls),
+        budget,
         *extra,
     ]
-    run_limit = RunLimitMiddleware(reserve_steps=0)
-    middleware.append(run_limit)
-    run_limit.reserve_steps = steps_needed(middleware)  # counting every hook, its own included
+    budget.steps.reserve_steps = steps_needed(middleware)  # counting every hook, its own included
     return middleware

@@ -132,6 +132,53 @@ class RunLimitMiddleware(AgentMiddleware[RunLimitState, Any, Any]):
         return self.after_agent(state, runtime)
 
 
+class RunBudgetState(ModelCallLimitState, ToolCallLimitState, RunLimitState):
+    pass
+
+
+class RunBudget(AgentMiddleware[RunBudgetState, Any, Any]):
+    """``ModelCallBudget``, ``ToolCallBudget`` and ``RunLimitMiddleware`` as one middleware: one ``before_model`` and
+    one ``after_model`` node per model call instead of two of each.
+
+    ``create_agent`` makes every hook a graph node, and every node a LangGraph step with its task, callbacks, stream
+    update and writes: a ReAct turn with one tool call ran nine hook steps, a third of its CPU. The checks run in the
+    order the separate middleware ran them (model calls, then steps, before a call; the tool budget after it, with
+    the model-call count), and stop at the first that ends the run.
+    """
+
+    state_schema = RunBudgetState
+
+    def __init__(self, max_model_calls: int, max_tool_calls: int, reserve_steps: int = 0) -> None:
+        super().__init__()
+        self.model_calls = ModelCallBudget(max_model_calls)
+        self.tool_calls = ToolCallBudget(max_tool_calls)
+        self.steps = RunLimitMiddleware(reserve_steps)
+
+    @hook_config(can_jump_to=["end"])
+    def before_model(self, state: RunBudgetState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        return self.model_calls.before_model(state, runtime) or self.steps.before_model(state, runtime)
+
+    @hook_config(can_jump_to=["end"])
+    async def abefore_model(self, state: RunBudgetState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        return self.before_model(state, runtime)
+
+    @hook_config(can_jump_to=["end"])
+    def after_model(self, state: RunBudgetState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        update = {**(self.model_calls.after_model(state, runtime) or {})}
+        update.update(self.tool_calls.after_model(state, runtime) or {})
+        return update or None
+
+    @hook_config(can_jump_to=["end"])
+    async def aafter_model(self, state: RunBudgetState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        return self.after_model(state, runtime)
+
+    def after_agent(self, state: RunBudgetState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        return self.steps.after_agent(state, runtime)
+
+    async def aafter_agent(self, state: RunBudgetState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        return self.after_agent(state, runtime)
+
+
 def _overrides(middleware: AgentMiddleware[Any, Any, Any], hook: str) -> bool:
     cls = type(middleware)
     return getattr(cls, hook) is not getattr(AgentMiddleware, hook) or (
