@@ -26,12 +26,21 @@ from chatplane.service.routes import agents, chat, health, openai, runs, threads
 log = logging.getLogger("chatplane.service")
 
 
+_YOUNG_COLLECTION_THRESHOLD = 10_000
+
+
 def _freeze_start_up_objects() -> None:
     """Move everything start-up created (modules, graphs, pools: a few hundred thousand objects) out of the cyclic
     garbage collector's generations. Its full collections then walk only what requests create: at 50 concurrent
-    users that took garbage collection from ~9% of a turn's CPU to ~2% (``benchmarks``' in-process run)."""
+    users that took garbage collection from ~9% of a turn's CPU to ~2% (``benchmarks``' in-process run).
+
+    The youngest generation is collected every 10,000 net allocations instead of 700: a turn allocates tens of
+    thousands of short-lived objects (LangGraph, LangChain, pydantic), and most young collections found nothing to
+    free. 12.4M → 12.2M instructions per turn under callgrind; the few extra objects waiting are a few MB at most."""
     gc.collect()
     gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(_YOUNG_COLLECTION_THRESHOLD, older, oldest)
 
 
 def create_app(
