@@ -35,8 +35,15 @@ class MemoryEventLog:
             log = self._logs[run_id] = _RunLog()
             if len(self._logs) > self._max_runs:
                 # Forget the oldest finished runs; a live run's log is never dropped.
+                # Oldest first, and the oldest are nearly always finished: this stops after the first few.
                 excess = len(self._logs) - self._max_runs
-                for old_id in [k for k, v in self._logs.items() if v.closed][:excess]:
+                stale: list[str] = []
+                for old_id, old in self._logs.items():
+                    if old.closed:
+                        stale.append(old_id)
+                        if len(stale) == excess:
+                            break
+                for old_id in stale:
                     del self._logs[old_id]
         return log
 
