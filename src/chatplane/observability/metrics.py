@@ -29,6 +29,7 @@ mode; gauges add up the live processes).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -77,6 +78,14 @@ def clear_multiprocess_dir(path: str) -> int:
     return len(stale)
 
 
+def _remember_children(metric: Any) -> Any:
+    """``metric`` whose ``labels(...)`` remembers the child of each label set. prometheus_client checks and converts
+    the values and takes a lock on every call, about ten times per turn; the label sets here are few (agents,
+    routes, statuses, models) and chatplane never removes a child."""
+    metric.labels = functools.lru_cache(maxsize=1024)(metric.labels)
+    return metric
+
+
 class Metrics:
     """This process's metric objects (built when the app is created, never at import time)."""
 
@@ -95,13 +104,13 @@ class Metrics:
             ProcessCollector(registry=registry)
 
         def counter(name: str, doc: str, labels: list[str]) -> Any:
-            return Counter(name, doc, labels, registry=registry)
+            return _remember_children(Counter(name, doc, labels, registry=registry))
 
         def histogram(name: str, doc: str, labels: list[str], buckets: tuple[float, ...]) -> Any:
-            return Histogram(name, doc, labels, registry=registry, buckets=buckets)
+            return _remember_children(Histogram(name, doc, labels, registry=registry, buckets=buckets))
 
         def gauge(name: str, doc: str, labels: list[str]) -> Any:
-            return Gauge(name, doc, labels, registry=registry, multiprocess_mode="livesum")
+            return _remember_children(Gauge(name, doc, labels, registry=registry, multiprocess_mode="livesum"))
 
         self.http_requests = counter(
             "chatplane_http_requests", "HTTP requests answered.", ["method", "route", "status"]
