@@ -204,3 +204,31 @@ def test_the_saver_copy_matches_the_installed_upstream_release() -> None:
     from importlib.metadata import version
 
     assert version("langgraph-checkpoint-postgres") == pg_saver.UPSTREAM_VERSION
+
+
+async def test_a_batch_is_all_or_nothing_on_both_databases(persistent_storage_url: str) -> None:
+    """``Database.batch``: every statement's rows and row count in order; a failing statement undoes the others."""
+    from chatplane.db import INTEGRITY_ERRORS
+    from chatplane.threads import ThreadStore
+
+    async with open_storage(make_settings(storage_url=persistent_storage_url)) as storage:
+        threads = ThreadStore(storage.db)
+        await threads.create("alice", "chat", thread_id="first")
+        await threads.create("alice", "chat", thread_id="second")
+        results = await storage.db.batch(
+            [
+                ("UPDATE chatplane_threads SET title = %s WHERE owner = %s", ("both", "alice")),
+                ("SELECT thread_id FROM chatplane_threads WHERE title = %s ORDER BY thread_id", ("both",)),
+            ]
+        )
+        assert results[0] == ([], 2)
+        assert results[1][0] == [{"thread_id": "first"}, {"thread_id": "second"}]
+
+        duplicate = (
+            "INSERT INTO chatplane_threads (thread_id, owner, agent, metadata, created_at, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            ("second", "bob", "chat", "{}", 0, 0),
+        )
+        with pytest.raises(INTEGRITY_ERRORS):
+            await storage.db.batch([("UPDATE chatplane_threads SET title = %s", ("lost",)), duplicate])
+        assert (await threads.get("first", "alice")).title == "both"

@@ -230,21 +230,26 @@ class PostgresDatabase:
             yield _PostgresTx(conn)
 
     async def batch(self, statements: Sequence[Statement]) -> list[Result]:
-        """One query string holding every statement, its parameters bound client-side by psycopg's
-        ``ClientCursor`` (quoted by libpq): PostgreSQL runs a multi-statement query as one transaction, skipping
-        the rest and rolling back at the first error. One round trip and one wait; psycopg's pipeline mode, for
-        comparison, costs more CPU than the statements one by one (its bookkeeping is Python)."""
-        import psycopg
-
         async with self._pool.connection() as conn:
-            cursor = psycopg.AsyncClientCursor(conn)
-            await cursor.execute(";".join(cursor.mogrify(sql, tuple(params)) for sql, params in statements))
-            results: list[Result] = []
-            while True:
-                rows = list(await cursor.fetchall()) if cursor.description else []
-                results.append((rows, int(cursor.rowcount)))
-                if not cursor.nextset():
-                    return results
+            return await postgres_batch(conn, statements)
+
+
+async def postgres_batch(conn: Any, statements: Sequence[Statement]) -> list[Result]:
+    """``statements`` on ``conn`` as one query string, their parameters bound client-side by psycopg's
+    ``ClientCursor`` (quoted by libpq): PostgreSQL runs a multi-statement query as one transaction, skipping the rest
+    and rolling back at the first error. One round trip and one wait; psycopg's pipeline mode, for comparison, costs
+    more CPU than the statements one by one (its bookkeeping is Python)."""
+    import psycopg
+
+    cursor = psycopg.AsyncClientCursor(conn)
+    bound = (cursor.mogrify(sql, tuple(params)).strip().rstrip(";") for sql, params in statements)
+    await cursor.execute(";".join(bound))
+    results: list[Result] = []
+    while True:
+        rows = list(await cursor.fetchall()) if cursor.description else []
+        results.append((rows, int(cursor.rowcount)))
+        if not cursor.nextset():
+            return results
 
 
 class _PostgresTx:

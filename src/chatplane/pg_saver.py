@@ -19,9 +19,9 @@ upgrade re-checks the copy.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
-import psycopg
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     ChannelVersions,
@@ -34,15 +34,9 @@ from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from chatplane.db import postgres_batch
+
 UPSTREAM_VERSION = "3.2.0"
-
-
-class _NoLock:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
 
 
 class PooledPostgresSaver(AsyncPostgresSaver):
@@ -51,7 +45,7 @@ class PooledPostgresSaver(AsyncPostgresSaver):
     def __init__(self, conn: AsyncConnectionPool[Any], **kwargs: Any) -> None:
         super().__init__(conn, **kwargs)
         if isinstance(conn, AsyncConnectionPool):
-            self.lock = _NoLock()  # type: ignore[assignment]
+            self.lock = contextlib.nullcontext()  # type: ignore[assignment]  # async-capable
 
     async def aput(
         self,
@@ -108,11 +102,10 @@ class PooledPostgresSaver(AsyncPostgresSaver):
     async def _write_at_once(
         self, pool: AsyncConnectionPool[Any], blob_rows: list[tuple[Any, ...]], checkpoint_row: tuple[Any, ...]
     ) -> None:
-        """The blobs and the checkpoint row as one query string, bound client-side (as ``Database.batch``): one
+        """The blobs and the checkpoint row as one query string, bound client-side (``postgres_batch``): one
         round trip, and PostgreSQL runs it as one transaction, so a checkpoint row never lands without its blobs.
         Upstream sends them in pipeline mode, whose bookkeeping costs more CPU than the statements it saves."""
+        statements = [(self.UPSERT_CHECKPOINT_BLOBS_SQL, row) for row in blob_rows]
+        statements.append((self.UPSERT_CHECKPOINTS_SQL, checkpoint_row))
         async with pool.connection() as conn:
-            cursor = psycopg.AsyncClientCursor(conn)
-            statements = [cursor.mogrify(self.UPSERT_CHECKPOINT_BLOBS_SQL, row) for row in blob_rows]
-            statements.append(cursor.mogrify(self.UPSERT_CHECKPOINTS_SQL, checkpoint_row))
-            await cursor.execute(";".join(s.strip().rstrip(";") for s in statements))
+            await postgres_batch(conn, statements)

@@ -41,8 +41,8 @@ from chatplane.config import Settings
 from chatplane.db import Database
 from chatplane.errors import describe_exception
 from chatplane.failures import as_chatplane_error
-from chatplane.runs import RunStore
 from chatplane.storage import Storage
+from chatplane.threads import ThreadStore
 
 log = logging.getLogger("chatplane.retention")
 
@@ -147,7 +147,7 @@ async def _delete_thread(
     storage: Storage, tables: bool, thread_id: str, expired: str, params: tuple[Any, ...], report: PruneReport
 ) -> bool:
     async with storage.db.transaction() as tx:
-        await RunStore.lock_thread(tx, thread_id)
+        await ThreadStore.lock(tx, thread_id)
         still = await tx.fetchone(
             f"SELECT thread_id FROM chatplane_threads WHERE thread_id = %s AND ({expired})", (thread_id, *params)
         )
@@ -249,7 +249,7 @@ async def _compact_postgres(storage: Storage, thread_ids: list[str], report: Pru
         log.info("retention: a thread changed while it was compacted; it is tried again next round")
     for thread_id in thread_ids:
         async with db.transaction() as tx:
-            await RunStore.lock_thread(tx, thread_id)
+            await ThreadStore.lock(tx, thread_id)
             if await _busy(tx, thread_id):
                 continue
             calls = await _finished_calls(tx, thread_id, await _heads(tx, thread_id))

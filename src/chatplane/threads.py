@@ -88,9 +88,8 @@ class ThreadStore:
         )
         return thread
 
-    async def find(self, thread_id: str, owner: str, *, db: Database | None = None) -> Thread | None:
-        """The owner's thread (``db``: a transaction to read it in)."""
-        row = await (db or self.db).fetchone(
+    async def find(self, thread_id: str, owner: str) -> Thread | None:
+        row = await self.db.fetchone(
             f"SELECT {_COLUMNS} FROM chatplane_threads WHERE thread_id = %s AND owner = %s", (thread_id, owner)
         )
         return Thread.from_row(row) if row else None
@@ -114,11 +113,7 @@ class ThreadStore:
                 thread = await self.find(thread_id, owner)
                 if thread is None:
                     raise
-        if agent is not None and agent != thread.agent:
-            raise AgentMismatchError(
-                f"This session talks to the {thread.agent!r} agent; start a new session to use {agent!r}."
-            )
-        return thread
+        return check_thread(thread, owner, agent)
 
     async def list(self, owner: str, *, limit: int = 20, cursor: str | None = None) -> tuple[list[Thread], str | None]:
         """The owner's threads, newest first; a cursor for the next page when there is one."""
@@ -167,6 +162,12 @@ class ThreadStore:
         lock = " FOR UPDATE" if dialect == "postgres" else ""
         return f"SELECT {_COLUMNS} FROM chatplane_threads WHERE thread_id = %s{lock}", (thread_id,)
 
+    @staticmethod
+    async def lock(tx: Database, thread_id: str) -> Thread | None:
+        """In transaction ``tx``: the thread, whoever owns it, locked as ``lock_statement`` says (None if gone)."""
+        row = await tx.fetchone(*ThreadStore.lock_statement(thread_id, tx.dialect))
+        return Thread.from_row(row) if row else None
+
     async def purge(self, checkpointer: Any, thread_id: str) -> None:
         """Everything stored for a thread, whoever owns it: checkpoints, transcript, run records, the registry row.
         (Stop its runs first; ``ProductionAgent.delete_thread`` does.)"""
@@ -182,3 +183,15 @@ class ThreadStore:
             )
             > 0
         )
+
+
+def check_thread(thread: Thread | None, owner: str, agent: str | None) -> Thread:
+    """``thread`` if it is ``owner``'s and (``agent`` given) talks to that agent: else ``ThreadNotFoundError``
+    (another owner's thread is not there for them) or ``AgentMismatchError``."""
+    if thread is None or thread.owner != owner:
+        raise ThreadNotFoundError()
+    if agent is not None and agent != thread.agent:
+        raise AgentMismatchError(
+            f"This session talks to the {thread.agent!r} agent; start a new session to use {agent!r}."
+        )
+    return thread

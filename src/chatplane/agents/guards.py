@@ -16,10 +16,9 @@ nobody can do anything about it any more. Tool calls, outermost first::
     ToolRetryMiddleware         connection failures only (a tool may have side effects)
     ToolTimeoutMiddleware       one attempt: bounded by CHATPLANE_TOOL_TIMEOUT_S
 
-Around the loop: ``ThreadRepairMiddleware`` (before the run) and ``RunBudget``: ``ModelCallBudget`` /
-``ToolCallBudget`` (``CHATPLANE_MAX_MODEL_CALLS`` / ``CHATPLANE_MAX_TOOL_CALLS`` per run) and ``RunLimitMiddleware``
-(LangGraph's recursion limit, and ``RunLimitError`` at the end of a run a limit stopped) in one middleware, so one
-node before and one after each model call — see ``chatplane.agents.limits``.
+Around the loop: ``ThreadRepairMiddleware`` (before the run) and ``RunBudget`` (``CHATPLANE_MAX_MODEL_CALLS`` /
+``CHATPLANE_MAX_TOOL_CALLS`` per run, LangGraph's recursion limit, and ``RunLimitError`` at the end of a run a
+limit stopped), one node before and one after each model call — see ``chatplane.agents.limits``.
 """
 
 from __future__ import annotations
@@ -123,5 +122,5 @@ def guard_middleware(
         budget,
         *extra,
     ]
-    budget.steps.reserve_steps = steps_needed(middleware)  # counting every hook, its own included
+    budget.reserve_steps = steps_needed(middleware)  # counting every hook, its own included
     return middleware

@@ -3,10 +3,10 @@
 LangChain's ``ModelCallLimitMiddleware`` / ``ToolCallLimitMiddleware`` can either raise at once — which, for tool
 calls, leaves an ``AIMessage`` whose tool calls never get answers, and the next model call on that thread fails —
 or jump to the end of the run with consistent messages and no error. We use the clean jump, mark the closing
-message, and raise ``RunLimitError`` from ``RunLimitMiddleware.after_agent`` once those messages are saved.
+message, and raise ``RunLimitError`` from ``RunBudget.after_agent`` once those messages are saved.
 
 LangGraph's recursion limit (``recursion_limit`` in the run config) is enforced by the graph loop, not by
-middleware, and ``GraphRecursionError`` can strike between a model call and its tools. So ``RunLimitMiddleware``
+middleware, and ``GraphRecursionError`` can strike between a model call and its tools. So ``RunBudget``
 also reads LangGraph's ``RemainingSteps`` before each model call and ends the run cleanly while there are still
 enough steps to finish; ``ThreadRepairMiddleware`` answers any tool call a run left unanswered (a recursion error
 that still happened, a crash, a cancel) at the start of the next run; and ``translate_run_limits`` turns the
@@ -35,6 +35,7 @@ from langgraph.graph.message import REMOVE_ALL_MESSAGES
 from langgraph.managed.is_last_step import RemainingStepsManager
 from langgraph.runtime import Runtime
 
+from chatplane.agents.middleware import overrides
 from chatplane.errors import RunLimitError
 
 STOP_KEY = "chatplane_run_limit"
@@ -57,28 +58,24 @@ def _mark(update: dict[str, Any] | None, limit: str, detail: str) -> dict[str, A
 
 
 class ModelCallBudget(ModelCallLimitMiddleware[Any]):
-    """``ModelCallLimitMiddleware`` (per run, ``exit_behavior="end"``) whose closing message is marked."""
+    """``ModelCallLimitMiddleware`` (per run, ``exit_behavior="end"``) whose closing message is marked; a part of
+    ``RunBudget``, which runs its hooks."""
 
     def __init__(self, run_limit: int) -> None:
         super().__init__(run_limit=run_limit, exit_behavior="end")
 
-    @hook_config(can_jump_to=["end"])
     def before_model(self, state: ModelCallLimitState[Any], runtime: Runtime[Any]) -> dict[str, Any] | None:
         detail = f"answering needed more than {self.run_limit} model calls, the limit for one message."
         return _mark(super().before_model(state, runtime), "model_calls", detail)
 
-    @hook_config(can_jump_to=["end"])
-    async def abefore_model(self, state: ModelCallLimitState[Any], runtime: Runtime[Any]) -> dict[str, Any] | None:
-        return self.before_model(state, runtime)
-
 
 class ToolCallBudget(ToolCallLimitMiddleware[Any]):
-    """``ToolCallLimitMiddleware`` (per run, ``exit_behavior="end"``) whose closing message is marked."""
+    """``ToolCallLimitMiddleware`` (per run, ``exit_behavior="end"``) whose closing message is marked; a part of
+    ``RunBudget``, which runs its hooks."""
 
     def __init__(self, run_limit: int) -> None:
         super().__init__(run_limit=run_limit, exit_behavior="end")
 
-    @hook_config(can_jump_to=["end"])
     def after_model(self, state: ToolCallLimitState[Any], runtime: Runtime[Any]) -> dict[str, Any] | None:
         update = super().after_model(state, runtime)
         if not update or update.get("jump_to") != "end":
@@ -86,64 +83,22 @@ class ToolCallBudget(ToolCallLimitMiddleware[Any]):
         detail = f"answering needed more than {self.run_limit} tool calls, the limit for one message."
         return _mark(update, "tool_calls", detail)
 
-    @hook_config(can_jump_to=["end"])
-    async def aafter_model(self, state: ToolCallLimitState[Any], runtime: Runtime[Any]) -> dict[str, Any] | None:
-        return self.after_model(state, runtime)
 
-
-class RunLimitState(AgentState[Any]):
+class RunBudgetState(ModelCallLimitState, ToolCallLimitState):
     # LangGraph recognises a managed value only as the last annotation.
     remaining_steps: NotRequired[Annotated[int, PrivateStateAttr, RemainingStepsManager]]
 
 
-class RunLimitMiddleware(AgentMiddleware[RunLimitState, Any, Any]):
-    """Ends a run cleanly before LangGraph's recursion limit, and raises ``RunLimitError`` after a run a limit closed.
-
-    ``reserve_steps`` is how many graph steps one more model-and-tools round plus the run's exit need (see
-    ``steps_needed``); the run stops before a model call that would leave fewer.
-    """
-
-    state_schema = RunLimitState
-
-    def __init__(self, reserve_steps: int) -> None:
-        super().__init__()
-        self.reserve_steps = reserve_steps
-
-    @hook_config(can_jump_to=["end"])
-    def before_model(self, state: RunLimitState, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        remaining = state.get("remaining_steps")
-        if remaining is None or remaining > self.reserve_steps:
-            return None
-        detail = "answering needed more steps than allowed for one message."
-        return {"jump_to": "end", "messages": [limit_message("steps", detail)]}
-
-    @hook_config(can_jump_to=["end"])
-    async def abefore_model(self, state: RunLimitState, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        return self.before_model(state, runtime)
-
-    def after_agent(self, state: RunLimitState, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        messages = state.get("messages") or []
-        last = messages[-1] if messages else None
-        if isinstance(last, AIMessage) and last.response_metadata.get(STOP_KEY):
-            raise RunLimitError()
-        return None
-
-    async def aafter_agent(self, state: RunLimitState, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        return self.after_agent(state, runtime)
-
-
-class RunBudgetState(ModelCallLimitState, ToolCallLimitState, RunLimitState):
-    pass
-
-
 class RunBudget(AgentMiddleware[RunBudgetState, Any, Any]):
-    """``ModelCallBudget``, ``ToolCallBudget`` and ``RunLimitMiddleware`` as one middleware: one ``before_model`` and
-    one ``after_model`` node per model call instead of two of each.
+    """A run's budgets as one middleware — ``ModelCallBudget``, ``ToolCallBudget`` and LangGraph's step limit — so
+    one ``before_model`` and one ``after_model`` node per model call, not one per budget; ``RunLimitError`` is
+    raised after a run a budget closed.
 
     ``create_agent`` makes every hook a graph node, and every node a LangGraph step with its task, callbacks, stream
-    update and writes: a ReAct turn with one tool call ran nine hook steps, a third of its CPU. The checks run in the
-    order the separate middleware ran them (model calls, then steps, before a call; the tool budget after it, with
-    the model-call count), and stop at the first that ends the run.
+    update and writes: a ReAct turn with one tool call ran nine hook steps, a third of its CPU, when each budget was
+    a middleware of its own. Before a model call: the model-call budget, then the steps left; after it: the model
+    call is counted and the tool budget checked. ``reserve_steps`` is how many graph steps one more model-and-tools
+    round plus the run's exit need (see ``steps_needed``); the run stops before a model call that would leave fewer.
     """
 
     state_schema = RunBudgetState
@@ -152,11 +107,18 @@ class RunBudget(AgentMiddleware[RunBudgetState, Any, Any]):
         super().__init__()
         self.model_calls = ModelCallBudget(max_model_calls)
         self.tool_calls = ToolCallBudget(max_tool_calls)
-        self.steps = RunLimitMiddleware(reserve_steps)
+        self.reserve_steps = reserve_steps
+
+    def _steps_left(self, state: RunBudgetState) -> dict[str, Any] | None:
+        remaining = state.get("remaining_steps")
+        if remaining is None or remaining > self.reserve_steps:
+            return None
+        detail = "answering needed more steps than allowed for one message."
+        return {"jump_to": "end", "messages": [limit_message("steps", detail)]}
 
     @hook_config(can_jump_to=["end"])
     def before_model(self, state: RunBudgetState, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        return self.model_calls.before_model(state, runtime) or self.steps.before_model(state, runtime)
+        return self.model_calls.before_model(state, runtime) or self._steps_left(state)
 
     @hook_config(can_jump_to=["end"])
     async def abefore_model(self, state: RunBudgetState, runtime: Runtime[Any]) -> dict[str, Any] | None:
@@ -173,17 +135,14 @@ class RunBudget(AgentMiddleware[RunBudgetState, Any, Any]):
         return self.after_model(state, runtime)
 
     def after_agent(self, state: RunBudgetState, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        return self.steps.after_agent(state, runtime)
+        messages = state.get("messages") or []
+        last = messages[-1] if messages else None
+        if isinstance(last, AIMessage) and last.response_metadata.get(STOP_KEY):
+            raise RunLimitError()
+        return None
 
     async def aafter_agent(self, state: RunBudgetState, runtime: Runtime[Any]) -> dict[str, Any] | None:
         return self.after_agent(state, runtime)
-
-
-def _overrides(middleware: AgentMiddleware[Any, Any, Any], hook: str) -> bool:
-    cls = type(middleware)
-    return getattr(cls, hook) is not getattr(AgentMiddleware, hook) or (
-        getattr(cls, f"a{hook}") is not getattr(AgentMiddleware, f"a{hook}")
-    )
 
 
 def steps_needed(middleware: Sequence[AgentMiddleware[Any, Any, Any]]) -> int:
@@ -193,9 +152,9 @@ def steps_needed(middleware: Sequence[AgentMiddleware[Any, Any, Any]]) -> int:
     each node is one LangGraph step: the round is the ``before_model`` nodes, the model, the ``after_model`` nodes
     and the tools; the exit is the ``after_agent`` nodes; one more step is kept as a margin.
     """
-    before = sum(_overrides(m, "before_model") for m in middleware)
-    after = sum(_overrides(m, "after_model") for m in middleware)
-    exit_ = sum(_overrides(m, "after_agent") for m in middleware)
+    before = sum(overrides(m, "before_model") for m in middleware)
+    after = sum(overrides(m, "after_model") for m in middleware)
+    exit_ = sum(overrides(m, "after_agent") for m in middleware)
     return before + 1 + after + 1 + exit_ + 1
 
 

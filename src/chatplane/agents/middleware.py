@@ -148,30 +148,24 @@ class ModelGuards(AgentMiddleware[SessionState, Any, Any]):
         return call(request)
 
 
-_OTHER_HOOKS = (
-    "before_agent",
-    "abefore_agent",
-    "before_model",
-    "abefore_model",
-    "after_model",
-    "aafter_model",
-    "after_agent",
-    "aafter_agent",
-    "wrap_tool_call",
-    "awrap_tool_call",
-)
+def overrides(middleware: AgentMiddleware[Any, Any, Any], hook: str) -> bool:
+    """Whether ``middleware`` implements ``hook`` (or its async twin): ``create_agent`` makes each such hook a node."""
+    cls = type(middleware)
+    return getattr(cls, hook) is not getattr(AgentMiddleware, hook) or (
+        getattr(cls, f"a{hook}") is not getattr(AgentMiddleware, f"a{hook}")
+    )
 
 
+_OTHER_HOOKS = ("before_agent", "before_model", "after_model", "after_agent", "wrap_tool_call")
 _BASE_STATE = AgentMiddleware.state_schema  # type: ignore[misc]
 
 
 def model_call_only(middleware: AgentMiddleware[Any, Any, Any]) -> bool:
     """Whether the model call is ``middleware``'s one hook (no tools, no other hooks): it nests in ``ModelGuards``."""
-    cls = type(middleware)
     return (
         not getattr(middleware, "tools", None)
         and middleware.state_schema is _BASE_STATE
-        and all(getattr(cls, hook) is getattr(AgentMiddleware, hook) for hook in _OTHER_HOOKS)
+        and not any(overrides(middleware, hook) for hook in _OTHER_HOOKS)
     )
 
 

@@ -37,10 +37,8 @@ from langgraph.types import Command
 
 from chatplane.config import Settings
 from chatplane.errors import (
-    AgentMismatchError,
     RunStateError,
     ThreadBusyError,
-    ThreadNotFoundError,
     WorkerLostError,
     error_from_code,
 )
@@ -49,7 +47,7 @@ from chatplane.failures import as_chatplane_error
 from chatplane.runs.eventlog import MemoryEventLog
 from chatplane.runs.store import Multitask, Run, RunStatus, RunStore
 from chatplane.runs.translate import StreamTranslator
-from chatplane.threads import Thread, ThreadStore
+from chatplane.threads import Thread, ThreadStore, check_thread
 
 log = logging.getLogger("chatplane.runs")
 
@@ -214,7 +212,7 @@ class RunManager:
         )
         if not RunStore.accepted(run, results[1]):
             rows = results[0][0]
-            _check_thread(Thread.from_row(rows[0]) if rows else None, owner, agent)
+            check_thread(Thread.from_row(rows[0]) if rows else None, owner, agent)
             raise ThreadBusyError()
         claimed = run.status == "running"  # an idle thread: the run starts here, claimed as it was inserted
         self.events.open(run.run_id, here=claimed)
@@ -227,8 +225,7 @@ class RunManager:
     ) -> Run:
         """Accept a run that cancels the thread's active runs (their partial answers kept) and goes next."""
         async with self.runs.db.transaction() as tx:
-            await RunStore.lock_thread(tx, thread_id)
-            thread = _check_thread(await self.threads.find(thread_id, owner, db=tx), owner, agent)
+            thread = check_thread(await ThreadStore.lock(tx, thread_id), owner, agent)
             active = await RunStore.active_for_thread(tx, thread_id)
             claimed = not active
             run = await self.runs.create(
@@ -366,7 +363,7 @@ class RunManager:
         if self._closing or not thread_id:
             return
         async with self.runs.db.transaction() as tx:
-            await RunStore.lock_thread(tx, thread_id)
+            await ThreadStore.lock(tx, thread_id)
             run = await self._claim_next(tx, thread_id)
         if run is not None:
             self._launch(run, _graph_input(run))
@@ -576,15 +573,6 @@ class RunManager:
             next_up = await self.finish_run(run, "cancelled", translator.usage)
         await self.events.append(run.run_id, "run_cancelled", {"status": "cancelled"})
         return next_up
-
-
-def _check_thread(thread: Thread | None, owner: str, agent: str | None) -> Thread:
-    """``thread`` if it is the owner's and (``agent`` given) talks to that agent."""
-    if thread is None or thread.owner != owner:
-        raise ThreadNotFoundError()
-    if agent is not None and agent != thread.agent:
-        raise AgentMismatchError(f"This thread talks to the {thread.agent!r} agent; start a new one to use {agent!r}.")
-    return thread
 
 
 def _message_id(run: Run) -> str:

@@ -220,12 +220,6 @@ class RunStore:
 
     # --- coordination of several processes (the table is the queue; leases say who runs what) ---------------------
     @staticmethod
-    async def lock_thread(tx: Database, thread_id: str) -> None:
-        """Serialise decisions about one thread's runs across processes (SQLite: the write lock already does)."""
-        if tx.dialect == "postgres":
-            await tx.execute("SELECT 1 FROM chatplane_threads WHERE thread_id = %s FOR UPDATE", (thread_id,))
-
-    @staticmethod
     def finish_statement(run: Run, status: RunStatus, usage: dict[str, int], error_code: str | None) -> Statement:
         """Record the outcome of ``run`` (and set it on the object)."""
         run.status, run.usage, run.error_code, run.finished_at = status, usage, error_code, time.time()
