@@ -305,6 +305,26 @@ async def warm_up(subject: Subject, turns: int = WARM_UP_TURNS) -> None:
                 await _stream_turn(client, subject.url, body, scratch)
 
 
+async def mock_alone(mock_url: str, calls: int = 20) -> dict[str, float]:
+    """The mock called straight from this process, one call at a time, the way the apps call it (chatplane streams,
+    the seed asks for one JSON body): p50 seconds of each. The floor under every latency measured through an app —
+    this client, HTTP and the event loop's timer resolution included."""
+    floor: dict[str, float] = {}
+    async with _client() as client:
+        for name, stream in (("streamed", True), ("json", False)):
+            body = {"model": "mock", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+            latencies = []
+            for _ in range(calls + 2):  # the first two open the connection and warm up
+                started = time.perf_counter()
+                async with client.stream("POST", f"{mock_url}/v1/chat/completions", json=body) as response:
+                    response.raise_for_status()
+                    async for _chunk in response.aiter_bytes():
+                        pass
+                latencies.append(time.perf_counter() - started)
+            floor[name] = percentile(sorted(latencies[2:]), 50) or 0.0
+    return floor
+
+
 async def run_concurrency(
     subject: Subject, *, users: int, turns: int, budget_s: float = 600, drain_s: float = 60
 ) -> Result:

@@ -300,20 +300,29 @@ class MockOpenAI:
             frames = [writer.tool_call_start(call[0], call[1]), writer.tool_call_arguments(call[2])]
         else:
             frames = [writer.content(piece, first=i == 0) for i, piece in enumerate(pieces)]
-        await asyncio.sleep(config.ttft)
+        # Paced by deadlines from the start, not by one sleep after another: each sleep ends a little late (the
+        # event loop's timers have a resolution of 1 ms), and 21 such delays would make a "400 ms" answer take ~410.
+        start = asyncio.get_running_loop().time()
+        await _sleep_until(start + config.ttft)
         for i, frame in enumerate(frames):
             if drop and i >= config.drop_after:
                 raise _DropConnection()
             if i:
-                await asyncio.sleep(config.token_interval)
+                await _sleep_until(start + config.ttft + i * config.token_interval)
             await send({"type": "http.response.body", "body": frame, "more_body": True})
         if drop:
             raise _DropConnection()
-        await asyncio.sleep(config.token_interval)
+        await _sleep_until(start + config.ttft + len(frames) * config.token_interval)
         tail = writer.finish("tool_calls" if call else "stop")
         if writer.include_usage:
             tail += writer.usage(wire.usage(prompt_tokens, len(pieces)))
         await send({"type": "http.response.body", "body": tail + wire.DONE, "more_body": False})
+
+
+async def _sleep_until(deadline: float) -> None:
+    delay = deadline - asyncio.get_running_loop().time()
+    if delay > 0:
+        await asyncio.sleep(delay)
 
 
 def _reply(config: MockConfig, messages: list[dict[str, Any]]) -> list[str]:

@@ -24,7 +24,7 @@ import httpx
 import psycopg
 
 from benchmarks import report
-from benchmarks.load import Result, run_concurrency, run_growth, run_ttft
+from benchmarks.load import Result, mock_alone, run_concurrency, run_growth, run_ttft
 from benchmarks.mock_openai import MockOpenAIServer
 from benchmarks.procs import ProcessProbe
 from benchmarks.targets import CONTEXT_BUDGET_TOKENS, DEFAULT_TARGETS, TARGETS, Target, launched
@@ -133,6 +133,7 @@ async def run(args: argparse.Namespace) -> str:
         own_process=True, ttft=args.mock_ttft, tokens=args.mock_tokens, token_interval=args.mock_token_interval
     )
     with tempfile.TemporaryDirectory(prefix="chatplane-bench-") as tmp, mock:
+        args.mock_alone = await mock_alone(mock.url)
         probe = ProcessProbe(mock.pid)
         cpu_before = probe.cpu_seconds()
         try:
@@ -206,7 +207,8 @@ def render(
                 f"- **Mock model** (`benchmarks/mock_openai.py`, its own process): first token after "
                 f"{args.mock_ttft * 1000:.0f} ms, then {args.mock_tokens} tokens {args.mock_token_interval * 1000:.0f} "
                 f'ms apart: **{latency * 1000:.0f} ms per call** ("overhead" = latency − {latency * 1000:.0f} ms).'
-                + (f" The mock used {mock_cpu}." if mock_cpu else ""),
+                + (f" The mock used {mock_cpu}." if mock_cpu else "")
+                + _floor(getattr(args, "mock_alone", None)),
                 "- **chatplane-\\*** — `python -m chatplane serve` with `CHATPLANE_MODEL=openai:mock`, "
                 "`OPENAI_BASE_URL=<mock>/v1`, `CHATPLANE_LOG_LEVEL=warning`, "
                 f"`CHATPLANE_CONTEXT_BUDGET_TOKENS={CONTEXT_BUDGET_TOKENS}`, per-user quotas off (every request "
@@ -233,6 +235,17 @@ def render(
             f"{args.embedded_max_tokens}-token cap, temperature 0, the same system prompt and question.",
         ]
     return "\n\n".join(s for s in sections if s) + "\n"
+
+
+def _floor(alone: dict[str, float] | None) -> str:
+    if not alone:
+        return ""
+    return (
+        " Called straight from the load generator, one call at a time, it answers in "
+        f"{alone['streamed'] * 1000:.1f} ms streamed (as chatplane calls it) and {alone['json'] * 1000:.1f} ms as one "
+        "JSON body (as the seed does), p50: the floor under every latency below (client, HTTP and the 1 ms timer "
+        "resolution of the event loops included)."
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -11,7 +11,8 @@ from langgraph.checkpoint.base import empty_checkpoint
 from psycopg_pool import AsyncConnectionPool
 
 from chatplane import ProductionAgent, pg_saver
-from chatplane.errors import ConfigError, StorageUnavailableError
+from chatplane.db import HeldWrites, flushed_by_next_commit
+from chatplane.errors import ChatplaneError, ConfigError, StorageUnavailableError
 from chatplane.pg_saver import PooledPostgresSaver
 from chatplane.storage import check_pooled_connection, open_storage, redact_url, sqlite_path, storage_kind
 from tests.conftest import make_settings
@@ -198,8 +199,68 @@ async def test_a_checkpoint_written_in_one_query_reads_back_exactly(pg_url: str)
         assert row == (0,)
 
 
+@pytest.mark.postgres
+async def test_writes_inside_a_run_do_not_wait_for_the_disk_and_others_do(pg_url: str) -> None:
+    """``flushed_by_next_commit``: PostgreSQL commits inside it skip the wait for the log flush (a later ordinary
+    commit, the run's outcome, flushes them); everywhere else commits wait, as PostgreSQL's default."""
+    setting = "SELECT current_setting('synchronous_commit') AS s"
+    async with open_storage(make_settings(storage_url=pg_url)) as storage:
+        db = storage.db
+        assert await db.fetchone(setting) == {"s": "on"}
+        with flushed_by_next_commit():
+            assert await db.fetchone(setting) == {"s": "off"}
+            assert (await db.batch([(setting, ()), (setting, ())]))[1][0] == [{"s": "off"}]
+            assert await db.execute("UPDATE chatplane_threads SET title = %s", ("x",)) == 0
+        assert (await db.batch([(setting, ())]))[0][0] == [{"s": "on"}]
+        assert await db.fetchone(setting) == {"s": "on"}  # the SET was LOCAL: no pooled connection kept it
+
+
+@pytest.mark.postgres
+async def test_held_checkpoint_writes_wait_for_the_outcome_and_a_read_writes_them_first(pg_url: str) -> None:
+    """Inside ``HeldWrites.holding()`` (a run) the saver's writes are held for the run's outcome to commit with;
+    a read through the saver writes them first, so a run always reads what it wrote."""
+    async with open_storage(make_settings(storage_url=pg_url)) as storage:
+        saver = storage.checkpointer
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {"messages": ["held back"]}
+        checkpoint["channel_versions"] = {"messages": 1}
+        config = {"configurable": {"thread_id": "held", "checkpoint_ns": ""}}
+        held = HeldWrites()
+        with held.holding(), psycopg.connect(pg_url) as admin:
+            await saver.aput(config, checkpoint, {}, {"messages": 1})
+            assert held.statements
+            assert admin.execute("SELECT count(*) FROM checkpoints WHERE thread_id = 'held'").fetchone() == (0,)
+            stored = await saver.aget_tuple(config)
+            assert stored is not None and stored.checkpoint["channel_values"]["messages"] == ["held back"]
+            assert not held.statements
+            await saver.aput_writes(stored.config, [("messages", ["pending"])], "task-1")
+            assert admin.execute("SELECT count(*) FROM checkpoint_writes WHERE thread_id = 'held'").fetchone() == (0,)
+        await storage.db.batch(held.take())  # what the run's outcome does
+        stored = await saver.aget_tuple(config)
+        assert stored is not None and [w[1:] for w in stored.pending_writes] == [("messages", ["pending"])]
+
+
+@pytest.mark.postgres
+async def test_a_runs_answer_lands_in_the_thread_only_with_its_outcome(pg_url: str, monkeypatch) -> None:
+    """The run's last checkpoint commits in the transaction that records its outcome: when no outcome can be
+    recorded, the thread is as it was (the run stays unfinished, for recovery to redo), never half-changed."""
+    from chatplane.runs import RunStore
+
+    async with ProductionAgent(settings=make_settings(storage_url=pg_url)) as agent:
+        assert await agent.achat("alice", "first") == "echo: first"
+        monkeypatch.setattr(RunStore, "finish_statement", staticmethod(lambda *a, **k: ("SELECT 1/0", ())))
+        with pytest.raises(ChatplaneError):
+            await agent.achat("alice", "second")
+        monkeypatch.undo()
+        assert [m.text for m in await agent.aget_history("session-alice")] == ["first", "echo: first"]
+        with psycopg.connect(pg_url) as admin:
+            statuses = admin.execute("SELECT status FROM chatplane_runs ORDER BY created_at").fetchall()
+        assert statuses == [("succeeded",), ("running",)]
+
+
 def test_the_saver_copy_matches_the_installed_upstream_release() -> None:
-    """``PooledPostgresSaver.aput`` is a copy of upstream's: upgrading langgraph-checkpoint-postgres means
+    """``PooledPostgresSaver``'s ``aput``, ``aput_writes`` and ``_load_checkpoint_tuple`` are copies of
+    upstream's: upgrading langgraph-checkpoint-postgres means
     comparing it with the new release's and updating ``UPSTREAM_VERSION``."""
     from importlib.metadata import version
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from typing import Any, Literal, Protocol
 
 Dialect = Literal["sqlite", "postgres"]
@@ -86,6 +87,58 @@ class Database(Protocol):
         earlier one's effects in SQL). On PostgreSQL each statement still sees what others committed before it
         started (read committed), and a row lock one takes is held until the batch commits."""
         ...
+
+
+_FLUSH_LATER: ContextVar[bool] = ContextVar("chatplane_flush_later", default=False)
+_NO_FLUSH_WAIT = "SET LOCAL synchronous_commit TO off"
+
+
+@contextmanager
+def flushed_by_next_commit() -> Iterator[None]:
+    """Within this block, PostgreSQL commits of ``execute`` and ``batch`` do not wait for their write-ahead log to
+    reach the disk (``synchronous_commit`` off for those transactions only; SQLite is unchanged).
+
+    For the writes a run makes while it runs (its checkpoint, its transcript), which are always followed by an
+    ordinary commit — the run's outcome, ``RunManager.finish_run`` — before anyone is told the run finished. The log
+    is sequential: flushing that commit flushes every write before it, so a finished run is as durable as before,
+    and a turn waits for the disk twice (acceptance, outcome) instead of four times. What a crash of PostgreSQL
+    itself (not of chatplane) can lose is at most the last fraction of a second of unfinished runs' progress, which
+    the run's recovery redoes from its last durable checkpoint; nothing a client was told is lost."""
+    token = _FLUSH_LATER.set(True)
+    try:
+        yield
+    finally:
+        _FLUSH_LATER.reset(token)
+
+
+_HELD: ContextVar[HeldWrites | None] = ContextVar("chatplane_held_writes", default=None)
+
+
+class HeldWrites:
+    """Statements a run's checkpointer wrote, held back to commit in one transaction with the run's outcome
+    (``RunManager.finish_run``): a turn's last checkpoint costs no trip of its own, and it lands together with the
+    outcome or not at all. ``PooledPostgresSaver`` holds its writes while ``holding()`` is active, and releases
+    them before it reads (so the run reads what it wrote)."""
+
+    def __init__(self) -> None:
+        self.statements: list[Statement] = []
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        token = _HELD.set(self)
+        try:
+            yield
+        finally:
+            _HELD.reset(token)
+
+    def take(self) -> list[Statement]:
+        statements, self.statements = self.statements, []
+        return statements
+
+
+def held_writes() -> HeldWrites | None:
+    """The ``HeldWrites`` collecting this context's checkpoint writes, if any."""
+    return _HELD.get()
 
 
 def _integrity_error_types() -> tuple[type[BaseException], ...]:
@@ -208,21 +261,22 @@ class PostgresDatabase:
     def __init__(self, pool: Any) -> None:
         self._pool = pool
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+    async def _statement(self, sql: str, params: Sequence[Any]) -> Result:
         async with self._pool.connection() as conn:
+            if _FLUSH_LATER.get():  # bound client-side, after a SET LOCAL, in one query
+                return (await postgres_batch(conn, [(sql, params)]))[0]
             cursor = await conn.execute(sql, tuple(params))
-            return int(cursor.rowcount)
+            return (list(await cursor.fetchall()) if cursor.description else []), int(cursor.rowcount)
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return (await self._statement(sql, params))[1]
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(sql, tuple(params))
-            row: Row | None = await cursor.fetchone()
-            return row
+        rows = (await self._statement(sql, params))[0]
+        return rows[0] if rows else None
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(sql, tuple(params))
-            return list(await cursor.fetchall())
+        return (await self._statement(sql, params))[0]
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_PostgresTx]:
@@ -238,12 +292,18 @@ async def postgres_batch(conn: Any, statements: Sequence[Statement]) -> list[Res
     """``statements`` on ``conn`` as one query string, their parameters bound client-side by psycopg's
     ``ClientCursor`` (quoted by libpq): PostgreSQL runs a multi-statement query as one transaction, skipping the rest
     and rolling back at the first error. One round trip and one wait; psycopg's pipeline mode, for comparison, costs
-    more CPU than the statements one by one (its bookkeeping is Python)."""
+    more CPU than the statements one by one (its bookkeeping is Python). Inside ``flushed_by_next_commit`` the
+    transaction starts with ``SET LOCAL synchronous_commit TO off``."""
     import psycopg
 
     cursor = psycopg.AsyncClientCursor(conn)
-    bound = (cursor.mogrify(sql, tuple(params)).strip().rstrip(";") for sql, params in statements)
+    bound = [cursor.mogrify(sql, tuple(params)).strip().rstrip(";") for sql, params in statements]
+    flush_later = _FLUSH_LATER.get()
+    if flush_later:
+        bound.insert(0, _NO_FLUSH_WAIT)
     await cursor.execute(";".join(bound))
+    if flush_later:
+        cursor.nextset()
     results: list[Result] = []
     while True:
         rows = list(await cursor.fetchall()) if cursor.description else []

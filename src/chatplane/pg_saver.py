@@ -1,32 +1,37 @@
-"""LangGraph's ``AsyncPostgresSaver``, tuned for chatplane's pool: three per-turn costs of the upstream saver removed.
+"""LangGraph's ``AsyncPostgresSaver``, tuned for chatplane's pool: per-turn costs of the upstream saver removed.
 
 * **One lock for the whole process.** The saver serialises every read and write behind one ``asyncio.Lock``, which
   a single shared connection needs; on a pool each operation has a connection of its own, so with many users at
   once every checkpoint waited for every other one's round trip. On a pool the lock is a no-op here.
-* **A thread hop per checkpoint.** ``aput`` serialises the changed channels in a worker thread
-  (``asyncio.to_thread``): a hand-over, a wake-up of the event loop and contention for the GIL, for what is here a
-  few messages (the checkpoint holds the current run only, ``chatplane.transcript``).
-* **A pipeline per checkpoint.** ``aput`` sends the blobs and the checkpoint row in psycopg's pipeline mode, whose
-  bookkeeping is Python; on a pool they go here as one query string bound client-side: one round trip, one
-  transaction.
+* **A thread hop per read and per write.** ``aput`` and ``aput_writes`` serialise in a worker thread
+  (``asyncio.to_thread``), and every read decodes its pending writes in one, even when there are none: a
+  hand-over, a wake-up of the event loop and contention for the GIL, for what is here a few messages (the
+  checkpoint holds the current run only, ``chatplane.transcript``). Here they run inline.
+* **A pipeline per write.** Upstream sends the blobs and the checkpoint row (or the writes) in psycopg's pipeline
+  mode, whose bookkeeping is Python; on a pool they go here as one query string bound client-side: one round trip,
+  one transaction.
+* **A trip of its own for a run's last checkpoint.** Inside ``HeldWrites.holding()`` (a run, with durability
+  ``"exit"``) writes are held back and committed with the run's outcome (``RunManager.finish_run``); any read or
+  other use of the saver writes them first.
 
-``aput`` below is upstream's (langgraph-checkpoint-postgres 3.2.0) with those two changes; everything else is
-inherited.
-
-``UPSTREAM_VERSION`` is the release ``aput`` was copied from: a test fails when the installed one differs, so an
-upgrade re-checks the copy.
+``aput``, ``aput_writes`` and ``_load_checkpoint_tuple`` below are upstream's (langgraph-checkpoint-postgres
+3.2.0) with those changes; everything else is inherited. ``UPSTREAM_VERSION`` is the release they were copied
+from: a test fails when the installed one differs, so an upgrade re-checks the copies.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
+    CheckpointTuple,
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
@@ -34,7 +39,7 @@ from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from chatplane.db import postgres_batch
+from chatplane.db import Statement, held_writes, postgres_batch
 
 UPSTREAM_VERSION = "3.2.0"
 
@@ -91,7 +96,8 @@ class PooledPostgresSaver(AsyncPostgresSaver):
             Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
         )
         if isinstance(self.conn, AsyncConnectionPool):
-            await self._write_at_once(self.conn, blob_rows, checkpoint_row)
+            statements = [(self.UPSERT_CHECKPOINT_BLOBS_SQL, row) for row in blob_rows]
+            await self._write_at_once(self.conn, [*statements, (self.UPSERT_CHECKPOINTS_SQL, checkpoint_row)])
             return next_config
         async with self._cursor(pipeline=True) as cur:
             if blob_rows:
@@ -99,13 +105,81 @@ class PooledPostgresSaver(AsyncPostgresSaver):
             await cur.execute(self.UPSERT_CHECKPOINTS_SQL, checkpoint_row)
         return next_config
 
-    async def _write_at_once(
-        self, pool: AsyncConnectionPool[Any], blob_rows: list[tuple[Any, ...]], checkpoint_row: tuple[Any, ...]
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
     ) -> None:
-        """The blobs and the checkpoint row as one query string, bound client-side (``postgres_batch``): one
-        round trip, and PostgreSQL runs it as one transaction, so a checkpoint row never lands without its blobs.
-        Upstream sends them in pipeline mode, whose bookkeeping costs more CPU than the statements it saves."""
-        statements = [(self.UPSERT_CHECKPOINT_BLOBS_SQL, row) for row in blob_rows]
-        statements.append((self.UPSERT_CHECKPOINTS_SQL, checkpoint_row))
+        if not isinstance(self.conn, AsyncConnectionPool):
+            await super().aput_writes(config, writes, task_id, task_path)
+            return
+        query = (
+            self.UPSERT_CHECKPOINT_WRITES_SQL
+            if all(w[0] in WRITES_IDX_MAP for w in writes)
+            else self.INSERT_CHECKPOINT_WRITES_SQL
+        )
+        params = self._dump_writes(  # inline: see above
+            config["configurable"]["thread_id"],
+            config["configurable"]["checkpoint_ns"],
+            config["configurable"]["checkpoint_id"],
+            task_id,
+            task_path,
+            writes,
+        )
+        if params:
+            await self._write_at_once(self.conn, [(query, row) for row in params])
+
+    async def _load_checkpoint_tuple(self, value: Any) -> CheckpointTuple:
+        return CheckpointTuple(
+            {
+                "configurable": {
+                    "thread_id": value["thread_id"],
+                    "checkpoint_ns": value["checkpoint_ns"],
+                    "checkpoint_id": value["checkpoint_id"],
+                }
+            },
+            {  # type: ignore[typeddict-item]  # the row's checkpoint has them
+                **value["checkpoint"],
+                "channel_values": {
+                    **(value["checkpoint"].get("channel_values") or {}),
+                    **self._load_blobs(value["channel_values"]),
+                },
+            },
+            value["metadata"],
+            (
+                {
+                    "configurable": {
+                        "thread_id": value["thread_id"],
+                        "checkpoint_ns": value["checkpoint_ns"],
+                        "checkpoint_id": value["parent_checkpoint_id"],
+                    }
+                }
+                if value["parent_checkpoint_id"]
+                else None
+            ),
+            self._load_writes(value["pending_writes"]),  # inline: see above
+        )
+
+    async def _write_at_once(self, pool: AsyncConnectionPool[Any], statements: list[Statement]) -> None:
+        """``statements`` as one query string, bound client-side (``postgres_batch``): one round trip, and
+        PostgreSQL runs it as one transaction, so a checkpoint row never lands without its blobs. Held instead
+        while a run holds its writes (``HeldWrites``)."""
+        held = held_writes()
+        if held is not None:
+            held.statements += statements
+            return
         async with pool.connection() as conn:
             await postgres_batch(conn, statements)
+
+    @contextlib.asynccontextmanager
+    async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[Any]:
+        """Upstream's, after writing what this context holds (``HeldWrites``): every read and write of the saver
+        but those above goes through here, so a run reads what it wrote and its writes land in order."""
+        held = held_writes()
+        if held is not None and held.statements and isinstance(self.conn, AsyncConnectionPool):
+            async with self.conn.connection() as conn:
+                await postgres_batch(conn, held.take())
+        async with super()._cursor(pipeline=pipeline) as cur:
+            yield cur

@@ -36,6 +36,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command
 
 from chatplane.config import Settings
+from chatplane.db import HeldWrites, flushed_by_next_commit
 from chatplane.errors import (
     RunStateError,
     ThreadBusyError,
@@ -462,6 +463,8 @@ class RunManager:
         translator = StreamTranslator()
         translator.usage.update({k: v for k, v in run.usage.items() if k in translator.usage})
         next_up: list[Run] | None = None  # the thread's active runs, read as the outcome was recorded
+        held = HeldWrites()  # the run's last checkpoint: it commits with the outcome (durability "exit" only)
+        holding = held.holding() if self.settings.checkpoint_durability == "exit" else contextlib.nullcontext()
         try:
             if fresh:
                 await self._call_hooks(self.start_hooks, run)
@@ -469,29 +472,31 @@ class RunManager:
                 if "message" in run.input:  # the thread shows it only once the run ends (one checkpoint per run)
                     started["message"] = {"id": _message_id(run), "role": "user", "content": run.input["message"]}
                 await self.events.append(run.run_id, "run_started", started)
-            async for kind, data in translator.run(
-                graph,
-                graph_input,
-                config,
-                tokens=run.input.get("stream_tokens", True),
-                nested=run.agent in self.nested_agents,
-                durability=self.settings.checkpoint_durability,
-            ):
-                await self.events.append(run.run_id, kind, data)
+            with flushed_by_next_commit(), holding:  # the outcome's commit, below, flushes the run's writes to disk
+                async for kind, data in translator.run(
+                    graph,
+                    graph_input,
+                    config,
+                    tokens=run.input.get("stream_tokens", True),
+                    nested=run.agent in self.nested_agents,
+                    durability=self.settings.checkpoint_durability,
+                ):
+                    await self.events.append(run.run_id, kind, data)
             if translator.interrupts:
+                await self._write_held(held)
                 await self.runs.mark_waiting(run, translator.usage)
                 requests = [{"id": i.id, "value": i.value} for i in translator.interrupts]
                 await self.events.append(run.run_id, "interrupt", {"requests": requests})
                 return
-            next_up = await self.finish_run(run, "succeeded", translator.usage)
+            next_up = await self.finish_run(run, "succeeded", translator.usage, held=held)
             await self.events.append(run.run_id, "run_completed", {"status": "succeeded", "usage": translator.usage})
         except asyncio.CancelledError:
             if run.run_id in self._handing_back:
                 raise  # shutting down: the run goes back to the queue as it is
-            next_up = await asyncio.shield(self._record_cancel(run, graph, config, translator))
+            next_up = await asyncio.shield(self._record_cancel(run, graph, config, translator, held))
         except Exception as exc:
             error = as_chatplane_error(exc, f"run {run.run_id}")
-            next_up = await asyncio.shield(self._record_failure(run, translator, error.code, error.message))
+            next_up = await asyncio.shield(self._record_failure(run, translator, error.code, error.message, held))
         finally:
             if run.run_id not in self._handing_back:
                 try:
@@ -502,8 +507,19 @@ class RunManager:
                 except Exception as exc:
                     as_chatplane_error(exc, f"run {run.run_id} (after it ended)")
 
+    async def _write_held(self, held: HeldWrites) -> None:
+        if held.statements:
+            await self.runs.db.batch(held.statements)
+            held.take()
+
     async def finish_run(
-        self, run: Run, status: RunStatus, usage: dict[str, int], error_code: str | None = None
+        self,
+        run: Run,
+        status: RunStatus,
+        usage: dict[str, int],
+        error_code: str | None = None,
+        *,
+        held: HeldWrites | None = None,
     ) -> list[Run]:
         """Record the outcome, then tell the hooks — before the terminal event, so that whoever waited for the
         run sees its effects (token budgets, usage) in place. Returns the thread's runs still active, oldest first
@@ -514,20 +530,26 @@ class RunManager:
         that row's lock (``_accept`` / ``_continue`` deciding about the thread's runs, in any process; SQLite: the
         database's write lock), and the read after it sees what they decided; one that comes later waits for this
         one and sees the run finished. Claiming is a compare-and-set on the run's status, so two processes racing
-        for the same pending run cannot both win."""
+        for the same pending run cannot both win.
+
+        ``held``: the run's checkpoint writes (``HeldWrites``), first in the same transaction — the thread's state
+        and the run's outcome change together or not at all; kept for another outcome if this one fails."""
         if not run.thread_id:  # a stateless run
             await self.runs.finish(run, status, usage, error_code)
             await self._call_hooks(self.finish_hooks, run)
             return []
         results = await self.runs.db.batch(
             [
+                *(held.statements if held is not None else ()),
                 ThreadStore.touch_statement(run.thread_id),
                 RunStore.finish_statement(run, status, usage, error_code),
                 RunStore.active_statement(run.thread_id),
             ]
         )
+        if held is not None:
+            held.take()
         await self._call_hooks(self.finish_hooks, run)
-        return RunStore.active_runs(results[2][0])
+        return RunStore.active_runs(results[-1][0])
 
     async def _after_finish(self, run: Run, kind: EventType, data: dict[str, Any]) -> None:
         await self._call_hooks(self.finish_hooks, run)
@@ -542,19 +564,21 @@ class RunManager:
                 as_chatplane_error(exc, f"run {run.run_id} (hook)")
 
     async def _record_failure(
-        self, run: Run, translator: StreamTranslator, code: str, message: str
+        self, run: Run, translator: StreamTranslator, code: str, message: str, held: HeldWrites | None = None
     ) -> list[Run] | None:
         next_up = None
         with contextlib.suppress(Exception):
-            next_up = await self.finish_run(run, "failed", translator.usage, code)
+            next_up = await self.finish_run(run, "failed", translator.usage, code, held=held)
         await self.events.append(
             run.run_id, "run_failed", {"status": "failed", "error": {"code": code, "message": message}}
         )
         return next_up
 
     async def _record_cancel(
-        self, run: Run, graph: Any, config: RunnableConfig, translator: StreamTranslator
+        self, run: Run, graph: Any, config: RunnableConfig, translator: StreamTranslator, held: HeldWrites
     ) -> list[Run] | None:
+        with contextlib.suppress(Exception):
+            await self._write_held(held)  # the checkpoint the run stopped at, before the partial answer joins it
         partial = translator.partial
         if partial is not None and partial.text:
             kept = AIMessage(
