@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -160,6 +161,106 @@ async def test_a_first_key_created_elsewhere_closes_the_local_user_at_once(tmp_p
         assert await server_keys.any_created()
         await cli_keys.revoke(record.key_id)
         assert await server_keys.any_created()  # revoking every key does not reopen the server
+
+
+class _CountingReads:
+    """A ``Database`` that counts ``fetchone`` calls (the key store's reads)."""
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+        self.dialect = db.dialect
+        self.reads = 0
+
+    async def fetchone(self, *args: Any) -> Any:
+        self.reads += 1
+        return await self._db.fetchone(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+async def _eventually(check: Any, want: Any, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while (got := await check()) != want:
+        assert time.monotonic() < deadline, f"still {got!r}"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.postgres
+async def test_keys_made_or_revoked_elsewhere_reach_a_server_that_caches_them(client_for, pg_url: str) -> None:
+    """On PostgreSQL the server caches the keys it has read, and every key change made anywhere (here a second
+    store on the same database, as `chatplane keys` on another host) reaches it through LISTEN/NOTIFY."""
+    client = await client_for(make_settings(storage_url=pg_url))
+    server_keys = client.app.state.authenticator.keys
+    counting = server_keys.db = _CountingReads(server_keys.db)
+    assert (await client.get("/v1/threads")).status_code == 200  # no key yet: the local user
+    assert (await client.get("/v1/threads")).status_code == 200
+    assert counting.reads == 1  # the "no key yet" is remembered while nothing changes
+    async with open_storage(make_settings(storage_url=pg_url)) as elsewhere:
+        cli_keys = ApiKeyStore(elsewhere.db)
+        record, key = await cli_keys.create("alice")
+
+        async def anonymous() -> int:
+            return (await client.get("/v1/threads")).status_code
+
+        await _eventually(anonymous, 401)  # the first key, made elsewhere, ends the local user
+        assert (await client.get("/v1/threads", headers=_auth(key))).status_code == 200
+        reads = counting.reads
+        assert (await client.get("/v1/threads", headers=_auth(key))).status_code == 200
+        assert counting.reads == reads  # cached
+        assert await cli_keys.revoke(record.key_id)
+
+        async def with_key() -> int:
+            return (await client.get("/v1/threads", headers=_auth(key))).status_code
+
+        await _eventually(with_key, 401)
+
+
+@pytest.mark.postgres
+async def test_a_process_whose_key_listener_is_cut_forgets_its_keys_and_listens_again(pg_url: str) -> None:
+    """A change made while the listener was away is never missed: losing the listener, and getting it back,
+    each drop the cache (and nothing is cached in between)."""
+    import psycopg
+
+    from chatplane.key_changes import APPLICATION_NAME, KeyChangeListener
+
+    async with (
+        open_storage(make_settings(storage_url=pg_url)) as here,
+        open_storage(make_settings(storage_url=pg_url)) as elsewhere,
+    ):
+        server_keys, cli_keys = ApiKeyStore(here.db), ApiKeyStore(elsewhere.db)
+        listener = KeyChangeListener(pg_url, server_keys.forget, retry_s=0.5)
+        server_keys.cache_trusted = lambda: listener.listening
+        await listener.start()
+        try:
+            assert listener.listening
+            record, key = await cli_keys.create("bob")
+            assert await server_keys.verify(key) is not None  # read, then cached
+            with psycopg.connect(pg_url, autocommit=True) as admin:
+                killed = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                    (APPLICATION_NAME,),
+                ).fetchall()
+            assert killed == [(True,)]
+            assert await cli_keys.revoke(record.key_id)  # its notification has no listener to reach
+            await _eventually(lambda: server_keys.verify(key), None)
+
+            async def listening() -> bool:
+                return listener.listening
+
+            await _eventually(listening, True)  # back by itself
+            _, other_key = await cli_keys.create("carol")
+            counting = server_keys.db = _CountingReads(server_keys.db)
+
+            async def cached() -> bool:  # once the creation's own notification has come and gone
+                assert await server_keys.verify(other_key) is not None
+                reads = counting.reads
+                assert await server_keys.verify(other_key) is not None
+                return counting.reads == reads
+
+            await _eventually(cached, True)  # caching again
+        finally:
+            await listener.aclose()
 
 
 async def test_seed_user_id_must_be_the_authenticated_user(client_for) -> None:

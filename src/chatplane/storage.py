@@ -182,7 +182,9 @@ async def _open_postgres(settings: Settings) -> AsyncIterator[Storage]:
         min_size=settings.pg_pool_min_size,
         max_size=settings.pg_pool_max_size,
         timeout=settings.storage_timeout_s,
-        # The saver needs autocommit and dict rows; prepare_threshold=0 keeps it safe behind pgbouncer.
+        # The saver needs autocommit and dict rows. prepare_threshold=0: a statement bound server-side is prepared
+        # on first use (its plan kept by the connection); behind pgbouncer that needs transaction pooling with
+        # max_prepared_statements (1.21+). The batches (chatplane.db.postgres_batch) are bound client-side.
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         # Check every connection before handing it out: after a server restart, dead ones are replaced.
         check=check_pooled_connection,

@@ -15,6 +15,7 @@ import chatplane
 from chatplane.agent import ProductionAgent
 from chatplane.config import Settings, get_settings, production_problems
 from chatplane.errors import ChatplaneError, ConfigError, describe_exception
+from chatplane.key_changes import KeyChangeListener
 from chatplane.keys import ApiKeyStore
 from chatplane.observability.setup import install_operations
 from chatplane.service.auth import Authenticator
@@ -57,7 +58,7 @@ def create_app(
             if settings.env == "production" and (problems := production_problems(settings)):
                 raise ConfigError("Refusing to start in production: " + " ".join(problems))
             await agent.start()
-            await _wire_security(app, agent, settings)
+            key_changes = await _wire_security(app, agent, settings)
         except ChatplaneError as exc:
             log.error("chatplane cannot start: %s", exc.message)
             await agent.aclose()
@@ -73,6 +74,8 @@ def create_app(
             log.info("chatplane ready: model %s, storage %s", settings.model, agent.storage.kind)
             yield
         finally:
+            if key_changes is not None:
+                await key_changes.aclose()
             await agent.aclose(grace_s=settings.shutdown_grace_s)
 
     app = FastAPI(
@@ -102,7 +105,8 @@ def create_app(
     return app
 
 
-async def _wire_security(app: FastAPI, agent: ProductionAgent, settings: Settings) -> None:
+async def _wire_security(app: FastAPI, agent: ProductionAgent, settings: Settings) -> KeyChangeListener | None:
+    """Authentication and limits on ``app.state``; on PostgreSQL, the listener that lets API keys be cached."""
     keys = ApiKeyStore(agent.storage.db)
     authenticator = Authenticator(settings, keys)
     if not authenticator.jwt_enabled and not await keys.any_active():
@@ -119,6 +123,12 @@ async def _wire_security(app: FastAPI, agent: ProductionAgent, settings: Setting
     app.state.authenticator = authenticator
     app.state.rate_limits = rate_limits = RateLimits(settings, agent.runs.runs)
     agent.runs.finish_hooks.append(rate_limits.record_run)
+    if agent.storage.kind != "postgres":
+        return None
+    listener = KeyChangeListener(settings.storage_url, keys.forget)
+    keys.cache_trusted = lambda: listener.listening
+    await listener.start()
+    return listener
 
 
 def app_factory() -> FastAPI:
