@@ -130,7 +130,7 @@ async def settle(pg_url: str, *, quiet_load: float = 0.5, max_wait_s: float = 18
     deadline = time.monotonic() + max_wait_s
     if os.getloadavg()[0] >= quiet_load:
         _log(f"waiting for the machine to quieten (load {report.load_average()})")
-    while os.getloadavg()[0] >= quiet_load and time.monotonic() < deadline:
+    while os.getloadavg()[0] >= quiet_load and time.monotonic() < deadline:  # noqa: ASYNC110 - an OS reading, no event
         await asyncio.sleep(5)
 
 

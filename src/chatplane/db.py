@@ -363,6 +363,10 @@ MIGRATIONS: list[list[str]] = [
 """Schema changes after the first release, in order; ``chatplane_schema`` records how many a database has had.
 Append new steps; never edit a released one."""
 
+SQLITE_CACHE_PRAGMA = "PRAGMA cache_size=-32768"
+"""32 MiB of pages kept by each SQLite connection (the default is 2 MiB): a busy database's hot pages stay in the
+process rather than in the operating system's cache, which a machine short of memory may drop at any time."""
+
 _SCHEMA_LOCK = 0x63706C61  # advisory lock id: processes starting together migrate one at a time
 
 
@@ -393,6 +397,7 @@ async def open_sqlite_database(path: str, timeout_s: float) -> AsyncIterator[Sql
         if path != ":memory:":
             await conn.execute("PRAGMA journal_mode=WAL")
             await conn.execute("PRAGMA synchronous=NORMAL")
+            await conn.execute(SQLITE_CACHE_PRAGMA)
         db = SqliteDatabase(conn)
         await create_schema(db)
         yield db

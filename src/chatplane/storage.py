@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from chatplane.config import Settings
-from chatplane.db import Database, PostgresDatabase, create_schema, open_sqlite_database
+from chatplane.db import SQLITE_CACHE_PRAGMA, Database, PostgresDatabase, create_schema, open_sqlite_database
 from chatplane.errors import ConfigError, StorageUnavailableError
 
 log = logging.getLogger(__name__)
@@ -158,6 +158,7 @@ async def _open_sqlite(settings: Settings) -> AsyncIterator[Storage]:
         saver = AsyncSqliteSaver(conn)
         await saver.setup()
         await conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across crashes of the process
+        await conn.execute(SQLITE_CACHE_PRAGMA)
         async with open_sqlite_database(path, settings.storage_timeout_s) as db:
             log.info("storage: sqlite at %s", path)
             yield Storage("sqlite", saver, db)
