@@ -258,6 +258,32 @@ async def test_a_runs_answer_lands_in_the_thread_only_with_its_outcome(pg_url: s
         assert statuses == [("succeeded",), ("running",)]
 
 
+@pytest.mark.postgres
+async def test_a_cancelled_run_keeps_its_message_and_partial_answer_on_postgres(pg_url: str) -> None:
+    """Cancelling a run mid-answer writes the checkpoint it stopped at (held for its outcome) before the partial
+    answer joins it: the thread keeps the user's message and the words so far, and goes on normally."""
+    words = " ".join(f"word{i}" for i in range(60))
+    settings = make_settings(storage_url=pg_url, model=f"fake:{words}?token_delay=0.05")
+    async with ProductionAgent(settings=settings) as agent:
+        thread = await agent.threads.create("alice", "chat")
+        run = await agent.runs.submit(thread, "go", user_id="alice", multitask="reject")
+        tokens = 0
+        async for event in agent.runs.subscribe(run.run_id):
+            if event.type == "token":
+                tokens += 1
+                if tokens == 5:
+                    await agent.runs.cancel(run)
+            last = event
+        assert last.type == "run_cancelled"
+        history = await agent.athread_messages(thread)
+        assert [m.type for m in history] == ["human", "ai"]
+        assert history[0].text == "go"
+        assert words.startswith(history[1].text) and 5 <= len(history[1].text.split()) < 60
+        again = await agent.runs.submit(thread, "again", user_id="alice", multitask="reject")
+        await agent.runs.wait(again.run_id)
+        assert [m.text for m in await agent.athread_messages(thread)][2:] == ["again", words]
+
+
 def test_the_saver_copy_matches_the_installed_upstream_release() -> None:
     """``PooledPostgresSaver``'s ``aput``, ``aput_writes`` and ``_load_checkpoint_tuple`` are copies of
     upstream's: upgrading langgraph-checkpoint-postgres means

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any, Literal, Protocol
@@ -134,6 +134,13 @@ class HeldWrites:
     def take(self) -> list[Statement]:
         statements, self.statements = self.statements, []
         return statements
+
+    async def write(self, batch: Callable[[list[Statement]], Awaitable[object]]) -> None:
+        """Write what is held now, as one ``batch``; forgotten only once written (a failure keeps it for the
+        outcome's batch)."""
+        if self.statements:
+            await batch(self.statements)
+            self.statements = []
 
 
 def held_writes() -> HeldWrites | None:

@@ -61,13 +61,13 @@ class ApiKeyStore:
         """Whether every change to the keys table reaches ``forget`` (a ``KeyChangeListener`` is listening)."""
         self._generation = 0  # bumped by ``forget``: a read that started before a change does not fill the cache
         self._rows: OrderedDict[str, Row] = OrderedDict()  # key id -> its row (revoked ones too), newest use last
-        self._none_created_at: int | None = None  # the generation in which no key existed
+        self._none_yet = False  # no key existed, read while the cache was trusted and nothing changed since
 
     def forget(self) -> None:
         """Something changed in the keys table (or may have, unseen): drop what is cached."""
         self._generation += 1
         self._rows.clear()
-        self._none_created_at = None
+        self._none_yet = False
 
     def _notify(self, key_id: str) -> list[Statement]:
         return [("SELECT pg_notify(%s, %s)", (CHANNEL, key_id))] if self.db.dialect == "postgres" else []
@@ -143,10 +143,9 @@ class ApiKeyStore:
         if self._created_seen:
             return True
         trusted = self.cache_trusted()
-        if trusted and self._none_created_at == self._generation:
+        if trusted and self._none_yet:
             return False
         generation = self._generation
         self._created_seen = await self.db.fetchone("SELECT 1 AS one FROM chatplane_api_keys LIMIT 1") is not None
-        if not self._created_seen and trusted and generation == self._generation:
-            self._none_created_at = generation
+        self._none_yet = not self._created_seen and trusted and generation == self._generation
         return self._created_seen

@@ -22,6 +22,7 @@ from: a test fails when the installed one differs, so an upgrade re-checks the c
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -169,17 +170,21 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         held = held_writes()
         if held is not None:
             held.statements += statements
-            return
+        else:
+            await self._write_now(pool, statements)
+
+    @staticmethod
+    async def _write_now(pool: AsyncConnectionPool[Any], statements: list[Statement]) -> None:
         async with pool.connection() as conn:
             await postgres_batch(conn, statements)
 
     @contextlib.asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[Any]:
-        """Upstream's, after writing what this context holds (``HeldWrites``): every read and write of the saver
-        but those above goes through here, so a run reads what it wrote and its writes land in order."""
+        """Upstream's, after writing what this context holds (``HeldWrites``, only ever filled on a pool): every
+        read and write of the saver but those above goes through here, so a run reads what it wrote and its writes
+        land in order."""
         held = held_writes()
         if held is not None and held.statements and isinstance(self.conn, AsyncConnectionPool):
-            async with self.conn.connection() as conn:
-                await postgres_batch(conn, held.take())
+            await held.write(functools.partial(self._write_now, self.conn))
         async with super()._cursor(pipeline=pipeline) as cur:
             yield cur

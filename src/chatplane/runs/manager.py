@@ -483,7 +483,7 @@ class RunManager:
                 ):
                     await self.events.append(run.run_id, kind, data)
             if translator.interrupts:
-                await self._write_held(held)
+                await held.write(self.runs.db.batch)
                 await self.runs.mark_waiting(run, translator.usage)
                 requests = [{"id": i.id, "value": i.value} for i in translator.interrupts]
                 await self.events.append(run.run_id, "interrupt", {"requests": requests})
@@ -506,11 +506,6 @@ class RunManager:
                         await self._touch_and_continue(run.thread_id, then_continue=run.status != "waiting")
                 except Exception as exc:
                     as_chatplane_error(exc, f"run {run.run_id} (after it ended)")
-
-    async def _write_held(self, held: HeldWrites) -> None:
-        if held.statements:
-            await self.runs.db.batch(held.statements)
-            held.take()
 
     async def finish_run(
         self,
@@ -578,7 +573,7 @@ class RunManager:
         self, run: Run, graph: Any, config: RunnableConfig, translator: StreamTranslator, held: HeldWrites
     ) -> list[Run] | None:
         with contextlib.suppress(Exception):
-            await self._write_held(held)  # the checkpoint the run stopped at, before the partial answer joins it
+            await held.write(self.runs.db.batch)  # where the run stopped, before the partial answer joins it
         partial = translator.partial
         if partial is not None and partial.text:
             kept = AIMessage(
