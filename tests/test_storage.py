@@ -242,20 +242,25 @@ async def test_held_checkpoint_writes_wait_for_the_outcome_and_a_read_writes_the
 
 @pytest.mark.postgres
 async def test_a_runs_answer_lands_in_the_thread_only_with_its_outcome(pg_url: str, monkeypatch) -> None:
-    """The run's last checkpoint commits in the transaction that records its outcome: when no outcome can be
-    recorded, the thread is as it was (the run stays unfinished, for recovery to redo), never half-changed."""
+    """The run's last checkpoint, and its move of earlier turns to the transcript, commit in the transaction that
+    records its outcome: when no outcome can be recorded, the thread is as it was (the run stays unfinished, for
+    recovery to redo), never half-changed."""
     from chatplane.runs import RunStore
 
     async with ProductionAgent(settings=make_settings(storage_url=pg_url)) as agent:
         assert await agent.achat("alice", "first") == "echo: first"
+        assert await agent.achat("alice", "second") == "echo: second"  # moves the first turn to the transcript
+        assert await agent.transcript.count("session-alice") == 2
         monkeypatch.setattr(RunStore, "finish_statement", staticmethod(lambda *a, **k: ("SELECT 1/0", ())))
         with pytest.raises(ChatplaneError):
-            await agent.achat("alice", "second")
+            await agent.achat("alice", "third")  # would move the second turn there too
         monkeypatch.undo()
-        assert [m.text for m in await agent.aget_history("session-alice")] == ["first", "echo: first"]
+        history = [m.text for m in await agent.aget_history("session-alice")]
+        assert history == ["first", "echo: first", "second", "echo: second"]
+        assert await agent.transcript.count("session-alice") == 2  # the move is held with the outcome: not made
         with psycopg.connect(pg_url) as admin:
             statuses = admin.execute("SELECT status FROM chatplane_runs ORDER BY created_at").fetchall()
-        assert statuses == [("succeeded",), ("running",)]
+        assert statuses == [("succeeded",), ("succeeded",), ("running",)]
 
 
 @pytest.mark.postgres

@@ -207,3 +207,26 @@ async def test_a_failed_run_after_archiving_loses_and_doubles_nothing(persistent
     assert texts[:2] == ["turn 0", "echo: turn 0"] and texts[-2:] == ["turn 2", "echo: turn 2"]
     prompt = [m.text for m in model.prompts[-1] if m.type != "system"]
     assert len(prompt) == len(set(prompt)) and prompt[:2] == ["turn 0", "echo: turn 0"]
+
+
+async def test_turns_taken_by_turns_in_two_processes_reach_both_prompts(persistent_storage_url: str) -> None:
+    """Two processes answer turns of one thread in turn. Each keeps the thread's tail in memory; on PostgreSQL a run
+    checks it against where the transcript ended when the run was accepted (its append is held for its outcome),
+    so neither prompt misses or repeats a turn the other process answered."""
+    models = [ScriptedChatModel(echo=True), ScriptedChatModel(echo=True)]
+    settings = make_settings(storage_url=persistent_storage_url, context_budget_tokens=10_000)
+    async with (
+        ProductionAgent(models[0], settings=settings) as one,
+        ProductionAgent(models[1], settings=settings) as other,
+    ):
+        agents = [one, other, other, one, one, other]
+        for turn, agent in enumerate(agents):
+            await agent.achat("u", f"turn {turn}")
+        history = [m.text for m in await one.aget_history("session-u")]
+        assert await one.transcript.count("session-u") == 2 * (len(agents) - 1)
+    expected = [text for t in range(len(agents)) for text in (f"turn {t}", f"echo: turn {t}")]
+    assert history == expected
+    for turn, agent in enumerate(agents):
+        model = models[0] if agent is one else models[1]
+        prompt = next(p for p in model.prompts if p[-1].text == f"turn {turn}")
+        assert [m.text for m in prompt if m.type != "system"] == expected[: 2 * turn + 1]

@@ -115,10 +115,11 @@ _HELD: ContextVar[HeldWrites | None] = ContextVar("chatplane_held_writes", defau
 
 
 class HeldWrites:
-    """Statements a run's checkpointer wrote, held back to commit in one transaction with the run's outcome
-    (``RunManager.finish_run``): a turn's last checkpoint costs no trip of its own, and it lands together with the
-    outcome or not at all. ``PooledPostgresSaver`` holds its writes while ``holding()`` is active, and releases
-    them before it reads (so the run reads what it wrote)."""
+    """Statements a run wrote, held back to commit in one transaction with the run's outcome
+    (``RunManager.finish_run``): a turn's last checkpoint, and its move of earlier turns to the transcript, cost no
+    trip of their own, and land together with the outcome or not at all. ``PooledPostgresSaver`` holds its writes
+    while ``holding()`` is active, and releases everything held before it reads (so the run reads what it wrote);
+    ``Transcript.append`` holds its insert when the run knows where the transcript ends."""
 
     def __init__(self) -> None:
         self.statements: list[Statement] = []

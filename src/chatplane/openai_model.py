@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -243,6 +244,11 @@ class LeanChatOpenAI(ChatOpenAI):
     _direct_request: tuple[Any, Any, _Direct | None] | None = PrivateAttr(default=None)
     """(SDK client, session, how to post on it) for the requests without per-call options."""
 
+    def _dict_for_compat(self) -> dict[str, Any]:
+        """``asdict()``: LangChain wraps the deprecated ``dict()`` in a ``warnings`` filter change on every model call,
+        for subclasses that override ``dict()``; this one does not."""
+        return self.asdict()
+
     def _lean(self, payload: dict[str, Any]) -> bool:
         return not (
             "response_format" in payload
@@ -388,3 +394,7 @@ def _request_parts(request: httpx2.Request) -> dict[str, Any]:
         ),
         "request": request,
     }
+
+
+# LangChain asks for ``_agenerate``'s signature on every call (does it take ``run_manager``?): worked out once here.
+LeanChatOpenAI._agenerate.__signature__ = inspect.signature(LeanChatOpenAI._agenerate)  # type: ignore[attr-defined]

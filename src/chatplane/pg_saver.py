@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -188,3 +189,7 @@ class PooledPostgresSaver(AsyncPostgresSaver):
             await held.write(functools.partial(self._write_now, self.conn))
         async with super()._cursor(pipeline=pipeline) as cur:
             yield cur
+
+
+# LangGraph asks for ``aput_writes``'s signature on every run (does it take ``task_path``?): worked out once here.
+PooledPostgresSaver.aput_writes.__signature__ = inspect.signature(PooledPostgresSaver.aput_writes)  # type: ignore[attr-defined]

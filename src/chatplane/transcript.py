@@ -11,6 +11,10 @@ writes its own messages twice (once in its checkpoint, once here on the next tur
 * A thread's history is this table, then whatever of the working state is not in it yet (``merge_history``).
 * Moving is idempotent: rows are unique per ``(thread_id, message_id)``, and history skips working-state messages
   already archived, so a run that fails between the two steps loses and doubles nothing.
+* On PostgreSQL (durability ``"exit"``) a run that knows where the thread's transcript ends (``TranscriptEnd``, read
+  when the run was accepted, under the thread's lock) holds its append back with its checkpoint
+  (``chatplane.db.HeldWrites``): both commit with the run's outcome, in one transaction and no trip of their own,
+  and the cached tail is checked against that end rather than against the table.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any, NamedTuple
 from langchain_core.messages import AnyMessage, BaseMessage, message_to_dict, messages_from_dict
 from langchain_core.messages.utils import count_tokens_approximately
 
-from chatplane.db import Database
+from chatplane.db import Database, Result, Statement, held_writes
 
 _PAGE = 200
 _CACHE_TOKENS = 2_000_000  # all threads' cached tails together (a few tens of MB of message objects)
@@ -59,6 +63,34 @@ class _Tail:
         return self.tokens - before
 
 
+TranscriptEnd = tuple[int, str]
+"""A thread's newest archived message, ``(seq, message_id)``; ``NO_TRANSCRIPT`` when it has none."""
+NO_TRANSCRIPT: TranscriptEnd = (0, "")
+TRANSCRIPT_END_KEY = "__chatplane_transcript_end"
+"""The run's config key (``configurable``) for where its thread's transcript ended when the run was accepted."""
+
+
+def end_statement(thread_id: str) -> Statement:
+    """The statement that reads where ``thread_id``'s transcript ends (``end_of`` its result)."""
+    return (
+        "SELECT seq, message_id FROM chatplane_messages WHERE thread_id = %s ORDER BY seq DESC LIMIT 1",
+        (thread_id,),
+    )
+
+
+def end_of(result: Result) -> TranscriptEnd:
+    rows = result[0]
+    return (int(rows[0]["seq"]), str(rows[0]["message_id"])) if rows else NO_TRANSCRIPT
+
+
+class _HeldAppend(NamedTuple):
+    """A run's append held back until its outcome commits: the table still ends at ``end`` meanwhile."""
+
+    run_id: str | None
+    end: TranscriptEnd
+    entries: list[Archived]
+
+
 def _encode(message: BaseMessage) -> str:
     return json.dumps(message_to_dict(message), separators=(",", ":"), ensure_ascii=False, default=str)
 
@@ -79,18 +111,37 @@ class Transcript:
     change once written, and a thread deleted and created again has other message ids.
     """
 
+    _HELD_APPENDS = 1024
+
     def __init__(self, db: Database) -> None:
         self.db = db
         self._tails: OrderedDict[str, _Tail] = OrderedDict()
         self._cached_tokens = 0
+        self._held: OrderedDict[str, _HeldAppend] = OrderedDict()  # thread id → its run's append, not written yet
 
-    async def append(self, thread_id: str, messages: Sequence[BaseMessage], *, run_id: str | None = None) -> int:
+    async def append(
+        self,
+        thread_id: str,
+        messages: Sequence[BaseMessage],
+        *,
+        run_id: str | None = None,
+        end: TranscriptEnd | None = None,
+    ) -> int:
         """Archive ``messages`` after the thread's last one; those archived already are skipped. How many were new.
 
         Runs of a thread execute one at a time, so two appends to one thread never race; if they did, the second
         would fail on the ``(thread_id, seq)`` key rather than lose a message. For that reason too, a cached tail
         that ``run_id``'s append found current stays current until that run ends: its ``tail`` reads nothing.
+
+        ``end``: where the transcript ended when the run was accepted. Given on PostgreSQL while the run holds its
+        writes (``HeldWrites``), the append is held with them — it commits with the run's checkpoint and outcome,
+        or not at all — and skips the messages the cached tail shows archived already (a failed run's append is
+        written with its outcome while its messages stay in the checkpoint, for the next run to move again).
         """
+        held = held_writes() if end is not None and self.db.dialect == "postgres" else None
+        if held is not None and (tail := self._tails.get(thread_id)) and (tail.last_seq, tail.last_id) == end:
+            known = {entry.message.id for entry in tail.entries}
+            messages = [m for m in messages if m.id not in known]
         if not messages:
             return 0
         values, params, new = [], [], []
@@ -101,14 +152,19 @@ class Transcript:
             params += [n, str(message.id), tokens, _encode(message)]
         # One statement, no transaction: numbered after the thread's last row, skipping messages archived already.
         # (``WHERE true``: SQLite's grammar needs it between an INSERT's SELECT and its ON CONFLICT.)
-        rows = await self.db.fetchall(
+        sql = (
             "INSERT INTO chatplane_messages (thread_id, seq, message_id, tokens, data, created_at) "
             "SELECT %s, last.seq + v.column1, v.column2, v.column3, v.column4, %s "
             "FROM (SELECT coalesce(max(seq), 0) AS seq FROM chatplane_messages WHERE thread_id = %s) AS last, "
             f"(VALUES {', '.join(values)}) AS v WHERE true "
-            "ON CONFLICT (thread_id, message_id) DO NOTHING RETURNING seq",
-            [thread_id, time.time(), thread_id, *params],
+            "ON CONFLICT (thread_id, message_id) DO NOTHING RETURNING seq"
         )
+        statement: Statement = (sql, [thread_id, time.time(), thread_id, *params])
+        if held is not None and end is not None:
+            held.statements.append(statement)
+            self._hold(thread_id, _HeldAppend(run_id, end, new), str(messages[-1].id))
+            return len(new)
+        rows = await self.db.fetchall(*statement)
         tail = self._tails.get(thread_id)
         if tail is not None:
             seqs = sorted(int(row["seq"]) for row in rows)
@@ -119,13 +175,41 @@ class Transcript:
                 self._forget(thread_id)
         return len(rows)
 
+    def _hold(self, thread_id: str, append: _HeldAppend, last_id: str) -> None:
+        """Remember a held append; a cached tail that ends where the table does takes its messages now."""
+        self._held[thread_id] = append
+        self._held.move_to_end(thread_id)
+        while len(self._held) > self._HELD_APPENDS:
+            self._held.popitem(last=False)
+        tail = self._tails.get(thread_id)
+        if tail is not None and (tail.last_seq, tail.last_id) == append.end:
+            self._grew(tail.extend(append.end[0] + len(append.entries), last_id, append.entries))
+            tail.written_by = append.run_id
+        else:
+            self._forget(thread_id)
+
     async def tail(self, thread_id: str, max_tokens: int, *, run_id: str | None = None) -> list[Archived]:
         """The newest archived messages whose tokens add up to at least ``max_tokens`` (or all), oldest first.
 
-        ``run_id``: the run asking; if its own append brought the cached tail up to date, nothing is read."""
+        ``run_id``: the run asking; if its own append brought the cached tail up to date, nothing is read. Its held
+        append (not in the table yet) is included."""
         tail = self._tails.get(thread_id)
+        held = self._held.pop(thread_id, None)
+        if held is not None and held.run_id != run_id:
+            held = None  # another run's (it has ended): what it held is written, or was never
         if tail is not None and tail.tokens_wanted == max_tokens and run_id is not None and tail.written_by == run_id:
             self._tails.move_to_end(thread_id)
+            return list(tail.entries)
+        if held is not None:  # the table ends where it did when the run was accepted; the held messages follow
+            self._forget(thread_id)
+            loaded = await self._load_tail(thread_id, max_tokens) if held.end != NO_TRANSCRIPT else None
+            tail = loaded or _Tail(*NO_TRANSCRIPT, tokens_wanted=max_tokens)
+            known = {entry.message.id for entry in tail.entries}
+            entries = [entry for entry in held.entries if entry.message.id not in known]  # the insert skips them
+            if entries:  # numbered as the insert will (a skipped one leaves a gap: the next run reads again)
+                tail.extend(tail.last_seq + len(entries), str(entries[-1].message.id), entries)
+            tail.written_by = run_id
+            self._remember(thread_id, tail)
             return list(tail.entries)
         if tail is not None and tail.tokens_wanted == max_tokens:
             rows = await self.db.fetchall(

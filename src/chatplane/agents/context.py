@@ -31,7 +31,7 @@ from langgraph.types import Command
 
 from chatplane.agents.limits import answer_dangling_tool_calls
 from chatplane.config import Settings
-from chatplane.transcript import Archived, Transcript
+from chatplane.transcript import TRANSCRIPT_END_KEY, Archived, Transcript, TranscriptEnd
 
 _SYSTEM_PROMPT_ALLOWANCE = 200
 
@@ -58,6 +58,14 @@ def _thread_and_run() -> tuple[str | None, str | None]:
     return (str(thread_id) if thread_id else None), (str(run_id) if run_id else None)
 
 
+def _transcript_end() -> TranscriptEnd | None:
+    try:
+        end = (get_config().get("configurable") or {}).get(TRANSCRIPT_END_KEY)
+    except RuntimeError:
+        return None
+    return (int(end[0]), str(end[1])) if end else None
+
+
 def settled(messages: Sequence[AnyMessage]) -> list[AnyMessage]:
     """What came before the latest user message: earlier turns, done with (the current run starts at that message)."""
     for index in range(len(messages) - 1, -1, -1):
@@ -73,7 +81,8 @@ async def archive_settled(transcript: Transcript, messages: Sequence[AnyMessage]
     if not old:
         return None
     # A tool call an earlier run left unanswered gets its error answer on the way (providers refuse one without it).
-    await transcript.append(thread_id, answer_dangling_tool_calls(old) or old, run_id=run_id)  # type: ignore[arg-type]
+    moved = answer_dangling_tool_calls(old) or old
+    await transcript.append(thread_id, moved, run_id=run_id, end=_transcript_end())  # type: ignore[arg-type]
     return {"messages": [RemoveMessage(id=str(m.id)) for m in old]}
 
 

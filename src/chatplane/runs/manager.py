@@ -49,6 +49,7 @@ from chatplane.runs.eventlog import MemoryEventLog
 from chatplane.runs.store import Multitask, Run, RunStatus, RunStore
 from chatplane.runs.translate import StreamTranslator
 from chatplane.threads import Thread, ThreadStore, check_thread
+from chatplane.transcript import TRANSCRIPT_END_KEY, TranscriptEnd, end_of, end_statement
 
 log = logging.getLogger("chatplane.runs")
 
@@ -199,26 +200,27 @@ class RunManager:
         if multitask == "interrupt":
             return await self._accept_interrupting(thread_id, owner, run_input, agent)
         run = Run.new(thread_id, owner, agent or "", run_input, multitask)
-        results = await self.runs.db.batch(
-            [
-                ThreadStore.lock_statement(thread_id, self.runs.db.dialect),
-                RunStore.accept_statement(
-                    run,
-                    agent=agent,
-                    default_model=self.settings.model,
-                    claim_for=(self.worker, self._lease()),
-                    dialect=self.runs.db.dialect,
-                ),
-            ]
-        )
+        statements = [
+            ThreadStore.lock_statement(thread_id, self.runs.db.dialect),
+            RunStore.accept_statement(
+                run,
+                agent=agent,
+                default_model=self.settings.model,
+                claim_for=(self.worker, self._lease()),
+                dialect=self.runs.db.dialect,
+            ),
+        ]
+        if self._holds_transcript:  # where the thread's transcript ends: the run's append is held (Transcript)
+            statements.append(end_statement(thread_id))
+        results = await self.runs.db.batch(statements)
         if not RunStore.accepted(run, results[1]):
             rows = results[0][0]
             check_thread(Thread.from_row(rows[0]) if rows else None, owner, agent)
             raise ThreadBusyError()
         claimed = run.status == "running"  # an idle thread: the run starts here, claimed as it was inserted
         self.events.open(run.run_id, here=claimed)
-        if claimed:
-            self._launch(run, _graph_input(run))
+        if claimed:  # nobody else can archive into the thread until this run ends: the end read above holds
+            self._launch(run, _graph_input(run), transcript_end=end_of(results[2]) if len(results) > 2 else None)
         return run
 
     async def _accept_interrupting(
@@ -346,9 +348,17 @@ class RunManager:
     def _lease(self) -> float:
         return time.time() + self.settings.run_lease_s
 
-    def _launch(self, run: Run, graph_input: Any, *, fresh: bool = True) -> None:
-        """Execute ``run`` here; ``fresh`` for a run that starts now (not resumed after approval or recovery)."""
-        task = asyncio.create_task(self._execute(run, graph_input, fresh), name=f"run-{run.run_id}")
+    @property
+    def _holds_transcript(self) -> bool:
+        """Whether runs hold their transcript appends with their checkpoint (PostgreSQL, durability ``exit``)."""
+        return self.runs.db.dialect == "postgres" and self.settings.checkpoint_durability == "exit"
+
+    def _launch(
+        self, run: Run, graph_input: Any, *, fresh: bool = True, transcript_end: TranscriptEnd | None = None
+    ) -> None:
+        """Execute ``run`` here; ``fresh`` for a run that starts now (not resumed after approval or recovery);
+        ``transcript_end``, where its thread's transcript ends, if known (see ``chatplane.transcript``)."""
+        task = asyncio.create_task(self._execute(run, graph_input, fresh, transcript_end), name=f"run-{run.run_id}")
         self._tasks[run.run_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(run.run_id, None))
 
@@ -457,9 +467,13 @@ class RunManager:
             "callbacks": list(self.callbacks),
         }
 
-    async def _execute(self, run: Run, graph_input: Any, fresh: bool) -> None:
+    async def _execute(
+        self, run: Run, graph_input: Any, fresh: bool, transcript_end: TranscriptEnd | None = None
+    ) -> None:
         graph = self._graph(run)
         config = self._config(run)
+        if transcript_end is not None:
+            config["configurable"][TRANSCRIPT_END_KEY] = transcript_end
         translator = StreamTranslator()
         translator.usage.update({k: v for k, v in run.usage.items() if k in translator.usage})
         next_up: list[Run] | None = None  # the thread's active runs, read as the outcome was recorded
