@@ -25,14 +25,18 @@ import math
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+import aiohttp
 import httpx
+import uvloop
 
 from benchmarks.procs import ProcessProbe
 from benchmarks.storage_probes import NoStorage, PostgresProbe, SqliteProbe, StorageProbe
+
+T = TypeVar("T")
 
 MIB = 1024 * 1024
 
@@ -147,6 +151,12 @@ def _minus(value: float | None, base: float) -> float | None:
     return None if value is None else value - base
 
 
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` on uvloop (what the servers under test run on): the load generator's own CPU per request is
+    lower, and it shares the cores with them."""
+    return uvloop.run(main)
+
+
 def _per_turn(before: int | None, after: int | None, turns: int | None) -> float | None:
     if before is None or after is None or not turns:
         return None
@@ -162,11 +172,14 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def _client() -> httpx.AsyncClient:
-    """A client for one simulated user (one connection). One shared pool for hundreds of users would cost more CPU
-    than the server under test: httpcore's pool bookkeeping grows with its number of connections."""
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(None, connect=60.0), verify=_ssl_context())
+def _client() -> aiohttp.ClientSession:
+    """A client for one simulated user (one connection), on aiohttp: the load generator shares the cores with the
+    server under test, and httpx cost about 0.85 ms of CPU per request here against aiohttp's 0.25 ms."""
+    connector = aiohttp.TCPConnector(limit=1, ssl=_ssl_context())
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None, connect=60.0))
+
+
+_CLIENT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
 @contextlib.asynccontextmanager
@@ -205,35 +218,36 @@ async def _measured(subject: Subject, result: Result) -> AsyncIterator[None]:
             result.mock_in_flight_peak = stats["in_flight_peak"]
 
 
-async def _chat_turn(client: httpx.AsyncClient, url: str, body: dict[str, str], result: Result) -> float | None:
+async def _chat_turn(client: aiohttp.ClientSession, url: str, body: dict[str, str], result: Result) -> float | None:
     """One ``POST /chat``; its latency in seconds, or None (counted as an error)."""
     started = time.perf_counter()
     try:
-        response = await client.post(f"{url}/chat", json=body)
-    except httpx.HTTPError as exc:
+        async with client.post(f"{url}/chat", json=body) as response:
+            status, text = response.status, await response.text()
+    except _CLIENT_ERRORS as exc:
         result.error(type(exc).__name__)
         return None
     latency = time.perf_counter() - started
-    if response.status_code != 200 or '"response"' not in response.text:
-        result.error(f"HTTP {response.status_code}: {response.text[:200]}")
+    if status != 200 or '"response"' not in text:
+        result.error(f"HTTP {status}: {text[:200]}")
         return None
     result.ok += 1
     result.latencies.append(latency)
     return latency
 
 
-async def _stream_turn(client: httpx.AsyncClient, url: str, body: dict[str, str], result: Result) -> None:
+async def _stream_turn(client: aiohttp.ClientSession, url: str, body: dict[str, str], result: Result) -> None:
     """One ``POST /chat/stream``: time to the first ``token`` event, and to ``done``."""
     started = time.perf_counter()
     first: float | None = None
     try:
-        async with client.stream("POST", f"{url}/chat/stream", json=body) as response:
-            if response.status_code != 200:
-                await response.aread()
-                result.error(f"HTTP {response.status_code}: {response.text[:200]}")
+        async with client.post(f"{url}/chat/stream", json=body) as response:
+            if response.status != 200:
+                result.error(f"HTTP {response.status}: {(await response.text())[:200]}")
                 return
             event = ""
-            async for line in response.aiter_lines():
+            async for raw in response.content:
+                line = raw.decode().rstrip("\r\n")
                 if line.startswith("event:"):
                     event = line.removeprefix("event:").strip()
                 elif line.startswith("data:"):
@@ -247,7 +261,7 @@ async def _stream_turn(client: httpx.AsyncClient, url: str, body: dict[str, str]
             else:
                 result.error("stream ended without a done event")
                 return
-    except httpx.HTTPError as exc:
+    except _CLIENT_ERRORS as exc:
         result.error(type(exc).__name__)
         return
     result.ok += 1
@@ -316,9 +330,9 @@ async def mock_alone(mock_url: str, calls: int = 20) -> dict[str, float]:
             latencies = []
             for _ in range(calls + 2):  # the first two open the connection and warm up
                 started = time.perf_counter()
-                async with client.stream("POST", f"{mock_url}/v1/chat/completions", json=body) as response:
+                async with client.post(f"{mock_url}/v1/chat/completions", json=body) as response:
                     response.raise_for_status()
-                    async for _chunk in response.aiter_bytes():
+                    async for _chunk in response.content.iter_any():
                         pass
                 latencies.append(time.perf_counter() - started)
             floor[name] = percentile(sorted(latencies[2:]), 50) or 0.0
@@ -404,7 +418,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    print(json.dumps(asyncio.run(_main(_parser().parse_args(argv))), indent=2))
+    print(json.dumps(run_loop(_main(_parser().parse_args(argv))), indent=2))
 
 
 if __name__ == "__main__":

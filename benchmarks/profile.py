@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks import report
-from benchmarks.load import run_concurrency, run_ttft
+from benchmarks.load import run_concurrency, run_loop, run_ttft
 from benchmarks.mock_openai import MockOpenAIServer
 from benchmarks.targets import TARGETS, launched
 
@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         raw_path = Path(args.collapsed) if args.collapsed else Path(tmp) / "stacks.txt"
-        headline = asyncio.run(_profile(args, raw_path))
+        headline = run_loop(_profile(args, raw_path))
         collapsed = raw_path.read_text()
     busy, inclusive, own = summarise(collapsed, args.top)
     print(f"# {headline}; {busy} busy samples\n")

@@ -25,7 +25,7 @@ import httpx
 import psycopg
 
 from benchmarks import report
-from benchmarks.load import Result, mock_alone, run_concurrency, run_growth, run_ttft
+from benchmarks.load import Result, mock_alone, run_concurrency, run_growth, run_loop, run_ttft
 from benchmarks.mock_openai import MockOpenAIServer
 from benchmarks.procs import ProcessProbe
 from benchmarks.targets import CONTEXT_BUDGET_TOKENS, DEFAULT_TARGETS, TARGETS, Target, launched
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     if unknown:
         raise SystemExit(f"unknown targets/scenarios: {', '.join(unknown)}")
-    markdown = asyncio.run(run(args))
+    markdown = run_loop(run(args))
     _write(args.output, markdown)
     if args.output != "-":
         _log(f"wrote {args.output}")
