@@ -88,6 +88,7 @@ class Result:
     mock_in_flight_peak: int = 0
     model_latency: float = 0.0
     model_ttft: float = 0.0
+    speed_probe_ms: list[float] = field(default_factory=list)  # ``speed_probe()`` before and after
 
     @property
     def planned(self) -> int:
@@ -134,6 +135,7 @@ class Result:
             "storage_mib": self.storage_after / MIB if self.storage_after is not None else None,
             "mock_in_flight_peak": self.mock_in_flight_peak,
             "model_latency": self.model_latency,
+            "speed_probe_ms": sum(self.speed_probe_ms) / len(self.speed_probe_ms) if self.speed_probe_ms else None,
             "errors_seen": self.error_samples,
         }
 
@@ -182,6 +184,19 @@ def _client() -> aiohttp.ClientSession:
 _CLIENT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
 
+def speed_probe() -> float:
+    """Milliseconds of CPU for a fixed piece of pure Python: how fast this machine runs right now. On a shared
+    virtual machine it varies by ±25% from minute to minute, and every CPU and throughput number with it."""
+    best = math.inf
+    for _ in range(3):
+        started = time.process_time()
+        total = 0
+        for i in range(200_000):
+            total += i % 7
+        best = min(best, time.process_time() - started)
+    return best * 1000
+
+
 @contextlib.asynccontextmanager
 async def _measured(subject: Subject, result: Result) -> AsyncIterator[None]:
     """Counters before and after the body: mock stats, CPU, peak RSS, storage size and bytes written."""
@@ -195,6 +210,7 @@ async def _measured(subject: Subject, result: Result) -> AsyncIterator[None]:
         result.written_before = await subject.storage.written()
         cpu_before = process.cpu_seconds() if process else None
         db_cpu_before = await subject.storage.server_cpu()
+        result.speed_probe_ms.append(speed_probe())
         client_cpu_before = time.process_time()
         if process:
             process.reset_peak_rss()
@@ -204,6 +220,7 @@ async def _measured(subject: Subject, result: Result) -> AsyncIterator[None]:
         finally:
             result.wall_s = time.perf_counter() - started
             result.client_cpu_s = time.process_time() - client_cpu_before
+            result.speed_probe_ms.append(speed_probe())
             if process is not None and cpu_before is not None:
                 result.cpu_s = process.cpu_seconds() - cpu_before
                 result.peak_rss = process.peak_rss()

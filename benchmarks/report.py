@@ -150,6 +150,7 @@ def concurrency_tables(results: Sequence[Result]) -> str:
             "prompt max (msgs / KiB)",
             "stored KiB/turn",
             "model calls in flight (peak)",
+            "speed probe ms",
             "note",
         ],
         (
@@ -169,6 +170,7 @@ def concurrency_tables(results: Sequence[Result]) -> str:
                 f"{s['prompt_messages_max'] or '—'} / {_num(s['prompt_kib_max'])}",
                 _num(s["stored_kib_per_turn"]),
                 str(s["mock_in_flight_peak"]),
+                _num(s.get("speed_probe_ms")),
                 _note(s),
             ]
             for s in summaries

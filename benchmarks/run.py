@@ -33,7 +33,7 @@ from benchmarks.targets import CONTEXT_BUDGET_TOKENS, DEFAULT_TARGETS, TARGETS, 
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {
         "users": "1,10,50,200,500",
-        "turns": 5,
+        "turns": 10,
         "ttft_users": "1,10,50",
         "ttft_turns": 5,
         "growth_turns": 1000,
