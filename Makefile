@@ -47,7 +47,7 @@ test: $(DEV_STAMP) chromium ## Install test dependencies (and Chromium), then ru
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: $(DEV_STAMP) ## Benchmarks at the issue's sizes (about 35 min, wants a quiet machine) -> benchmarks/RESULTS.md
+bench: $(DEV_STAMP) ## Benchmarks at the issue's sizes (about 40 min, wants a quiet machine) -> benchmarks/RESULTS.md
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 .PHONY: bench-quick
