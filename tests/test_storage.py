@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
@@ -284,6 +285,37 @@ async def test_a_cancelled_run_keeps_its_message_and_partial_answer_on_postgres(
         assert [m.type for m in history] == ["human", "ai"]
         assert history[0].text == "go"
         assert words.startswith(history[1].text) and 5 <= len(history[1].text.split()) < 60
+        again = await agent.runs.submit(thread, "again", user_id="alice", multitask="reject")
+        await agent.runs.wait(again.run_id)
+        assert [m.text for m in await agent.athread_messages(thread)][2:] == ["again", words]
+
+
+@pytest.mark.postgres
+async def test_a_run_cancelled_while_handing_on_an_event_keeps_its_message_on_postgres(pg_url: str) -> None:
+    """A cancel can land while the run hands an event on (to Redis, with several processes) rather than inside
+    LangGraph: the graph is closed at once all the same, so where the run stopped is written, with the user's
+    message, before the cancel is recorded — not when the abandoned stream is collected, too late and elsewhere."""
+    words = " ".join(f"word{i}" for i in range(60))
+    settings = make_settings(storage_url=pg_url, model=f"fake:{words}?token_delay=0.01")
+    async with ProductionAgent(settings=settings) as agent:
+        append, handing_on = agent.runs.events.append, asyncio.Event()
+
+        async def slow_append(run_id: str, type: Any, data: Any = None) -> Any:
+            event = await append(run_id, type, data)
+            if type == "token":
+                handing_on.set()
+                await asyncio.sleep(0.05)  # where the cancel lands
+            return event
+
+        agent.runs.events.append = slow_append  # type: ignore[method-assign]
+        thread = await agent.threads.create("alice", "chat")
+        run = await agent.runs.submit(thread, "go", user_id="alice", multitask="reject")
+        await handing_on.wait()
+        assert (await agent.runs.cancel(run)).status == "cancelled"
+        history = await agent.athread_messages(thread)
+        assert [m.type for m in history] == ["human", "ai"] and history[0].text == "go"
+        assert words.startswith(history[1].text)
+        agent.runs.events.append = append  # type: ignore[method-assign]
         again = await agent.runs.submit(thread, "again", user_id="alice", multitask="reject")
         await agent.runs.wait(again.run_id)
         assert [m.text for m in await agent.athread_messages(thread)][2:] == ["again", words]

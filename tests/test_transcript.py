@@ -14,6 +14,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 
 from chatplane import ProductionAgent
 from chatplane.agents.context import settled
+from chatplane.db import HeldWrites
 from chatplane.errors import ModelError
 from chatplane.fake_model import ScriptedChatModel
 from chatplane.transcript import Transcript, merge_history
@@ -230,3 +231,25 @@ async def test_turns_taken_by_turns_in_two_processes_reach_both_prompts(persiste
         model = models[0] if agent is one else models[1]
         prompt = next(p for p in model.prompts if p[-1].text == f"turn {turn}")
         assert [m.text for m in prompt if m.type != "system"] == expected[: 2 * turn + 1]
+
+
+@pytest.mark.postgres
+async def test_a_held_move_skips_what_a_failed_run_moved_already(pg_url: str) -> None:
+    """A failed or cancelled run's move reaches the table while its messages stay in its checkpoint; the next run
+    moves them again. A move held for the run's outcome skips them — the whole archived prefix, even when it is
+    longer than the cached tail — and keeps the rest in order, with a cached tail or without one."""
+    async with ProductionAgent(ScriptedChatModel(echo=True), settings=make_settings(storage_url=pg_url)) as agent:
+        here, elsewhere = agent.transcript, Transcript(agent.transcript.db)  # elsewhere: another process, no cache
+        long = "many words " * 100
+        earlier = [HumanMessage(long, id="uT"), AIMessage(long, id="aT")]
+        await here.append("t", earlier)
+        assert [e.message.id for e in await here.tail("t", 50)] == ["aT"]  # the tail keeps the budget's worth
+        moved = [*earlier, HumanMessage("u0", id="u0"), AIMessage("partial", id="p0")]
+        for transcript, run_id in ((here, "r1"), (elsewhere, "r2")):
+            held = HeldWrites()
+            with held.holding():
+                await transcript.append("t", moved, run_id=run_id, end=(2, "aT"))
+                assert [e.message.id for e in await transcript.tail("t", 50, run_id=run_id)] == ["aT", "u0", "p0"]
+            assert held.statements  # nothing written yet
+        await agent.transcript.db.batch(held.take())
+        assert [m.id for m in await here.messages("t")] == ["uT", "aT", "u0", "p0"]

@@ -140,8 +140,7 @@ class Transcript:
         """
         held = held_writes() if end is not None and self.db.dialect == "postgres" else None
         if held is not None and (tail := self._tails.get(thread_id)) and (tail.last_seq, tail.last_id) == end:
-            known = {entry.message.id for entry in tail.entries}
-            messages = [m for m in messages if m.id not in known]
+            messages = _after_archived(messages, tail)
         if not messages:
             return 0
         values, params, new = [], [], []
@@ -204,8 +203,7 @@ class Transcript:
             self._forget(thread_id)
             loaded = await self._load_tail(thread_id, max_tokens) if held.end != NO_TRANSCRIPT else None
             tail = loaded or _Tail(*NO_TRANSCRIPT, tokens_wanted=max_tokens)
-            known = {entry.message.id for entry in tail.entries}
-            entries = [entry for entry in held.entries if entry.message.id not in known]  # the insert skips them
+            entries = _after_archived(held.entries, tail)  # the insert skips the others
             if entries:  # numbered as the insert will (a skipped one leaves a gap: the next run reads again)
                 tail.extend(tail.last_seq + len(entries), str(entries[-1].message.id), entries)
             tail.written_by = run_id
@@ -288,6 +286,19 @@ class Transcript:
     async def count(self, thread_id: str) -> int:
         row = await self.db.fetchone("SELECT count(*) AS n FROM chatplane_messages WHERE thread_id = %s", (thread_id,))
         return int(row["n"]) if row else 0
+
+
+def _after_archived(items: Sequence[Any], tail: _Tail) -> list[Any]:
+    """``items`` (messages or ``Archived``) after the last one the tail shows archived already.
+
+    What a run moves that is archived already is always a prefix of it — the messages a failed or cancelled run
+    moved while they stayed in its checkpoint — and ends at the table's last row, which the tail always holds.
+    Cutting at the last match, rather than dropping each match, keeps the rest in order even when the archived
+    prefix is longer than the tail."""
+    known = {entry.message.id for entry in tail.entries}
+    ids = [item.message.id if isinstance(item, Archived) else item.id for item in items]
+    cut = max((i for i, message_id in enumerate(ids) if message_id in known), default=-1)
+    return list(items[cut + 1 :])
 
 
 def merge_history(archived: Sequence[AnyMessage], working: Sequence[AnyMessage]) -> list[AnyMessage]:

@@ -410,7 +410,7 @@ class RunManager:
             return
         for run_id in await self.runs.heartbeat(self.worker, self._lease()):
             task = self._tasks.get(run_id)
-            if task is not None and not task.done():
+            if task is not None and not task.done() and not task.cancelling():  # once: it is recording the cancel
                 task.cancel()
 
     async def _reap(self) -> None:
@@ -486,16 +486,21 @@ class RunManager:
                 if "message" in run.input:  # the thread shows it only once the run ends (one checkpoint per run)
                     started["message"] = {"id": _message_id(run), "role": "user", "content": run.input["message"]}
                 await self.events.append(run.run_id, "run_started", started)
+            events = translator.run(
+                graph,
+                graph_input,
+                config,
+                tokens=run.input.get("stream_tokens", True),
+                nested=run.agent in self.nested_agents,
+                durability=self.settings.checkpoint_durability,
+            )
+            # The graph is closed here, whatever ends the loop: a cancel that lands while an event is being appended
+            # (Redis) still lets LangGraph write where the run stopped — held, for the outcome below — before the
+            # cancel is recorded, rather than when the abandoned generator is collected, in some other context.
             with flushed_by_next_commit(), holding:  # the outcome's commit, below, flushes the run's writes to disk
-                async for kind, data in translator.run(
-                    graph,
-                    graph_input,
-                    config,
-                    tokens=run.input.get("stream_tokens", True),
-                    nested=run.agent in self.nested_agents,
-                    durability=self.settings.checkpoint_durability,
-                ):
-                    await self.events.append(run.run_id, kind, data)
+                async with contextlib.aclosing(events):
+                    async for kind, data in events:
+                        await self.events.append(run.run_id, kind, data)
             if translator.interrupts:
                 await held.write(self.runs.db.batch)
                 await self.runs.mark_waiting(run, translator.usage)

@@ -3,7 +3,8 @@ for tokens; subgraphs for agents that nest graphs) and turns LangGraph's stream 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +46,7 @@ class StreamTranslator:
         tokens: bool,
         nested: bool,
         **options: Any,
-    ) -> AsyncIterator[tuple[EventType, dict[str, Any]]]:
+    ) -> AsyncGenerator[tuple[EventType, dict[str, Any]], None]:
         """Run ``graph`` and yield its events. ``tokens``: stream each token as the model writes it (LangGraph's
         ``messages`` mode; without it, LangChain asks the model for the whole answer at once). ``nested``: the graph
         runs other graphs (the multi agent's specialists) whose steps stream too — LangGraph's ``subgraphs``, which
@@ -54,9 +55,11 @@ class StreamTranslator:
         LangGraph's ``version="v1"`` parts (tuples) are read here: ``"v2"`` wraps each in a dict and maps outputs
         to the state schema, work nothing here uses."""
         modes = ["messages", "updates"] if tokens else ["updates"]
-        async for part in graph.astream(graph_input, config, stream_mode=modes, subgraphs=nested, **options):
-            for event in self.feed(part if nested else ((), *part)):
-                yield event
+        parts = graph.astream(graph_input, config, stream_mode=modes, subgraphs=nested, **options)
+        async with contextlib.aclosing(parts):  # closed now, not when collected: see RunManager._execute
+            async for part in parts:
+                for event in self.feed(part if nested else ((), *part)):
+                    yield event
 
     def feed(self, part: tuple[Any, ...]) -> Emitted:
         """One stream part, ``(namespace, mode, data)``."""
