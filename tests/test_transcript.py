@@ -10,10 +10,11 @@ import statistics
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from chatplane import ProductionAgent
 from chatplane.agents.context import settled
+from chatplane.agents.limits import answer_dangling_tool_calls
 from chatplane.db import HeldWrites
 from chatplane.errors import ModelError
 from chatplane.fake_model import ScriptedChatModel
@@ -253,3 +254,18 @@ async def test_a_held_move_skips_what_a_failed_run_moved_already(pg_url: str) ->
             assert held.statements  # nothing written yet
         await agent.transcript.db.batch(held.take())
         assert [m.id for m in await here.messages("t")] == ["uT", "aT", "u0", "p0"]
+
+
+async def test_answers_to_unanswered_tool_calls_are_archived_once_each(tmp_path) -> None:
+    """The error answers given to tool calls an earlier run left unanswered have ids of their own (they had none, and
+    every thread's second one was dropped as a duplicate); moving the same turn again adds nothing."""
+    settings = make_settings(storage_url=f"sqlite:///{tmp_path}/d.db")
+    async with ProductionAgent(ScriptedChatModel(echo=True), settings=settings) as agent:
+        for n in (1, 2):
+            call = {"name": "calculator", "args": {}, "id": f"call-{n}"}
+            turn: list[Any] = [HumanMessage(f"q{n}", id=f"h{n}"), AIMessage("", id=f"a{n}", tool_calls=[call])]
+            assert await agent.transcript.append("t", answer_dangling_tool_calls(turn) or turn) == 3
+            assert await agent.transcript.append("t", answer_dangling_tool_calls(turn) or turn) == 0
+        archived = await agent.transcript.messages("t")
+    assert [m.type for m in archived] == ["human", "ai", "tool", "human", "ai", "tool"]
+    assert [m.tool_call_id for m in archived if isinstance(m, ToolMessage)] == ["call-1", "call-2"]

@@ -173,8 +173,14 @@ def answer_dangling_tool_calls(messages: Sequence[AnyMessage]) -> list[AnyMessag
             for call in message.tool_calls:
                 call_id = call.get("id")
                 if call_id and call_id not in answered:
-                    pending.append(
-                        ToolMessage(UNANSWERED_TOOL_CALL, tool_call_id=call_id, name=call["name"], status="error")
+                    pending.append(  # an id of its own, the same each time: archived once (chatplane.transcript)
+                        ToolMessage(
+                            UNANSWERED_TOOL_CALL,
+                            id=f"unanswered-{call_id}",
+                            tool_call_id=call_id,
+                            name=call["name"],
+                            status="error",
+                        )
                     )
                     answered.add(call_id)
                     changed = True
