@@ -186,7 +186,8 @@ _CLIENT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError)
 
 def speed_probe() -> float:
     """Milliseconds of CPU for a fixed piece of pure Python: how fast this machine runs right now. On a shared
-    virtual machine it varies by ±25% from minute to minute, and every CPU and throughput number with it."""
+    virtual machine it takes 25–50% longer at some minutes than at others, and every CPU and throughput number
+    moves with it."""
     best = math.inf
     for _ in range(3):
         started = time.process_time()

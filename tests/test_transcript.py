@@ -255,6 +255,12 @@ async def test_a_held_move_skips_what_a_failed_run_moved_already(pg_url: str) ->
         await agent.transcript.db.batch(held.take())
         assert [m.id for m in await here.messages("t")] == ["uT", "aT", "u0", "p0"]
 
+        await here.append("t2", [HumanMessage("a", id="a1")])
+        assert [e.message.id for e in await here.tail("t2", 50)] == ["a1"]  # cached for one budget
+        with HeldWrites().holding():
+            await here.append("t2", [AIMessage("b", id="b1")], run_id="r3", end=(1, "a1"))
+            assert [e.message.id for e in await here.tail("t2", 1000, run_id="r3")] == ["a1", "b1"]  # another one
+
 
 async def test_answers_to_unanswered_tool_calls_are_archived_once_each(tmp_path) -> None:
     """The error answers given to tool calls an earlier run left unanswered have ids of their own (they had none, and

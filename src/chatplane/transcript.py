@@ -84,7 +84,8 @@ def end_of(result: Result) -> TranscriptEnd:
 
 
 class _HeldAppend(NamedTuple):
-    """A run's append held back until its outcome commits: the table still ends at ``end`` meanwhile."""
+    """A run's append held back until its outcome commits: the table still ends at ``end`` meanwhile, and a
+    ``tail`` of the run that has to load adds these entries to what it loads."""
 
     run_id: str | None
     end: TranscriptEnd
@@ -139,8 +140,12 @@ class Transcript:
         written with its outcome while its messages stay in the checkpoint, for the next run to move again).
         """
         held = held_writes() if end is not None and self.db.dialect == "postgres" else None
-        if held is not None and (tail := self._tails.get(thread_id)) and (tail.last_seq, tail.last_id) == end:
-            messages = _after_archived(messages, tail)
+        cached = self._tails.get(thread_id) if held is not None else None
+        if cached is not None and (cached.last_seq, cached.last_id) == end:  # current, and stays so for this run
+            messages = _after_archived(messages, cached)
+            cached.written_by = run_id
+        else:
+            cached = None
         if not messages:
             return 0
         values, params, new = [], [], []
@@ -161,7 +166,15 @@ class Transcript:
         statement: Statement = (sql, [thread_id, time.time(), thread_id, *params])
         if held is not None and end is not None:
             held.statements.append(statement)
-            self._hold(thread_id, _HeldAppend(run_id, end, new), str(messages[-1].id))
+            if cached is not None:
+                self._grew(cached.extend(end[0] + len(new), str(messages[-1].id), new))
+            else:
+                self._forget(thread_id)
+            # For a ``tail`` that must load what the table holds (no current cache, or another budget): it adds these.
+            self._held.pop(thread_id, None)
+            self._held[thread_id] = _HeldAppend(run_id, end, new)
+            while len(self._held) > self._HELD_APPENDS:
+                self._held.popitem(last=False)
             return len(new)
         rows = await self.db.fetchall(*statement)
         tail = self._tails.get(thread_id)
@@ -173,19 +186,6 @@ class Transcript:
             else:
                 self._forget(thread_id)
         return len(rows)
-
-    def _hold(self, thread_id: str, append: _HeldAppend, last_id: str) -> None:
-        """Remember a held append; a cached tail that ends where the table does takes its messages now."""
-        self._held[thread_id] = append
-        self._held.move_to_end(thread_id)
-        while len(self._held) > self._HELD_APPENDS:
-            self._held.popitem(last=False)
-        tail = self._tails.get(thread_id)
-        if tail is not None and (tail.last_seq, tail.last_id) == append.end:
-            self._grew(tail.extend(append.end[0] + len(append.entries), last_id, append.entries))
-            tail.written_by = append.run_id
-        else:
-            self._forget(thread_id)
 
     async def tail(self, thread_id: str, max_tokens: int, *, run_id: str | None = None) -> list[Archived]:
         """The newest archived messages whose tokens add up to at least ``max_tokens`` (or all), oldest first.

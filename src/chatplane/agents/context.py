@@ -59,11 +59,12 @@ def _thread_and_run() -> tuple[str | None, str | None]:
 
 
 def _transcript_end() -> TranscriptEnd | None:
+    """Where the thread's transcript ended when the run was accepted, if ``RunManager`` read it (``Transcript``)."""
     try:
-        end = (get_config().get("configurable") or {}).get(TRANSCRIPT_END_KEY)
+        end: TranscriptEnd | None = (get_config().get("configurable") or {}).get(TRANSCRIPT_END_KEY)
     except RuntimeError:
         return None
-    return (int(end[0]), str(end[1])) if end else None
+    return end
 
 
 def settled(messages: Sequence[AnyMessage]) -> list[AnyMessage]:

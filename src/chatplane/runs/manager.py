@@ -210,7 +210,8 @@ class RunManager:
                 dialect=self.runs.db.dialect,
             ),
         ]
-        if self._holds_transcript:  # where the thread's transcript ends: the run's append is held (Transcript)
+        holds_transcript = self._holds_transcript
+        if holds_transcript:  # where the thread's transcript ends: the run's append is held (Transcript)
             statements.append(end_statement(thread_id))
         results = await self.runs.db.batch(statements)
         if not RunStore.accepted(run, results[1]):
@@ -220,7 +221,7 @@ class RunManager:
         claimed = run.status == "running"  # an idle thread: the run starts here, claimed as it was inserted
         self.events.open(run.run_id, here=claimed)
         if claimed:  # nobody else can archive into the thread until this run ends: the end read above holds
-            self._launch(run, _graph_input(run), transcript_end=end_of(results[2]) if len(results) > 2 else None)
+            self._launch(run, _graph_input(run), transcript_end=end_of(results[2]) if holds_transcript else None)
         return run
 
     async def _accept_interrupting(
