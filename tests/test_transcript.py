@@ -275,3 +275,25 @@ async def test_answers_to_unanswered_tool_calls_are_archived_once_each(tmp_path)
         archived = await agent.transcript.messages("t")
     assert [m.type for m in archived] == ["human", "ai", "tool", "human", "ai", "tool"]
     assert [m.tool_call_id for m in archived if isinstance(m, ToolMessage)] == ["call-1", "call-2"]
+
+
+@pytest.mark.postgres
+async def test_a_run_paused_for_approval_has_moved_earlier_turns_on_postgres(pg_url: str) -> None:
+    """A run that pauses for a human writes what it held — its checkpoint and its move of earlier turns — before it
+    waits: while it waits the thread's history is whole and the earlier turn is in the transcript, once."""
+    model = ScriptedChatModel(replies=[AIMessage("hello"), call("calculator", {"expression": "1 + 1"}), "it is 2"])
+    settings = make_settings(storage_url=pg_url, sensitive_tools=["calculator"])
+    async with ProductionAgent(model, settings=settings, agent="react") as agent:
+        thread = await agent.threads.create("alice", "react")
+        first = await agent.runs.submit(thread, "hi", user_id="alice", multitask="reject")
+        await agent.runs.wait(first.run_id)
+        paused = await agent.runs.submit(thread, "add", user_id="alice", multitask="reject")
+        await agent.runs.wait(paused.run_id)
+        assert (await agent.runs.runs.get(paused.run_id, "alice")).status == "waiting"
+        assert await agent.transcript.count(thread.thread_id) == 2
+        assert [m.text for m in await agent.athread_messages(thread)][:3] == ["hi", "hello", "add"]
+        await agent.runs.resume(paused, [{"type": "approve"}])
+        await agent.runs.wait(paused.run_id)
+        history = await agent.athread_messages(thread)
+    assert [m.type for m in history] == ["human", "ai", "human", "ai", "tool", "ai"]
+    assert history[-1].text == "it is 2"
