@@ -96,6 +96,7 @@ class RunManager:
         """LangChain callback handlers added to every run's config (model/tool timing, tracing …)."""
         self._tasks: dict[str, asyncio.Task[None]] = {}  # runs executing in this process
         self._handing_back: set[str] = set()  # runs cancelled for shutdown: another process resumes them
+        self._stopping: set[str] = set()  # runs whose cancel reached them: closing the graph, recording the cancel
         self._background: list[asyncio.Task[None]] = []
         self._closing = False
 
@@ -361,7 +362,11 @@ class RunManager:
         ``transcript_end``, where its thread's transcript ends, if known (see ``chatplane.transcript``)."""
         task = asyncio.create_task(self._execute(run, graph_input, fresh, transcript_end), name=f"run-{run.run_id}")
         self._tasks[run.run_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(run.run_id, None))
+        task.add_done_callback(lambda _: self._forget_task(run.run_id))
+
+    def _forget_task(self, run_id: str) -> None:
+        self._tasks.pop(run_id, None)
+        self._stopping.discard(run_id)
 
     async def _request_cancel(self, run: Run) -> None:
         task = self._tasks.get(run.run_id)
@@ -411,7 +416,9 @@ class RunManager:
             return
         for run_id in await self.runs.heartbeat(self.worker, self._lease()):
             task = self._tasks.get(run_id)
-            if task is not None and not task.done() and not task.cancelling():  # once: it is recording the cancel
+            # Not again once the cancel has reached the run (a second one would cut short its closing of the
+            # graph or its recording of the cancel); again if something in between swallowed it.
+            if task is not None and not task.done() and run_id not in self._stopping:
                 task.cancel()
 
     async def _reap(self) -> None:
@@ -500,8 +507,12 @@ class RunManager:
             # cancel is recorded, rather than when the abandoned generator is collected, in some other context.
             with flushed_by_next_commit(), holding:  # the outcome's commit, below, flushes the run's writes to disk
                 async with contextlib.aclosing(events):
-                    async for kind, data in events:
-                        await self.events.append(run.run_id, kind, data)
+                    try:
+                        async for kind, data in events:
+                            await self.events.append(run.run_id, kind, data)
+                    except asyncio.CancelledError:
+                        self._stopping.add(run.run_id)  # before the graph is closed
+                        raise
             if translator.interrupts:
                 await held.write(self.runs.db.batch)
                 await self.runs.mark_waiting(run, translator.usage)
