@@ -201,6 +201,80 @@ async def test_a_checkpoint_written_in_one_query_reads_back_exactly(pg_url: str)
 
 
 @pytest.mark.postgres
+async def test_a_checkpoint_read_in_another_batch_is_the_one_the_saver_reads(pg_url: str) -> None:
+    """``latest_checkpoint_statement`` run in a batch (bound client-side, text results) gives the run's first read
+    exactly what the saver reads itself — blobs with awkward bytes, pending writes — once; a second read, a
+    subgraph's, one of a given checkpoint, one another thread's, or one after the run wrote goes to the database."""
+    awkward = 'it\'s 100% \\ "quoted" \u00e9t\u00e9 \U0001f680 %s ;--'
+    async with open_storage(make_settings(storage_url=pg_url)) as storage:
+        saver = storage.checkpointer
+        config = {"configurable": {"thread_id": "prefetched", "checkpoint_ns": ""}}
+
+        async def prefetch(thread_id: str = "prefetched") -> dict[str, Any]:
+            [result] = await storage.db.batch([pg_saver.latest_checkpoint_statement(thread_id)])
+            read = pg_saver.PrefetchedCheckpoint(thread_id, result)
+            return {"configurable": {**config["configurable"], pg_saver.PREFETCHED_KEY: read}}
+
+        assert await saver.aget_tuple(await prefetch()) is None  # a new thread: no checkpoint yet
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {"messages": [awkward, b"\x00\x01'\\\xff"], "note": awkward}
+        checkpoint["channel_versions"] = {"messages": 1, "note": 1}
+        stored = await saver.aput(config, checkpoint, {"source": awkward}, {"messages": 1, "note": 1})
+        await saver.aput_writes(stored, [("messages", [awkward]), ("note", b"\x00")], "task-1")
+        expected = await saver.aget_tuple(config)
+
+        reads: list[dict[str, Any]] = []
+        upstream = pg_saver.AsyncPostgresSaver.aget_tuple
+
+        async def counted(self: Any, config: Any) -> Any:
+            reads.append(config["configurable"])
+            return await upstream(self, config)
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(pg_saver.AsyncPostgresSaver, "aget_tuple", counted)
+            run_config = await prefetch()
+            assert await saver.aget_tuple(run_config) == expected
+            assert reads == []
+            assert await saver.aget_tuple(run_config) == expected  # the second read: the database's
+            assert len(reads) == 1
+            for other in (
+                {"checkpoint_ns": "supervisor:1"},
+                {"checkpoint_id": expected.config["configurable"]["checkpoint_id"]},
+                {"thread_id": "another"},
+            ):
+                run_config = await prefetch()
+                await saver.aget_tuple({"configurable": {**run_config["configurable"], **other}})
+                assert reads[-1] == {**run_config["configurable"], **other}
+            run_config, held = await prefetch(), HeldWrites()
+            with held.holding():
+                await saver.aput_writes(stored, [("note", "later")], "task-2")
+                assert held.statements
+                assert (await saver.aget_tuple(run_config)).pending_writes != expected.pending_writes
+            assert len(reads) == 5
+
+
+@pytest.mark.postgres
+async def test_a_runs_first_checkpoint_read_comes_with_its_acceptance(pg_url: str, monkeypatch) -> None:
+    """A run claimed as it is accepted starts from the checkpoint read in the same batch: a turn makes no read of
+    its own, and the thread goes on exactly (earlier turns moved to the transcript, history whole)."""
+    reads: list[str] = []
+    upstream = pg_saver.AsyncPostgresSaver.aget_tuple
+
+    async def counted(self: Any, config: Any) -> Any:
+        reads.append(config["configurable"]["thread_id"])
+        return await upstream(self, config)
+
+    monkeypatch.setattr(pg_saver.AsyncPostgresSaver, "aget_tuple", counted)
+    async with ProductionAgent(settings=make_settings(storage_url=pg_url)) as agent:
+        for text in ("first", "second", "third"):
+            assert await agent.achat("alice", text) == f"echo: {text}"
+        assert reads == []
+        history = [m.text for m in await agent.aget_history("session-alice")]
+        assert history == ["first", "echo: first", "second", "echo: second", "third", "echo: third"]
+        assert await agent.transcript.count("session-alice") == 4
+
+
+@pytest.mark.postgres
 async def test_writes_inside_a_run_do_not_wait_for_the_disk_and_others_do(pg_url: str) -> None:
     """``flushed_by_next_commit``: PostgreSQL commits inside it skip the wait for the log flush (a later ordinary
     commit, the run's outcome, flushes them); everywhere else commits wait, as PostgreSQL's default."""
@@ -322,8 +396,8 @@ async def test_a_run_cancelled_while_handing_on_an_event_keeps_its_message_on_po
 
 
 def test_the_saver_copy_matches_the_installed_upstream_release() -> None:
-    """``PooledPostgresSaver``'s ``aput``, ``aput_writes`` and ``_load_checkpoint_tuple`` are copies of
-    upstream's: upgrading langgraph-checkpoint-postgres means
+    """``PooledPostgresSaver``'s ``aput``, ``aput_writes``, ``_load_checkpoint_tuple`` and the prefetched read
+    (``latest_checkpoint_statement``, ``PrefetchedCheckpoint``) are copies of upstream's: upgrading langgraph-checkpoint-postgres means
     comparing it with the new release's and updating ``UPSTREAM_VERSION``."""
     from importlib.metadata import version
 

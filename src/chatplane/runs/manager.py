@@ -45,13 +45,15 @@ from chatplane.errors import (
 )
 from chatplane.events import EventType, RunEvent
 from chatplane.failures import as_chatplane_error
+from chatplane.pg_saver import PREFETCHED_KEY, PrefetchedCheckpoint, latest_checkpoint_statement
 from chatplane.runs.eventlog import MemoryEventLog
 from chatplane.runs.store import Multitask, Run, RunStatus, RunStore
 from chatplane.runs.translate import StreamTranslator
 from chatplane.threads import Thread, ThreadStore, check_thread
-from chatplane.transcript import TRANSCRIPT_END_KEY, TranscriptEnd, end_of, end_statement
+from chatplane.transcript import TRANSCRIPT_END_KEY, end_of, end_statement
 
 log = logging.getLogger("chatplane.runs")
+_NOTHING: Mapping[str, Any] = {}
 
 Hook = Callable[[Run], Awaitable[None]]
 
@@ -211,9 +213,10 @@ class RunManager:
                 dialect=self.runs.db.dialect,
             ),
         ]
-        holds_transcript = self._holds_transcript
-        if holds_transcript:  # where the thread's transcript ends: the run's append is held (Transcript)
-            statements.append(end_statement(thread_id))
+        holds_writes = self._holds_writes
+        if holds_writes:  # read for the run, should it start now: where the thread's transcript ends (its append
+            # is held, Transcript) and the thread's latest checkpoint (its first read, PooledPostgresSaver)
+            statements += [end_statement(thread_id), latest_checkpoint_statement(thread_id)]
         results = await self.runs.db.batch(statements)
         if not RunStore.accepted(run, results[1]):
             rows = results[0][0]
@@ -221,8 +224,14 @@ class RunManager:
             raise ThreadBusyError()
         claimed = run.status == "running"  # an idle thread: the run starts here, claimed as it was inserted
         self.events.open(run.run_id, here=claimed)
-        if claimed:  # nobody else can archive into the thread until this run ends: the end read above holds
-            self._launch(run, _graph_input(run), transcript_end=end_of(results[2]) if holds_transcript else None)
+        if claimed:  # nobody else writes the thread's transcript or checkpoints until this run ends: the reads hold
+            read: dict[str, Any] = {}
+            if holds_writes:
+                read = {
+                    TRANSCRIPT_END_KEY: end_of(results[2]),
+                    PREFETCHED_KEY: PrefetchedCheckpoint(thread_id, results[3]),
+                }
+            self._launch(run, _graph_input(run), read=read)
         return run
 
     async def _accept_interrupting(
@@ -351,16 +360,16 @@ class RunManager:
         return time.time() + self.settings.run_lease_s
 
     @property
-    def _holds_transcript(self) -> bool:
-        """Whether runs hold their transcript appends with their checkpoint (PostgreSQL, durability ``exit``)."""
+    def _holds_writes(self) -> bool:
+        """Whether runs hold their transcript appends and checkpoints for their outcome's commit (PostgreSQL,
+        durability ``exit``); the batch that accepts a run then also reads what the run will start from."""
         return self.runs.db.dialect == "postgres" and self.settings.checkpoint_durability == "exit"
 
-    def _launch(
-        self, run: Run, graph_input: Any, *, fresh: bool = True, transcript_end: TranscriptEnd | None = None
-    ) -> None:
+    def _launch(self, run: Run, graph_input: Any, *, fresh: bool = True, read: Mapping[str, Any] = _NOTHING) -> None:
         """Execute ``run`` here; ``fresh`` for a run that starts now (not resumed after approval or recovery);
-        ``transcript_end``, where its thread's transcript ends, if known (see ``chatplane.transcript``)."""
-        task = asyncio.create_task(self._execute(run, graph_input, fresh, transcript_end), name=f"run-{run.run_id}")
+        ``read``, what was read for it as it was accepted: entries for its config's ``configurable``
+        (``TRANSCRIPT_END_KEY``, ``PREFETCHED_KEY``)."""
+        task = asyncio.create_task(self._execute(run, graph_input, fresh, read), name=f"run-{run.run_id}")
         self._tasks[run.run_id] = task
         task.add_done_callback(lambda _: self._forget_task(run.run_id))
 
@@ -475,13 +484,10 @@ class RunManager:
             "callbacks": list(self.callbacks),
         }
 
-    async def _execute(
-        self, run: Run, graph_input: Any, fresh: bool, transcript_end: TranscriptEnd | None = None
-    ) -> None:
+    async def _execute(self, run: Run, graph_input: Any, fresh: bool, read: Mapping[str, Any] = _NOTHING) -> None:
         graph = self._graph(run)
         config = self._config(run)
-        if transcript_end is not None:
-            config["configurable"][TRANSCRIPT_END_KEY] = transcript_end
+        config["configurable"].update(read)
         translator = StreamTranslator()
         translator.usage.update({k: v for k, v in run.usage.items() if k in translator.usage})
         next_up: list[Run] | None = None  # the thread's active runs, read as the outcome was recorded
