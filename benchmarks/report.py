@@ -9,6 +9,7 @@ import platform
 import sqlite3
 import statistics
 import subprocess
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -47,10 +48,12 @@ def environment(pg_admin_url: str) -> dict[str, str]:
             versions.append(f"{name} {importlib.metadata.version(name)}")
         except importlib.metadata.PackageNotFoundError:
             continue
+    round_trip = "?"
     try:
         with psycopg.connect(pg_admin_url, connect_timeout=5) as conn:
             row = conn.execute("SHOW server_version").fetchone()
             pg_version = str(row[0]) if row else "?"
+            round_trip = round_trips(conn)
     except psycopg.Error as exc:
         pg_version = f"unreachable ({type(exc).__name__})"
     return {
@@ -64,7 +67,24 @@ def environment(pg_admin_url: str) -> dict[str, str]:
         "sqlite": sqlite3.sqlite_version,
         "postgresql": pg_version,
         "load": load_average(),
+        "round_trip": round_trip,
     }
+
+
+def round_trips(conn: psycopg.Connection[Any]) -> str:
+    """Median wall time of a ``SELECT 1`` round trip to PostgreSQL, back to back and after the two processes sat
+    idle for 20 ms and 400 ms. On a virtual machine an idle vCPU is halted and waking it is slow: within one
+    user's turn PostgreSQL idles while the model answers, so each of the turn's trips pays the idle price."""
+    timings = []
+    for idle_s, count in ((0.0, 50), (0.02, 25), (0.4, 8)):
+        samples = []
+        for _ in range(count):
+            time.sleep(idle_s)
+            started = time.perf_counter()
+            conn.execute("SELECT 1").fetchone()
+            samples.append(time.perf_counter() - started)
+        timings.append(f"{statistics.median(samples) * 1000:.2f}")
+    return " / ".join(timings) + " ms"
 
 
 def load_average() -> str:

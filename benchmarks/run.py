@@ -203,6 +203,7 @@ def render(
             ["chatplane", env["chatplane"]],
             ["packages", env["packages"]],
             ["SQLite / PostgreSQL", f"{env['sqlite']} / {env['postgresql']}"],
+            ["PostgreSQL round trip: back to back / after 20 ms idle / after 400 ms idle", env["round_trip"]],
         ],
     )
     sizes = (

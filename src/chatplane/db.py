@@ -132,6 +132,10 @@ class HeldWrites:
         finally:
             _HELD.reset(token)
 
+    def hold(self, statements: Sequence[Statement]) -> None:
+        """Keep ``statements`` for the outcome's commit, after those held already (they run in order)."""
+        self.statements.extend(statements)
+
     def take(self) -> list[Statement]:
         statements, self.statements = self.statements, []
         return statements

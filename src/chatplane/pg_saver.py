@@ -229,7 +229,7 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         while a run holds its writes (``HeldWrites``)."""
         held = held_writes()
         if held is not None:
-            held.statements += statements
+            held.hold(statements)
         else:
             await self._write_now(pool, statements)
 

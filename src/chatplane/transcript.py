@@ -165,7 +165,7 @@ class Transcript:
         )
         statement: Statement = (sql, [thread_id, time.time(), thread_id, *params])
         if held is not None and end is not None:
-            held.statements.append(statement)
+            held.hold([statement])
             if cached is not None:
                 self._grew(cached.extend(end[0] + len(new), str(messages[-1].id), new))
             else:
