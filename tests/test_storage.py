@@ -203,25 +203,31 @@ async def test_a_checkpoint_written_in_one_query_reads_back_exactly(pg_url: str)
 @pytest.mark.postgres
 async def test_a_checkpoint_read_in_another_batch_is_the_one_the_saver_reads(pg_url: str) -> None:
     """``latest_checkpoint_statement`` run in a batch (bound client-side, text results) gives the run's first read
-    exactly what the saver reads itself — blobs with awkward bytes, pending writes — once; a second read, a
-    subgraph's, one of a given checkpoint, one another thread's, or one after the run wrote goes to the database."""
+    exactly what the saver reads itself — blobs with awkward bytes, pending writes or none, the parent — once, and
+    only for a run that is running; a second read, a subgraph's, one of a given checkpoint, one of another thread,
+    or one after the run wrote goes to the database."""
+    from chatplane.runs import RunStore
+
     awkward = 'it\'s 100% \\ "quoted" \u00e9t\u00e9 \U0001f680 %s ;--'
     async with open_storage(make_settings(storage_url=pg_url)) as storage:
-        saver = storage.checkpointer
+        saver, runs = storage.checkpointer, RunStore(storage.db)
         config = {"configurable": {"thread_id": "prefetched", "checkpoint_ns": ""}}
+        queued = await runs.create("prefetched", "alice", "chat", {}, "enqueue")
+        running = await runs.create("prefetched", "alice", "chat", {}, "reject", claim_for=("here", 1e12))
 
-        async def prefetch(thread_id: str = "prefetched") -> dict[str, Any]:
-            [result] = await storage.db.batch([pg_saver.latest_checkpoint_statement(thread_id)])
+        async def prefetch(thread_id: str = "prefetched", run_id: str = running.run_id) -> dict[str, Any]:
+            [result] = await storage.db.batch([pg_saver.latest_checkpoint_statement(thread_id, run_id)])
             read = pg_saver.PrefetchedCheckpoint(thread_id, result)
             return {"configurable": {**config["configurable"], pg_saver.PREFETCHED_KEY: read}}
 
         assert await saver.aget_tuple(await prefetch()) is None  # a new thread: no checkpoint yet
         checkpoint = empty_checkpoint()
-        checkpoint["channel_values"] = {"messages": [awkward, b"\x00\x01'\\\xff"], "note": awkward}
-        checkpoint["channel_versions"] = {"messages": 1, "note": 1}
-        stored = await saver.aput(config, checkpoint, {"source": awkward}, {"messages": 1, "note": 1})
-        await saver.aput_writes(stored, [("messages", [awkward]), ("note", b"\x00")], "task-1")
+        checkpoint["channel_values"] = {"messages": [awkward, b"\x00\x01'\\\xff"], "notes": {"k": awkward}}
+        checkpoint["channel_versions"] = {"messages": 1, "notes": 1}
+        stored = await saver.aput(config, checkpoint, {"source": awkward}, {"messages": 1, "notes": 1})
+        await saver.aput_writes(stored, [("messages", [awkward]), ("notes", b"\x00")], "task-1")
         expected = await saver.aget_tuple(config)
+        assert expected is not None and expected.pending_writes and expected.parent_config is None
 
         reads: list[dict[str, Any]] = []
         upstream = pg_saver.AsyncPostgresSaver.aget_tuple
@@ -247,10 +253,33 @@ async def test_a_checkpoint_read_in_another_batch_is_the_one_the_saver_reads(pg_
                 assert reads[-1] == {**run_config["configurable"], **other}
             run_config, held = await prefetch(), HeldWrites()
             with held.holding():
-                await saver.aput_writes(stored, [("note", "later")], "task-2")
+                await saver.aput_writes(stored, [("notes", "later")], "task-2")
                 assert held.statements
                 assert (await saver.aget_tuple(run_config)).pending_writes != expected.pending_writes
             assert len(reads) == 5
+
+            # A child without pending writes, in an old format (v2, as langgraph.checkpoint.base still makes):
+            # upstream migrates its parent's pending sends as it reads it, so it goes to the database.
+            later = empty_checkpoint()
+            later["channel_values"] = {"messages": ["next"], "notes": {"k": "v"}}
+            later["channel_versions"] = {"messages": 2, "notes": 1}
+            assert later["v"] < 4
+            stored = await saver.aput(stored, later, {}, {"messages": 2})
+            expected = await upstream(saver, config)
+            assert expected is not None and expected.parent_config is not None and not expected.pending_writes
+            assert await saver.aget_tuple(await prefetch()) == expected
+            assert len(reads) == 6
+            latest = {**empty_checkpoint(), "v": 4}  # LangGraph's own, with a parent: from the prefetched row
+            latest["channel_values"] = {"messages": ["last"], "notes": {"k": "w"}}
+            latest["channel_versions"] = {"messages": 3, "notes": 2}
+            await saver.aput(stored, latest, {}, {"messages": 3, "notes": 2})
+            expected = await upstream(saver, config)
+            assert expected is not None and expected.parent_config is not None and not expected.pending_writes
+            assert await saver.aget_tuple(await prefetch()) == expected
+            assert len(reads) == 6
+        # Read for a run that did not start (it waits its turn): nothing comes back.
+        [result] = await storage.db.batch([pg_saver.latest_checkpoint_statement("prefetched", queued.run_id)])
+        assert result == ([], 0)
 
 
 @pytest.mark.postgres
@@ -397,8 +426,8 @@ async def test_a_run_cancelled_while_handing_on_an_event_keeps_its_message_on_po
 
 def test_the_saver_copy_matches_the_installed_upstream_release() -> None:
     """``PooledPostgresSaver``'s ``aput``, ``aput_writes``, ``_load_checkpoint_tuple`` and the prefetched read
-    (``latest_checkpoint_statement``, ``PrefetchedCheckpoint``) are copies of upstream's: upgrading langgraph-checkpoint-postgres means
-    comparing it with the new release's and updating ``UPSTREAM_VERSION``."""
+    (``latest_checkpoint_statement``, ``PrefetchedCheckpoint``) are copies of upstream's: upgrading
+    langgraph-checkpoint-postgres means comparing them with the new release's and updating ``UPSTREAM_VERSION``."""
     from importlib.metadata import version
 
     assert version("langgraph-checkpoint-postgres") == pg_saver.UPSTREAM_VERSION

@@ -54,13 +54,17 @@ PREFETCHED_KEY = "__chatplane_prefetched_checkpoint"
 """The run's config key (``configurable``) for its thread's latest checkpoint, read as the run was accepted."""
 
 
-def latest_checkpoint_statement(thread_id: str) -> Statement:
+def latest_checkpoint_statement(thread_id: str, run_id: str) -> Statement:
     """The statement upstream's ``aget_tuple`` runs for ``thread_id``'s latest checkpoint (the root graph's), to
-    run in another batch; its result goes to ``PrefetchedCheckpoint``."""
+    run in the batch that accepts run ``run_id``; its result goes to ``PrefetchedCheckpoint``. It reads nothing
+    unless that run is running — claimed in the same batch — so a run that waits its turn, or is refused (another
+    owner's thread), loads no checkpoint."""
     return (
         PooledPostgresSaver.SELECT_SQL
-        + "WHERE thread_id = %s AND checkpoint_ns = %s ORDER BY checkpoint_id DESC LIMIT 1",
-        (thread_id, ""),
+        + "WHERE thread_id = %s AND checkpoint_ns = %s "
+        + "AND EXISTS (SELECT 1 FROM chatplane_runs WHERE run_id = %s AND status = 'running') "
+        + "ORDER BY checkpoint_id DESC LIMIT 1",
+        (thread_id, "", run_id),
     )
 
 

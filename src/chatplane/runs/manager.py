@@ -216,7 +216,7 @@ class RunManager:
         holds_writes = self._holds_writes
         if holds_writes:  # read for the run, should it start now: where the thread's transcript ends (its append
             # is held, Transcript) and the thread's latest checkpoint (its first read, PooledPostgresSaver)
-            statements += [end_statement(thread_id), latest_checkpoint_statement(thread_id)]
+            statements += [end_statement(thread_id), latest_checkpoint_statement(thread_id, run.run_id)]
         results = await self.runs.db.batch(statements)
         if not RunStore.accepted(run, results[1]):
             rows = results[0][0]
