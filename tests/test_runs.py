@@ -119,3 +119,43 @@ async def test_event_log_forgets_old_finished_runs_only() -> None:
         await log.append(name, "run_completed")
     assert log.known("live")
     assert not log.known("a")
+
+
+async def test_a_run_whose_outcome_was_not_recorded_is_recovered_while_others_run(
+    persistent_storage_url: str, monkeypatch
+) -> None:
+    """A run whose task ended without its outcome recorded (the database refused it) is still ``running`` in the
+    table. The heartbeat renews only the leases of runs this process is executing, so that one's lease runs out and
+    recovery takes it (here: ``fail``, as ``worker_lost``), even while the process has other runs; before, the
+    heartbeat renewed it with them, and its thread stayed busy for as long as the process was."""
+    import asyncio
+    import time
+
+    from chatplane import ProductionAgent
+    from chatplane.errors import ChatplaneError
+
+    words = " ".join(f"word{i}" for i in range(40))
+    settings = make_settings(
+        storage_url=persistent_storage_url,
+        model=f"fake:{words}?token_delay=0.1",  # 4 s an answer streamed token by token
+        run_lease_s=1,
+        run_recovery="fail",
+    )
+    async with ProductionAgent(settings=settings) as agent:
+        with monkeypatch.context() as patch:
+            refused = ("SELECT * FROM chatplane_no_such_table", ())  # an error on both databases
+            patch.setattr(RunStore, "finish_statement", staticmethod(lambda *a, **k: refused))
+            with pytest.raises(ChatplaneError):
+                await agent.achat("alice", "lost")  # a whole answer at once: no token delay
+        [orphan] = await agent.runs.runs.list_for_thread("session-alice")
+        assert orphan.status == "running"
+        busy = await agent.threads.create("bob", "chat")
+        other = await agent.runs.submit(busy, "keep the worker busy", user_id="bob", multitask="reject")
+        deadline = time.monotonic() + 10
+        while (orphan := await agent.runs.runs.get(orphan.run_id, "alice")).status == "running":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        assert (orphan.status, orphan.error_code) == ("failed", "worker_lost")
+        assert (await agent.runs.runs.get(other.run_id, "bob")).status == "running"  # the process was busy all along
+        await agent.runs.wait(other.run_id)
+        assert await agent.achat("alice", "again") == words  # the thread takes new runs

@@ -421,9 +421,10 @@ class RunManager:
             self._launch(run, _graph_input(run))
 
     async def _heartbeat(self) -> None:
-        if not self._tasks:
+        executing = [run_id for run_id, task in self._tasks.items() if not task.done()]
+        if not executing:
             return
-        for run_id in await self.runs.heartbeat(self.worker, self._lease()):
+        for run_id in await self.runs.heartbeat(self.worker, self._lease(), executing):
             task = self._tasks.get(run_id)
             # Not again once the cancel has reached the run (a second one would cut short its closing of the
             # graph or its recording of the cancel); again if something in between swallowed it.

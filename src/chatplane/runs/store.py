@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ _COLUMNS = (
     "finished_at, model"
 )
 _ACTIVE = "status IN ('pending', 'running', 'waiting')"
+_IDS_PER_STATEMENT = 500  # run ids bound in one statement (SQLite allows 32,766 parameters; PostgreSQL 65,535)
 
 
 @dataclass
@@ -258,11 +260,19 @@ class RunStore:
             run.status, run.started_at = "running", started
         return changed > 0
 
-    async def heartbeat(self, worker: str, lease_until: float) -> list[str]:
-        """Extend the leases of this worker's runs; the ids of those a cancel was requested for."""
-        await self.db.execute(
-            "UPDATE chatplane_runs SET lease_until = %s WHERE worker = %s AND status = 'running'", (lease_until, worker)
-        )
+    async def heartbeat(self, worker: str, lease_until: float, run_ids: Sequence[str]) -> list[str]:
+        """Extend the leases of ``run_ids``, the runs this worker is executing; the ids of this worker's runs a
+        cancel was requested for. A run the worker holds but no longer executes — its task ended without its
+        outcome recorded, say while the database was unreachable — is not renewed: its lease runs out, and
+        recovery (``RunManager._reap``) takes it, rather than its thread staying busy for as long as the worker
+        has other runs."""
+        for start in range(0, len(run_ids), _IDS_PER_STATEMENT):
+            chunk = run_ids[start : start + _IDS_PER_STATEMENT]
+            await self.db.execute(
+                "UPDATE chatplane_runs SET lease_until = %s WHERE worker = %s AND status = 'running' "
+                f"AND run_id IN ({', '.join(['%s'] * len(chunk))})",
+                (lease_until, worker, *chunk),
+            )
         rows = await self.db.fetchall(
             "SELECT run_id FROM chatplane_runs WHERE worker = %s AND status = 'running' AND cancel_requested = 1",
             (worker,),
