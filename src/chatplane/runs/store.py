@@ -20,7 +20,7 @@ _COLUMNS = (
     "finished_at, model"
 )
 _ACTIVE = "status IN ('pending', 'running', 'waiting')"
-_IDS_PER_STATEMENT = 500  # run ids bound in one statement (SQLite allows 32,766 parameters; PostgreSQL 65,535)
+_IDS_PER_STATEMENT = 500  # run ids bound in one SQLite statement (it allows 32,766 parameters)
 
 
 @dataclass
@@ -266,13 +266,13 @@ class RunStore:
         outcome recorded, say while the database was unreachable — is not renewed: its lease runs out, and
         recovery (``RunManager._reap``) takes it, rather than its thread staying busy for as long as the worker
         has other runs."""
-        for start in range(0, len(run_ids), _IDS_PER_STATEMENT):
-            chunk = run_ids[start : start + _IDS_PER_STATEMENT]
-            await self.db.execute(
-                "UPDATE chatplane_runs SET lease_until = %s WHERE worker = %s AND status = 'running' "
-                f"AND run_id IN ({', '.join(['%s'] * len(chunk))})",
-                (lease_until, worker, *chunk),
-            )
+        renew = "UPDATE chatplane_runs SET lease_until = %s WHERE worker = %s AND status = 'running' AND run_id "
+        if self.db.dialect == "postgres":  # one statement text whatever the count: prepared once per connection
+            await self.db.execute(renew + "= ANY(%s)", (lease_until, worker, list(run_ids)))
+        else:
+            for start in range(0, len(run_ids), _IDS_PER_STATEMENT):
+                chunk = run_ids[start : start + _IDS_PER_STATEMENT]
+                await self.db.execute(renew + f"IN ({', '.join(['%s'] * len(chunk))})", (lease_until, worker, *chunk))
         rows = await self.db.fetchall(
             "SELECT run_id FROM chatplane_runs WHERE worker = %s AND status = 'running' AND cancel_requested = 1",
             (worker,),
