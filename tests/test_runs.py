@@ -159,3 +159,41 @@ async def test_a_run_whose_outcome_was_not_recorded_is_recovered_while_others_ru
         assert (await agent.runs.runs.get(other.run_id, "bob")).status == "running"  # the process was busy all along
         await agent.runs.wait(other.run_id)
         assert await agent.achat("alice", "again") == words  # the thread takes new runs
+
+
+async def test_a_run_that_keeps_losing_its_worker_is_failed_after_the_allowed_recoveries(
+    persistent_storage_url: str, monkeypatch
+) -> None:
+    """Recovery resumes a run whose worker was lost at most ``run_max_recoveries`` times; the next time the run is
+    failed as ``worker_lost``, so a run that kills whichever process runs it cannot take down every worker in turn.
+    (Here each attempt "loses its worker" by ending without its outcome recorded.)"""
+    import asyncio
+    import time
+
+    from chatplane import ProductionAgent
+    from chatplane.errors import ChatplaneError
+
+    settings = make_settings(storage_url=persistent_storage_url, run_lease_s=1, run_max_recoveries=1)
+    original = RunStore.finish_statement
+
+    def refused_but_worker_lost(run, status, usage, error_code):  # noqa: ANN001, ANN202
+        if error_code == "worker_lost":  # recovery giving up: recorded
+            return original(run, status, usage, error_code)
+        return ("SELECT * FROM chatplane_no_such_table", ())
+
+    monkeypatch.setattr(RunStore, "finish_statement", staticmethod(refused_but_worker_lost))
+    async with ProductionAgent(settings=settings) as agent:
+        with pytest.raises(ChatplaneError):
+            await agent.achat("alice", "doomed")
+        [run] = await agent.runs.runs.list_for_thread("session-alice")
+        deadline = time.monotonic() + 15
+        while (run := await agent.runs.runs.get(run.run_id, "alice")).status == "running":
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        assert (run.status, run.error_code) == ("failed", "worker_lost")
+        row = await agent.runs.runs.db.fetchone(
+            "SELECT recoveries FROM chatplane_runs WHERE run_id = %s", (run.run_id,)
+        )
+        assert row is not None and row["recoveries"] == 2  # resumed once, then given up
+        monkeypatch.undo()
+        assert [m.text for m in await agent.aget_history("session-alice")][0] == "doomed"  # the message is kept

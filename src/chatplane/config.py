@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     run_recovery: Literal["resume", "fail"] = Field(
         "resume", description="A recovered run: `resume` from its last checkpoint, or `fail` it (`worker_lost`)."
     )
+    run_max_recoveries: int = Field(
+        2,
+        ge=0,
+        description="How many times one run is resumed after its worker was lost; the next time it is failed "
+        "(`worker_lost`): a run that kills whichever process runs it would otherwise take down every worker in turn.",
+    )
     checkpoint_durability: Literal["exit", "async", "sync"] = Field(
         "exit",
         description="When a run's checkpoints are written: `exit` once per run (fewest writes; a crashed run is "

@@ -371,6 +371,9 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE UNIQUE INDEX IF NOT EXISTS chatplane_messages_id ON chatplane_messages (thread_id, message_id)",
     ],
+    [  # 6: how many times a run was taken over after its worker was lost (CHATPLANE_RUN_MAX_RECOVERIES)
+        "ALTER TABLE chatplane_runs ADD COLUMN recoveries INTEGER NOT NULL DEFAULT 0",
+    ],
 ]
 """Schema changes after the first release, in order; ``chatplane_schema`` records how many a database has had.
 Append new steps; never edit a released one."""

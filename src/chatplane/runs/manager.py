@@ -436,14 +436,16 @@ class RunManager:
         for run in await self.runs.expired(time.time()):
             async with self.runs.db.transaction() as tx:
                 changed = await tx.execute(
-                    "UPDATE chatplane_runs SET worker = %s, lease_until = %s, cancel_requested = 0 "
-                    "WHERE run_id = %s AND status = 'running' AND lease_until < %s",
+                    "UPDATE chatplane_runs SET worker = %s, lease_until = %s, cancel_requested = 0, "
+                    "recoveries = recoveries + 1 WHERE run_id = %s AND status = 'running' AND lease_until < %s",
                     (self.worker, self._lease(), run.run_id, time.time()),
                 )
             if not changed:
                 continue  # another process got it first
-            if self.settings.run_recovery == "fail":
-                log.warning("run %s: worker_lost (failed as configured)", run.run_id)
+            given_up = run.recoveries >= self.settings.run_max_recoveries
+            if self.settings.run_recovery == "fail" or given_up:
+                why = f"lost its worker {run.recoveries + 1} times" if given_up else "failed as configured"
+                log.warning("run %s: worker_lost (%s)", run.run_id, why)
                 await self._keep_message(run)
                 await self.runs.finish(run, "failed", run.usage, WorkerLostError.code)
                 message = WorkerLostError.default_message

@@ -38,6 +38,7 @@ class Run:
     started_at: float | None = None
     finished_at: float | None = None
     model: str | None = None
+    recoveries: int = 0  # times taken over after its worker was lost (read by ``RunStore.expired`` only)
 
     @classmethod
     def new(
@@ -76,6 +77,7 @@ class Run:
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             model=row.get("model"),
+            recoveries=int(row.get("recoveries") or 0),
         )
 
 
@@ -293,7 +295,7 @@ class RunStore:
     async def expired(self, now: float, limit: int = 20) -> list[Run]:
         """Running runs whose worker stopped renewing its lease (it died, or handed them back)."""
         rows = await self.db.fetchall(
-            f"SELECT {_COLUMNS} FROM chatplane_runs WHERE status = 'running' AND lease_until < %s "
+            f"SELECT {_COLUMNS}, recoveries FROM chatplane_runs WHERE status = 'running' AND lease_until < %s "
             "ORDER BY created_at LIMIT %s",
             (now, limit),
         )
