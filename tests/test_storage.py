@@ -459,3 +459,27 @@ async def test_a_batch_is_all_or_nothing_on_both_databases(persistent_storage_ur
         with pytest.raises(INTEGRITY_ERRORS):
             await storage.db.batch([("UPDATE chatplane_threads SET title = %s", ("lost",)), duplicate])
         assert (await threads.get("first", "alice")).title == "both"
+
+
+async def test_a_database_of_an_earlier_release_is_migrated_with_its_runs_kept(
+    persistent_storage_url: str, monkeypatch
+) -> None:
+    """A database made by an earlier release (fewer migrations applied) gets the later ones on start; what it
+    holds is kept, and the runs it had start with no recoveries counted."""
+    from chatplane import db as chatplane_db
+    from chatplane.runs import RunStore
+
+    settings = make_settings(storage_url=persistent_storage_url)
+    with monkeypatch.context() as patch:
+        patch.setattr(chatplane_db, "MIGRATIONS", chatplane_db.MIGRATIONS[:5])  # the release before `recoveries`
+        async with open_storage(settings) as storage:
+            old = await RunStore(storage.db).create("t-1", "alice", "chat", {"message": "hi"}, "reject")
+            assert await storage.db.fetchone("SELECT max(version) AS v FROM chatplane_schema") == {"v": 5}
+    async with open_storage(settings) as storage:
+        assert await storage.db.fetchone("SELECT max(version) AS v FROM chatplane_schema") == {
+            "v": len(chatplane_db.MIGRATIONS)
+        }
+        row = await storage.db.fetchone(
+            "SELECT status, recoveries FROM chatplane_runs WHERE run_id = %s", (old.run_id,)
+        )
+        assert row == {"status": "pending", "recoveries": 0}
