@@ -197,3 +197,39 @@ async def test_a_run_that_keeps_losing_its_worker_is_failed_after_the_allowed_re
         assert row is not None and row["recoveries"] == 2  # resumed once, then given up
         monkeypatch.undo()
         assert [m.text for m in await agent.aget_history("session-alice")][0] == "doomed"  # the message is kept
+
+
+async def test_a_run_handed_back_at_shutdown_is_resumed_without_counting_as_lost(persistent_storage_url: str) -> None:
+    """A run handed back at a graceful shutdown (its grace ran out) is resumed by the next process even when no
+    recovery of lost runs is allowed: a rolling restart is not a worker lost, so long runs survive several."""
+    import asyncio
+
+    from chatplane import ProductionAgent
+
+    words = " ".join(f"word{i}" for i in range(40))
+    settings = make_settings(
+        storage_url=persistent_storage_url,
+        model=f"fake:{words}?token_delay=0.05",
+        run_lease_s=1,
+        run_max_recoveries=0,
+    )
+    first = ProductionAgent(settings=settings)
+    await first.__aenter__()
+    thread = await first.threads.create("alice", "chat")
+    run = await first.runs.submit(thread, "go", user_id="alice", multitask="reject")
+    async for event in first.runs.subscribe(run.run_id):
+        if event.type == "token":
+            break
+    await first.aclose(grace_s=0)  # hands the run back
+    async with ProductionAgent(settings=settings) as second:
+        for _ in range(150):
+            run = await second.runs.runs.get(run.run_id, "alice")
+            if run.finished:
+                break
+            await asyncio.sleep(0.1)
+        assert (run.status, run.error_code) == ("succeeded", None)
+        row = await second.runs.runs.db.fetchone(
+            "SELECT recoveries FROM chatplane_runs WHERE run_id = %s", (run.run_id,)
+        )
+        assert row == {"recoveries": 0}
+        assert [m.text for m in await second.athread_messages(thread)] == ["go", words]

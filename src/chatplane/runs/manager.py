@@ -435,14 +435,16 @@ class RunManager:
         """Recover runs whose worker is gone, and start pending runs nobody will start."""
         for run in await self.runs.expired(time.time()):
             async with self.runs.db.transaction() as tx:
+                # A run handed back at a graceful shutdown (no worker) was not lost: it is not counted.
+                lost = run.worker is not None
                 changed = await tx.execute(
                     "UPDATE chatplane_runs SET worker = %s, lease_until = %s, cancel_requested = 0, "
-                    "recoveries = recoveries + 1 WHERE run_id = %s AND status = 'running' AND lease_until < %s",
-                    (self.worker, self._lease(), run.run_id, time.time()),
+                    "recoveries = recoveries + %s WHERE run_id = %s AND status = 'running' AND lease_until < %s",
+                    (self.worker, self._lease(), int(lost), run.run_id, time.time()),
                 )
             if not changed:
                 continue  # another process got it first
-            given_up = run.recoveries >= self.settings.run_max_recoveries
+            given_up = lost and run.recoveries >= self.settings.run_max_recoveries
             if self.settings.run_recovery == "fail" or given_up:
                 why = f"lost its worker {run.recoveries + 1} times" if given_up else "failed as configured"
                 log.warning("run %s: worker_lost (%s)", run.run_id, why)

@@ -38,7 +38,10 @@ class Run:
     started_at: float | None = None
     finished_at: float | None = None
     model: str | None = None
-    recoveries: int = 0  # times taken over after its worker was lost (read by ``RunStore.expired`` only)
+    # Read by ``RunStore.expired`` only: times taken over after its worker was lost, and the worker holding it
+    # (None once handed back at a graceful shutdown).
+    recoveries: int = 0
+    worker: str | None = None
 
     @classmethod
     def new(
@@ -78,6 +81,7 @@ class Run:
             finished_at=row["finished_at"],
             model=row.get("model"),
             recoveries=int(row.get("recoveries") or 0),
+            worker=row.get("worker"),
         )
 
 
@@ -293,9 +297,9 @@ class RunStore:
             )
 
     async def expired(self, now: float, limit: int = 20) -> list[Run]:
-        """Running runs whose worker stopped renewing its lease (it died, or handed them back)."""
+        """Running runs whose worker stopped renewing its lease (it died, or handed them back: ``worker`` None)."""
         rows = await self.db.fetchall(
-            f"SELECT {_COLUMNS}, recoveries FROM chatplane_runs WHERE status = 'running' AND lease_until < %s "
+            f"SELECT {_COLUMNS}, recoveries, worker FROM chatplane_runs WHERE status = 'running' AND lease_until < %s "
             "ORDER BY created_at LIMIT %s",
             (now, limit),
         )
