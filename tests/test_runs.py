@@ -233,3 +233,36 @@ async def test_a_run_handed_back_at_shutdown_is_resumed_without_counting_as_lost
         )
         assert row == {"recoveries": 0}
         assert [m.text for m in await second.athread_messages(thread)] == ["go", words]
+
+
+async def test_a_run_finishing_in_its_shutdown_grace_is_not_taken_over(persistent_storage_url: str) -> None:
+    """While a process shuts down, its runs keep their leases through the grace (which may outlast a lease): they
+    finish there, once, and another process's recovery does not take them over meanwhile (which ran them twice and
+    counted a lost worker)."""
+    import asyncio
+
+    from chatplane import ProductionAgent
+
+    words = " ".join(f"word{i}" for i in range(60))
+    settings = make_settings(
+        storage_url=persistent_storage_url,
+        model=f"fake:{words}?token_delay=0.05",
+        run_lease_s=1,  # 3 s an answer
+    )
+    async with ProductionAgent(settings=settings) as other:  # another process: its recovery runs throughout
+        leaving = ProductionAgent(settings=settings)
+        await leaving.__aenter__()
+        thread = await leaving.threads.create("alice", "chat")
+        run = await leaving.runs.submit(thread, "go", user_id="alice", multitask="reject")
+        async for event in leaving.runs.subscribe(run.run_id):
+            if event.type == "token":
+                break
+        await leaving.aclose(grace_s=15)
+        run = await other.runs.runs.get(run.run_id, "alice")
+        assert (run.status, run.error_code) == ("succeeded", None)
+        row = await other.runs.runs.db.fetchone(
+            "SELECT recoveries FROM chatplane_runs WHERE run_id = %s", (run.run_id,)
+        )
+        assert row == {"recoveries": 0}
+        await asyncio.sleep(1.5)  # a takeover would have answered again by now
+        assert [m.text for m in await other.athread_messages(thread)] == ["go", words]

@@ -113,7 +113,10 @@ class RunManager:
     async def aclose(self, grace_s: float | None = None) -> None:
         """Stop: let running runs finish for ``grace_s`` (default: none), then hand the rest back to the queue."""
         self._closing = True
-        for task in self._background:
+        # The reaper stops now; the heartbeat only once the runs are finished or handed back: the grace may outlast
+        # a lease, and another process must not take over a run that is still executing here.
+        heartbeat, others = self._background[:1], self._background[1:]  # start() puts the heartbeat first
+        for task in others:
             task.cancel()
         pending = [t for t in self._tasks.values() if not t.done()]
         if pending and grace_s:
@@ -126,8 +129,10 @@ class RunManager:
                 task.cancel()
             await asyncio.wait(remaining.values(), timeout=10)
             with contextlib.suppress(Exception):
-                await self.runs.release(list(remaining))
+                await self.runs.release(list(remaining), self.worker)
             log.info("handed %d run(s) back to the queue", len(remaining))
+        for task in heartbeat:
+            task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
 
     async def _every(self, interval: float, job: Callable[[], Awaitable[None]]) -> None:
@@ -371,11 +376,14 @@ class RunManager:
         (``TRANSCRIPT_END_KEY``, ``PREFETCHED_KEY``)."""
         task = asyncio.create_task(self._execute(run, graph_input, fresh, read), name=f"run-{run.run_id}")
         self._tasks[run.run_id] = task
-        task.add_done_callback(lambda _: self._forget_task(run.run_id))
+        task.add_done_callback(lambda done: self._forget_task(run.run_id, done))
 
-    def _forget_task(self, run_id: str) -> None:
-        self._tasks.pop(run_id, None)
-        self._stopping.discard(run_id)
+    def _forget_task(self, run_id: str, task: asyncio.Task[None]) -> None:
+        """Forget ``task`` — unless the run was launched again meanwhile (resumed after approval while its earlier
+        task was still wrapping up): the newer task stays known, so the heartbeat keeps renewing its lease."""
+        if self._tasks.get(run_id) is task:
+            del self._tasks[run_id]
+            self._stopping.discard(run_id)
 
     async def _request_cancel(self, run: Run) -> None:
         task = self._tasks.get(run.run_id)
@@ -436,11 +444,13 @@ class RunManager:
         for run in await self.runs.expired(time.time()):
             async with self.runs.db.transaction() as tx:
                 # A run handed back at a graceful shutdown (no worker) was not lost: it is not counted.
+                # Only as read: recoveries and holder unchanged since (else the next round decides on fresh ones).
                 lost = run.worker is not None
                 changed = await tx.execute(
                     "UPDATE chatplane_runs SET worker = %s, lease_until = %s, cancel_requested = 0, "
-                    "recoveries = recoveries + %s WHERE run_id = %s AND status = 'running' AND lease_until < %s",
-                    (self.worker, self._lease(), int(lost), run.run_id, time.time()),
+                    "recoveries = recoveries + %s WHERE run_id = %s AND status = 'running' AND lease_until < %s "
+                    "AND recoveries = %s AND coalesce(worker, '') = %s",
+                    (self.worker, self._lease(), int(lost), run.run_id, time.time(), run.recoveries, run.worker or ""),
                 )
             if not changed:
                 continue  # another process got it first

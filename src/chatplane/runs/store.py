@@ -288,12 +288,14 @@ class RunStore:
     async def request_cancel(self, run_id: str) -> None:
         await self.db.execute("UPDATE chatplane_runs SET cancel_requested = 1 WHERE run_id = %s", (run_id,))
 
-    async def release(self, run_ids: list[str]) -> None:
-        """Hand runs back (graceful shutdown): their lease ends now, so another process resumes them."""
+    async def release(self, run_ids: list[str], worker: str) -> None:
+        """Hand runs back (graceful shutdown): their lease ends now, so another process resumes them. Only those
+        ``worker`` still holds: one another process took over meanwhile is that process's."""
         for run_id in run_ids:
             await self.db.execute(
-                "UPDATE chatplane_runs SET worker = NULL, lease_until = 0 WHERE run_id = %s AND status = 'running'",
-                (run_id,),
+                "UPDATE chatplane_runs SET worker = NULL, lease_until = 0 "
+                "WHERE run_id = %s AND status = 'running' AND worker = %s",
+                (run_id, worker),
             )
 
     async def expired(self, now: float, limit: int = 20) -> list[Run]:
