@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from langchain.agents import create_agent
@@ -199,6 +200,21 @@ async def test_a_run_that_keeps_losing_its_worker_is_failed_after_the_allowed_re
         assert [m.text for m in await agent.aget_history("session-alice")][0] == "doomed"  # the message is kept
 
 
+async def _agent_answering(settings: Any) -> tuple[Any, Any, Any]:
+    """A started ``ProductionAgent`` (the caller closes it), a thread of alice's, and a run on it that has begun
+    streaming its answer."""
+    from chatplane import ProductionAgent
+
+    agent = ProductionAgent(settings=settings)
+    await agent.__aenter__()
+    thread = await agent.threads.create("alice", "chat")
+    run = await agent.runs.submit(thread, "go", user_id="alice", multitask="reject")
+    async for event in agent.runs.subscribe(run.run_id):
+        if event.type == "token":
+            break
+    return agent, thread, run
+
+
 async def test_a_run_handed_back_at_shutdown_is_resumed_without_counting_as_lost(persistent_storage_url: str) -> None:
     """A run handed back at a graceful shutdown (its grace ran out) is resumed by the next process even when no
     recovery of lost runs is allowed: a rolling restart is not a worker lost, so long runs survive several."""
@@ -213,13 +229,7 @@ async def test_a_run_handed_back_at_shutdown_is_resumed_without_counting_as_lost
         run_lease_s=1,
         run_max_recoveries=0,
     )
-    first = ProductionAgent(settings=settings)
-    await first.__aenter__()
-    thread = await first.threads.create("alice", "chat")
-    run = await first.runs.submit(thread, "go", user_id="alice", multitask="reject")
-    async for event in first.runs.subscribe(run.run_id):
-        if event.type == "token":
-            break
+    first, thread, run = await _agent_answering(settings)
     await first.aclose(grace_s=0)  # hands the run back
     async with ProductionAgent(settings=settings) as second:
         for _ in range(150):
@@ -244,19 +254,10 @@ async def test_a_run_finishing_in_its_shutdown_grace_is_not_taken_over(persisten
     from chatplane import ProductionAgent
 
     words = " ".join(f"word{i}" for i in range(60))
-    settings = make_settings(
-        storage_url=persistent_storage_url,
-        model=f"fake:{words}?token_delay=0.05",
-        run_lease_s=1,  # 3 s an answer
-    )
+    # 3 s an answer, 1 s a lease
+    settings = make_settings(storage_url=persistent_storage_url, model=f"fake:{words}?token_delay=0.05", run_lease_s=1)
     async with ProductionAgent(settings=settings) as other:  # another process: its recovery runs throughout
-        leaving = ProductionAgent(settings=settings)
-        await leaving.__aenter__()
-        thread = await leaving.threads.create("alice", "chat")
-        run = await leaving.runs.submit(thread, "go", user_id="alice", multitask="reject")
-        async for event in leaving.runs.subscribe(run.run_id):
-            if event.type == "token":
-                break
+        leaving, thread, run = await _agent_answering(settings)
         await leaving.aclose(grace_s=15)
         run = await other.runs.runs.get(run.run_id, "alice")
         assert (run.status, run.error_code) == ("succeeded", None)
