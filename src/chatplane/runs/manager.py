@@ -99,6 +99,7 @@ class RunManager:
         self._tasks: dict[str, asyncio.Task[None]] = {}  # runs executing in this process
         self._handing_back: set[str] = set()  # runs cancelled for shutdown: another process resumes them
         self._stopping: set[str] = set()  # runs whose cancel reached them: closing the graph, recording the cancel
+        self._recovering: set[str] = set()  # runs recovery took over here and is deciding about (not launched yet)
         self._background: list[asyncio.Task[None]] = []
         self._closing = False
 
@@ -429,7 +430,7 @@ class RunManager:
             self._launch(run, _graph_input(run))
 
     async def _heartbeat(self) -> None:
-        executing = [run_id for run_id, task in self._tasks.items() if not task.done()]
+        executing = [run_id for run_id, task in self._tasks.items() if not task.done()] + list(self._recovering)
         if not executing:
             return
         for run_id in await self.runs.heartbeat(self.worker, self._lease(), executing):
@@ -454,22 +455,29 @@ class RunManager:
                 )
             if not changed:
                 continue  # another process got it first
-            given_up = lost and run.recoveries >= self.settings.run_max_recoveries
-            if self.settings.run_recovery == "fail" or given_up:
-                why = f"lost its worker {run.recoveries + 1} times" if given_up else "failed as configured"
-                log.warning("run %s: worker_lost (%s)", run.run_id, why)
-                await self._keep_message(run)
-                await self.runs.finish(run, "failed", run.usage, WorkerLostError.code)
-                message = WorkerLostError.default_message
-                await self._after_finish(
-                    run, "run_failed", {"status": "failed", "error": {"code": WorkerLostError.code, "message": message}}
-                )
-                await self._continue(run.thread_id)
-            else:
-                log.warning("run %s: its worker is gone; resuming it from the last checkpoint", run.run_id)
-                self._launch(run, await self._resume_input(run), fresh=False)
+            self._recovering.add(run.run_id)  # its lease renewed meanwhile (a slow database)
+            try:
+                await self._take_over(run, lost)
+            finally:
+                self._recovering.discard(run.run_id)
         for thread_id in await self.runs.stranded_threads():
             await self._continue(thread_id)
+
+    async def _take_over(self, run: Run, lost: bool) -> None:
+        """Resume ``run``, which recovery took over here — or fail it (``worker_lost``) if so configured, or if its
+        worker was ``lost`` more times than a run may be resumed."""
+        given_up = lost and run.recoveries >= self.settings.run_max_recoveries
+        if self.settings.run_recovery == "resume" and not given_up:
+            log.warning("run %s: its worker is gone; resuming it from the last checkpoint", run.run_id)
+            self._launch(run, await self._resume_input(run), fresh=False)
+            return
+        why = f"lost its worker {run.recoveries + 1} times" if given_up else "failed as configured"
+        log.warning("run %s: worker_lost (%s)", run.run_id, why)
+        await self._keep_message(run)
+        await self.runs.finish(run, "failed", run.usage, WorkerLostError.code)
+        error = {"code": WorkerLostError.code, "message": WorkerLostError.default_message}
+        await self._after_finish(run, "run_failed", {"status": "failed", "error": error})
+        await self._continue(run.thread_id)
 
     async def _keep_message(self, run: Run) -> None:
         """Make sure the run's user message is in the thread (a retry continues from there)."""
