@@ -66,6 +66,14 @@ SCHEMA = [
 ]
 
 
+def in_clause(dialect: Dialect, values: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+    """``IN (...)`` for a list of values, in ``dialect``: on PostgreSQL ``= ANY(%s)`` with one array parameter
+    (one statement text whatever the count); on SQLite a placeholder each (it allows 32,766 parameters)."""
+    if dialect == "postgres":
+        return "= ANY(%s)", (list(values),)
+    return "IN (" + ", ".join(["%s"] * len(values)) + ")", tuple(values)
+
+
 class Database(Protocol):
     dialect: Dialect
 

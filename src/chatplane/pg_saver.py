@@ -59,13 +59,15 @@ def latest_checkpoint_statement(thread_id: str, run_id: str) -> Statement:
     run in the batch that accepts run ``run_id``; its result goes to ``PrefetchedCheckpoint``. It reads nothing
     unless that run is running — claimed in the same batch — so a run that waits its turn, or is refused (another
     owner's thread), loads no checkpoint."""
-    return (
-        PooledPostgresSaver.SELECT_SQL
-        + "WHERE thread_id = %s AND checkpoint_ns = %s "
-        + "AND EXISTS (SELECT 1 FROM chatplane_runs WHERE run_id = %s AND status = 'running') "
-        + "ORDER BY checkpoint_id DESC LIMIT 1",
-        (thread_id, "", run_id),
-    )
+    return _LATEST_CHECKPOINT_SQL, (thread_id, "", run_id)
+
+
+_LATEST_CHECKPOINT_SQL = (
+    AsyncPostgresSaver.SELECT_SQL
+    + "WHERE thread_id = %s AND checkpoint_ns = %s "
+    + "AND EXISTS (SELECT 1 FROM chatplane_runs WHERE run_id = %s AND status = 'running') "
+    + "ORDER BY checkpoint_id DESC LIMIT 1"
+)
 
 
 class PrefetchedCheckpoint:

@@ -32,13 +32,13 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
 from chatplane.config import Settings
-from chatplane.db import Database
+from chatplane.db import Database, in_clause
 from chatplane.errors import describe_exception
 from chatplane.failures import as_chatplane_error
 from chatplane.storage import Storage
@@ -83,13 +83,6 @@ class PruneReport:
             f"{verb} {self.threads} thread(s), {self.runs} run record(s), {self.checkpoints} checkpoint(s); "
             f"compacted {self.compacted} live thread(s); {self.skipped} busy thread(s) left for later"
         )
-
-
-def _in(db: Database, values: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
-    """``IN (...)`` for a list of values, in the database's dialect."""
-    if db.dialect == "postgres":
-        return "= ANY(%s)", (list(values),)
-    return "IN (" + ", ".join(["%s"] * len(values)) + ")", tuple(values)
 
 
 async def prune(
@@ -206,7 +199,7 @@ async def _compact_live_threads(storage: Storage, report: PruneReport, batch: in
         if not rows:
             return
         last = rows[-1]["thread_id"]
-        clause, params = _in(db, [r["thread_id"] for r in rows])
+        clause, params = in_clause(db.dialect, [r["thread_id"] for r in rows])
         # Threads with a superseded checkpoint, or with subgraph calls (``node:<task id>`` namespaces).
         grown = await db.fetchall(
             "SELECT thread_id, count(*) - count(DISTINCT checkpoint_ns) AS superseded FROM checkpoints "
@@ -237,7 +230,7 @@ async def _compact_postgres(storage: Storage, thread_ids: list[str], report: Pru
     import psycopg
 
     db = storage.db
-    clause, params = _in(db, thread_ids)
+    clause, params = in_clause(db.dialect, thread_ids)
     count_sql = f"SELECT count(*) AS n FROM checkpoints WHERE thread_id {clause}"
     before = await db.fetchone(count_sql, params)
     try:

@@ -100,25 +100,24 @@ class RunManager:
         self._handing_back: set[str] = set()  # runs cancelled for shutdown: another process resumes them
         self._stopping: set[str] = set()  # runs whose cancel reached them: closing the graph, recording the cancel
         self._recovering: set[str] = set()  # runs recovery took over here and is deciding about (not launched yet)
-        self._background: list[asyncio.Task[None]] = []
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._reaper_task: asyncio.Task[None] | None = None
         self._closing = False
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Start the heartbeat (leases, cancel requests) and the reaper (recovery)."""
-        self._background = [
-            asyncio.create_task(self._every(self.settings.run_lease_s / 5, self._heartbeat), name="runs-heartbeat"),
-            asyncio.create_task(self._every(self.settings.run_lease_s / 2, self._reap), name="runs-reaper"),
-        ]
+        lease = self.settings.run_lease_s
+        self._heartbeat_task = asyncio.create_task(self._every(lease / 5, self._heartbeat), name="runs-heartbeat")
+        self._reaper_task = asyncio.create_task(self._every(lease / 2, self._reap), name="runs-reaper")
 
     async def aclose(self, grace_s: float | None = None) -> None:
         """Stop: let running runs finish for ``grace_s`` (default: none), then hand the rest back to the queue."""
         self._closing = True
         # The reaper stops now; the heartbeat only once the runs are finished or handed back: the grace may outlast
         # a lease, and another process must not take over a run that is still executing here.
-        heartbeat, others = self._background[:1], self._background[1:]  # start() puts the heartbeat first
-        for task in others:
-            task.cancel()
+        if self._reaper_task is not None:
+            self._reaper_task.cancel()
         pending = [t for t in self._tasks.values() if not t.done()]
         if pending and grace_s:
             log.info("waiting up to %.0f s for %d run(s) to finish", grace_s, len(pending))
@@ -132,9 +131,10 @@ class RunManager:
             with contextlib.suppress(Exception):
                 await self.runs.release(list(remaining), self.worker)
             log.info("handed %d run(s) back to the queue", len(remaining))
-        for task in heartbeat:
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+        background = [t for t in (self._heartbeat_task, self._reaper_task) if t is not None]
+        await asyncio.gather(*background, return_exceptions=True)
 
     async def _every(self, interval: float, job: Callable[[], Awaitable[None]]) -> None:
         while True:
@@ -231,12 +231,11 @@ class RunManager:
         claimed = run.status == "running"  # an idle thread: the run starts here, claimed as it was inserted
         self.events.open(run.run_id, here=claimed)
         if claimed:  # nobody else writes the thread's transcript or checkpoints until this run ends: the reads hold
-            read: dict[str, Any] = {}
-            if holds_writes:
-                read = {
-                    TRANSCRIPT_END_KEY: end_of(results[2]),
-                    PREFETCHED_KEY: PrefetchedCheckpoint(thread_id, results[3]),
-                }
+            read = (
+                {TRANSCRIPT_END_KEY: end_of(results[2]), PREFETCHED_KEY: PrefetchedCheckpoint(thread_id, results[3])}
+                if holds_writes
+                else _NOTHING
+            )
             self._launch(run, _graph_input(run), read=read)
         return run
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from chatplane.db import Database, Dialect, Result, Row, Statement, dumps, loads
+from chatplane.db import Database, Dialect, Result, Row, Statement, dumps, in_clause, loads
 from chatplane.errors import RunNotFoundError
 
 RunStatus = Literal["pending", "running", "waiting", "succeeded", "failed", "cancelled"]
@@ -20,7 +20,6 @@ _COLUMNS = (
     "finished_at, model"
 )
 _ACTIVE = "status IN ('pending', 'running', 'waiting')"
-_IDS_PER_STATEMENT = 500  # run ids bound in one SQLite statement (it allows 32,766 parameters)
 
 
 @dataclass
@@ -272,13 +271,11 @@ class RunStore:
         outcome recorded, say while the database was unreachable — is not renewed: its lease runs out, and
         recovery (``RunManager._reap``) takes it, rather than its thread staying busy for as long as the worker
         has other runs."""
-        renew = "UPDATE chatplane_runs SET lease_until = %s WHERE worker = %s AND status = 'running' AND run_id "
-        if self.db.dialect == "postgres":  # one statement text whatever the count: prepared once per connection
-            await self.db.execute(renew + "= ANY(%s)", (lease_until, worker, list(run_ids)))
-        else:
-            for start in range(0, len(run_ids), _IDS_PER_STATEMENT):
-                chunk = run_ids[start : start + _IDS_PER_STATEMENT]
-                await self.db.execute(renew + f"IN ({', '.join(['%s'] * len(chunk))})", (lease_until, worker, *chunk))
+        clause, ids = in_clause(self.db.dialect, run_ids)
+        await self.db.execute(
+            f"UPDATE chatplane_runs SET lease_until = %s WHERE worker = %s AND status = 'running' AND run_id {clause}",
+            (lease_until, worker, *ids),
+        )
         rows = await self.db.fetchall(
             "SELECT run_id FROM chatplane_runs WHERE worker = %s AND status = 'running' AND cancel_requested = 1",
             (worker,),
@@ -291,12 +288,12 @@ class RunStore:
     async def release(self, run_ids: list[str], worker: str) -> None:
         """Hand runs back (graceful shutdown): their lease ends now, so another process resumes them. Only those
         ``worker`` still holds: one another process took over meanwhile is that process's."""
-        for run_id in run_ids:
-            await self.db.execute(
-                "UPDATE chatplane_runs SET worker = NULL, lease_until = 0 "
-                "WHERE run_id = %s AND status = 'running' AND worker = %s",
-                (run_id, worker),
-            )
+        clause, ids = in_clause(self.db.dialect, run_ids)
+        await self.db.execute(
+            f"UPDATE chatplane_runs SET worker = NULL, lease_until = 0 WHERE status = 'running' AND worker = %s "
+            f"AND run_id {clause}",
+            (worker, *ids),
+        )
 
     async def expired(self, now: float, limit: int = 20) -> list[Run]:
         """Running runs whose worker stopped renewing its lease (it died, or handed them back: ``worker`` None)."""
