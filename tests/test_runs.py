@@ -267,3 +267,38 @@ async def test_a_run_finishing_in_its_shutdown_grace_is_not_taken_over(persisten
         assert row == {"recoveries": 0}
         await asyncio.sleep(1.5)  # a takeover would have answered again by now
         assert [m.text for m in await other.athread_messages(thread)] == ["go", words]
+
+
+async def test_a_run_resumed_while_its_paused_task_wraps_up_stays_known_as_executing(manager: RunManager) -> None:
+    """A run approved while the task that paused it is still wrapping up runs in a new task; when the old task
+    ends, the new one stays known as executing (so the heartbeat keeps renewing its lease), not forgotten with it."""
+    import asyncio
+
+    deleted.clear()
+    old_task_wraps_up, new_task_ends = asyncio.Event(), asyncio.Event()
+    touch, append = manager.threads.touch, manager.events.append
+    completing = asyncio.Event()
+
+    async def slow_touch(thread_id: str) -> None:
+        await old_task_wraps_up.wait()
+        await touch(thread_id)
+
+    async def held_completion(run_id: str, type: Any, data: Any = None) -> Any:
+        if type == "run_completed":
+            completing.set()
+            await new_task_ends.wait()
+        return await append(run_id, type, data)
+
+    manager.threads.touch = slow_touch  # type: ignore[method-assign]
+    manager.events.append = held_completion  # type: ignore[method-assign]
+    thread = await manager.threads.create("alice", "chat")
+    run = await manager.submit(thread, "clean up", user_id="alice", multitask="reject")
+    assert (await _events(manager, run.run_id))[-1].type == "interrupt"
+    await manager.resume(await manager.runs.get(run.run_id, "alice"), [{"type": "approve"}])
+    await completing.wait()  # the new task is still executing
+    old_task_wraps_up.set()
+    await asyncio.sleep(0.05)  # the old task ends
+    assert manager.active_runs() == 1
+    new_task_ends.set()
+    await manager.wait(run.run_id)
+    assert (await manager.runs.get(run.run_id, "alice")).status == "succeeded"
