@@ -302,3 +302,92 @@ async def test_a_run_resumed_while_its_paused_task_wraps_up_stays_known_as_execu
     new_task_ends.set()
     await manager.wait(run.run_id)
     assert (await manager.runs.get(run.run_id, "alice")).status == "succeeded"
+
+
+async def _held_run(manager: RunManager, worker: str, lease_until: float) -> str:
+    """A run of a new thread of alice's, running and held by ``worker`` until ``lease_until``; its id."""
+    thread = await manager.threads.create("alice", "chat")
+    run = await manager.runs.create(thread.thread_id, "alice", "chat", {"message": "hi"}, "reject")
+    await manager.runs.db.execute(
+        "UPDATE chatplane_runs SET status = 'running', worker = %s, lease_until = %s WHERE run_id = %s",
+        (worker, lease_until, run.run_id),
+    )
+    return run.run_id
+
+
+async def _holder(manager: RunManager, run_id: str) -> dict[str, Any]:
+    row = await manager.runs.db.fetchone(
+        "SELECT worker, lease_until, recoveries FROM chatplane_runs WHERE run_id = %s", (run_id,)
+    )
+    assert row is not None
+    return dict(row)
+
+
+async def test_release_hands_back_only_the_runs_the_worker_still_holds(manager: RunManager) -> None:
+    """A shutting-down worker hands its runs back; one another process took over meanwhile (its lease lapsed in a
+    long grace) stays that process's, lease and all."""
+    import time
+
+    mine = await _held_run(manager, "leaving", time.time() + 60)
+    taken = await _held_run(manager, "other", time.time() + 60)  # was the leaving worker's, until recovery took it
+    await manager.runs.release([mine, taken], "leaving")
+    assert await _holder(manager, mine) == {"worker": None, "lease_until": 0, "recoveries": 0}
+    kept = await _holder(manager, taken)
+    assert kept["worker"] == "other" and kept["lease_until"] > time.time() + 30
+
+
+async def test_recovery_takes_over_only_the_run_as_it_read_it(manager: RunManager, monkeypatch) -> None:
+    """The reaper decides on what it read: if the run changed hands since (another process recovered it, and lost it
+    again), its takeover does nothing, and the next round decides on a fresh read — counting that loss too."""
+    import time
+    from unittest.mock import AsyncMock
+
+    run_id = await _held_run(manager, "ghost", 1.0)
+    [stale] = await manager.runs.expired(time.time())
+    assert (stale.worker, stale.recoveries) == ("ghost", 0)
+    await manager.runs.db.execute(  # meanwhile: recovered elsewhere, and that worker was lost too
+        "UPDATE chatplane_runs SET worker = 'other', recoveries = 1, lease_until = 1 WHERE run_id = %s", (run_id,)
+    )
+    taken_over: list[tuple[str | None, int, bool]] = []
+
+    async def take_over(run: Any, lost: bool) -> None:
+        taken_over.append((run.worker, run.recoveries, lost))
+
+    monkeypatch.setattr(manager, "_take_over", take_over)
+    expired = manager.runs.expired
+    monkeypatch.setattr(manager.runs, "expired", AsyncMock(return_value=[stale]))
+    await manager._reap()
+    assert taken_over == []
+    assert await _holder(manager, run_id) == {"worker": "other", "lease_until": 1, "recoveries": 1}
+    monkeypatch.setattr(manager.runs, "expired", expired)
+    await manager._reap()
+    assert taken_over == [("other", 1, True)]
+    after = await _holder(manager, run_id)
+    assert (after["worker"], after["recoveries"]) == (manager.worker, 2)
+
+
+async def test_a_run_recovery_is_deciding_about_keeps_its_lease(manager: RunManager, monkeypatch) -> None:
+    """Between taking a run over and launching it (reading its state first, on a slow database), recovery's run is
+    renewed by the heartbeat like a running one: its lease does not lapse for another process to take it again."""
+    import asyncio
+    import time
+
+    run_id = await _held_run(manager, "ghost", 1.0)
+    deciding, decided = asyncio.Event(), asyncio.Event()
+
+    async def slow_take_over(run: Any, lost: bool) -> None:
+        deciding.set()
+        await decided.wait()
+
+    monkeypatch.setattr(manager, "_take_over", slow_take_over)
+    reaping = asyncio.create_task(manager._reap())
+    await deciding.wait()
+    assert (await _holder(manager, run_id))["worker"] == manager.worker
+    await manager.runs.db.execute(  # time passes: the lease is about to lapse
+        "UPDATE chatplane_runs SET lease_until = %s WHERE run_id = %s", (time.time() + 0.5, run_id)
+    )
+    await manager._heartbeat()
+    assert (await _holder(manager, run_id))["lease_until"] > time.time() + manager.settings.run_lease_s - 5
+    decided.set()
+    await reaping
+    assert manager._recovering == set()
