@@ -86,3 +86,37 @@ async def test_hundreds_of_followers_at_once(logs) -> None:  # type: ignore[no-u
     followed = await asyncio.wait_for(asyncio.gather(*followers), 20)
     assert all([e.type for e in events] == ["run_completed"] for events in followed)
     assert here._available() and there._available()  # neither fell back to memory
+
+
+async def test_an_event_is_one_trip_and_stored_as_it_was_returned(logs, redis_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Each append is one script call: it numbers the event, stores the event's JSON (ids from 1, contiguous) and,
+    for the run's last event only, sets the stream and its counter to expire. Redis forgetting the script (a
+    restart, ``SCRIPT FLUSH``) costs a reload, not an event."""
+    import redis.asyncio as aioredis
+
+    here, _ = logs
+    run_id = uuid.uuid4().hex
+    key = f"chatplane:run:{run_id}"
+    direct = aioredis.Redis.from_url(redis_url)
+    try:
+        sent: list[str] = []
+        execute = here._redis.execute_command
+
+        async def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+            sent.append(str(args[0]))
+            return await execute(*args, **kwargs)
+
+        here._redis.execute_command = counted  # type: ignore[method-assign]
+        started = await here.append(run_id, "run_started", {"message": {"content": 'quotes " and ünïcode'}})
+        assert sent == ["EVALSHA"] or sent == ["EVALSHA", "SCRIPT LOAD", "EVALSHA"]
+        assert await direct.ttl(key) == -1 and await direct.ttl(f"{key}:seq") == -1
+        await direct.script_flush()
+        token = await here.append(run_id, "token", {"text": "hi"})
+        done = await here.append(run_id, "run_completed", {"status": "succeeded"})
+        assert [started.id, token.id, done.id] == [1, 2, 3]
+        stored = [RunEvent.model_validate_json(fields[b"e"]) for _, fields in await direct.xrange(key)]
+        assert stored == [started, token, done]
+        assert 0 < await direct.ttl(key) <= 3600 and 0 < await direct.ttl(f"{key}:seq") <= 3600
+        assert here._available()
+    finally:
+        await direct.aclose()

@@ -1,7 +1,9 @@
 """Run events in Redis streams, so any process can replay and follow a run that another process executes.
 
 One stream per run (``chatplane:run:<id>``, capped, expiring an hour after the run ends); event ids come from an
-``INCR`` counter beside it, so they stay contiguous even when another process takes over a run. When Redis is
+``INCR`` counter beside it, so they stay contiguous even when another process takes over a run. An event is one
+trip to Redis: a script numbers it, adds it to the stream and, for a run's last event, sets both keys to expire.
+When Redis is
 unreachable the log degrades to the in-process one (single-process behaviour) with a warning, and tries Redis again
 after a pause — it never fails a run.
 
@@ -32,6 +34,18 @@ _RETRY_S = 10.0
 _BLOCK_MS = 5000
 _READ_MARGIN_S = 30.0
 _MAX_FOLLOWERS = 10_000
+_UNNUMBERED = '{"id":0,'
+# KEYS: the stream, its counter; ARGV: the event's JSON after ``{"id":0,`` (``"type":...}``), the stream's cap,
+# seconds to expire in (0: not yet). Returns the event's id. What is stored is ``RunEvent``'s JSON, as before.
+_APPEND_LUA = """
+local seq = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'e', '{"id":' .. seq .. ',' .. ARGV[1])
+if ARGV[3] ~= '0' then
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
+return seq
+"""
 
 
 class RedisEventLog:
@@ -51,6 +65,7 @@ class RedisEventLog:
             socket_timeout=_BLOCK_MS / 1000 + _READ_MARGIN_S,
             socket_connect_timeout=2,
         )
+        self._append = self._redis.register_script(_APPEND_LUA)  # EVALSHA; loaded again after a Redis restart
         self._local = MemoryEventLog()
         self._here: set[str] = set()  # runs that started in this process: their events are in _local too
         self._down_until = 0.0
@@ -93,15 +108,11 @@ class RedisEventLog:
     async def append(self, run_id: str, type: EventType, data: dict[str, Any] | None = None) -> RunEvent:
         if self._available():
             key = f"chatplane:run:{run_id}"
+            event = RunEvent(id=0, type=type, run_id=run_id, data=data or {})
+            rest = event.model_dump_json().removeprefix(_UNNUMBERED)  # ``"type":...}``
+            expire = _EXPIRE_S if type in TERMINAL_EVENTS else 0
             try:
-                seq = int(await self._redis.incr(f"{key}:seq"))
-                event = RunEvent(id=seq, type=type, run_id=run_id, data=data or {})
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    pipe.xadd(key, {"e": event.model_dump_json()}, maxlen=_MAXLEN, approximate=True)
-                    if type in TERMINAL_EVENTS:
-                        pipe.expire(key, _EXPIRE_S)
-                        pipe.expire(f"{key}:seq", _EXPIRE_S)
-                    await pipe.execute()
+                event.id = int(await self._append(keys=[key, f"{key}:seq"], args=[rest, _MAXLEN, expire]))
             except (RedisError, OSError) as exc:
                 self._degrade(exc)
             else:
