@@ -120,3 +120,43 @@ async def test_an_event_is_one_trip_and_stored_as_it_was_returned(logs, redis_ur
         assert here._available()
     finally:
         await direct.aclose()
+
+
+async def test_a_redis_that_refuses_scripts_still_carries_every_event(redis_url: str, caplog) -> None:  # type: ignore[no-untyped-def]
+    """A Redis user without scripting rights (an ACL without ``@scripting``): events take two trips each (``INCR``,
+    then ``XADD``), numbered and stored as with the script, and followed from another process; one warning, which
+    names the error's type only."""
+    import logging
+
+    import redis.asyncio as aioredis
+
+    user = f"chatplane_noscript_{uuid.uuid4().hex[:8]}"
+    admin = aioredis.Redis.from_url(redis_url)
+    await admin.acl_setuser(
+        user, enabled=True, nopass=True, keys=["*"], channels=["*"], commands=["+@all", "-@scripting"]
+    )
+    limited_url = redis_url.replace("redis://", f"redis://{user}@", 1)
+    here, there = RedisEventLog(limited_url), RedisEventLog(redis_url)
+    try:
+        run_id = uuid.uuid4().hex
+        remote = asyncio.create_task(_follow(there, run_id))
+        await asyncio.sleep(0.1)
+        with caplog.at_level(logging.WARNING, logger="chatplane.runs"):
+            events = [
+                await here.append(run_id, "run_started", {}),
+                await here.append(run_id, "token", {"text": "hi"}),
+                await here.append(run_id, "run_completed", {"status": "succeeded"}),
+            ]
+        assert [e.id for e in events] == [1, 2, 3]
+        assert await asyncio.wait_for(remote, 10) == events
+        refused = [r for r in caplog.records if "refused the event script" in r.getMessage()]
+        assert len(refused) == 1 and "NoPermissionError" in refused[0].getMessage()
+        assert "permission" not in refused[0].getMessage().lower().replace("nopermissionerror", "")
+        assert here._available()
+        key = f"chatplane:run:{run_id}"
+        assert 0 < await admin.ttl(key) <= 3600 and 0 < await admin.ttl(f"{key}:seq") <= 3600
+    finally:
+        await here.aclose()
+        await there.aclose()
+        await admin.acl_deluser(user)
+        await admin.aclose()

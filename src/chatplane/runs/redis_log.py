@@ -2,10 +2,9 @@
 
 One stream per run (``chatplane:run:<id>``, capped, expiring an hour after the run ends); event ids come from an
 ``INCR`` counter beside it, so they stay contiguous even when another process takes over a run. An event is one
-trip to Redis: a script numbers it, adds it to the stream and, for a run's last event, sets both keys to expire.
-When Redis is
-unreachable the log degrades to the in-process one (single-process behaviour) with a warning, and tries Redis again
-after a pause — it never fails a run.
+trip to Redis: a script numbers it, adds it to the stream and, for a run's last event, sets both keys to expire
+(two trips where Redis refuses scripts). When Redis is unreachable the log degrades to the in-process one
+(single-process behaviour) with a warning, and tries Redis again after a pause — it never fails a run.
 
 A run that starts in the process that accepted it (``open(run_id, here=True)``: the common case, an idle thread)
 also keeps its events in memory, with the same ids, and followers in that process read them there: no blocking
@@ -21,7 +20,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from chatplane.events import PAUSE_EVENTS, TERMINAL_EVENTS, EventType, RunEvent
 from chatplane.runs.eventlog import MemoryEventLog
@@ -66,6 +65,7 @@ class RedisEventLog:
             socket_connect_timeout=2,
         )
         self._append = self._redis.register_script(_APPEND_LUA)  # EVALSHA; loaded again after a Redis restart
+        self._scripts = True
         self._local = MemoryEventLog()
         self._here: set[str] = set()  # runs that started in this process: their events are in _local too
         self._down_until = 0.0
@@ -107,12 +107,9 @@ class RedisEventLog:
 
     async def append(self, run_id: str, type: EventType, data: dict[str, Any] | None = None) -> RunEvent:
         if self._available():
-            key = f"chatplane:run:{run_id}"
             event = RunEvent(id=0, type=type, run_id=run_id, data=data or {})
-            rest = event.model_dump_json().removeprefix(_UNNUMBERED)  # ``"type":...}``
-            expire = _EXPIRE_S if type in TERMINAL_EVENTS else 0
             try:
-                event.id = int(await self._append(keys=[key, f"{key}:seq"], args=[rest, _MAXLEN, expire]))
+                await self._store(event)
             except (RedisError, OSError) as exc:
                 self._degrade(exc)
             else:
@@ -123,6 +120,27 @@ class RedisEventLog:
                         await self._local.append(run_id, type, data)
                 return event
         return await self._local.append(run_id, type, data)
+
+    async def _store(self, event: RunEvent) -> None:
+        """Number ``event`` and add it to its run's stream, in one trip (the script) — or in two, an ``INCR`` and
+        then the ``XADD``, where Redis refuses scripts (an ACL without ``@scripting``, say)."""
+        key = f"chatplane:run:{event.run_id}"
+        expire = _EXPIRE_S if event.type in TERMINAL_EVENTS else 0
+        if self._scripts:
+            rest = event.model_dump_json().removeprefix(_UNNUMBERED)  # ``"type":...}``
+            try:
+                event.id = int(await self._append(keys=[key, f"{key}:seq"], args=[rest, _MAXLEN, expire]))
+                return
+            except ResponseError as exc:  # an answer, not a lost connection: Redis will not run it
+                self._scripts = False
+                log.warning("Redis refused the event script (%s): run events take two trips each", type(exc).__name__)
+        event.id = int(await self._redis.incr(f"{key}:seq"))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(key, {"e": event.model_dump_json()}, maxlen=_MAXLEN, approximate=True)
+            if expire:
+                pipe.expire(key, expire)
+                pipe.expire(f"{key}:seq", expire)
+            await pipe.execute()
 
     async def subscribe(self, run_id: str, after: int = 0, *, through_pauses: bool = False) -> AsyncIterator[RunEvent]:
         if not self._available():
