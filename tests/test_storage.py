@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from psycopg_pool import AsyncConnectionPool
 
 from chatplane import ProductionAgent, pg_saver
@@ -282,19 +283,86 @@ async def test_a_checkpoint_read_in_another_batch_is_the_one_the_saver_reads(pg_
         assert result == ([], 0)
 
 
-@pytest.mark.postgres
-async def test_a_runs_first_checkpoint_read_comes_with_its_acceptance(pg_url: str, monkeypatch) -> None:
+async def test_a_checkpoint_read_in_the_accept_batch_is_the_one_the_sqlite_saver_reads(tmp_path) -> None:
+    """SQLite: ``latest_statements`` run in a batch on chatplane's connection give the run's first read exactly
+    what upstream's saver reads on its own — checkpoint, metadata, pending writes (their order and task paths) or
+    none, the parent — once, and only for a run that is running; other reads go to the database."""
+    from chatplane.prefetch import PREFETCHED_KEY, PrefetchedCheckpoint
+    from chatplane.runs import RunStore
+    from chatplane.sqlite_saver import PrefetchingSqliteSaver
+
+    awkward = 'it\'s 100% \\ "quoted" \u00e9t\u00e9 \U0001f680 %s ? ;--'
+    async with open_storage(make_settings(storage_url=f"sqlite:///{tmp_path}/c.db")) as storage:
+        saver, runs = storage.checkpointer, RunStore(storage.db)
+        assert isinstance(saver, PrefetchingSqliteSaver)
+        config = {"configurable": {"thread_id": "prefetched", "checkpoint_ns": ""}}
+        queued = await runs.create("prefetched", "alice", "chat", {}, "enqueue")
+        running = await runs.create("prefetched", "alice", "chat", {}, "reject", claim_for=("here", 1e12))
+
+        async def prefetch(thread_id: str = "prefetched", run_id: str = running.run_id) -> dict[str, Any]:
+            results = await storage.db.batch(saver.latest_statements(thread_id, run_id))
+            return {
+                "configurable": {**config["configurable"], PREFETCHED_KEY: PrefetchedCheckpoint(thread_id, *results)}
+            }
+
+        assert await saver.aget_tuple(await prefetch()) is None  # a new thread: no checkpoint yet
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {"messages": [awkward, b"\x00\x01'\\\xff"], "notes": {"k": awkward}}
+        checkpoint["channel_versions"] = {"messages": 1, "notes": 1}
+        stored = await saver.aput(config, checkpoint, {"source": awkward}, {"messages": 1, "notes": 1})
+        await saver.aput_writes(stored, [("messages", [awkward]), ("notes", b"\x00")], "task-2", "~1")
+        await saver.aput_writes(stored, [("notes", "first")], "task-1", "~0")
+        expected = await AsyncSqliteSaver.aget_tuple(saver, config)
+        assert expected is not None and len(expected.pending_writes) == 3 and expected.parent_config is None
+
+        reads: list[dict[str, Any]] = []
+
+        async def counted(self: Any, config: Any) -> Any:
+            reads.append(config["configurable"])
+            return await upstream(self, config)
+
+        upstream = AsyncSqliteSaver.aget_tuple
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(AsyncSqliteSaver, "aget_tuple", counted)
+            run_config = await prefetch()
+            assert await saver.aget_tuple(run_config) == expected
+            assert reads == []
+            assert await saver.aget_tuple(run_config) == expected  # the second read: the database's
+            assert len(reads) == 1
+            for other in (
+                {"checkpoint_ns": "supervisor:1"},
+                {"checkpoint_id": expected.config["configurable"]["checkpoint_id"]},
+                {"thread_id": "another"},
+            ):
+                run_config = await prefetch()
+                await saver.aget_tuple({"configurable": {**run_config["configurable"], **other}})
+                assert reads[-1] == {**run_config["configurable"], **other}
+            later = empty_checkpoint()  # a child, without pending writes
+            later["channel_values"] = {"messages": ["next"], "notes": {"k": "v"}}
+            later["channel_versions"] = {"messages": 2, "notes": 1}
+            await saver.aput(stored, later, {}, {"messages": 2})
+            expected = await upstream(saver, config)
+            assert expected is not None and expected.parent_config is not None and not expected.pending_writes
+            assert await saver.aget_tuple(await prefetch()) == expected
+            assert len(reads) == 4
+        # Read for a run that did not start (it waits its turn): nothing comes back.
+        results = await storage.db.batch(saver.latest_statements("prefetched", queued.run_id))
+        assert [rows for rows, _ in results] == [[], []]
+
+
+async def test_a_runs_first_checkpoint_read_comes_with_its_acceptance(persistent_storage_url: str, monkeypatch) -> None:
     """A run claimed as it is accepted starts from the checkpoint read in the same batch: a turn makes no read of
     its own, and the thread goes on exactly (earlier turns moved to the transcript, history whole)."""
     reads: list[str] = []
-    upstream = pg_saver.AsyncPostgresSaver.aget_tuple
+    upstream_saver = AsyncSqliteSaver if persistent_storage_url.startswith("sqlite") else pg_saver.AsyncPostgresSaver
+    upstream = upstream_saver.aget_tuple
 
     async def counted(self: Any, config: Any) -> Any:
         reads.append(config["configurable"]["thread_id"])
         return await upstream(self, config)
 
-    monkeypatch.setattr(pg_saver.AsyncPostgresSaver, "aget_tuple", counted)
-    async with ProductionAgent(settings=make_settings(storage_url=pg_url)) as agent:
+    monkeypatch.setattr(upstream_saver, "aget_tuple", counted)
+    async with ProductionAgent(settings=make_settings(storage_url=persistent_storage_url)) as agent:
         for text in ("first", "second", "third"):
             assert await agent.achat("alice", text) == f"echo: {text}"
         assert reads == []
@@ -426,11 +494,15 @@ async def test_a_run_cancelled_while_handing_on_an_event_keeps_its_message_on_po
 
 def test_the_saver_copy_matches_the_installed_upstream_release() -> None:
     """``PooledPostgresSaver``'s ``aput``, ``aput_writes``, ``_load_checkpoint_tuple`` and the prefetched read
-    (``latest_checkpoint_statement``, ``PrefetchedCheckpoint``) are copies of upstream's: upgrading
-    langgraph-checkpoint-postgres means comparing them with the new release's and updating ``UPSTREAM_VERSION``."""
+    (``latest_checkpoint_statement``), and ``PrefetchingSqliteSaver``'s prefetched read, are copies of upstream's:
+    upgrading langgraph-checkpoint-postgres or -sqlite means comparing them with the new release's and updating
+    ``UPSTREAM_VERSION``."""
     from importlib.metadata import version
 
+    from chatplane import sqlite_saver
+
     assert version("langgraph-checkpoint-postgres") == pg_saver.UPSTREAM_VERSION
+    assert version("langgraph-checkpoint-sqlite") == sqlite_saver.UPSTREAM_VERSION
 
 
 async def test_a_batch_is_all_or_nothing_on_both_databases(persistent_storage_url: str) -> None:

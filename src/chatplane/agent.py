@@ -143,6 +143,7 @@ class ProductionAgent:
                 events=events,
                 graph_for=self.graph_for,
                 nested_agents=frozenset(name for name, kind in AGENTS.items() if kind.nested),
+                checkpointer=self._storage.checkpointer,
             )
             await self.runs.start()
             stack.push_async_callback(lambda: self.runs.aclose(self._shutdown_grace_s))

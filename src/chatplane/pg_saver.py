@@ -15,7 +15,7 @@
   other use of the saver writes them first.
 * **A trip of its own for a run's first read.** ``RunManager`` reads the thread's latest checkpoint in the batch
   that accepts the run (``latest_checkpoint_statement``), under the thread's lock, and hands the row to the run's
-  first ``aget_tuple`` (``PrefetchedCheckpoint``): nobody else writes the thread's checkpoints while its run runs.
+  first ``aget_tuple`` (``chatplane.prefetch``): nobody else writes the thread's checkpoints while its run runs.
 
 ``aput``, ``aput_writes``, ``_load_checkpoint_tuple`` and the prefetched read's query and checks below are
 upstream's (langgraph-checkpoint-postgres 3.2.0) with those changes; everything else is inherited.
@@ -38,7 +38,6 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
-    get_checkpoint_id,
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
@@ -46,13 +45,12 @@ from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from chatplane.db import Result, Row, Statement, held_writes, postgres_batch
+from chatplane.db import Statement, held_writes, postgres_batch
+from chatplane.prefetch import PREFETCHED_KEY, PrefetchedCheckpoint, first_row, prefetched_of
+
+__all__ = ["PREFETCHED_KEY", "PooledPostgresSaver", "PrefetchedCheckpoint", "latest_checkpoint_statement"]
 
 UPSTREAM_VERSION = "3.2.0"
-
-PREFETCHED_KEY = "__chatplane_prefetched_checkpoint"
-"""The run's config key (``configurable``) for its thread's latest checkpoint, read as the run was accepted."""
-
 
 def latest_checkpoint_statement(thread_id: str, run_id: str) -> Statement:
     """The statement upstream's ``aget_tuple`` runs for ``thread_id``'s latest checkpoint (the root graph's), to
@@ -70,39 +68,6 @@ _LATEST_CHECKPOINT_SQL = (
 )
 
 
-class PrefetchedCheckpoint:
-    """A thread's latest checkpoint row, read before its run started, for the run's first read of it — and only
-    that one: once the run writes, the row is stale. A run's graph reads its thread's latest checkpoint first of
-    all (``AsyncPregelLoop.__aenter__``); a subgraph's read (another ``checkpoint_ns``), a read of a given
-    checkpoint, or any read once the run has written goes to the database."""
-
-    __slots__ = ("_row", "_thread_id")
-
-    def __init__(self, thread_id: str, result: Result) -> None:
-        rows = result[0]
-        self._thread_id: str | None = thread_id
-        self._row: Row | None = rows[0] if rows else None
-
-    def take(self, config: RunnableConfig) -> tuple[bool, Row | None]:
-        """``(True, row)`` — ``row`` None for a thread with no checkpoint yet — if this read can be answered with
-        the prefetched row, which is then forgotten; ``(False, None)`` if the read must go to the database."""
-        configurable = config["configurable"]
-        held = held_writes()
-        if (
-            self._thread_id is None
-            or configurable.get("thread_id") != self._thread_id
-            or configurable.get("checkpoint_ns", "")
-            or get_checkpoint_id(config)
-            or (held is not None and held.statements)
-        ):
-            return False, None
-        self._thread_id = None  # one read only
-        row, self._row = self._row, None
-        if row is not None and row["checkpoint"]["v"] < 4 and row["parent_checkpoint_id"]:
-            return False, None  # an old checkpoint whose pending sends upstream migrates as it reads
-        return True, row
-
-
 class PooledPostgresSaver(AsyncPostgresSaver):
     """``AsyncPostgresSaver`` on a connection pool, without the process-wide lock and the per-write thread hop."""
 
@@ -111,12 +76,18 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         if isinstance(conn, AsyncConnectionPool):
             self.lock = contextlib.nullcontext()  # type: ignore[assignment]  # async-capable
 
+    def latest_statements(self, thread_id: str, run_id: str) -> list[Statement]:
+        return [latest_checkpoint_statement(thread_id, run_id)]
+
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        prefetched: PrefetchedCheckpoint | None = config["configurable"].get(PREFETCHED_KEY)
+        prefetched = prefetched_of(config)
         if prefetched is not None:
-            answered, row = prefetched.take(config)
-            if answered:
-                return None if row is None else await self._load_checkpoint_tuple(row)
+            row = first_row(prefetched[0])
+            if row is None:
+                return None  # a thread with no checkpoint yet
+            # Except an old checkpoint (v < 4) with a parent: upstream migrates its pending sends as it reads.
+            if row["checkpoint"]["v"] >= 4 or not row["parent_checkpoint_id"]:
+                return await self._load_checkpoint_tuple(row)
         return await super().aget_tuple(config)
 
     async def aput(

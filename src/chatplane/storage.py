@@ -1,8 +1,8 @@
 """Storage by URL: ``open_storage(settings)`` → a LangGraph checkpointer and a readiness probe.
 
 ==========================  =======================================================================================
-``sqlite:///./data/x.db``   ``AsyncSqliteSaver`` on one aiosqlite connection (WAL); the default, a file on disk
-``postgresql://…``          ``AsyncPostgresSaver`` on a ``psycopg_pool`` pool that checks each connection as it
+``sqlite:///./data/x.db``   ``PrefetchingSqliteSaver`` on one aiosqlite connection (WAL); the default, a file on disk
+``postgresql://…``          ``PooledPostgresSaver`` on a ``psycopg_pool`` pool that checks each connection as it
                             is handed out (see ``check_pooled_connection``), so a PostgreSQL restart costs failed
                             requests (503), not a restart of chatplane
 ``memory://``               ``InMemorySaver``: gone when the process exits
@@ -149,13 +149,14 @@ async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
 @asynccontextmanager
 async def _open_sqlite(settings: Settings) -> AsyncIterator[Storage]:
     import aiosqlite
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    from chatplane.sqlite_saver import PrefetchingSqliteSaver
 
     path = sqlite_path(settings.storage_url)
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     async with aiosqlite.connect(path, timeout=settings.storage_timeout_s) as conn:
-        saver = AsyncSqliteSaver(conn)
+        saver = PrefetchingSqliteSaver(conn)
         await saver.setup()
         await conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across crashes of the process
         await conn.execute(SQLITE_CACHE_PRAGMA)

@@ -45,7 +45,7 @@ from chatplane.errors import (
 )
 from chatplane.events import EventType, RunEvent
 from chatplane.failures import as_chatplane_error
-from chatplane.pg_saver import PREFETCHED_KEY, PrefetchedCheckpoint, latest_checkpoint_statement
+from chatplane.prefetch import PREFETCHED_KEY, PrefetchedCheckpoint, PrefetchingSaver
 from chatplane.runs.eventlog import MemoryEventLog
 from chatplane.runs.store import Multitask, Run, RunStatus, RunStore
 from chatplane.runs.translate import StreamTranslator
@@ -80,8 +80,13 @@ class RunManager:
         events: EventLog | None = None,
         graph_for: Callable[[str, str | None], Any] | None = None,
         nested_agents: frozenset[str] = frozenset(),
+        checkpointer: Any = None,
     ) -> None:
         self.graphs = graphs
+        self._prefetching: PrefetchingSaver | None = (
+            checkpointer if hasattr(checkpointer, "latest_statements") else None
+        )
+        """The graphs' checkpointer, if it can read a run's first checkpoint in the batch that accepts the run."""
         self.nested_agents = nested_agents
         """Agents whose graphs run other graphs (their steps are streamed too)."""
         self._graph_for = graph_for
@@ -219,10 +224,13 @@ class RunManager:
                 dialect=self.runs.db.dialect,
             ),
         ]
+        # Read for the run, should it start now: where the thread's transcript ends (its append is then held,
+        # Transcript) and the thread's latest checkpoint (for its first read, chatplane.prefetch).
         holds_writes = self._holds_writes
-        if holds_writes:  # read for the run, should it start now: where the thread's transcript ends (its append
-            # is held, Transcript) and the thread's latest checkpoint (its first read, PooledPostgresSaver)
-            statements += [end_statement(thread_id), latest_checkpoint_statement(thread_id, run.run_id)]
+        if holds_writes:
+            statements.append(end_statement(thread_id))
+        if self._prefetching is not None:
+            statements += self._prefetching.latest_statements(thread_id, run.run_id)
         results = await self.runs.db.batch(statements)
         if not RunStore.accepted(run, results[1]):
             rows = results[0][0]
@@ -231,11 +239,11 @@ class RunManager:
         claimed = run.status == "running"  # an idle thread: the run starts here, claimed as it was inserted
         self.events.open(run.run_id, here=claimed)
         if claimed:  # nobody else writes the thread's transcript or checkpoints until this run ends: the reads hold
-            read = (
-                {TRANSCRIPT_END_KEY: end_of(results[2]), PREFETCHED_KEY: PrefetchedCheckpoint(thread_id, results[3])}
-                if holds_writes
-                else _NOTHING
-            )
+            read: dict[str, Any] = {}
+            if holds_writes:
+                read[TRANSCRIPT_END_KEY] = end_of(results[2])
+            if self._prefetching is not None:
+                read[PREFETCHED_KEY] = PrefetchedCheckpoint(thread_id, *results[2 + holds_writes :])
             self._launch(run, _graph_input(run), read=read)
         return run
 
@@ -367,7 +375,7 @@ class RunManager:
     @property
     def _holds_writes(self) -> bool:
         """Whether runs hold their transcript appends and checkpoints for their outcome's commit (PostgreSQL,
-        durability ``exit``); the batch that accepts a run then also reads what the run will start from."""
+        durability ``exit``); the batch that accepts a run then also reads where the thread's transcript ends."""
         return self.runs.db.dialect == "postgres" and self.settings.checkpoint_durability == "exit"
 
     def _launch(self, run: Run, graph_input: Any, *, fresh: bool = True, read: Mapping[str, Any] = _NOTHING) -> None:
