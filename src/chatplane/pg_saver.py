@@ -52,6 +52,7 @@ __all__ = ["PREFETCHED_KEY", "PooledPostgresSaver", "PrefetchedCheckpoint", "lat
 
 UPSTREAM_VERSION = "3.2.0"
 
+
 def latest_checkpoint_statement(thread_id: str, run_id: str) -> Statement:
     """The statement upstream's ``aget_tuple`` runs for ``thread_id``'s latest checkpoint (the root graph's), to
     run in the batch that accepts run ``run_id``; its result goes to ``PrefetchedCheckpoint``. It reads nothing

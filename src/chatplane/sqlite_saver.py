@@ -66,5 +66,3 @@ class PrefetchingSqliteSaver(AsyncSqliteSaver):
             ),
             load_pending_writes(writes, self.serde),
         )
-
-
