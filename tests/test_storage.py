@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -289,12 +290,12 @@ async def test_a_checkpoint_read_in_the_accept_batch_is_the_one_the_sqlite_saver
     none, the parent — once, and only for a run that is running; other reads go to the database."""
     from chatplane.prefetch import PREFETCHED_KEY, PrefetchedCheckpoint
     from chatplane.runs import RunStore
-    from chatplane.sqlite_saver import PrefetchingSqliteSaver
+    from chatplane.sqlite_saver import BatchingSqliteSaver
 
     awkward = 'it\'s 100% \\ "quoted" \u00e9t\u00e9 \U0001f680 %s ? ;--'
     async with open_storage(make_settings(storage_url=f"sqlite:///{tmp_path}/c.db")) as storage:
         saver, runs = storage.checkpointer, RunStore(storage.db)
-        assert isinstance(saver, PrefetchingSqliteSaver)
+        assert isinstance(saver, BatchingSqliteSaver)
         config = {"configurable": {"thread_id": "prefetched", "checkpoint_ns": ""}}
         queued = await runs.create("prefetched", "alice", "chat", {}, "enqueue")
         running = await runs.create("prefetched", "alice", "chat", {}, "reject", claim_for=("here", 1e12))
@@ -387,60 +388,76 @@ async def test_writes_inside_a_run_do_not_wait_for_the_disk_and_others_do(pg_url
         assert await db.fetchone(setting) == {"s": "on"}  # the SET was LOCAL: no pooled connection kept it
 
 
-@pytest.mark.postgres
-async def test_held_checkpoint_writes_wait_for_the_outcome_and_a_read_writes_them_first(pg_url: str) -> None:
+def _count(storage_url: str, sql: str) -> int:
+    """``SELECT count(*) …`` on a connection of its own (what another process would see)."""
+    if storage_url.startswith("sqlite"):
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(sqlite_path(storage_url))) as conn:
+            return int(conn.execute(sql).fetchone()[0])
+    with psycopg.connect(storage_url) as admin:
+        row = admin.execute(sql).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+async def test_held_checkpoint_writes_wait_for_the_outcome_and_a_read_writes_them_first(
+    persistent_storage_url: str,
+) -> None:
     """Inside ``HeldWrites.holding()`` (a run) the saver's writes are held for the run's outcome to commit with;
     a read through the saver writes them first, so a run always reads what it wrote."""
-    async with open_storage(make_settings(storage_url=pg_url)) as storage:
+    url = persistent_storage_url
+    writes_table = "writes" if url.startswith("sqlite") else "checkpoint_writes"
+    async with open_storage(make_settings(storage_url=url)) as storage:
         saver = storage.checkpointer
         checkpoint = empty_checkpoint()
         checkpoint["channel_values"] = {"messages": ["held back"]}
         checkpoint["channel_versions"] = {"messages": 1}
         config = {"configurable": {"thread_id": "held", "checkpoint_ns": ""}}
         held = HeldWrites()
-        with held.holding(), psycopg.connect(pg_url) as admin:
+        with held.holding():
             await saver.aput(config, checkpoint, {}, {"messages": 1})
             assert held.statements
-            assert admin.execute("SELECT count(*) FROM checkpoints WHERE thread_id = 'held'").fetchone() == (0,)
+            assert _count(url, "SELECT count(*) FROM checkpoints WHERE thread_id = 'held'") == 0
             stored = await saver.aget_tuple(config)
             assert stored is not None and stored.checkpoint["channel_values"]["messages"] == ["held back"]
             assert not held.statements
             await saver.aput_writes(stored.config, [("messages", ["pending"])], "task-1")
-            assert admin.execute("SELECT count(*) FROM checkpoint_writes WHERE thread_id = 'held'").fetchone() == (0,)
+            assert _count(url, f"SELECT count(*) FROM {writes_table} WHERE thread_id = 'held'") == 0
         await storage.db.batch(held.take())  # what the run's outcome does
         stored = await saver.aget_tuple(config)
         assert stored is not None and [w[1:] for w in stored.pending_writes] == [("messages", ["pending"])]
 
 
-@pytest.mark.postgres
-async def test_a_runs_answer_lands_in_the_thread_only_with_its_outcome(pg_url: str, monkeypatch) -> None:
+async def test_a_runs_answer_lands_in_the_thread_only_with_its_outcome(
+    persistent_storage_url: str, monkeypatch
+) -> None:
     """The run's last checkpoint, and its move of earlier turns to the transcript, commit in the transaction that
     records its outcome: when no outcome can be recorded, the thread is as it was (the run stays unfinished, for
     recovery to redo), never half-changed."""
     from chatplane.runs import RunStore
 
-    async with ProductionAgent(settings=make_settings(storage_url=pg_url)) as agent:
+    refused = ("SELECT * FROM chatplane_no_such_table", ())  # an error on both databases
+    async with ProductionAgent(settings=make_settings(storage_url=persistent_storage_url)) as agent:
         assert await agent.achat("alice", "first") == "echo: first"
         assert await agent.achat("alice", "second") == "echo: second"  # moves the first turn to the transcript
         assert await agent.transcript.count("session-alice") == 2
-        monkeypatch.setattr(RunStore, "finish_statement", staticmethod(lambda *a, **k: ("SELECT 1/0", ())))
+        monkeypatch.setattr(RunStore, "finish_statement", staticmethod(lambda *a, **k: refused))
         with pytest.raises(ChatplaneError):
             await agent.achat("alice", "third")  # would move the second turn there too
         monkeypatch.undo()
         history = [m.text for m in await agent.aget_history("session-alice")]
         assert history == ["first", "echo: first", "second", "echo: second"]
         assert await agent.transcript.count("session-alice") == 2  # the move is held with the outcome: not made
-        with psycopg.connect(pg_url) as admin:
-            statuses = admin.execute("SELECT status FROM chatplane_runs ORDER BY created_at").fetchall()
-        assert statuses == [("succeeded",), ("succeeded",), ("running",)]
+        rows = await agent.runs.runs.db.fetchall("SELECT status FROM chatplane_runs ORDER BY created_at")
+        assert [r["status"] for r in rows] == ["succeeded", "succeeded", "running"]
 
 
-@pytest.mark.postgres
-async def test_a_cancelled_run_keeps_its_message_and_partial_answer_on_postgres(pg_url: str) -> None:
+async def test_a_cancelled_run_keeps_its_message_and_partial_answer(persistent_storage_url: str) -> None:
     """Cancelling a run mid-answer writes the checkpoint it stopped at (held for its outcome) before the partial
     answer joins it: the thread keeps the user's message and the words so far, and goes on normally."""
     words = " ".join(f"word{i}" for i in range(60))
-    settings = make_settings(storage_url=pg_url, model=f"fake:{words}?token_delay=0.05")
+    settings = make_settings(storage_url=persistent_storage_url, model=f"fake:{words}?token_delay=0.05")
     async with ProductionAgent(settings=settings) as agent:
         thread = await agent.threads.create("alice", "chat")
         run = await agent.runs.submit(thread, "go", user_id="alice", multitask="reject")
@@ -461,13 +478,12 @@ async def test_a_cancelled_run_keeps_its_message_and_partial_answer_on_postgres(
         assert [m.text for m in await agent.athread_messages(thread)][2:] == ["again", words]
 
 
-@pytest.mark.postgres
-async def test_a_run_cancelled_while_handing_on_an_event_keeps_its_message_on_postgres(pg_url: str) -> None:
+async def test_a_run_cancelled_while_handing_on_an_event_keeps_its_message(persistent_storage_url: str) -> None:
     """A cancel can land while the run hands an event on (to Redis, with several processes) rather than inside
     LangGraph: the graph is closed at once all the same, so where the run stopped is written, with the user's
     message, before the cancel is recorded — not when the abandoned stream is collected, too late and elsewhere."""
     words = " ".join(f"word{i}" for i in range(60))
-    settings = make_settings(storage_url=pg_url, model=f"fake:{words}?token_delay=0.01")
+    settings = make_settings(storage_url=persistent_storage_url, model=f"fake:{words}?token_delay=0.01")
     async with ProductionAgent(settings=settings) as agent:
         append, handing_on = agent.runs.events.append, asyncio.Event()
 
@@ -494,7 +510,7 @@ async def test_a_run_cancelled_while_handing_on_an_event_keeps_its_message_on_po
 
 def test_the_saver_copy_matches_the_installed_upstream_release() -> None:
     """``PooledPostgresSaver``'s ``aput``, ``aput_writes``, ``_load_checkpoint_tuple`` and the prefetched read
-    (``latest_checkpoint_statement``), and ``PrefetchingSqliteSaver``'s prefetched read, are copies of upstream's:
+    (``latest_checkpoint_statement``), and ``BatchingSqliteSaver``'s prefetched read, are copies of upstream's:
     upgrading langgraph-checkpoint-postgres or -sqlite means comparing them with the new release's and updating
     ``UPSTREAM_VERSION``."""
     from importlib.metadata import version

@@ -234,12 +234,12 @@ async def test_turns_taken_by_turns_in_two_processes_reach_both_prompts(persiste
         assert [m.text for m in prompt if m.type != "system"] == expected[: 2 * turn + 1]
 
 
-@pytest.mark.postgres
-async def test_a_held_move_skips_what_a_failed_run_moved_already(pg_url: str) -> None:
+async def test_a_held_move_skips_what_a_failed_run_moved_already(persistent_storage_url: str) -> None:
     """A failed or cancelled run's move reaches the table while its messages stay in its checkpoint; the next run
     moves them again. A move held for the run's outcome skips them — the whole archived prefix, even when it is
     longer than the cached tail — and keeps the rest in order, with a cached tail or without one."""
-    async with ProductionAgent(ScriptedChatModel(echo=True), settings=make_settings(storage_url=pg_url)) as agent:
+    settings = make_settings(storage_url=persistent_storage_url)
+    async with ProductionAgent(ScriptedChatModel(echo=True), settings=settings) as agent:
         here, elsewhere = agent.transcript, Transcript(agent.transcript.db)  # elsewhere: another process, no cache
         long = "many words " * 100
         earlier = [HumanMessage(long, id="uT"), AIMessage(long, id="aT")]
@@ -277,12 +277,11 @@ async def test_answers_to_unanswered_tool_calls_are_archived_once_each(tmp_path)
     assert [m.tool_call_id for m in archived if isinstance(m, ToolMessage)] == ["call-1", "call-2"]
 
 
-@pytest.mark.postgres
-async def test_a_run_paused_for_approval_has_moved_earlier_turns_on_postgres(pg_url: str) -> None:
+async def test_a_run_paused_for_approval_has_moved_earlier_turns(persistent_storage_url: str) -> None:
     """A run that pauses for a human writes what it held — its checkpoint and its move of earlier turns — before it
     waits: while it waits the thread's history is whole and the earlier turn is in the transcript, once."""
     model = ScriptedChatModel(replies=[AIMessage("hello"), call("calculator", {"expression": "1 + 1"}), "it is 2"])
-    settings = make_settings(storage_url=pg_url, sensitive_tools=["calculator"])
+    settings = make_settings(storage_url=persistent_storage_url, sensitive_tools=["calculator"])
     async with ProductionAgent(model, settings=settings, agent="react") as agent:
         thread = await agent.threads.create("alice", "react")
         first = await agent.runs.submit(thread, "hi", user_id="alice", multitask="reject")

@@ -1,7 +1,7 @@
 """A run's first checkpoint read, answered with what the batch that accepted the run read.
 
 A run's graph reads its thread's latest checkpoint first of all (``AsyncPregelLoop.__aenter__``). chatplane's savers
-(``PooledPostgresSaver``, ``PrefetchingSqliteSaver``) give ``RunManager`` the statements of that read
+(``PooledPostgresSaver``, ``BatchingSqliteSaver``) give ``RunManager`` the statements of that read
 (``latest_statements``) to run in the batch that accepts the run, under the thread's lock — nobody else writes the
 thread's checkpoints until the run ends — and answer the run's first read with the result, once.
 """

@@ -1,30 +1,52 @@
-"""LangGraph's ``AsyncSqliteSaver``, with a run's first read answered from the batch that accepted the run.
+"""LangGraph's ``AsyncSqliteSaver``, with a run's checkpoint I/O riding in the batches that accept and finish it.
 
-Upstream's ``aget_tuple`` reads the checkpoint row, then its pending writes: four trips to the saver's aiosqlite
-thread (execute and fetch, twice), behind the saver's one lock, which every run's reads and writes share. A run's
-first read — of its thread's latest checkpoint — comes instead with the batch that accepts the run
-(``latest_statements``, ``chatplane.prefetch``), on chatplane's own connection to the same file, inside that
-batch's ``BEGIN IMMEDIATE``: nobody else writes the thread's checkpoints until the run ends.
+Upstream's saver does its reads and writes on a connection of its own, each one several hops to that connection's
+aiosqlite thread, behind one lock that every run's checkpoints share. In chatplane a run's checkpoint I/O is:
 
-``latest_statements`` reads what upstream's ``aget_tuple`` reads (langgraph-checkpoint-sqlite ``UPSTREAM_VERSION``)
-and ``aget_tuple`` builds the tuple the way it does; a test fails when the installed release differs.
+* **Its first read** — the thread's latest checkpoint and its pending writes — comes with the batch that accepts
+  the run (``latest_statements``, ``chatplane.prefetch``), on chatplane's own connection to the same file, inside
+  that batch's ``BEGIN IMMEDIATE``: nobody else writes the thread's checkpoints until the run ends.
+* **Its writes** are held while ``HeldWrites.holding()`` is active (a run, durability ``"exit"``) and committed in
+  the transaction that records the run's outcome (``RunManager.finish_run``), with the run's move of earlier turns
+  to the transcript: the thread's state and the run's outcome change together or not at all, as on PostgreSQL.
+  Any other use of the saver writes what is held first (on its own connection, in one transaction), so a run reads
+  what it wrote and its writes land in order.
+
+``aput``'s and ``aput_writes``'s statements, ``latest_statements`` and the tuple ``aget_tuple`` builds are
+upstream's (langgraph-checkpoint-sqlite ``UPSTREAM_VERSION``); a test fails when the installed release differs.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-from typing import cast
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import CheckpointMetadata, CheckpointTuple
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_checkpoint_metadata,
+)
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.checkpoint.sqlite.utils import load_pending_writes
 
-from chatplane.db import Statement
+from chatplane.db import Statement, held_writes
 from chatplane.prefetch import first_row, prefetched_of
 
 UPSTREAM_VERSION = "3.1.2"
 
+_COLUMNS = "thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, value"
+_REPLACE_WRITES_SQL = f"INSERT OR REPLACE INTO writes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_KEEP_WRITES_SQL = f"INSERT OR IGNORE INTO writes ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_PUT_SQL = (
+    "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, "
+    "checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 _RUNNING = "EXISTS (SELECT 1 FROM chatplane_runs WHERE run_id = %s AND status = 'running')"
 _LATEST_ID = "(SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = '' "
 _LATEST_ID += "ORDER BY checkpoint_id DESC LIMIT 1)"
@@ -34,7 +56,10 @@ _LATEST_SQL = (
 )
 
 
-class PrefetchingSqliteSaver(AsyncSqliteSaver):
+class BatchingSqliteSaver(AsyncSqliteSaver):
+    holds_writes = True
+    """Its writes are held inside ``HeldWrites.holding()`` (``RunManager`` then holds the transcript's too)."""
+
     def latest_statements(self, thread_id: str, run_id: str) -> list[Statement]:
         """The latest root checkpoint of ``thread_id``, then its pending writes (``prefetch.PrefetchingSaver``)."""
         task_path = "task_path" if self._has_task_path else "''"
@@ -47,6 +72,7 @@ class PrefetchingSqliteSaver(AsyncSqliteSaver):
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         prefetched = prefetched_of(config)
         if prefetched is None:
+            await self._write_held()
             return await super().aget_tuple(config)
         row = first_row(prefetched[0])
         if row is None:
@@ -66,3 +92,100 @@ class PrefetchingSqliteSaver(AsyncSqliteSaver):
             ),
             load_pending_writes(writes, self.serde),
         )
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        held = held_writes()
+        if held is None:
+            return await super().aput(config, checkpoint, metadata, new_versions)
+        thread_id = config["configurable"]["thread_id"]
+        checkpoint_ns = config["configurable"]["checkpoint_ns"]
+        type_, serialized_checkpoint = self.serde.dumps_typed(checkpoint)
+        serialized_metadata = json.dumps(get_checkpoint_metadata(config, metadata), ensure_ascii=False).encode(
+            "utf-8", "ignore"
+        )
+        parent_id = config["configurable"].get("checkpoint_id")
+        row = (str(thread_id), checkpoint_ns, checkpoint["id"], parent_id, type_, serialized_checkpoint)
+        held.hold([(_PUT_SQL, (*row, serialized_metadata))])
+        return {
+            "configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": checkpoint["id"]}
+        }
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        held = held_writes()
+        if held is None:
+            await super().aput_writes(config, writes, task_id, task_path)
+            return
+        query = _REPLACE_WRITES_SQL if all(w[0] in WRITES_IDX_MAP for w in writes) else _KEEP_WRITES_SQL
+        configurable = config["configurable"]
+        key = (str(configurable["thread_id"]), str(configurable["checkpoint_ns"]), str(configurable["checkpoint_id"]))
+        held.hold(
+            [
+                (
+                    query,
+                    (
+                        *key,
+                        task_id,
+                        task_path,
+                        WRITES_IDX_MAP.get(channel, idx),
+                        channel,
+                        *self.serde.dumps_typed(value),
+                    ),
+                )
+                for idx, (channel, value) in enumerate(writes)
+            ]
+        )
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        await self._write_held()
+        async for item in super().alist(config, filter=filter, before=before, limit=limit):
+            yield item
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._write_held()
+        await super().adelete_thread(thread_id)
+
+    async def aget_delta_channel_history(self, *, config: RunnableConfig, channels: Sequence[str]) -> Mapping[str, Any]:
+        await self._write_held()
+        return await super().aget_delta_channel_history(config=config, channels=channels)
+
+    async def _write_held(self) -> None:
+        """Write what this context holds (``HeldWrites``) now, before the saver is used otherwise."""
+        held = held_writes()
+        if held is not None and held.statements:
+            await held.write(self._write_now)
+
+    async def _write_now(self, statements: list[Statement]) -> None:
+        """``statements`` (the saver's, and the transcript's with ``%s`` placeholders) in one transaction on the
+        saver's connection."""
+        async with self.lock:
+            try:
+                for sql, params in statements:
+                    cursor = await self.conn.execute(sql.replace("%s", "?"), tuple(params))
+                    await cursor.close()
+            except BaseException:
+                await self.conn.rollback()
+                raise
+            await self.conn.commit()
+
+
+# LangGraph asks for ``aput_writes``'s signature on every run (does it take ``task_path``?): worked out once here.
+BatchingSqliteSaver.aput_writes.__signature__ = inspect.signature(BatchingSqliteSaver.aput_writes)  # type: ignore[attr-defined]

@@ -1,7 +1,7 @@
 """Storage by URL: ``open_storage(settings)`` → a LangGraph checkpointer and a readiness probe.
 
 ==========================  =======================================================================================
-``sqlite:///./data/x.db``   ``PrefetchingSqliteSaver`` on one aiosqlite connection (WAL); the default, a file on disk
+``sqlite:///./data/x.db``   ``BatchingSqliteSaver`` on one aiosqlite connection (WAL); the default, a file on disk
 ``postgresql://…``          ``PooledPostgresSaver`` on a ``psycopg_pool`` pool that checks each connection as it
                             is handed out (see ``check_pooled_connection``), so a PostgreSQL restart costs failed
                             requests (503), not a restart of chatplane
@@ -150,13 +150,13 @@ async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
 async def _open_sqlite(settings: Settings) -> AsyncIterator[Storage]:
     import aiosqlite
 
-    from chatplane.sqlite_saver import PrefetchingSqliteSaver
+    from chatplane.sqlite_saver import BatchingSqliteSaver
 
     path = sqlite_path(settings.storage_url)
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     async with aiosqlite.connect(path, timeout=settings.storage_timeout_s) as conn:
-        saver = PrefetchingSqliteSaver(conn)
+        saver = BatchingSqliteSaver(conn)
         await saver.setup()
         await conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across crashes of the process
         await conn.execute(SQLITE_CACHE_PRAGMA)

@@ -11,10 +11,10 @@ writes its own messages twice (once in its checkpoint, once here on the next tur
 * A thread's history is this table, then whatever of the working state is not in it yet (``merge_history``).
 * Moving is idempotent: rows are unique per ``(thread_id, message_id)``, and history skips working-state messages
   already archived, so a run that fails between the two steps loses and doubles nothing.
-* On PostgreSQL (durability ``"exit"``) a run that knows where the thread's transcript ends (``TranscriptEnd``, read
-  when the run was accepted, under the thread's lock) holds its append back with its checkpoint
-  (``chatplane.db.HeldWrites``): both commit with the run's outcome, in one transaction and no trip of their own,
-  and the cached tail is checked against that end rather than against the table.
+* With durability ``"exit"`` (and chatplane's savers) a run that knows where the thread's transcript ends
+  (``TranscriptEnd``, read when the run was accepted, under the thread's lock) holds its append back with its
+  checkpoint (``chatplane.db.HeldWrites``): both commit with the run's outcome, in one transaction and no trip of
+  their own, and the cached tail is checked against that end rather than against the table.
 """
 
 from __future__ import annotations
@@ -134,12 +134,13 @@ class Transcript:
         would fail on the ``(thread_id, seq)`` key rather than lose a message. For that reason too, a cached tail
         that ``run_id``'s append found current stays current until that run ends: its ``tail`` reads nothing.
 
-        ``end``: where the transcript ended when the run was accepted. Given on PostgreSQL while the run holds its
-        writes (``HeldWrites``), the append is held with them — it commits with the run's checkpoint and outcome,
-        or not at all — and skips the messages the cached tail shows archived already (a failed run's append is
-        written with its outcome while its messages stay in the checkpoint, for the next run to move again).
+        ``end``: where the transcript ended when the run was accepted. Given while the run holds its writes
+        (``HeldWrites``; ``RunManager._holds_writes``), the append is held with them — it commits with the run's
+        checkpoint and outcome, or not at all — and skips the messages the cached tail shows archived already (a
+        failed run's append is written with its outcome while its messages stay in the checkpoint, for the next run
+        to move again).
         """
-        held = held_writes() if end is not None and self.db.dialect == "postgres" else None
+        held = held_writes() if end is not None else None
         cached = self._tails.get(thread_id) if held is not None else None
         if cached is not None and (cached.last_seq, cached.last_id) == end:  # current, and stays so for this run
             messages = _after_archived(messages, cached)

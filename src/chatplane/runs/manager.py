@@ -83,6 +83,7 @@ class RunManager:
         checkpointer: Any = None,
     ) -> None:
         self.graphs = graphs
+        self._checkpointer = checkpointer
         self._prefetching: PrefetchingSaver | None = (
             checkpointer if hasattr(checkpointer, "latest_statements") else None
         )
@@ -374,9 +375,12 @@ class RunManager:
 
     @property
     def _holds_writes(self) -> bool:
-        """Whether runs hold their transcript appends and checkpoints for their outcome's commit (PostgreSQL,
-        durability ``exit``); the batch that accepts a run then also reads where the thread's transcript ends."""
-        return self.runs.db.dialect == "postgres" and self.settings.checkpoint_durability == "exit"
+        """Whether runs hold their transcript appends and checkpoints for their outcome's commit (durability
+        ``exit``, a saver that holds its writes: PostgreSQL's, ``BatchingSqliteSaver``); the batch that accepts a
+        run then also reads where the thread's transcript ends. Only then: a transcript append held while the
+        checkpoint that drops the moved messages is not would lose them, should the outcome fail."""
+        saver_holds = self.runs.db.dialect == "postgres" or getattr(self._checkpointer, "holds_writes", False)
+        return saver_holds and self.settings.checkpoint_durability == "exit"
 
     def _launch(self, run: Run, graph_input: Any, *, fresh: bool = True, read: Mapping[str, Any] = _NOTHING) -> None:
         """Execute ``run`` here; ``fresh`` for a run that starts now (not resumed after approval or recovery);
