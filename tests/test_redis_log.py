@@ -160,3 +160,49 @@ async def test_a_redis_that_refuses_scripts_still_carries_every_event(redis_url:
         await there.aclose()
         await admin.acl_deluser(user)
         await admin.aclose()
+
+
+async def test_a_failing_redis_does_not_turn_the_script_off(logs, redis_url: str) -> None:  # type: ignore[no-untyped-def]
+    """An error answer that is Redis failing (a read-only replica after a failover, out of memory) is handled like
+    an outage — the run's events stay in this process — and the script is used again once Redis is back; only a
+    refusal of the script itself (no rights, no such command) switches to two trips."""
+    import redis.asyncio as aioredis
+    from redis.exceptions import ReadOnlyError
+
+    here, _ = logs
+    script = here._append
+
+    async def read_only(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ReadOnlyError("You can't write against a read only replica.")
+
+    run_id = uuid.uuid4().hex
+    here.open(run_id, here=True)
+    here._append = read_only
+    await here.append(run_id, "run_started", {})
+    await here.append(run_id, "run_completed", {"status": "succeeded"})
+    assert not here._available() and here._scripts  # an outage, not a refusal
+    assert [e.type for e in await asyncio.wait_for(_follow(here, run_id), 10)] == ["run_started", "run_completed"]
+
+    here._append, here._down_until = script, 0.0  # Redis is back (the retry pause is over)
+    later = uuid.uuid4().hex
+    assert (await here.append(later, "run_started", {})).id == 1
+    direct = aioredis.Redis.from_url(redis_url)
+    try:
+        assert len(await direct.xrange(f"chatplane:run:{later}")) == 1
+    finally:
+        await direct.aclose()
+    assert here._available() and here._scripts
+
+
+async def test_an_event_whose_json_does_not_start_with_its_id_takes_two_trips(logs, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The script splices the id into the event's JSON after ``{"id":``; should the JSON ever start otherwise, the
+    event takes the two-trip path and is stored intact."""
+    from chatplane.runs import redis_log
+
+    here, there = logs
+    monkeypatch.setattr(redis_log, "_UNNUMBERED", '{"not-the-id":')
+    run_id = uuid.uuid4().hex
+    remote = asyncio.create_task(_follow(there, run_id))
+    await asyncio.sleep(0.1)
+    events = [await here.append(run_id, "run_started", {}), await here.append(run_id, "run_completed", {})]
+    assert await asyncio.wait_for(remote, 10) == events and [e.id for e in events] == [1, 2]

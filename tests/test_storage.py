@@ -571,3 +571,71 @@ async def test_a_database_of_an_earlier_release_is_migrated_with_its_runs_kept(
             "SELECT status, recoveries FROM chatplane_runs WHERE run_id = %s", (old.run_id,)
         )
         assert row == {"status": "pending", "recoveries": 0}
+
+
+async def test_an_in_memory_sqlite_url_still_works() -> None:
+    """``sqlite:///:memory:``: the saver's database is not chatplane's (each connection has its own), so it keeps
+    upstream's saver — no read or write of checkpoints in chatplane's batches — and a thread goes on as usual."""
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    async with ProductionAgent(settings=make_settings(storage_url="sqlite:///:memory:")) as agent:
+        assert type(agent._storage.checkpointer) is AsyncSqliteSaver
+        assert await agent.achat("alice", "first") == "echo: first"
+        assert await agent.achat("alice", "second") == "echo: second"
+        assert [m.text for m in await agent.aget_history("session-alice")] == [
+            "first",
+            "echo: first",
+            "second",
+            "echo: second",
+        ]
+
+
+async def test_writes_held_while_held_writes_are_written_are_kept_and_a_second_writer_waits() -> None:
+    """``HeldWrites.write``: what is held while a write is under way stays held (behind it, in order) rather than
+    being forgotten with it; a second writer waits for the first, then writes what was held meanwhile; a failed
+    write keeps its statements, ahead of anything held since."""
+    held = HeldWrites()
+    held.hold([("a", ())])
+    written: list[list[str]] = []
+    first_started, release_first = asyncio.Event(), asyncio.Event()
+
+    async def batch(statements: list[Any]) -> None:
+        if not written:
+            first_started.set()
+            await release_first.wait()
+        written.append([sql for sql, _ in statements])
+
+    first = asyncio.create_task(held.write(batch))
+    await first_started.wait()
+    held.hold([("b", ())])  # while "a" is being written
+    second = asyncio.create_task(held.write(batch))
+    await asyncio.sleep(0.01)
+    assert written == []  # the second writer waits for the first
+    release_first.set()
+    await asyncio.gather(first, second)
+    assert written == [["a"], ["b"]] and held.statements == []
+
+    async def failing(statements: list[Any]) -> None:
+        held.hold([("d", ())])
+        raise RuntimeError("database gone")
+
+    held.hold([("c", ())])
+    with pytest.raises(RuntimeError):
+        await held.write(failing)
+    assert [sql for sql, _ in held.statements] == ["c", "d"]
+
+
+def test_a_prefetched_checkpoint_is_forgotten_once_the_run_has_written() -> None:
+    """Once the run holds writes, its prefetched checkpoint is stale for good: refused then, and after those
+    writes are written too."""
+    from chatplane.prefetch import PrefetchedCheckpoint
+
+    config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    held = HeldWrites()
+    with held.holding():
+        prefetched = PrefetchedCheckpoint("t", ([], 0))
+        held.hold([("INSERT …", ())])
+        assert prefetched.take(config) is None
+        held.take()
+        assert prefetched.take(config) is None
+    assert PrefetchedCheckpoint("t", ([], 0)).take(config) == (([], 0),)

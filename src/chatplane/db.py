@@ -131,6 +131,7 @@ class HeldWrites:
 
     def __init__(self) -> None:
         self.statements: list[Statement] = []
+        self._writing = asyncio.Lock()
 
     @contextmanager
     def holding(self) -> Iterator[None]:
@@ -149,11 +150,18 @@ class HeldWrites:
         return statements
 
     async def write(self, batch: Callable[[list[Statement]], Awaitable[object]]) -> None:
-        """Write what is held now, as one ``batch``; forgotten only once written (a failure keeps it for the
-        outcome's batch)."""
-        if self.statements:
-            await batch(self.statements)
-            self.statements = []
+        """Write what is held now, as one ``batch``; what a failure leaves unwritten stays held, ahead of anything
+        held meanwhile, for the outcome's batch. One write at a time: a second caller waits for the first (and then
+        writes what was held meanwhile), so whoever reads next reads everything held before it asked."""
+        async with self._writing:
+            statements = self.take()
+            if not statements:
+                return
+            try:
+                await batch(statements)
+            except BaseException:
+                self.statements[:0] = statements
+                raise
 
 
 def held_writes() -> HeldWrites | None:

@@ -44,12 +44,13 @@ class PrefetchedCheckpoint:
         go to the database."""
         configurable = config["configurable"]
         held = held_writes()
+        if held is not None and held.statements:  # the run wrote: stale from now on
+            self._thread_id = self._results = None
         if (
             self._thread_id is None
             or configurable.get("thread_id") != self._thread_id
             or configurable.get("checkpoint_ns", "")
             or get_checkpoint_id(config)
-            or (held is not None and held.statements)
         ):
             return None
         self._thread_id = None  # one read only

@@ -175,16 +175,25 @@ class BatchingSqliteSaver(AsyncSqliteSaver):
 
     async def _write_now(self, statements: list[Statement]) -> None:
         """``statements`` (the saver's, and the transcript's with ``%s`` placeholders) in one transaction on the
-        saver's connection."""
+        saver's connection, in one trip to its thread."""
+        conn: Any = self.conn
         async with self.lock:
-            try:
-                for sql, params in statements:
-                    cursor = await self.conn.execute(sql.replace("%s", "?"), tuple(params))
-                    await cursor.close()
-            except BaseException:
-                await self.conn.rollback()
-                raise
-            await self.conn.commit()
+            await conn._execute(_write_in_thread, conn, statements)
+
+
+def _write_in_thread(conn: Any, statements: list[Statement]) -> None:
+    """In aiosqlite's thread: ``statements`` in one transaction (all or nothing)."""
+    raw = conn._conn
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        for sql, params in statements:
+            cursor = raw.execute(sql.replace("%s", "?"), tuple(params))
+            cursor.fetchall()  # an INSERT … RETURNING runs to its end
+            cursor.close()
+    except BaseException:
+        raw.rollback()
+        raise
+    raw.commit()
 
 
 # LangGraph asks for ``aput_writes``'s signature on every run (does it take ``task_path``?): worked out once here.

@@ -149,6 +149,7 @@ async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
 @asynccontextmanager
 async def _open_sqlite(settings: Settings) -> AsyncIterator[Storage]:
     import aiosqlite
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     from chatplane.sqlite_saver import BatchingSqliteSaver
 
@@ -156,7 +157,9 @@ async def _open_sqlite(settings: Settings) -> AsyncIterator[Storage]:
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     async with aiosqlite.connect(path, timeout=settings.storage_timeout_s) as conn:
-        saver = BatchingSqliteSaver(conn)
+        # ``:memory:``: the saver's database is not chatplane's (each connection has its own), so no batch of
+        # chatplane's can read or write its tables.
+        saver = AsyncSqliteSaver(conn) if path == ":memory:" else BatchingSqliteSaver(conn)
         await saver.setup()
         await conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across crashes of the process
         await conn.execute(SQLITE_CACHE_PRAGMA)

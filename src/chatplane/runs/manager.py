@@ -83,6 +83,8 @@ class RunManager:
         checkpointer: Any = None,
     ) -> None:
         self.graphs = graphs
+        if checkpointer is None:  # the graphs': they share one
+            checkpointer = next((g.checkpointer for g in graphs.values() if getattr(g, "checkpointer", None)), None)
         self._checkpointer = checkpointer
         self._prefetching: PrefetchingSaver | None = (
             checkpointer if hasattr(checkpointer, "latest_statements") else None
@@ -604,16 +606,20 @@ class RunManager:
             await self.runs.finish(run, status, usage, error_code)
             await self._call_hooks(self.finish_hooks, run)
             return []
-        results = await self.runs.db.batch(
-            [
-                *(held.statements if held is not None else ()),
-                ThreadStore.touch_statement(run.thread_id),
-                RunStore.finish_statement(run, status, usage, error_code),
-                RunStore.active_statement(run.thread_id),
-            ]
-        )
-        if held is not None:
-            held.take()
+        written = held.take() if held is not None else []
+        try:
+            results = await self.runs.db.batch(
+                [
+                    *written,
+                    ThreadStore.touch_statement(run.thread_id),
+                    RunStore.finish_statement(run, status, usage, error_code),
+                    RunStore.active_statement(run.thread_id),
+                ]
+            )
+        except BaseException:
+            if held is not None:
+                held.statements[:0] = written  # kept for another outcome
+            raise
         await self._call_hooks(self.finish_hooks, run)
         return RunStore.active_runs(results[-1][0])
 

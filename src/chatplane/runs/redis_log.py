@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoPermissionError, RedisError, ResponseError
 
 from chatplane.events import PAUSE_EVENTS, TERMINAL_EVENTS, EventType, RunEvent
 from chatplane.runs.eventlog import MemoryEventLog
@@ -126,12 +126,15 @@ class RedisEventLog:
         then the ``XADD``, where Redis refuses scripts (an ACL without ``@scripting``, say)."""
         key = f"chatplane:run:{event.run_id}"
         expire = _EXPIRE_S if event.type in TERMINAL_EVENTS else 0
-        if self._scripts:
-            rest = event.model_dump_json().removeprefix(_UNNUMBERED)  # ``"type":...}``
+        unnumbered = event.model_dump_json()
+        if self._scripts and unnumbered.startswith(_UNNUMBERED):
+            rest = unnumbered[len(_UNNUMBERED) :]  # ``"type":...}``
             try:
                 event.id = int(await self._append(keys=[key, f"{key}:seq"], args=[rest, _MAXLEN, expire]))
                 return
-            except ResponseError as exc:  # an answer, not a lost connection: Redis will not run it
+            except ResponseError as exc:
+                if not _refuses_scripts(exc):
+                    raise  # Redis failing (read-only replica, out of memory …): the log falls back, as for an outage
                 self._scripts = False
                 log.warning("Redis refused the event script (%s): run events take two trips each", type(exc).__name__)
         event.id = int(await self._redis.incr(f"{key}:seq"))
@@ -182,3 +185,8 @@ class RedisEventLog:
                     more = await self._reader.xread({key: cursor}, count=1)
                     if not more:
                         return
+
+
+def _refuses_scripts(exc: ResponseError) -> bool:
+    """Whether Redis will never run the script for this client: no rights (ACL), or scripting disabled."""
+    return isinstance(exc, NoPermissionError) or "unknown command" in str(exc).lower()
