@@ -202,6 +202,24 @@ async def test_a_checkpoint_written_in_one_query_reads_back_exactly(pg_url: str)
         assert row == (0,)
 
 
+async def _answered_once_then_from_the_database(saver: Any, prefetch: Any, expected: Any, reads: list[Any]) -> None:
+    """The run's first read is answered with the prefetched rows (``reads``: the saver's own reads, none yet);
+    a second read, a subgraph's, one of a given checkpoint and one of another thread go to the database."""
+    run_config = await prefetch()
+    assert await saver.aget_tuple(run_config) == expected
+    assert reads == []
+    assert await saver.aget_tuple(run_config) == expected  # the second read: the database's
+    assert len(reads) == 1
+    for other in (
+        {"checkpoint_ns": "supervisor:1"},
+        {"checkpoint_id": expected.config["configurable"]["checkpoint_id"]},
+        {"thread_id": "another"},
+    ):
+        run_config = await prefetch()
+        await saver.aget_tuple({"configurable": {**run_config["configurable"], **other}})
+        assert reads[-1] == {**run_config["configurable"], **other}
+
+
 @pytest.mark.postgres
 async def test_a_checkpoint_read_in_another_batch_is_the_one_the_saver_reads(pg_url: str) -> None:
     """``latest_checkpoint_statement`` run in a batch (bound client-side, text results) gives the run's first read
@@ -240,19 +258,7 @@ async def test_a_checkpoint_read_in_another_batch_is_the_one_the_saver_reads(pg_
 
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(pg_saver.AsyncPostgresSaver, "aget_tuple", counted)
-            run_config = await prefetch()
-            assert await saver.aget_tuple(run_config) == expected
-            assert reads == []
-            assert await saver.aget_tuple(run_config) == expected  # the second read: the database's
-            assert len(reads) == 1
-            for other in (
-                {"checkpoint_ns": "supervisor:1"},
-                {"checkpoint_id": expected.config["configurable"]["checkpoint_id"]},
-                {"thread_id": "another"},
-            ):
-                run_config = await prefetch()
-                await saver.aget_tuple({"configurable": {**run_config["configurable"], **other}})
-                assert reads[-1] == {**run_config["configurable"], **other}
+            await _answered_once_then_from_the_database(saver, prefetch, expected, reads)
             run_config, held = await prefetch(), HeldWrites()
             with held.holding():
                 await saver.aput_writes(stored, [("notes", "later")], "task-2")
@@ -325,19 +331,7 @@ async def test_a_checkpoint_read_in_the_accept_batch_is_the_one_the_sqlite_saver
         upstream = AsyncSqliteSaver.aget_tuple
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(AsyncSqliteSaver, "aget_tuple", counted)
-            run_config = await prefetch()
-            assert await saver.aget_tuple(run_config) == expected
-            assert reads == []
-            assert await saver.aget_tuple(run_config) == expected  # the second read: the database's
-            assert len(reads) == 1
-            for other in (
-                {"checkpoint_ns": "supervisor:1"},
-                {"checkpoint_id": expected.config["configurable"]["checkpoint_id"]},
-                {"thread_id": "another"},
-            ):
-                run_config = await prefetch()
-                await saver.aget_tuple({"configurable": {**run_config["configurable"], **other}})
-                assert reads[-1] == {**run_config["configurable"], **other}
+            await _answered_once_then_from_the_database(saver, prefetch, expected, reads)
             later = empty_checkpoint()  # a child, without pending writes
             later["channel_values"] = {"messages": ["next"], "notes": {"k": "v"}}
             later["channel_versions"] = {"messages": 2, "notes": 1}
