@@ -296,3 +296,37 @@ async def test_a_run_paused_for_approval_has_moved_earlier_turns(persistent_stor
         history = await agent.athread_messages(thread)
     assert [m.type for m in history] == ["human", "ai", "human", "ai", "tool", "ai"]
     assert history[-1].text == "it is 2"
+
+
+async def test_a_specialist_paused_for_approval_resumes_with_the_thread_whole(persistent_storage_url: str) -> None:
+    """The multi-agent: a specialist's sensitive tool call pauses the run inside a nested graph (its own checkpoint
+    namespace). The pause writes what the run held; approved, the run resumes there, the specialist and then the
+    supervisor answer, and the thread keeps every message, the earlier turn in the transcript once."""
+    model = ScriptedChatModel(
+        replies=[
+            AIMessage("hello"),  # supervisor, turn 1
+            call("transfer_to_math", {"task": "Add 1 and 1."}),  # supervisor
+            call("calculator", {"expression": "1 + 1"}),  # math: paused for approval
+            "1 + 1 = 2.",  # math
+            "It is 2.",  # supervisor
+        ]
+    )
+    settings = make_settings(storage_url=persistent_storage_url, sensitive_tools=["calculator"])
+    async with ProductionAgent(model, settings=settings, agent="multi") as agent:
+        thread = await agent.threads.create("alice", "multi")
+        first = await agent.runs.submit(thread, "hi", user_id="alice", multitask="reject")
+        await agent.runs.wait(first.run_id)
+        paused = await agent.runs.submit(thread, "add", user_id="alice", multitask="reject")
+        await agent.runs.wait(paused.run_id)
+        assert (await agent.runs.runs.get(paused.run_id, "alice")).status == "waiting"
+        assert await agent.transcript.count(thread.thread_id) == 2
+        await agent.runs.resume(paused, [{"type": "approve"}])
+        await agent.runs.wait(paused.run_id)
+        assert (await agent.runs.runs.get(paused.run_id, "alice")).status == "succeeded"
+        history = await agent.athread_messages(thread)
+        assert await agent.transcript.count(thread.thread_id) == 2
+    said = [m.text for m in history if isinstance(m, AIMessage) and m.text]
+    assert [m.text for m in history if isinstance(m, HumanMessage)] == ["hi", "add"]
+    assert said == ["hello", "1 + 1 = 2.", "It is 2."]
+    assert any(isinstance(m, ToolMessage) and m.name == "calculator" and m.text == "2" for m in history)
+    assert_every_tool_call_answered(history)
