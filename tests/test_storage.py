@@ -17,6 +17,7 @@ from chatplane import ProductionAgent, pg_saver
 from chatplane.db import HeldWrites, flushed_by_next_commit
 from chatplane.errors import ChatplaneError, ConfigError, StorageUnavailableError
 from chatplane.pg_saver import PooledPostgresSaver
+from chatplane.prefetch import PREFETCHED_KEY, PrefetchedCheckpoint
 from chatplane.storage import check_pooled_connection, open_storage, redact_url, sqlite_path, storage_kind
 from tests.conftest import make_settings
 from tests.tcp_proxy import TcpProxy
@@ -237,8 +238,8 @@ async def test_a_checkpoint_read_in_another_batch_is_the_one_the_saver_reads(pg_
 
         async def prefetch(thread_id: str = "prefetched", run_id: str = running.run_id) -> dict[str, Any]:
             [result] = await storage.db.batch([pg_saver.latest_checkpoint_statement(thread_id, run_id)])
-            read = pg_saver.PrefetchedCheckpoint(thread_id, result)
-            return {"configurable": {**config["configurable"], pg_saver.PREFETCHED_KEY: read}}
+            read = PrefetchedCheckpoint(thread_id, result)
+            return {"configurable": {**config["configurable"], PREFETCHED_KEY: read}}
 
         assert await saver.aget_tuple(await prefetch()) is None  # a new thread: no checkpoint yet
         checkpoint = empty_checkpoint()
@@ -294,7 +295,6 @@ async def test_a_checkpoint_read_in_the_accept_batch_is_the_one_the_sqlite_saver
     """SQLite: ``latest_statements`` run in a batch on chatplane's connection give the run's first read exactly
     what upstream's saver reads on its own — checkpoint, metadata, pending writes (their order and task paths) or
     none, the parent — once, and only for a run that is running; other reads go to the database."""
-    from chatplane.prefetch import PREFETCHED_KEY, PrefetchedCheckpoint
     from chatplane.runs import RunStore
     from chatplane.sqlite_saver import BatchingSqliteSaver
 
@@ -622,8 +622,6 @@ async def test_writes_held_while_held_writes_are_written_are_kept_and_a_second_w
 def test_a_prefetched_checkpoint_is_forgotten_once_the_run_has_written() -> None:
     """Once the run holds writes, its prefetched checkpoint is stale for good: refused then, and after those
     writes are written too."""
-    from chatplane.prefetch import PrefetchedCheckpoint
-
     config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
     held = HeldWrites()
     with held.holding():

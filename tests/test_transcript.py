@@ -277,23 +277,38 @@ async def test_answers_to_unanswered_tool_calls_are_archived_once_each(tmp_path)
     assert [m.tool_call_id for m in archived if isinstance(m, ToolMessage)] == ["call-1", "call-2"]
 
 
-async def test_a_run_paused_for_approval_has_moved_earlier_turns(persistent_storage_url: str) -> None:
-    """A run that pauses for a human writes what it held — its checkpoint and its move of earlier turns — before it
-    waits: while it waits the thread's history is whole and the earlier turn is in the transcript, once."""
-    model = ScriptedChatModel(replies=[AIMessage("hello"), call("calculator", {"expression": "1 + 1"}), "it is 2"])
-    settings = make_settings(storage_url=persistent_storage_url, sensitive_tools=["calculator"])
-    async with ProductionAgent(model, settings=settings, agent="react") as agent:
-        thread = await agent.threads.create("alice", "react")
+async def _pause_then_approve(
+    model: ScriptedChatModel, storage_url: str, agent_name: str, while_waiting: Any = None
+) -> tuple[list[Any], str, int]:
+    """On a thread of ``agent_name``: "hi", then "add", whose calculator call pauses for approval. While it waits:
+    the run is ``waiting``, the earlier turn is in the transcript (its two messages), and ``while_waiting(agent,
+    thread)`` runs; then the call is approved. The thread's history, the run's status and the transcript's count."""
+    settings = make_settings(storage_url=storage_url, sensitive_tools=["calculator"])
+    async with ProductionAgent(model, settings=settings, agent=agent_name) as agent:
+        thread = await agent.threads.create("alice", agent_name)
         first = await agent.runs.submit(thread, "hi", user_id="alice", multitask="reject")
         await agent.runs.wait(first.run_id)
         paused = await agent.runs.submit(thread, "add", user_id="alice", multitask="reject")
         await agent.runs.wait(paused.run_id)
         assert (await agent.runs.runs.get(paused.run_id, "alice")).status == "waiting"
         assert await agent.transcript.count(thread.thread_id) == 2
-        assert [m.text for m in await agent.athread_messages(thread)][:3] == ["hi", "hello", "add"]
+        if while_waiting is not None:
+            await while_waiting(agent, thread)
         await agent.runs.resume(paused, [{"type": "approve"}])
         await agent.runs.wait(paused.run_id)
-        history = await agent.athread_messages(thread)
+        status = (await agent.runs.runs.get(paused.run_id, "alice")).status
+        return await agent.athread_messages(thread), status, await agent.transcript.count(thread.thread_id)
+
+
+async def test_a_run_paused_for_approval_has_moved_earlier_turns(persistent_storage_url: str) -> None:
+    """A run that pauses for a human writes what it held — its checkpoint and its move of earlier turns — before it
+    waits: while it waits the thread's history is whole and the earlier turn is in the transcript, once."""
+    model = ScriptedChatModel(replies=[AIMessage("hello"), call("calculator", {"expression": "1 + 1"}), "it is 2"])
+
+    async def history_is_whole(agent: Any, thread: Any) -> None:
+        assert [m.text for m in await agent.athread_messages(thread)][:3] == ["hi", "hello", "add"]
+
+    history, _, _ = await _pause_then_approve(model, persistent_storage_url, "react", history_is_whole)
     assert [m.type for m in history] == ["human", "ai", "human", "ai", "tool", "ai"]
     assert history[-1].text == "it is 2"
 
@@ -311,20 +326,9 @@ async def test_a_specialist_paused_for_approval_resumes_with_the_thread_whole(pe
             "It is 2.",  # supervisor
         ]
     )
-    settings = make_settings(storage_url=persistent_storage_url, sensitive_tools=["calculator"])
-    async with ProductionAgent(model, settings=settings, agent="multi") as agent:
-        thread = await agent.threads.create("alice", "multi")
-        first = await agent.runs.submit(thread, "hi", user_id="alice", multitask="reject")
-        await agent.runs.wait(first.run_id)
-        paused = await agent.runs.submit(thread, "add", user_id="alice", multitask="reject")
-        await agent.runs.wait(paused.run_id)
-        assert (await agent.runs.runs.get(paused.run_id, "alice")).status == "waiting"
-        assert await agent.transcript.count(thread.thread_id) == 2
-        await agent.runs.resume(paused, [{"type": "approve"}])
-        await agent.runs.wait(paused.run_id)
-        assert (await agent.runs.runs.get(paused.run_id, "alice")).status == "succeeded"
-        history = await agent.athread_messages(thread)
-        assert await agent.transcript.count(thread.thread_id) == 2
+    history, status, archived = await _pause_then_approve(model, persistent_storage_url, "multi")
+    assert status == "succeeded"
+    assert archived == 2
     said = [m.text for m in history if isinstance(m, AIMessage) and m.text]
     assert [m.text for m in history if isinstance(m, HumanMessage)] == ["hi", "add"]
     assert said == ["hello", "1 + 1 = 2.", "It is 2."]

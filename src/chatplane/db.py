@@ -149,19 +149,25 @@ class HeldWrites:
         statements, self.statements = self.statements, []
         return statements
 
+    @contextmanager
+    def taken(self) -> Iterator[list[Statement]]:
+        """What is held, taken to be written in the block; put back, ahead of anything held meanwhile, if the
+        block fails (kept for the outcome's batch, or another outcome's)."""
+        statements = self.take()
+        try:
+            yield statements
+        except BaseException:
+            self.statements[:0] = statements
+            raise
+
     async def write(self, batch: Callable[[list[Statement]], Awaitable[object]]) -> None:
         """Write what is held now, as one ``batch``; what a failure leaves unwritten stays held, ahead of anything
         held meanwhile, for the outcome's batch. One write at a time: a second caller waits for the first (and then
         writes what was held meanwhile), so whoever reads next reads everything held before it asked."""
         async with self._writing:
-            statements = self.take()
-            if not statements:
-                return
-            try:
-                await batch(statements)
-            except BaseException:
-                self.statements[:0] = statements
-                raise
+            with self.taken() as statements:
+                if statements:
+                    await batch(statements)
 
 
 def held_writes() -> HeldWrites | None:

@@ -46,9 +46,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from chatplane.db import Statement, held_writes, postgres_batch
-from chatplane.prefetch import PREFETCHED_KEY, PrefetchedCheckpoint, first_row, prefetched_of
-
-__all__ = ["PREFETCHED_KEY", "PooledPostgresSaver", "PrefetchedCheckpoint", "latest_checkpoint_statement"]
+from chatplane.prefetch import RUN_IS_RUNNING, first_row, prefetched_of
 
 UPSTREAM_VERSION = "3.2.0"
 
@@ -64,7 +62,7 @@ def latest_checkpoint_statement(thread_id: str, run_id: str) -> Statement:
 _LATEST_CHECKPOINT_SQL = (
     AsyncPostgresSaver.SELECT_SQL
     + "WHERE thread_id = %s AND checkpoint_ns = %s "
-    + "AND EXISTS (SELECT 1 FROM chatplane_runs WHERE run_id = %s AND status = 'running') "
+    + f"AND {RUN_IS_RUNNING} "
     + "ORDER BY checkpoint_id DESC LIMIT 1"
 )
 
@@ -76,6 +74,11 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         super().__init__(conn, **kwargs)
         if isinstance(conn, AsyncConnectionPool):
             self.lock = contextlib.nullcontext()  # type: ignore[assignment]  # async-capable
+
+    @property
+    def holds_writes(self) -> bool:
+        """Whether its writes are held inside ``HeldWrites.holding()`` (on a pool: chatplane's case)."""
+        return isinstance(self.conn, AsyncConnectionPool)
 
     def latest_statements(self, thread_id: str, run_id: str) -> list[Statement]:
         return [latest_checkpoint_statement(thread_id, run_id)]

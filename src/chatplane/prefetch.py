@@ -15,6 +15,9 @@ from langgraph.checkpoint.base import get_checkpoint_id
 
 from chatplane.db import Result, Statement, held_writes
 
+RUN_IS_RUNNING = "EXISTS (SELECT 1 FROM chatplane_runs WHERE run_id = %s AND status = 'running')"
+"""The condition ``latest_statements`` read under: the run (its id the parameter) was claimed in the same batch."""
+
 PREFETCHED_KEY = "__chatplane_prefetched_checkpoint"
 """The run's config key (``configurable``) for its thread's latest checkpoint, read as the run was accepted."""
 

@@ -9,8 +9,8 @@ aiosqlite thread, behind one lock that every run's checkpoints share. In chatpla
 * **Its writes** are held while ``HeldWrites.holding()`` is active (a run, durability ``"exit"``) and committed in
   the transaction that records the run's outcome (``RunManager.finish_run``), with the run's move of earlier turns
   to the transcript: the thread's state and the run's outcome change together or not at all, as on PostgreSQL.
-  Any other use of the saver writes what is held first (on its own connection, in one transaction), so a run reads
-  what it wrote and its writes land in order.
+  Any other use of the saver writes what is held first (one batch on chatplane's connection), so a run reads what
+  it wrote and its writes land in order.
 
 ``aput``'s and ``aput_writes``'s statements, ``latest_statements`` and the tuple ``aget_tuple`` builds are
 upstream's (langgraph-checkpoint-sqlite ``UPSTREAM_VERSION``); a test fails when the installed release differs.
@@ -23,6 +23,7 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, cast
 
+import aiosqlite
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -35,8 +36,8 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.checkpoint.sqlite.utils import load_pending_writes
 
-from chatplane.db import Statement, held_writes
-from chatplane.prefetch import first_row, prefetched_of
+from chatplane.db import SqliteDatabase, Statement, held_writes
+from chatplane.prefetch import RUN_IS_RUNNING, first_row, prefetched_of
 
 UPSTREAM_VERSION = "3.1.2"
 
@@ -47,12 +48,11 @@ _PUT_SQL = (
     "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, "
     "checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
-_RUNNING = "EXISTS (SELECT 1 FROM chatplane_runs WHERE run_id = %s AND status = 'running')"
 _LATEST_ID = "(SELECT checkpoint_id FROM checkpoints WHERE thread_id = %s AND checkpoint_ns = '' "
 _LATEST_ID += "ORDER BY checkpoint_id DESC LIMIT 1)"
 _LATEST_SQL = (
     "SELECT thread_id, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata FROM checkpoints "
-    f"WHERE thread_id = %s AND checkpoint_ns = '' AND {_RUNNING} ORDER BY checkpoint_id DESC LIMIT 1"
+    f"WHERE thread_id = %s AND checkpoint_ns = '' AND {RUN_IS_RUNNING} ORDER BY checkpoint_id DESC LIMIT 1"
 )
 
 
@@ -60,12 +60,18 @@ class BatchingSqliteSaver(AsyncSqliteSaver):
     holds_writes = True
     """Its writes are held inside ``HeldWrites.holding()`` (``RunManager`` then holds the transcript's too)."""
 
+    def __init__(self, conn: aiosqlite.Connection, db: SqliteDatabase, **kwargs: Any) -> None:
+        """``conn``: the saver's own connection; ``db``: chatplane's, to the same file, which writes what a run
+        holds when the saver must write it early."""
+        super().__init__(conn, **kwargs)
+        self._db = db
+
     def latest_statements(self, thread_id: str, run_id: str) -> list[Statement]:
         """The latest root checkpoint of ``thread_id``, then its pending writes (``prefetch.PrefetchingSaver``)."""
         task_path = "task_path" if self._has_task_path else "''"
         writes = (
             f"SELECT task_id, channel, type, value, {task_path} AS task_path, idx FROM writes "
-            f"WHERE thread_id = %s AND checkpoint_ns = '' AND checkpoint_id = {_LATEST_ID} AND {_RUNNING}"
+            f"WHERE thread_id = %s AND checkpoint_ns = '' AND checkpoint_id = {_LATEST_ID} AND {RUN_IS_RUNNING}"
         )
         return [(_LATEST_SQL, (thread_id, run_id)), (writes, (thread_id, thread_id, run_id))]
 
@@ -171,29 +177,7 @@ class BatchingSqliteSaver(AsyncSqliteSaver):
         """Write what this context holds (``HeldWrites``) now, before the saver is used otherwise."""
         held = held_writes()
         if held is not None and held.statements:
-            await held.write(self._write_now)
-
-    async def _write_now(self, statements: list[Statement]) -> None:
-        """``statements`` (the saver's, and the transcript's with ``%s`` placeholders) in one transaction on the
-        saver's connection, in one trip to its thread."""
-        conn: Any = self.conn
-        async with self.lock:
-            await conn._execute(_write_in_thread, conn, statements)
-
-
-def _write_in_thread(conn: Any, statements: list[Statement]) -> None:
-    """In aiosqlite's thread: ``statements`` in one transaction (all or nothing)."""
-    raw = conn._conn
-    raw.execute("BEGIN IMMEDIATE")
-    try:
-        for sql, params in statements:
-            cursor = raw.execute(sql.replace("%s", "?"), tuple(params))
-            cursor.fetchall()  # an INSERT … RETURNING runs to its end
-            cursor.close()
-    except BaseException:
-        raw.rollback()
-        raise
-    raw.commit()
+            await held.write(self._db.batch)
 
 
 # LangGraph asks for ``aput_writes``'s signature on every run (does it take ``task_path``?): worked out once here.

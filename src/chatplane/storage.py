@@ -156,16 +156,18 @@ async def _open_sqlite(settings: Settings) -> AsyncIterator[Storage]:
     path = sqlite_path(settings.storage_url)
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    async with aiosqlite.connect(path, timeout=settings.storage_timeout_s) as conn:
+    async with (
+        open_sqlite_database(path, settings.storage_timeout_s) as db,
+        aiosqlite.connect(path, timeout=settings.storage_timeout_s) as conn,
+    ):
         # ``:memory:``: the saver's database is not chatplane's (each connection has its own), so no batch of
         # chatplane's can read or write its tables.
-        saver = AsyncSqliteSaver(conn) if path == ":memory:" else BatchingSqliteSaver(conn)
+        saver = AsyncSqliteSaver(conn) if path == ":memory:" else BatchingSqliteSaver(conn, db)
         await saver.setup()
         await conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across crashes of the process
         await conn.execute(SQLITE_CACHE_PRAGMA)
-        async with open_sqlite_database(path, settings.storage_timeout_s) as db:
-            log.info("storage: sqlite at %s", path)
-            yield Storage("sqlite", saver, db)
+        log.info("storage: sqlite at %s", path)
+        yield Storage("sqlite", saver, db)
 
 
 _SETUP_LOCK = 0x63706C62  # advisory lock id for LangGraph's migrations (ours use 0x63706C61)

@@ -85,11 +85,15 @@ class RunManager:
         self.graphs = graphs
         if checkpointer is None:  # the graphs': they share one
             checkpointer = next((g.checkpointer for g in graphs.values() if getattr(g, "checkpointer", None)), None)
-        self._checkpointer = checkpointer
         self._prefetching: PrefetchingSaver | None = (
             checkpointer if hasattr(checkpointer, "latest_statements") else None
         )
         """The graphs' checkpointer, if it can read a run's first checkpoint in the batch that accepts the run."""
+        self._holds_writes = settings.checkpoint_durability == "exit" and getattr(checkpointer, "holds_writes", False)
+        """Whether runs hold their transcript appends and checkpoints for their outcome's commit (durability
+        ``exit``, and a saver that holds its writes: ``PooledPostgresSaver``, ``BatchingSqliteSaver``); the batch
+        that accepts a run then also reads where the thread's transcript ends. Only then: a transcript append held
+        while the checkpoint that drops the moved messages is not would lose them, should the outcome fail."""
         self.nested_agents = nested_agents
         """Agents whose graphs run other graphs (their steps are streamed too)."""
         self._graph_for = graph_for
@@ -229,8 +233,7 @@ class RunManager:
         ]
         # Read for the run, should it start now: where the thread's transcript ends (its append is then held,
         # Transcript) and the thread's latest checkpoint (for its first read, chatplane.prefetch).
-        holds_writes = self._holds_writes
-        if holds_writes:
+        if self._holds_writes:
             statements.append(end_statement(thread_id))
         if self._prefetching is not None:
             statements += self._prefetching.latest_statements(thread_id, run.run_id)
@@ -243,10 +246,11 @@ class RunManager:
         self.events.open(run.run_id, here=claimed)
         if claimed:  # nobody else writes the thread's transcript or checkpoints until this run ends: the reads hold
             read: dict[str, Any] = {}
-            if holds_writes:
-                read[TRANSCRIPT_END_KEY] = end_of(results[2])
+            reads = results[2:]  # in the order appended above
+            if self._holds_writes:
+                read[TRANSCRIPT_END_KEY] = end_of(reads.pop(0))
             if self._prefetching is not None:
-                read[PREFETCHED_KEY] = PrefetchedCheckpoint(thread_id, *results[2 + holds_writes :])
+                read[PREFETCHED_KEY] = PrefetchedCheckpoint(thread_id, *reads)
             self._launch(run, _graph_input(run), read=read)
         return run
 
@@ -374,15 +378,6 @@ class RunManager:
     # --- doing work -----------------------------------------------------------------------------------------------
     def _lease(self) -> float:
         return time.time() + self.settings.run_lease_s
-
-    @property
-    def _holds_writes(self) -> bool:
-        """Whether runs hold their transcript appends and checkpoints for their outcome's commit (durability
-        ``exit``, a saver that holds its writes: PostgreSQL's, ``BatchingSqliteSaver``); the batch that accepts a
-        run then also reads where the thread's transcript ends. Only then: a transcript append held while the
-        checkpoint that drops the moved messages is not would lose them, should the outcome fail."""
-        saver_holds = self.runs.db.dialect == "postgres" or getattr(self._checkpointer, "holds_writes", False)
-        return saver_holds and self.settings.checkpoint_durability == "exit"
 
     def _launch(self, run: Run, graph_input: Any, *, fresh: bool = True, read: Mapping[str, Any] = _NOTHING) -> None:
         """Execute ``run`` here; ``fresh`` for a run that starts now (not resumed after approval or recovery);
@@ -606,8 +601,7 @@ class RunManager:
             await self.runs.finish(run, status, usage, error_code)
             await self._call_hooks(self.finish_hooks, run)
             return []
-        written = held.take() if held is not None else []
-        try:
+        with (held or HeldWrites()).taken() as written:
             results = await self.runs.db.batch(
                 [
                     *written,
@@ -616,10 +610,6 @@ class RunManager:
                     RunStore.active_statement(run.thread_id),
                 ]
             )
-        except BaseException:
-            if held is not None:
-                held.statements[:0] = written  # kept for another outcome
-            raise
         await self._call_hooks(self.finish_hooks, run)
         return RunStore.active_runs(results[-1][0])
 
