@@ -382,6 +382,40 @@ async def test_writes_inside_a_run_do_not_wait_for_the_disk_and_others_do(pg_url
         assert await db.fetchone(setting) == {"s": "on"}  # the SET was LOCAL: no pooled connection kept it
 
 
+@pytest.mark.postgres
+async def test_only_a_waited_for_run_is_accepted_without_waiting_for_the_disk(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A caller that waits for the whole answer hears nothing before the run's outcome, whose ordinary commit flushes
+    the acceptance with it: that acceptance skips the flush. A run answered at once (202) or streamed is told to
+    its caller right after acceptance, so that commit waits for the disk, as does every outcome."""
+    import chatplane.db
+
+    upstream = chatplane.db.postgres_batch
+    accepts: list[bool] = []  # per acceptance: did its commit skip the wait for the disk?
+    outcomes: list[bool] = []
+
+    async def recorded(conn: Any, statements: Any) -> Any:
+        sql = " ".join(s for s, _ in statements)
+        flushed_later = chatplane.db._FLUSH_LATER.get()
+        if "INSERT INTO chatplane_runs" in sql:
+            accepts.append(flushed_later)
+        elif "UPDATE chatplane_runs SET status" in sql:
+            outcomes.append(flushed_later)
+        return await upstream(conn, statements)
+
+    monkeypatch.setattr(chatplane.db, "postgres_batch", recorded)
+    async with ProductionAgent(settings=make_settings(storage_url=pg_url)) as agent:
+        assert await agent.achat("alice", "waited") == "echo: waited"
+        thread = await agent.threads.create("alice", "chat")
+        streamed = await agent.runs.submit(thread, "told at once", user_id="alice", multitask="reject")
+        await agent.runs.outcome(streamed.run_id)
+    *waited, told = accepts  # (the chat's first try finds no thread yet, and creates it)
+    assert waited and all(waited)
+    assert told is False
+    assert outcomes == [False, False]
+
+
 def _count(storage_url: str, sql: str) -> int:
     """``SELECT count(*) …`` on a connection of its own (what another process would see)."""
     if storage_url.startswith("sqlite"):
