@@ -94,9 +94,11 @@ async def _scenarios(target: Target, args: argparse.Namespace, mock_url: str, wo
         runs = [run for run in runs if run[1] >= 50]
     elif "ttft" in args.scenarios:
         runs += [("ttft", n) for n in _ints(args.ttft_users)]
-    if "growth" in args.scenarios and target.workers == 1:
+    if target.app == "floor":  # no history to grow, no stream: the floor under /chat only
+        runs = [run for run in runs if run[0] == "concurrency"]
+    elif "growth" in args.scenarios and target.workers == 1:
         runs.append(("growth", 1))
-    if "ttft" in args.scenarios and not target.streaming:
+    if "ttft" in args.scenarios and target.app == "seed":
         results.append(Result("ttft", target.name, 0, 0, stopped="n/a: no streaming endpoint"))
         runs = [run for run in runs if run[0] != "ttft"]
     for scenario, users in runs:
@@ -233,6 +235,9 @@ def render(
                 "the workers').",
                 "- **seed-\\*** — `benchmarks/seed_app.py` (the seed's design: sync `invoke` in `async def`, sync "
                 "savers) under `uvicorn --log-level warning --no-access-log`.",
+                "- **floor** — `benchmarks/floor_app.py`: FastAPI that sends each message alone to the model and "
+                "returns its answer (no graph, no storage, no auth), under the same uvicorn: what HTTP in and out "
+                "and this machine cost before any agent work (concurrency only).",
                 f"- Targets: {', '.join(t.name for t in targets)}. Each scenario starts a fresh server on fresh "
                 "storage (SQLite file / new PostgreSQL database) and is warmed up with 3 turns on a session of its own "
                 "(chatplane: 3 more over `/chat/stream`) before anything is measured. The load generator runs in the "
@@ -259,9 +264,9 @@ def _floor(alone: dict[str, float] | None) -> str:
         return ""
     return (
         " Called straight from the load generator, one call at a time, it answers in "
-        f"{alone['streamed'] * 1000:.1f} ms streamed (as chatplane calls it) and {alone['json'] * 1000:.1f} ms as one "
-        "JSON body (as the seed does), p50: the floor under every latency below (client, HTTP and the 1 ms timer "
-        "resolution of the event loops included)."
+        f"{alone['streamed'] * 1000:.1f} ms streamed (as chatplane's `/chat/stream` calls it) and "
+        f"{alone['json'] * 1000:.1f} ms as one JSON body (as `POST /chat` of every target does), p50: the floor under "
+        "every latency below (client, HTTP and the 1 ms timer resolution of the event loops included)."
     )
 
 

@@ -8,6 +8,7 @@
 ``seed-sqlite``        the same with ``SqliteSaver`` (sync) on a new file
 ``seed-postgres``      the same with ``PostgresSaver`` (sync) on a new database
 ``chatplane-postgres-w2`` ``chatplane serve --workers 2`` on PostgreSQL: does throughput scale with cores?
+``floor``              ``uvicorn benchmarks.floor_app:app``: one model call per request and nothing else (no storage)
 =====================  ===========================================================================================
 
 Every app is pointed at the mock model by ``OPENAI_BASE_URL``.
@@ -31,7 +32,7 @@ from benchmarks.load import Subject
 from benchmarks.procs import ProcessProbe, ServerProcess, clean_env, free_port
 from benchmarks.storage_probes import NoStorage, PostgresProbe, SqliteProbe, StorageProbe
 
-App = Literal["chatplane", "seed"]
+App = Literal["chatplane", "seed", "floor"]
 StorageKind = Literal["memory", "sqlite", "postgres"]
 
 
@@ -57,6 +58,7 @@ TARGETS = {
         Target("seed-sqlite", "seed", "sqlite"),
         Target("seed-postgres", "seed", "postgres"),
         Target("chatplane-postgres-w2", "chatplane", "postgres", workers=2),
+        Target("floor", "floor", "memory"),
     )
 }
 DEFAULT_TARGETS = (
@@ -66,6 +68,7 @@ DEFAULT_TARGETS = (
     "seed-memory",
     "seed-sqlite",
     "seed-postgres",
+    "floor",
 )
 CONTEXT_BUDGET_TOKENS = 4000
 """chatplane's ``CHATPLANE_CONTEXT_BUDGET_TOKENS`` in every run (its default for remote models is 100,000)."""
@@ -121,7 +124,8 @@ def _command(target: Target, port: int, storage_url: str, mock_url: str) -> tupl
             argv += ["--workers", str(target.workers)]
             env["CHATPLANE_REDIS_URL"] = os.environ.get("CHATPLANE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
         return argv, clean_env(env), "/healthz"
-    argv = [sys.executable, "-m", "uvicorn", "benchmarks.seed_app:app", "--host", "127.0.0.1", "--port", str(port)]
+    module = "benchmarks.seed_app:app" if target.app == "seed" else "benchmarks.floor_app:app"
+    argv = [sys.executable, "-m", "uvicorn", module, "--host", "127.0.0.1", "--port", str(port)]
     argv += ["--log-level", "warning", "--no-access-log"]
     return argv, clean_env({**model_env, "SEED_STORAGE": storage_url}), "/openapi.json"
 

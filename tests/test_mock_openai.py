@@ -23,7 +23,7 @@ from benchmarks.load import Subject, run_concurrency
 from benchmarks.mock_openai import MockOpenAIServer
 from benchmarks.procs import ProcessProbe
 from benchmarks.storage_probes import SqliteProbe
-from benchmarks.targets import CHATPLANE_NO_QUOTAS
+from benchmarks.targets import CHATPLANE_NO_QUOTAS, TARGETS, launched
 
 FILLER_5 = "lorem ipsum dolor sit amet"
 HELLO: list[ChatCompletionMessageParam] = [
@@ -270,3 +270,14 @@ async def test_load_generator_smoke_against_chatplane(
     assert max(result.prompt_messages) > min(result.prompt_messages)  # the second turn carries the history
     for key in ("throughput", "p50", "p99", "overhead_p50", "cpu_ms_per_turn", "peak_rss_mib", "stored_kib_per_turn"):
         assert summary[key] is not None, key
+
+
+@pytest.mark.e2e
+async def test_the_floor_target_answers_each_message_alone(mock: MockOpenAIServer, tmp_path: Path) -> None:
+    """``floor`` (``benchmarks/floor_app.py``), started as a benchmark run starts it: every turn is one model call
+    carrying only its message, answered in the shape the load generator reads."""
+    async with launched(TARGETS["floor"], mock_url=mock.url, workdir=tmp_path, pg_admin_url="") as subject:
+        result = await run_concurrency(subject, users=2, turns=2)
+    assert (result.ok, result.errors, result.stopped) == (4, 0, None)
+    assert result.prompt_messages == [1, 1, 1, 1]
+    assert result.summary()["overhead_p50"] is not None
