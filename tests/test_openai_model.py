@@ -500,3 +500,50 @@ async def test_events_in_any_framing(chunks: list[bytes]) -> None:
 async def test_events_join_data_lines_and_drop_an_unfinished_one() -> None:
     received = _Received([b'data: {\ndata: "a": 1}\n\ndata: {"cut": '])
     assert [data async for data in _events(received)] == [b'{\n"a": 1}']  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("model_name", ["m", "o3-mini"])
+def test_a_message_is_converted_once_while_it_lives(monkeypatch: pytest.MonkeyPatch, model_name: str) -> None:
+    """The payload is ``ChatOpenAI``'s, but a message this model sent before (the same object, unchanged) is not
+    converted again: a thread's earlier turns cost nothing per call. A message given new content is converted again,
+    and what is kept goes with the messages."""
+    import gc
+
+    import langchain_openai.chat_models.base as upstream
+
+    converted: list[Any] = []
+    convert = upstream._convert_message_to_dict
+
+    def counted(message: Any, *args: Any, **kwargs: Any) -> Any:
+        converted.append(message)
+        return convert(message, *args, **kwargs)
+
+    monkeypatch.setattr(upstream, "_convert_message_to_dict", counted)
+    plain = ChatOpenAI(model=model_name, api_key=SecretStr("sk-test"))
+    lean = LeanChatOpenAI(model=model_name, api_key=SecretStr("sk-test"))
+
+    def payload(messages: list[Any]) -> dict[str, Any]:
+        """Lean's payload, checked against ChatOpenAI's; the messages lean converted for it."""
+        expected = plain._get_request_payload(messages)
+        converted.clear()
+        got = lean._get_request_payload(messages)
+        assert got == expected
+        return got
+
+    history = [message.model_copy() for message in CONVERSATION]
+    payload(history)
+    assert converted == history
+    longer = [*history, AIMessage("they purr"), history[1]]  # an answer since; the same message twice
+    sent = payload(longer)
+    assert converted == [longer[5]]
+    assert sent["messages"][6] == sent["messages"][1]
+    if model_name.startswith("o"):
+        assert sent["messages"][0]["role"] == "developer"
+    history[4].content = "and so, then?"
+    payload(longer)
+    assert converted == [history[4]]
+    assert len(lean._sent) == 6
+    del history, longer
+    converted.clear()
+    gc.collect()
+    assert len(lean._sent) == 0
