@@ -34,7 +34,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     base = os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:8001/v1").rstrip("/")
     app.state.url = f"{base}/chat/completions"
     headers = {"Authorization": f"Bearer {os.environ.get('OPENAI_API_KEY', 'x')}", "Content-Type": "application/json"}
-    async with aiohttp.ClientSession(headers=headers) as session:
+    # As many connections as chatplane's model session allows (aiohttp's default of 100 would queue 200 users).
+    connector = aiohttp.TCPConnector(limit=1000)
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
         app.state.session = session
         yield
 

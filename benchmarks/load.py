@@ -1,4 +1,4 @@
-"""The load generator: scenarios against a running app that serves ``POST /chat`` (chatplane or the seed app).
+"""The load generator: scenarios against a running app that serves ``POST /chat`` (chatplane, the seed or the floor).
 
 =============  ==================================================================================================
 ``concurrency``  N users at once, each on its own session, T turns each, through ``POST /chat``
