@@ -542,8 +542,17 @@ def test_a_message_is_converted_once_while_it_lives(monkeypatch: pytest.MonkeyPa
     history[4].content = "and so, then?"
     payload(longer)
     assert converted == [history[4]]
-    assert len(lean._sent) == 6
-    del history, longer
+    other_name = "m" if model_name.startswith("o") else "o3-mini"
+    copy = lean.model_copy(update={"model_name": other_name})  # a copy converts for itself (the system role)
+    other = ChatOpenAI(model=other_name, api_key=SecretStr("sk-test"))._get_request_payload(longer)
+    assert copy._get_request_payload(longer) == other
+    assert payload(longer)["messages"][0]["role"] != other["messages"][0]["role"]
+    responses = {"api_key": SecretStr("sk-test"), "use_responses_api": True}
+    expected = ChatOpenAI(model=model_name, **responses)._get_request_payload(longer)
+    assert LeanChatOpenAI(model=model_name, **responses)._get_request_payload(longer) == expected
+    kept = lean._sent[1] if lean._sent else None
+    assert kept is not None and len(kept) == 6
+    del history, longer, copy
     converted.clear()
     gc.collect()
-    assert len(lean._sent) == 0
+    assert len(kept) == 0

@@ -6,6 +6,8 @@ import asyncio
 
 import pytest
 
+from chatplane.errors import StorageUnavailableError
+from chatplane.runs.manager import RunManager
 from chatplane.threads import ThreadStore
 from tests.conftest import make_settings
 
@@ -102,6 +104,24 @@ async def test_failed_run_keeps_the_message_and_reports_its_code(client_for) -> 
     assert run["status"] == "failed" and run["error"]["code"] == "model_error"
     messages = (await client.get(f"/v1/threads/{tid}/messages")).json()["messages"]
     assert [m["content"] for m in messages] == ["keep me"]
+
+
+async def test_a_waited_for_run_whose_outcome_cannot_be_recorded_answers_with_its_error(
+    client_for, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails as the run's outcome is written: the run's row still says "running" (or, after a crash of
+    PostgreSQL, is gone), but the caller that waited gets the error the run ended with, not the row."""
+    client = await client_for(make_settings())
+    tid = (await client.post("/v1/threads", json={})).json()["thread_id"]
+
+    async def outcome_not_recorded(*args: object, **kwargs: object) -> None:
+        raise StorageUnavailableError()
+
+    monkeypatch.setattr(RunManager, "finish_run", outcome_not_recorded)
+    failed = await client.post(f"/v1/threads/{tid}/runs", json={"message": "hello"})
+    assert failed.status_code == 503
+    error = failed.json()["error"]
+    assert error["code"] == "storage_unavailable" and error["run_id"]
 
 
 async def test_reject_policy_gives_409_while_busy(client_for) -> None:

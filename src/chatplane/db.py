@@ -108,7 +108,7 @@ def flushed_by_next_commit() -> Iterator[None]:
 
     For the writes a run makes while it runs (its checkpoint, its transcript), which are always followed by an
     ordinary commit — the run's outcome, ``RunManager.finish_run`` — before anyone is told the run finished; and for
-    the acceptance of a run whose caller hears nothing before that outcome (it waits for the whole answer). The log
+    the acceptance of a run whose caller is told nothing before that outcome (it waits for the whole answer). The log
     is sequential: flushing that commit flushes every write before it, so a finished run is as durable as before,
     and a turn waits for the disk once or twice (acceptance when told at once, outcome), not four times. What a
     crash of PostgreSQL itself (not of chatplane) can lose is at most the last fraction of a second of unfinished

@@ -295,20 +295,24 @@ class LeanChatOpenAI(ChatOpenAI):
 
     _direct_request: tuple[Any, Any, _Direct | None] | None = PrivateAttr(default=None)
     """(SDK client, session, how to post on it) for the requests without per-call options."""
-    _sent: _SentMessages = PrivateAttr(default_factory=_SentMessages)
+    _sent: tuple[int, _SentMessages] | None = PrivateAttr(default=None)
+    """(this model's ``id``, its converted messages): a ``model_copy`` shares private attributes, and a copy with
+    another model name may convert differently (o-series: system messages become ``developer`` ones)."""
 
     def _get_request_payload(
         self, input_: LanguageModelInput, *, stop: list[str] | None = None, **kwargs: Any
     ) -> dict[str, Any]:
         """``ChatOpenAI``'s payload, converting only the messages this model has not converted before
-        (``_SentMessages``); the Responses API's input is built from every message, as upstream does."""
+        (``_SentMessages``); the Responses API's input is upstream's, built from every message."""
+        if self._use_responses_api({**self._default_params, **kwargs}):
+            return super()._get_request_payload(input_, stop=stop, **kwargs)
         messages = self._convert_input(input_).to_messages()
-        sent = self._sent
+        if self._sent is None or self._sent[0] != id(self):
+            self._sent = (id(self), _SentMessages())
+        sent = self._sent[1]
         known = [sent.get(message) for message in messages]
         fresh = {id(m): m for m, converted in zip(messages, known, strict=True) if converted is None}
         payload: dict[str, Any] = super()._get_request_payload(list(fresh.values()), stop=stop, **kwargs)
-        if "messages" not in payload:
-            return super()._get_request_payload(messages, stop=stop, **kwargs)
         new = {key: sent.put(m, c) for (key, m), c in zip(fresh.items(), payload["messages"], strict=True)}
         payload["messages"] = [c if c is not None else new[id(m)] for m, c in zip(messages, known, strict=True)]
         return payload

@@ -238,8 +238,9 @@ class RunManager:
         if self._prefetching is not None:
             statements += self._prefetching.latest_statements(thread_id, run.run_id)
         # A caller that waits for the whole answer is told nothing before the run's outcome, whose commit flushes
-        # the log up to it: that acceptance need not wait for the disk. Anyone told of the run earlier (a 202, a
-        # stream) is told after a flushed commit.
+        # the log up to it: that acceptance need not wait for the disk (other readers may see the run meanwhile, as
+        # they see any commit not flushed yet). A caller told of the run at once (a 202, a stream) is told after a
+        # flushed commit.
         waited_for = run_input.get("stream_tokens", True) is False
         with flushed_by_next_commit() if waited_for else contextlib.nullcontext():
             results = await self.runs.db.batch(statements)

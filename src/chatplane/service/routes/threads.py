@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
-from chatplane.agent import check_message
+from chatplane.agent import check_message, raise_if_unsuccessful
 from chatplane.agents import AGENTS
 from chatplane.errors import InvalidInputError, error_from_code
 from chatplane.messages import message_to_wire
@@ -148,11 +148,10 @@ async def create_run(
         response.status_code = status.HTTP_202_ACCEPTED
         return run_out(run)
     last, answer = await agent.runs.outcome(run.run_id)
+    if last is not None and last.type == "run_failed":
+        # The error the run's event carries: its row may not say so (a database that failed as it was recorded).
+        raise_if_unsuccessful(last)
     run = await agent.runs.runs.get(run.run_id, user.id)
-    if run.status == "failed" and run.error_code:
-        error = error_from_code(run.error_code)
-        error.run_id = run.run_id
-        raise error
     return run_out(run, Message(**answer) if answer else None)
 
 
