@@ -107,13 +107,11 @@ def flushed_by_next_commit() -> Iterator[None]:
     reach the disk (``synchronous_commit`` off for those transactions only; SQLite is unchanged).
 
     For the writes a run makes while it runs (its checkpoint, its transcript), which are always followed by an
-    ordinary commit — the run's outcome, ``RunManager.finish_run`` — before anyone is told the run finished; and for
-    the acceptance of a run whose caller is told nothing before that outcome (it waits for the whole answer). The log
+    ordinary commit — the run's outcome, ``RunManager.finish_run`` — before anyone is told the run finished. The log
     is sequential: flushing that commit flushes every write before it, so a finished run is as durable as before,
-    and a turn waits for the disk once or twice (acceptance when told at once, outcome), not four times. What a
-    crash of PostgreSQL itself (not of chatplane) can lose is at most the last fraction of a second of unfinished
-    runs' progress, which the run's recovery redoes from its last durable checkpoint (or, for a waited-for run, its
-    acceptance: its caller, told nothing yet, gets an error); nothing a client was told is lost."""
+    and a turn waits for the disk twice (acceptance, outcome) instead of four times. What a crash of PostgreSQL
+    itself (not of chatplane) can lose is at most the last fraction of a second of unfinished runs' progress, which
+    the run's recovery redoes from its last durable checkpoint; nothing a client was told is lost."""
     token = _FLUSH_LATER.set(True)
     try:
         yield

@@ -237,13 +237,10 @@ class RunManager:
             statements.append(end_statement(thread_id))
         if self._prefetching is not None:
             statements += self._prefetching.latest_statements(thread_id, run.run_id)
-        # A caller that waits for the whole answer is told nothing before the run's outcome, whose commit flushes
-        # the log up to it: that acceptance need not wait for the disk (other readers may see the run meanwhile, as
-        # they see any commit not flushed yet). A caller told of the run at once (a 202, a stream) is told after a
-        # flushed commit.
-        waited_for = run_input.get("stream_tokens", True) is False
-        with flushed_by_next_commit() if waited_for else contextlib.nullcontext():
-            results = await self.runs.db.batch(statements)
+        # Every acceptance waits for the disk, even one whose caller hears nothing before the outcome: if a crash
+        # of PostgreSQL took the acceptance back, a database back before the run ended would take its turn without
+        # the run's row (the outcome updates no row).
+        results = await self.runs.db.batch(statements)
         if not RunStore.accepted(run, results[1]):
             rows = results[0][0]
             check_thread(Thread.from_row(rows[0]) if rows else None, owner, agent)
