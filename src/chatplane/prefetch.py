@@ -8,7 +8,7 @@ thread's checkpoints until the run ends — and answer the run's first read with
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import get_checkpoint_id
@@ -22,6 +22,7 @@ PREFETCHED_KEY = "__chatplane_prefetched_checkpoint"
 """The run's config key (``configurable``) for its thread's latest checkpoint, read as the run was accepted."""
 
 
+@runtime_checkable
 class PrefetchingSaver(Protocol):
     def latest_statements(self, thread_id: str, run_id: str) -> list[Statement]:
         """The statements that read ``thread_id``'s latest checkpoint (the root graph's), to run in the batch that

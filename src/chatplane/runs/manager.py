@@ -85,9 +85,7 @@ class RunManager:
         self.graphs = graphs
         if checkpointer is None:  # the graphs': they share one
             checkpointer = next((g.checkpointer for g in graphs.values() if getattr(g, "checkpointer", None)), None)
-        self._prefetching: PrefetchingSaver | None = (
-            checkpointer if hasattr(checkpointer, "latest_statements") else None
-        )
+        self._prefetching = checkpointer if isinstance(checkpointer, PrefetchingSaver) else None
         """The graphs' checkpointer, if it can read a run's first checkpoint in the batch that accepts the run."""
         self._holds_writes = settings.checkpoint_durability == "exit" and getattr(checkpointer, "holds_writes", False)
         """Whether runs hold their transcript appends and checkpoints for their outcome's commit (durability
