@@ -1,7 +1,7 @@
 """The apps a benchmark run compares, each started fresh (new process, new storage) for every scenario.
 
 =====================  ===========================================================================================
-``chatplane-sqlite``   ``python -m chatplane serve``, ``CHATPLANE_STORAGE_URL=sqlite:///<tmp>/chatplane.db``
+``chatplane-sqlite``   ``python -m chatplane serve``, ``CHATPLANE_STORAGE_URL=sqlite:///<tmp>/chatplane.storage.database``
 ``chatplane-postgres`` the same on a new PostgreSQL database (created, then dropped)
 ``chatplane-memory``   the same on ``memory://`` (not in the default set)
 ``seed-memory``        ``uvicorn benchmarks.seed_app:app`` with ``MemorySaver``

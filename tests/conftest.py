@@ -94,7 +94,7 @@ def _storage_url_for(backend: str, request: pytest.FixtureRequest, tmp_path: Pat
     if backend == "memory":
         return "memory://"
     if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'chatplane.db'}"
+        return f"sqlite:///{tmp_path / 'chatplane.storage.database'}"
     return str(request.getfixturevalue("pg_url"))
 
 

@@ -50,7 +50,7 @@ def test_streaming_over_real_http(server_factory, tmp_path) -> None:
 def test_default_settings_write_sqlite_under_data(server_factory, tmp_path) -> None:
     server = server_factory({"CHATPLANE_MODEL": "fake:echo"})
     assert _chat(server.url, "where am I stored?").status_code == 200
-    assert (tmp_path / "data" / "chatplane.db").exists()
+    assert (tmp_path / "data" / "chatplane.storage.database").exists()
 
 
 def test_misconfigured_server_exits_with_a_clear_message(tmp_path) -> None:

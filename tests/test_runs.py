@@ -12,10 +12,10 @@ from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
 
 from chatplane.fake_model import ScriptedChatModel
-from chatplane.runs import RunManager, RunStore
+from chatplane.runs import RunManager
 from chatplane.runs.eventlog import MemoryEventLog
-from chatplane.storage import open_storage
-from chatplane.threads import ThreadStore
+from chatplane.storage.engine import open_storage
+from chatplane.storage.runs import RunStore
 from tests.conftest import make_settings
 
 deleted: list[str] = []
@@ -44,9 +44,7 @@ async def manager(storage_url: str) -> AsyncIterator[RunManager]:
             checkpointer=storage.checkpointer,
             name="chat",
         )
-        runs = RunManager(
-            graphs={"chat": graph}, runs=RunStore(storage.db), threads=ThreadStore(storage.db), settings=settings
-        )
+        runs = RunManager(storage=storage, settings=settings, graph_for=lambda run: graph)
         yield runs
         await runs.aclose()
 
@@ -353,14 +351,14 @@ async def test_recovery_takes_over_only_the_run_as_it_read_it(manager: RunManage
     async def take_over(run: Any, lost: bool) -> None:
         taken_over.append((run.worker, run.recoveries, lost))
 
-    monkeypatch.setattr(manager, "_take_over", take_over)
+    monkeypatch.setattr(manager.leases, "_take_over", take_over)
     expired = manager.runs.expired
     monkeypatch.setattr(manager.runs, "expired", AsyncMock(return_value=[stale]))
-    await manager._reap()
+    await manager.leases._reap()
     assert taken_over == []
     assert await _holder(manager, run_id) == {"worker": "other", "lease_until": 1, "recoveries": 1}
     monkeypatch.setattr(manager.runs, "expired", expired)
-    await manager._reap()
+    await manager.leases._reap()
     assert taken_over == [("other", 1, True)]
     after = await _holder(manager, run_id)
     assert (after["worker"], after["recoveries"]) == (manager.worker, 2)
@@ -379,15 +377,15 @@ async def test_a_run_recovery_is_deciding_about_keeps_its_lease(manager: RunMana
         deciding.set()
         await decided.wait()
 
-    monkeypatch.setattr(manager, "_take_over", slow_take_over)
-    reaping = asyncio.create_task(manager._reap())
+    monkeypatch.setattr(manager.leases, "_take_over", slow_take_over)
+    reaping = asyncio.create_task(manager.leases._reap())
     await deciding.wait()
     assert (await _holder(manager, run_id))["worker"] == manager.worker
     await manager.runs.db.execute(  # time passes: the lease is about to lapse
         "UPDATE chatplane_runs SET lease_until = %s WHERE run_id = %s", (time.time() + 0.5, run_id)
     )
-    await manager._heartbeat()
+    await manager.leases._heartbeat()
     assert (await _holder(manager, run_id))["lease_until"] > time.time() + manager.settings.run_lease_s - 5
     decided.set()
     await reaping
-    assert manager._recovering == set()
+    assert manager.leases._recovering == set()

@@ -18,8 +18,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from chatplane.keys import ApiKeyStore
-from chatplane.storage import open_storage
+from chatplane.storage.engine import open_storage
+from chatplane.storage.keys import ApiKeyStore
 from tests.conftest import make_settings
 from tests.servers import ServerProcess, free_port
 

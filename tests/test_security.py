@@ -15,8 +15,8 @@ from websockets.asyncio.client import connect
 
 from chatplane.errors import ConfigError
 from chatplane.fake_model import FAKE_SECRET
-from chatplane.keys import ApiKeyStore
-from chatplane.storage import open_storage
+from chatplane.storage.engine import open_storage
+from chatplane.storage.keys import ApiKeyStore
 from tests.conftest import make_settings
 from tests.sse import iter_events
 
@@ -222,7 +222,7 @@ async def test_a_process_whose_key_listener_is_cut_forgets_its_keys_and_listens_
     each drop the cache (and nothing is cached in between)."""
     import psycopg
 
-    from chatplane.key_changes import APPLICATION_NAME, KeyChangeListener
+    from chatplane.storage.key_changes import APPLICATION_NAME, KeyChangeListener
 
     async with (
         open_storage(make_settings(storage_url=pg_url)) as here,

@@ -13,12 +13,13 @@ from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from psycopg_pool import AsyncConnectionPool
 
-from chatplane import ProductionAgent, pg_saver
-from chatplane.db import HeldWrites, flushed_by_next_commit
+from chatplane import ProductionAgent
 from chatplane.errors import ChatplaneError, ConfigError, StorageUnavailableError
-from chatplane.pg_saver import PooledPostgresSaver
-from chatplane.prefetch import PREFETCHED_KEY, PrefetchedCheckpoint
-from chatplane.storage import check_pooled_connection, open_storage, redact_url, sqlite_path, storage_kind
+from chatplane.storage import postgres_saver as pg_saver
+from chatplane.storage.engine import check_pooled_connection, open_storage, redact_url, sqlite_path, storage_kind
+from chatplane.storage.postgres_saver import PooledPostgresSaver
+from chatplane.storage.prefetch import PrefetchedCheckpoint
+from chatplane.storage.unit_of_work import HeldWrites, Turn
 from tests.conftest import make_settings
 from tests.tcp_proxy import TcpProxy
 
@@ -227,7 +228,7 @@ async def test_a_checkpoint_read_in_another_batch_is_the_one_the_saver_reads(pg_
     exactly what the saver reads itself — blobs with awkward bytes, pending writes or none, the parent — once, and
     only for a run that is running; a second read, a subgraph's, one of a given checkpoint, one of another thread,
     or one after the run wrote goes to the database."""
-    from chatplane.runs import RunStore
+    from chatplane.storage.runs import RunStore
 
     awkward = 'it\'s 100% \\ "quoted" \u00e9t\u00e9 \U0001f680 %s ;--'
     async with open_storage(make_settings(storage_url=pg_url)) as storage:
@@ -236,10 +237,16 @@ async def test_a_checkpoint_read_in_another_batch_is_the_one_the_saver_reads(pg_
         queued = await runs.create("prefetched", "alice", "chat", {}, "enqueue")
         running = await runs.create("prefetched", "alice", "chat", {}, "reject", claim_for=("here", 1e12))
 
-        async def prefetch(thread_id: str = "prefetched", run_id: str = running.run_id) -> dict[str, Any]:
+        opened = contextlib.ExitStack()  # the run's turn, open on the thread (a new one each time)
+
+        async def prefetch(
+            thread_id: str = "prefetched", run_id: str = running.run_id, held: HeldWrites | None = None
+        ) -> dict[str, Any]:
             [result] = await storage.db.batch([pg_saver.latest_checkpoint_statement(thread_id, run_id)])
-            read = PrefetchedCheckpoint(thread_id, result)
-            return {"configurable": {**config["configurable"], PREFETCHED_KEY: read}}
+            turn = Turn(run_id, "prefetched", held=held, prefetched=PrefetchedCheckpoint(thread_id, result))
+            opened.close()
+            opened.enter_context(storage.turns.running(turn))
+            return config
 
         assert await saver.aget_tuple(await prefetch()) is None  # a new thread: no checkpoint yet
         checkpoint = empty_checkpoint()
@@ -260,11 +267,12 @@ async def test_a_checkpoint_read_in_another_batch_is_the_one_the_saver_reads(pg_
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(pg_saver.AsyncPostgresSaver, "aget_tuple", counted)
             await _answered_once_then_from_the_database(saver, prefetch, expected, reads)
-            run_config, held = await prefetch(), HeldWrites()
-            with held.holding():
-                await saver.aput_writes(stored, [("notes", "later")], "task-2")
-                assert held.statements
-                assert (await saver.aget_tuple(run_config)).pending_writes != expected.pending_writes
+            held = HeldWrites()
+            run_config = await prefetch(held=held)
+            await saver.aput_writes(stored, [("notes", "later")], "task-2")
+            assert held.statements
+            assert (await saver.aget_tuple(run_config)).pending_writes != expected.pending_writes
+            opened.close()
             assert len(reads) == 5
 
             # A child without pending writes, in an old format (v2, as langgraph.checkpoint.base still makes):
@@ -286,6 +294,7 @@ async def test_a_checkpoint_read_in_another_batch_is_the_one_the_saver_reads(pg_
             assert expected is not None and expected.parent_config is not None and not expected.pending_writes
             assert await saver.aget_tuple(await prefetch()) == expected
             assert len(reads) == 6
+        opened.close()
         # Read for a run that did not start (it waits its turn): nothing comes back.
         [result] = await storage.db.batch([pg_saver.latest_checkpoint_statement("prefetched", queued.run_id)])
         assert result == ([], 0)
@@ -295,8 +304,8 @@ async def test_a_checkpoint_read_in_the_accept_batch_is_the_one_the_sqlite_saver
     """SQLite: ``latest_statements`` run in a batch on chatplane's connection give the run's first read exactly
     what upstream's saver reads on its own — checkpoint, metadata, pending writes (their order and task paths) or
     none, the parent — once, and only for a run that is running; other reads go to the database."""
-    from chatplane.runs import RunStore
-    from chatplane.sqlite_saver import BatchingSqliteSaver
+    from chatplane.storage.runs import RunStore
+    from chatplane.storage.sqlite_saver import BatchingSqliteSaver
 
     awkward = 'it\'s 100% \\ "quoted" \u00e9t\u00e9 \U0001f680 %s ? ;--'
     async with open_storage(make_settings(storage_url=f"sqlite:///{tmp_path}/c.db")) as storage:
@@ -306,11 +315,14 @@ async def test_a_checkpoint_read_in_the_accept_batch_is_the_one_the_sqlite_saver
         queued = await runs.create("prefetched", "alice", "chat", {}, "enqueue")
         running = await runs.create("prefetched", "alice", "chat", {}, "reject", claim_for=("here", 1e12))
 
+        opened = contextlib.ExitStack()  # the run's turn, open on the thread (a new one each time)
+
         async def prefetch(thread_id: str = "prefetched", run_id: str = running.run_id) -> dict[str, Any]:
             results = await storage.db.batch(saver.latest_statements(thread_id, run_id))
-            return {
-                "configurable": {**config["configurable"], PREFETCHED_KEY: PrefetchedCheckpoint(thread_id, *results)}
-            }
+            turn = Turn(run_id, "prefetched", held=None, prefetched=PrefetchedCheckpoint(thread_id, *results))
+            opened.close()
+            opened.enter_context(storage.turns.running(turn))
+            return config
 
         assert await saver.aget_tuple(await prefetch()) is None  # a new thread: no checkpoint yet
         checkpoint = empty_checkpoint()
@@ -340,6 +352,7 @@ async def test_a_checkpoint_read_in_the_accept_batch_is_the_one_the_sqlite_saver
             assert expected is not None and expected.parent_config is not None and not expected.pending_writes
             assert await saver.aget_tuple(await prefetch()) == expected
             assert len(reads) == 4
+        opened.close()
         # Read for a run that did not start (it waits its turn): nothing comes back.
         results = await storage.db.batch(saver.latest_statements("prefetched", queued.run_id))
         assert [rows for rows, _ in results] == [[], []]
@@ -368,16 +381,17 @@ async def test_a_runs_first_checkpoint_read_comes_with_its_acceptance(persistent
 
 @pytest.mark.postgres
 async def test_writes_inside_a_run_do_not_wait_for_the_disk_and_others_do(pg_url: str) -> None:
-    """``flushed_by_next_commit``: PostgreSQL commits inside it skip the wait for the log flush (a later ordinary
-    commit, the run's outcome, flushes them); everywhere else commits wait, as PostgreSQL's default."""
+    """``batch(flush_later=True)`` (a run's writes while it runs, ``storage.unit_of_work``): PostgreSQL commits it
+    without waiting for the log flush (a later ordinary commit, the run's outcome, flushes it); everywhere else
+    commits wait, as PostgreSQL's default."""
     setting = "SELECT current_setting('synchronous_commit') AS s"
     async with open_storage(make_settings(storage_url=pg_url)) as storage:
         db = storage.db
         assert await db.fetchone(setting) == {"s": "on"}
-        with flushed_by_next_commit():
-            assert await db.fetchone(setting) == {"s": "off"}
-            assert (await db.batch([(setting, ()), (setting, ())]))[1][0] == [{"s": "off"}]
-            assert await db.execute("UPDATE chatplane_threads SET title = %s", ("x",)) == 0
+        assert (await db.batch([(setting, ())], flush_later=True))[0][0] == [{"s": "off"}]
+        assert (await db.batch([(setting, ()), (setting, ())], flush_later=True))[1][0] == [{"s": "off"}]
+        update = ("UPDATE chatplane_threads SET title = %s", ("x",))
+        assert (await db.batch([update], flush_later=True))[0][1] == 0
         assert (await db.batch([(setting, ())]))[0][0] == [{"s": "on"}]
         assert await db.fetchone(setting) == {"s": "on"}  # the SET was LOCAL: no pooled connection kept it
 
@@ -387,22 +401,22 @@ async def test_every_acceptance_and_outcome_waits_for_the_disk(pg_url: str, monk
     """Even a run whose caller waits for the whole answer (told nothing before the outcome) is accepted with a
     flushed commit: if a crash of PostgreSQL took the acceptance back, a database back before the run ended would
     take its turn without the run's row. Outcomes wait for the disk too; only what a run writes meanwhile does not."""
-    import chatplane.db
+    import chatplane.storage.database
 
-    upstream = chatplane.db.postgres_batch
+    upstream = chatplane.storage.database.postgres_batch
     accepts: list[bool] = []  # per acceptance: did its commit skip the wait for the disk?
     outcomes: list[bool] = []
 
-    async def recorded(conn: Any, statements: Any) -> Any:
+    async def recorded(conn: Any, statements: Any, *, flush_later: bool = False) -> Any:
         sql = " ".join(s for s, _ in statements)
-        flushed_later = chatplane.db._FLUSH_LATER.get()
+        flushed_later = flush_later
         if "INSERT INTO chatplane_runs" in sql:
             accepts.append(flushed_later)
         elif "UPDATE chatplane_runs SET status" in sql:
             outcomes.append(flushed_later)
-        return await upstream(conn, statements)
+        return await upstream(conn, statements, flush_later=flush_later)
 
-    monkeypatch.setattr(chatplane.db, "postgres_batch", recorded)
+    monkeypatch.setattr(chatplane.storage.database, "postgres_batch", recorded)
     async with ProductionAgent(settings=make_settings(storage_url=pg_url)) as agent:
         assert await agent.achat("alice", "waited") == "echo: waited"
         thread = await agent.threads.create("alice", "chat")
@@ -428,8 +442,8 @@ def _count(storage_url: str, sql: str) -> int:
 async def test_held_checkpoint_writes_wait_for_the_outcome_and_a_read_writes_them_first(
     persistent_storage_url: str,
 ) -> None:
-    """Inside ``HeldWrites.holding()`` (a run) the saver's writes are held for the run's outcome to commit with;
-    a read through the saver writes them first, so a run always reads what it wrote."""
+    """While a run's turn is open and holds its writes, the saver's writes are held for the run's outcome to commit
+    with; a read through the saver writes them first, so a run always reads what it wrote."""
     url = persistent_storage_url
     writes_table = "writes" if url.startswith("sqlite") else "checkpoint_writes"
     async with open_storage(make_settings(storage_url=url)) as storage:
@@ -439,7 +453,7 @@ async def test_held_checkpoint_writes_wait_for_the_outcome_and_a_read_writes_the
         checkpoint["channel_versions"] = {"messages": 1}
         config = {"configurable": {"thread_id": "held", "checkpoint_ns": ""}}
         held = HeldWrites()
-        with held.holding():
+        with storage.turns.running(Turn("run-1", "held", held=held)):
             await saver.aput(config, checkpoint, {}, {"messages": 1})
             assert held.statements
             assert _count(url, "SELECT count(*) FROM checkpoints WHERE thread_id = 'held'") == 0
@@ -459,7 +473,7 @@ async def test_a_runs_answer_lands_in_the_thread_only_with_its_outcome(
     """The run's last checkpoint, and its move of earlier turns to the transcript, commit in the transaction that
     records its outcome: when no outcome can be recorded, the thread is as it was (the run stays unfinished, for
     recovery to redo), never half-changed."""
-    from chatplane.runs import RunStore
+    from chatplane.storage.runs import RunStore
 
     refused = ("SELECT * FROM chatplane_no_such_table", ())  # an error on both databases
     async with ProductionAgent(settings=make_settings(storage_url=persistent_storage_url)) as agent:
@@ -539,7 +553,7 @@ def test_the_saver_copy_matches_the_installed_upstream_release() -> None:
     ``UPSTREAM_VERSION``."""
     from importlib.metadata import version
 
-    from chatplane import sqlite_saver
+    from chatplane.storage import sqlite_saver
 
     assert version("langgraph-checkpoint-postgres") == pg_saver.UPSTREAM_VERSION
     assert version("langgraph-checkpoint-sqlite") == sqlite_saver.UPSTREAM_VERSION
@@ -547,8 +561,8 @@ def test_the_saver_copy_matches_the_installed_upstream_release() -> None:
 
 async def test_a_batch_is_all_or_nothing_on_both_databases(persistent_storage_url: str) -> None:
     """``Database.batch``: every statement's rows and row count in order; a failing statement undoes the others."""
-    from chatplane.db import INTEGRITY_ERRORS
-    from chatplane.threads import ThreadStore
+    from chatplane.storage.database import INTEGRITY_ERRORS
+    from chatplane.storage.threads import ThreadStore
 
     async with open_storage(make_settings(storage_url=persistent_storage_url)) as storage:
         threads = ThreadStore(storage.db)
@@ -578,8 +592,8 @@ async def test_a_database_of_an_earlier_release_is_migrated_with_its_runs_kept(
 ) -> None:
     """A database made by an earlier release (fewer migrations applied) gets the later ones on start; what it
     holds is kept, and the runs it had start with no recoveries counted."""
-    from chatplane import db as chatplane_db
-    from chatplane.runs import RunStore
+    from chatplane.storage import schema as chatplane_db
+    from chatplane.storage.runs import RunStore
 
     settings = make_settings(storage_url=persistent_storage_url)
     with monkeypatch.context() as patch:
@@ -654,10 +668,11 @@ def test_a_prefetched_checkpoint_is_forgotten_once_the_run_has_written() -> None
     writes are written too."""
     config = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
     held = HeldWrites()
-    with held.holding():
-        prefetched = PrefetchedCheckpoint("t", ([], 0))
-        held.hold([("INSERT …", ())])
-        assert prefetched.take(config) is None
-        held.take()
-        assert prefetched.take(config) is None
-    assert PrefetchedCheckpoint("t", ([], 0)).take(config) == (([], 0),)
+    turn = Turn("r", "t", held=held, prefetched=PrefetchedCheckpoint("t", ([], 0)))
+    held.hold([("INSERT …", ())])
+    assert turn.first_read(config) is None
+    held.take()
+    assert turn.first_read(config) is None
+    assert Turn("r", "t", held=HeldWrites(), prefetched=PrefetchedCheckpoint("t", ([], 0))).first_read(config) == (
+        ([], 0),
+    )

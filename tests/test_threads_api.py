@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from chatplane.errors import StorageUnavailableError
-from chatplane.runs.manager import RunManager
-from chatplane.threads import ThreadStore
+from chatplane.storage.threads import ThreadStore
+from chatplane.storage.turns import TurnStore
 from tests.conftest import make_settings
 
 
@@ -117,7 +117,7 @@ async def test_a_waited_for_run_whose_outcome_cannot_be_recorded_answers_with_it
     async def outcome_not_recorded(*args: object, **kwargs: object) -> None:
         raise StorageUnavailableError()
 
-    monkeypatch.setattr(RunManager, "finish_run", outcome_not_recorded)
+    monkeypatch.setattr(TurnStore, "finish", outcome_not_recorded)
     failed = await client.post(f"/v1/threads/{tid}/runs", json={"message": "hello"})
     assert failed.status_code == 503
     error = failed.json()["error"]
@@ -190,7 +190,7 @@ async def test_seed_sessions_are_threads_too(client_for) -> None:
 
 
 async def test_thread_store_is_scoped_by_owner(storage_url: str) -> None:
-    from chatplane.storage import open_storage
+    from chatplane.storage.engine import open_storage
 
     async with open_storage(make_settings(storage_url=storage_url)) as storage:
         store = ThreadStore(storage.db)

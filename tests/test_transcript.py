@@ -15,10 +15,10 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from chatplane import ProductionAgent
 from chatplane.agents.context import settled
 from chatplane.agents.limits import answer_dangling_tool_calls
-from chatplane.db import HeldWrites
 from chatplane.errors import ModelError
 from chatplane.fake_model import ScriptedChatModel
-from chatplane.transcript import Transcript, merge_history
+from chatplane.storage.transcript import Transcript, merge_history
+from chatplane.storage.unit_of_work import HeldWrites, Turn
 from tests.agents.helpers import assert_every_tool_call_answered, call
 from tests.conftest import make_settings
 
@@ -248,8 +248,8 @@ async def test_a_held_move_skips_what_a_failed_run_moved_already(persistent_stor
         moved = [*earlier, HumanMessage("u0", id="u0"), AIMessage("partial", id="p0")]
         for transcript, run_id in ((here, "r1"), (elsewhere, "r2")):
             held = HeldWrites()
-            with held.holding():
-                await transcript.append("t", moved, run_id=run_id, end=(2, "aT"))
+            with transcript.turns.open(Turn(run_id, "t", held=held, transcript_end=(2, "aT"))):
+                await transcript.append("t", moved)
                 assert [e.message.id for e in await transcript.tail("t", 50, run_id=run_id)] == ["aT", "u0", "p0"]
             assert held.statements  # nothing written yet
         await agent.transcript.db.batch(held.take())
@@ -257,8 +257,8 @@ async def test_a_held_move_skips_what_a_failed_run_moved_already(persistent_stor
 
         await here.append("t2", [HumanMessage("a", id="a1")])
         assert [e.message.id for e in await here.tail("t2", 50)] == ["a1"]  # cached for one budget
-        with HeldWrites().holding():
-            await here.append("t2", [AIMessage("b", id="b1")], run_id="r3", end=(1, "a1"))
+        with here.turns.open(Turn("r3", "t2", held=HeldWrites(), transcript_end=(1, "a1"))):
+            await here.append("t2", [AIMessage("b", id="b1")])
             assert [e.message.id for e in await here.tail("t2", 1000, run_id="r3")] == ["a1", "b1"]  # another one
 
 

@@ -42,15 +42,16 @@ from chatplane.errors import (
 from chatplane.events import EventType, RunEvent
 from chatplane.failures import as_chatplane_error
 from chatplane.llm import ModelHandle, make_chat_model, open_chat_model
-from chatplane.runs import Run, RunManager, RunStatus, RunStore
-from chatplane.runs.manager import EventLog
+from chatplane.runs import Run, RunManager, RunStatus
+from chatplane.runs.events import EventLog
+from chatplane.runs.execution import RunHooks
 from chatplane.runs.redis_log import RedisEventLog
 from chatplane.runs.translate import StreamTranslator
 from chatplane.schemas import ID_PATTERN
-from chatplane.storage import Storage, open_storage
-from chatplane.threads import Thread, ThreadStore
+from chatplane.storage.engine import Storage, open_storage
+from chatplane.storage.threads import Thread, ThreadStore
+from chatplane.storage.transcript import Transcript, merge_history
 from chatplane.tools import open_tools
-from chatplane.transcript import Transcript, merge_history
 
 log = logging.getLogger(__name__)
 
@@ -126,24 +127,21 @@ class ProductionAgent:
             )
             self._storage = await stack.enter_async_context(open_storage(self.settings))
             self._tools = await stack.enter_async_context(open_tools(self.settings))
-            self.transcript = Transcript(self._storage.db)
+            self.transcript = self._storage.transcript
             self.graphs = self._build_graphs(self._storage.checkpointer)
             self.stateless_graphs = self._build_graphs(None)
-            self.threads = ThreadStore(self._storage.db)
+            self.threads = self._storage.threads
             events: EventLog | None = None
             if self.settings.redis_url:
                 redis_log = RedisEventLog(self.settings.redis_url)
                 stack.push_async_callback(redis_log.aclose)
                 events = redis_log
             self.runs = RunManager(
-                graphs=self.graphs,
-                runs=RunStore(self._storage.db),
-                threads=self.threads,
+                storage=self._storage,
                 settings=self.settings,
                 events=events,
-                graph_for=self.graph_for,
+                graph_for=lambda run: self.graph_for(run.agent, run.model),
                 nested_agents=frozenset(name for name, kind in AGENTS.items() if kind.nested),
-                checkpointer=self._storage.checkpointer,
             )
             await self.runs.start()
             stack.push_async_callback(lambda: self.runs.aclose(self._shutdown_grace_s))
@@ -330,7 +328,7 @@ class ProductionAgent:
             "", owner, agent, {"stateless": True, "messages": len(messages)}, "reject", model=self.settings.model
         )
         await store.mark_running(run)
-        await self.runs._call_hooks(self.runs.start_hooks, run)
+        await RunHooks.call(self.runs.start_hooks, run)
         translator = StreamTranslator()
         status: RunStatus = "cancelled"
         code: str | None = None
@@ -366,7 +364,7 @@ class ProductionAgent:
             raise as_chatplane_error(exc, f"thread {thread.thread_id}") from exc
 
     async def _history(self, graph: Any, thread_id: str) -> list[AnyMessage]:
-        """The transcript, then the working state's messages not archived yet (``chatplane.transcript``)."""
+        """The transcript, then the working state's messages not archived yet (``chatplane.storage.transcript``)."""
         state = await graph.aget_state(_config(thread_id))
         working = list(state.values.get("messages", [])) if state.values else []
         return merge_history(await self.transcript.messages(thread_id), working)

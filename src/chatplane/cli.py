@@ -319,8 +319,8 @@ def _with_keys(storage: str | None, work: Any) -> Any:
     """Run ``work(ApiKeyStore)`` against the configured storage."""
     import asyncio
 
-    from chatplane.keys import ApiKeyStore
-    from chatplane.storage import open_storage
+    from chatplane.storage.engine import open_storage
+    from chatplane.storage.keys import ApiKeyStore
 
     settings = _settings(storage_url=storage)
     if settings.storage_url.startswith("memory://"):
@@ -400,8 +400,8 @@ def _with_threads(storage: str | None, work: Any) -> Any:
     """Run ``work(storage, ThreadStore)`` against local storage."""
     import asyncio
 
-    from chatplane.storage import open_storage
-    from chatplane.threads import ThreadStore
+    from chatplane.storage.engine import open_storage
+    from chatplane.storage.threads import ThreadStore
 
     settings = _settings(storage_url=storage)
 
@@ -517,7 +517,7 @@ def prune(
     import asyncio
 
     from chatplane.retention import parse_duration, prune_once
-    from chatplane.storage import open_storage
+    from chatplane.storage.engine import open_storage
 
     settings = _settings(storage_url=storage)
     try:

@@ -15,7 +15,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "local:smollm2-135m"
-DEFAULT_STORAGE_URL = "sqlite:///./data/chatplane.db"
+DEFAULT_STORAGE_URL = "sqlite:///./data/chatplane.storage.database"
 
 
 class Settings(BaseSettings):

@@ -15,7 +15,7 @@ from chatplane.errors import (
     describe_exception,
 )
 from chatplane.observability import signals
-from chatplane.storage import STORAGE_ERRORS
+from chatplane.storage.engine import STORAGE_ERRORS
 
 log = logging.getLogger("chatplane.runs")
 

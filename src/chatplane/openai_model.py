@@ -241,8 +241,8 @@ def _stream_error(error: Any, request: httpx2.Request) -> openai.APIError:
 class _SentMessages:
     """The chat-completions dict of each message a model converted, kept while the message lives, by identity.
 
-    A thread's earlier turns are the same message objects on every run (``chatplane.transcript`` caches its tail),
-    and a ReAct run sends its state again on every model call; converting costs ``ChatOpenAI`` about 1 µs a user
+    A thread's earlier turns are the same message objects on every run (``storage.transcript`` caches its tail), and
+    a ReAct run sends its state again on every model call; converting costs ``ChatOpenAI`` about 1 µs a user
     message and 5.6 µs an answer, per call: 2 ms a call at 600 messages. A message whose content, extra fields or
     tool calls were replaced since is converted again (LangChain copies messages rather than changing them, and
     chatplane does too)."""

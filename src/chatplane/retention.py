@@ -38,11 +38,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatplane.config import Settings
-from chatplane.db import Database, in_clause
 from chatplane.errors import describe_exception
 from chatplane.failures import as_chatplane_error
-from chatplane.storage import Storage
-from chatplane.threads import ThreadStore
+from chatplane.storage.database import Database, in_clause
+from chatplane.storage.engine import Storage
+from chatplane.storage.threads import ThreadStore
 
 log = logging.getLogger("chatplane.retention")
 

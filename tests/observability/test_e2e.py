@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chatplane.storage import open_storage
+from chatplane.storage.engine import open_storage
 from tests.conftest import make_settings
 from tests.observability.helpers import scrape_sync
 from tests.servers import wait_for

@@ -9,8 +9,8 @@ from langchain_core.messages import BaseMessage
 
 from chatplane.failures import as_chatplane_error
 from chatplane.fake_model import ScriptedChatModel
-from chatplane.keys import ApiKeyStore
 from chatplane.observability.metrics import clear_multiprocess_dir
+from chatplane.storage.keys import ApiKeyStore
 from tests.conftest import make_settings
 from tests.observability.helpers import Scrape, auth, scrape
 

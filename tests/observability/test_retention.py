@@ -15,7 +15,7 @@ import pytest
 from chatplane.agent import ProductionAgent
 from chatplane.fake_model import ScriptedChatModel
 from chatplane.retention import PRUNE_LOCK, RetentionJob, parse_duration, prune, prune_once
-from chatplane.storage import Storage
+from chatplane.storage.engine import Storage
 from tests.agents.test_multi import two_specialists_script
 from tests.conftest import make_settings
 from tests.observability.helpers import scrape

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from chatplane.fake_model import ScriptedChatModel
-from chatplane.keys import ApiKeyStore
-from chatplane.usage import cost_of
+from chatplane.storage.keys import ApiKeyStore
+from chatplane.storage.usage import cost_of
 from tests.conftest import make_settings
 from tests.observability.helpers import auth
 from tests.observability.test_metrics import fake_usage

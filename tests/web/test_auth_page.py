@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 import pytest
 from playwright.sync_api import expect
 
-from chatplane.keys import ApiKeyStore, parse_key
-from chatplane.storage import open_storage
+from chatplane.storage.engine import open_storage
+from chatplane.storage.keys import ApiKeyStore, parse_key
 from tests.conftest import make_settings
 from tests.web.conftest import ChatPage
 

@@ -3,7 +3,7 @@
 Each module exports ``build_<kind>(model, *, settings, checkpointer=None, tools=(), middleware=(), transcript=None)``
 returning a compiled LangGraph graph, and a ``DESCRIPTION``. ``tools`` is what ``chatplane.tools.open_tools`` yields
 (the chat agent ignores it); ``middleware`` is added inside each agent's guards (``chatplane.agents.guards``); with a
-``transcript`` (``chatplane.transcript``), earlier turns leave the checkpoint at the start of each run.
+``transcript`` (``chatplane.storage.transcript``), earlier turns leave the checkpoint at the start of each run.
 
 Run a graph with ``{"recursion_limit": settings.recursion_limit}`` in its config, inside
 ``chatplane.agents.limits.translate_run_limits()`` (or map errors with ``as_run_limit_error``): a run that needs

@@ -14,7 +14,7 @@ from langgraph.types import Checkpointer
 from chatplane.agents.context import TranscriptMiddleware
 from chatplane.agents.guards import model_guard_middleware, split_model_call_layers
 from chatplane.config import Settings
-from chatplane.transcript import Transcript
+from chatplane.storage.transcript import Transcript
 
 DESCRIPTION = "A plain conversation with the model, remembered per session."
 

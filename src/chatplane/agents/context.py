@@ -6,7 +6,7 @@
   archived ones followed by the run's own (read once per run).
 * ``TranscriptMiddleware`` (``archive_settled`` for graphs that are not ``create_agent``): at a run's first model
   call, moves every message before the run's user message out of the checkpoint into the transcript
-  (``chatplane.transcript``), so the checkpoint written at the end of the run holds that run's messages only.
+  (``chatplane.storage.transcript``), so the checkpoint written at the end of the run holds that run's messages only.
 
 Nothing is deleted: ``GET /v1/threads/{id}/messages`` returns the transcript, then the working state.
 """
@@ -31,7 +31,7 @@ from langgraph.types import Command
 
 from chatplane.agents.limits import answer_dangling_tool_calls
 from chatplane.config import Settings
-from chatplane.transcript import TRANSCRIPT_END_KEY, Archived, Transcript, TranscriptEnd
+from chatplane.storage.transcript import Archived, Transcript
 
 _SYSTEM_PROMPT_ALLOWANCE = 200
 
@@ -47,24 +47,14 @@ def context_budget(settings: Settings) -> int:
     return 100_000
 
 
-def _thread_and_run() -> tuple[str | None, str | None]:
-    """The thread and run of the graph call in progress (``None`` outside one, or for a stateless call)."""
+def _thread_id() -> str | None:
+    """The thread of the graph call in progress (LangGraph's ``thread_id``; None outside one, or when stateless)."""
     try:
         config = get_config()
     except RuntimeError:
-        return None, None
-    thread_id = (config.get("configurable") or {}).get("thread_id")
-    run_id = (config.get("metadata") or {}).get("run_id")
-    return (str(thread_id) if thread_id else None), (str(run_id) if run_id else None)
-
-
-def _transcript_end() -> TranscriptEnd | None:
-    """Where the thread's transcript ended when the run was accepted, if ``RunManager`` read it (``Transcript``)."""
-    try:
-        end: TranscriptEnd | None = (get_config().get("configurable") or {}).get(TRANSCRIPT_END_KEY)
-    except RuntimeError:
         return None
-    return end
+    thread_id = (config.get("configurable") or {}).get("thread_id")
+    return str(thread_id) if thread_id else None
 
 
 def settled(messages: Sequence[AnyMessage]) -> list[AnyMessage]:
@@ -77,13 +67,13 @@ def settled(messages: Sequence[AnyMessage]) -> list[AnyMessage]:
 
 async def archive_settled(transcript: Transcript, messages: Sequence[AnyMessage]) -> dict[str, Any] | None:
     """Move the settled messages of the current thread into its transcript: the state update that removes them."""
-    thread_id, run_id = _thread_and_run()
+    thread_id = _thread_id()
     old = settled(messages) if thread_id else []
     if not old:
         return None
     # A tool call an earlier run left unanswered gets its error answer on the way (providers refuse one without it).
     moved = answer_dangling_tool_calls(old) or old
-    await transcript.append(thread_id, moved, run_id=run_id, end=_transcript_end())  # type: ignore[arg-type]
+    await transcript.append(thread_id, moved)  # type: ignore[arg-type]  # part of the run's turn, if one is open
     return {"messages": [RemoveMessage(id=str(m.id)) for m in old]}
 
 
@@ -133,12 +123,13 @@ class ContextBudgetMiddleware(AgentMiddleware[Any, Any, Any]):
 
     async def _earlier_turns(self) -> list[Archived]:
         """The thread's newest archived messages (at least the budget's worth, when there are that many)."""
-        thread_id, run_id = _thread_and_run()
+        thread_id = _thread_id()
         if self.transcript is None or thread_id is None:
             return []
+        run_id = self.transcript.run_on(thread_id)
         earlier = self._earlier.get(run_id) if run_id else None
         if earlier is None:
-            earlier = await self.transcript.tail(thread_id, self.max_tokens, run_id=run_id)
+            earlier = await self.transcript.tail(thread_id, self.max_tokens)
             if run_id:  # the transcript does not change during a run: read it once per run
                 self._earlier[run_id] = earlier
                 while len(self._earlier) > self._CACHED_RUNS:

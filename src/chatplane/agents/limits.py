@@ -173,7 +173,7 @@ def answer_dangling_tool_calls(messages: Sequence[AnyMessage]) -> list[AnyMessag
             for call in message.tool_calls:
                 call_id = call.get("id")
                 if call_id and call_id not in answered:
-                    pending.append(  # an id of its own, the same each time: archived once (chatplane.transcript)
+                    pending.append(  # an id of its own, the same each time: archived once (storage.transcript)
                         ToolMessage(
                             UNANSWERED_TOOL_CALL,
                             id=f"unanswered-{call_id}",

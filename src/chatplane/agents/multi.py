@@ -39,7 +39,7 @@ from chatplane.agents.guards import model_guard_middleware, split_model_call_lay
 from chatplane.agents.handoff import OneHandoffMiddleware, make_handoff_tool
 from chatplane.agents.react import agent_middleware
 from chatplane.config import Settings
-from chatplane.transcript import Transcript
+from chatplane.storage.transcript import Transcript
 
 DESCRIPTION = "A supervisor that hands each request to specialists (math, research, writer) and composes the answer."
 

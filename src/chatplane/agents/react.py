@@ -15,7 +15,7 @@ from chatplane.agents.context import TranscriptMiddleware
 from chatplane.agents.embedded import EmbeddedToolCallMiddleware, needs_forced_tool_calls
 from chatplane.agents.guards import guard_middleware, split_model_call_layers
 from chatplane.config import Settings
-from chatplane.transcript import Transcript
+from chatplane.storage.transcript import Transcript
 
 DESCRIPTION = "An assistant that uses tools (calculator, clock, documents, web, MCP servers) to answer."
 NAME = "react"

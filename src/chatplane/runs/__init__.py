@@ -1,6 +1,6 @@
 """Runs: one agent turn on a thread, executed in the background, observable as a stream of events."""
 
 from chatplane.runs.manager import RunManager
-from chatplane.runs.store import Run, RunStatus, RunStore
+from chatplane.storage.runs import Run, RunStatus
 
-__all__ = ["Run", "RunManager", "RunStatus", "RunStore"]
+__all__ = ["Run", "RunManager", "RunStatus"]

@@ -15,14 +15,14 @@ import chatplane
 from chatplane.agent import ProductionAgent
 from chatplane.config import Settings, get_settings, production_problems
 from chatplane.errors import ChatplaneError, ConfigError, describe_exception
-from chatplane.key_changes import KeyChangeListener
-from chatplane.keys import ApiKeyStore
 from chatplane.observability.setup import install_operations
 from chatplane.service.auth import Authenticator
 from chatplane.service.errors import install_error_handlers
 from chatplane.service.middleware import BodySizeLimit, UnexpectedErrorGuard
 from chatplane.service.ratelimit import RateLimits
 from chatplane.service.routes import agents, chat, health, openai, runs, threads, usage, web, ws
+from chatplane.storage.key_changes import KeyChangeListener
+from chatplane.storage.keys import ApiKeyStore
 
 log = logging.getLogger("chatplane.service")
 

@@ -24,8 +24,8 @@ import jwt
 
 from chatplane.config import LOOPBACK_HOSTS, Settings
 from chatplane.errors import AuthenticationError, ConfigError
-from chatplane.keys import ApiKeyStore, parse_key
 from chatplane.schemas import ID_PATTERN
+from chatplane.storage.keys import ApiKeyStore, parse_key
 
 log = logging.getLogger("chatplane.auth")
 

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from chatplane.errors import AuthenticationError, ChatplaneError, RateLimitedError
 from chatplane.failures import as_chatplane_error
 from chatplane.openai_compat import openai_error
-from chatplane.storage import STORAGE_ERRORS
+from chatplane.storage.engine import STORAGE_ERRORS
 
 _HTTP_CODES = {
     400: "bad_request",

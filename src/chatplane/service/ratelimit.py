@@ -18,8 +18,8 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from chatplane.config import Settings
 from chatplane.errors import RateLimitedError
 from chatplane.observability import signals
-from chatplane.runs import Run, RunStore
 from chatplane.service.auth import User
+from chatplane.storage.runs import Run, RunStore
 
 
 def _storage(settings: Settings) -> Storage:

@@ -25,7 +25,7 @@ from chatplane.schemas import (
 )
 from chatplane.service.deps import AgentDep, CurrentUser, RunAllowedUser, SettingsDep
 from chatplane.service.streaming import run_event_stream
-from chatplane.threads import Thread
+from chatplane.storage.threads import Thread
 
 router = APIRouter(prefix="/v1/threads", tags=["threads"])
 _ERRORS: dict[int | str, dict[str, object]] = {

@@ -1,4 +1,4 @@
-"""Usage: ``GET /v1/usage`` — your tokens by day and model, with a cost estimate (see ``chatplane.usage``)."""
+"""Usage: ``GET /v1/usage`` — your tokens by day and model, with a cost estimate (see ``chatplane.storage.usage``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from chatplane.errors import InvalidInputError
 from chatplane.schemas import ID_PATTERN, ErrorBody, UsageReport
 from chatplane.service.deps import AgentDep, CurrentUser, SettingsDep
-from chatplane.usage import MAX_DAYS, usage_report
+from chatplane.storage.usage import MAX_DAYS, usage_report
 
 router = APIRouter(prefix="/v1", tags=["usage"])
 _ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (401, 404, 422, 429, 503)}

@@ -4,13 +4,13 @@ Upstream's saver does its reads and writes on a connection of its own, each one 
 aiosqlite thread, behind one lock that every run's checkpoints share. In chatplane a run's checkpoint I/O is:
 
 * **Its first read** — the thread's latest checkpoint and its pending writes — comes with the batch that accepts
-  the run (``latest_statements``, ``chatplane.prefetch``), on chatplane's own connection to the same file, inside
-  that batch's ``BEGIN IMMEDIATE``: nobody else writes the thread's checkpoints until the run ends.
-* **Its writes** are held while ``HeldWrites.holding()`` is active (a run, durability ``"exit"``) and committed in
-  the transaction that records the run's outcome (``RunManager.finish_run``), with the run's move of earlier turns
-  to the transcript: the thread's state and the run's outcome change together or not at all, as on PostgreSQL.
-  Any other use of the saver writes what is held first (one batch on chatplane's connection), so a run reads what
-  it wrote and its writes land in order.
+  the run (``latest_statements``, ``storage.prefetch``), on chatplane's own connection to the same file, inside that
+  batch's ``BEGIN IMMEDIATE``: nobody else writes the thread's checkpoints until the run ends.
+* **Its writes** are held while its turn is open and holds its writes (``chatplane.storage.unit_of_work``,
+  durability ``"exit"``) and committed in the transaction that records the run's outcome (``TurnStore.finish``),
+  with the run's move of earlier turns to the transcript: the thread's state and the run's outcome change together
+  or not at all, as on PostgreSQL. Any read of the thread writes what is held first (one batch on chatplane's
+  connection, ``TakesPartInTurns``), so a run reads what it wrote and its writes land in order.
 
 ``aput``'s and ``aput_writes``'s statements, ``latest_statements`` and the tuple ``aget_tuple`` builds are
 upstream's (langgraph-checkpoint-sqlite ``UPSTREAM_VERSION``); a test fails when the installed release differs.
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
 import aiosqlite
@@ -36,8 +36,10 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.checkpoint.sqlite.utils import load_pending_writes
 
-from chatplane.db import SqliteDatabase, Statement, held_writes
-from chatplane.prefetch import RUN_IS_RUNNING, first_row, prefetched_of
+from chatplane.storage.database import SqliteDatabase, Statement
+from chatplane.storage.prefetch import RUN_IS_RUNNING, first_row
+from chatplane.storage.turn_saver import TakesPartInTurns
+from chatplane.storage.unit_of_work import OpenTurns
 
 UPSTREAM_VERSION = "3.1.2"
 
@@ -56,15 +58,18 @@ _LATEST_SQL = (
 )
 
 
-class BatchingSqliteSaver(AsyncSqliteSaver):
-    holds_writes = True
-    """Its writes are held inside ``HeldWrites.holding()`` (``RunManager`` then holds the transcript's too)."""
-
-    def __init__(self, conn: aiosqlite.Connection, db: SqliteDatabase, **kwargs: Any) -> None:
+class BatchingSqliteSaver(TakesPartInTurns, AsyncSqliteSaver):
+    def __init__(
+        self, conn: aiosqlite.Connection, db: SqliteDatabase, *, turns: OpenTurns | None = None, **kwargs: Any
+    ) -> None:
         """``conn``: the saver's own connection; ``db``: chatplane's, to the same file, which writes what a run
-        holds when the saver must write it early."""
+        holds when the saver must write it early; ``turns``: the runs open on their threads."""
         super().__init__(conn, **kwargs)
         self._db = db
+        self._turns = turns or OpenTurns()
+
+    async def _batch(self, statements: list[Statement], *, flush_later: bool) -> None:
+        await self._db.batch(statements)
 
     def latest_statements(self, thread_id: str, run_id: str) -> list[Statement]:
         """The latest root checkpoint of ``thread_id``, then its pending writes (``prefetch.PrefetchingSaver``)."""
@@ -76,9 +81,10 @@ class BatchingSqliteSaver(AsyncSqliteSaver):
         return [(_LATEST_SQL, (thread_id, run_id)), (writes, (thread_id, thread_id, run_id))]
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        prefetched = prefetched_of(config)
+        turn = self._turn(config)
+        prefetched = turn.first_read(config) if turn is not None else None
         if prefetched is None:
-            await self._write_held()
+            await self._write_held(turn)
             return await super().aget_tuple(config)
         row = first_row(prefetched[0])
         if row is None:
@@ -106,10 +112,10 @@ class BatchingSqliteSaver(AsyncSqliteSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        held = held_writes()
-        if held is None:
-            return await super().aput(config, checkpoint, metadata, new_versions)
         thread_id = config["configurable"]["thread_id"]
+        turn = self._turns.on(thread_id)
+        if turn is None or turn.held is None:
+            return await super().aput(config, checkpoint, metadata, new_versions)
         checkpoint_ns = config["configurable"]["checkpoint_ns"]
         type_, serialized_checkpoint = self.serde.dumps_typed(checkpoint)
         serialized_metadata = json.dumps(get_checkpoint_metadata(config, metadata), ensure_ascii=False).encode(
@@ -117,7 +123,7 @@ class BatchingSqliteSaver(AsyncSqliteSaver):
         )
         parent_id = config["configurable"].get("checkpoint_id")
         row = (str(thread_id), checkpoint_ns, checkpoint["id"], parent_id, type_, serialized_checkpoint)
-        held.hold([(_PUT_SQL, (*row, serialized_metadata))])
+        turn.hold([(_PUT_SQL, (*row, serialized_metadata))])
         return {
             "configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": checkpoint["id"]}
         }
@@ -129,14 +135,14 @@ class BatchingSqliteSaver(AsyncSqliteSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        held = held_writes()
-        if held is None:
+        turn = self._turn(config)
+        if turn is None or turn.held is None:
             await super().aput_writes(config, writes, task_id, task_path)
             return
         query = _REPLACE_WRITES_SQL if all(w[0] in WRITES_IDX_MAP for w in writes) else _KEEP_WRITES_SQL
         configurable = config["configurable"]
         key = (str(configurable["thread_id"]), str(configurable["checkpoint_ns"]), str(configurable["checkpoint_id"]))
-        held.hold(
+        turn.hold(
             [
                 (
                     query,
@@ -152,32 +158,6 @@ class BatchingSqliteSaver(AsyncSqliteSaver):
                 for idx, (channel, value) in enumerate(writes)
             ]
         )
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        await self._write_held()
-        async for item in super().alist(config, filter=filter, before=before, limit=limit):
-            yield item
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        await self._write_held()
-        await super().adelete_thread(thread_id)
-
-    async def aget_delta_channel_history(self, *, config: RunnableConfig, channels: Sequence[str]) -> Mapping[str, Any]:
-        await self._write_held()
-        return await super().aget_delta_channel_history(config=config, channels=channels)
-
-    async def _write_held(self) -> None:
-        """Write what this context holds (``HeldWrites``) now, before the saver is used otherwise."""
-        held = held_writes()
-        if held is not None and held.statements:
-            await held.write(self._db.batch)
 
 
 # LangGraph asks for ``aput_writes``'s signature on every run (does it take ``task_path``?): worked out once here.

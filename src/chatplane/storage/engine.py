@@ -17,7 +17,6 @@ import select
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -25,8 +24,16 @@ from urllib.parse import urlsplit
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from chatplane.config import Settings
-from chatplane.db import SQLITE_CACHE_PRAGMA, Database, PostgresDatabase, create_schema, open_sqlite_database
 from chatplane.errors import ConfigError, StorageUnavailableError
+from chatplane.storage.database import Database, PostgresDatabase
+from chatplane.storage.prefetch import PrefetchingSaver
+from chatplane.storage.runs import RunStore
+from chatplane.storage.schema import SQLITE_CACHE_PRAGMA, create_schema, open_sqlite_database
+from chatplane.storage.threads import ThreadStore
+from chatplane.storage.transcript import Transcript
+from chatplane.storage.turn_saver import TakesPartInTurns
+from chatplane.storage.turns import Durability, TurnStore
+from chatplane.storage.unit_of_work import OpenTurns
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +56,35 @@ STORAGE_ERRORS: tuple[type[Exception], ...] = _storage_error_types()
 """Exceptions that mean "the database is unreachable or busy" (→ 503), not "chatplane has a bug"."""
 
 
-@dataclass
 class Storage:
-    kind: StorageKind
-    checkpointer: BaseCheckpointSaver[Any]
-    db: Database  # chatplane's own tables (threads, runs …)
-    pool: Any = None  # psycopg_pool.AsyncConnectionPool on PostgreSQL
+    """Everything one process stores through: the checkpointer, chatplane's tables and the stores over them."""
+
+    def __init__(
+        self,
+        kind: StorageKind,
+        checkpointer: BaseCheckpointSaver[Any],
+        db: Database,
+        *,
+        turns: OpenTurns,
+        durability: Durability,
+        pool: Any = None,
+    ) -> None:
+        """``turns``: the register the savers were built with (``chatplane.storage.unit_of_work``)."""
+        self.kind = kind
+        self.checkpointer = checkpointer
+        self.db = db  # chatplane's own tables (threads, runs …)
+        self.pool = pool  # psycopg_pool.AsyncConnectionPool on PostgreSQL
+        self.threads = ThreadStore(db)
+        self.runs = RunStore(db)
+        self.transcript = Transcript(db, turns)
+        self.turns = TurnStore(
+            db,
+            self.runs,
+            turns=turns,
+            durability=durability,
+            saver_takes_part=isinstance(checkpointer, TakesPartInTurns),
+            prefetching=checkpointer if isinstance(checkpointer, PrefetchingSaver) else None,
+        )
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query now."""
@@ -116,7 +146,7 @@ def sqlite_path(url: str) -> str:
     path = url.removeprefix("sqlite://")
     path = path[1:] if path.startswith("/") else path
     if not path:
-        raise ConfigError("A sqlite storage URL needs a path, e.g. sqlite:///./data/chatplane.db")
+        raise ConfigError("A sqlite storage URL needs a path, e.g. sqlite:///./data/chatplane.storage.database")
     return path
 
 
@@ -137,7 +167,7 @@ async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
         from langgraph.checkpoint.memory import InMemorySaver
 
         async with open_sqlite_database(":memory:", settings.storage_timeout_s) as db:
-            yield Storage("memory", InMemorySaver(), db)
+            yield Storage("memory", InMemorySaver(), db, turns=OpenTurns(), durability=settings.checkpoint_durability)
     elif kind == "sqlite":
         async with _open_sqlite(settings) as storage:
             yield storage
@@ -151,9 +181,10 @@ async def _open_sqlite(settings: Settings) -> AsyncIterator[Storage]:
     import aiosqlite
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-    from chatplane.sqlite_saver import BatchingSqliteSaver
+    from chatplane.storage.sqlite_saver import BatchingSqliteSaver
 
     path = sqlite_path(settings.storage_url)
+    turns = OpenTurns()
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     async with (
@@ -162,12 +193,12 @@ async def _open_sqlite(settings: Settings) -> AsyncIterator[Storage]:
     ):
         # ``:memory:``: the saver's database is not chatplane's (each connection has its own), so no batch of
         # chatplane's can read or write its tables.
-        saver = AsyncSqliteSaver(conn) if path == ":memory:" else BatchingSqliteSaver(conn, db)
+        saver = AsyncSqliteSaver(conn) if path == ":memory:" else BatchingSqliteSaver(conn, db, turns=turns)
         await saver.setup()
         await conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across crashes of the process
         await conn.execute(SQLITE_CACHE_PRAGMA)
         log.info("storage: sqlite at %s", path)
-        yield Storage("sqlite", saver, db)
+        yield Storage("sqlite", saver, db, turns=turns, durability=settings.checkpoint_durability)
 
 
 _SETUP_LOCK = 0x63706C62  # advisory lock id for LangGraph's migrations (ours use 0x63706C61)
@@ -179,7 +210,7 @@ async def _open_postgres(settings: Settings) -> AsyncIterator[Storage]:
     from psycopg.rows import dict_row
     from psycopg_pool import AsyncConnectionPool
 
-    from chatplane.pg_saver import PooledPostgresSaver
+    from chatplane.storage.postgres_saver import PooledPostgresSaver
 
     url = settings.storage_url
     if url.startswith("postgres://"):
@@ -191,7 +222,7 @@ async def _open_postgres(settings: Settings) -> AsyncIterator[Storage]:
         timeout=settings.storage_timeout_s,
         # The saver needs autocommit and dict rows. prepare_threshold=0: a statement bound server-side is prepared
         # on first use (its plan kept by the connection); behind pgbouncer that needs transaction pooling with
-        # max_prepared_statements (1.21+). The batches (chatplane.db.postgres_batch) are bound client-side.
+        # max_prepared_statements (1.21+). The batches (database.postgres_batch) are bound client-side.
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
         # Check every connection before handing it out: after a server restart, dead ones are replaced.
         check=check_pooled_connection,
@@ -204,7 +235,8 @@ async def _open_postgres(settings: Settings) -> AsyncIterator[Storage]:
         await pool.close()
         raise StorageUnavailableError(f"Cannot reach PostgreSQL at {redact_url(url)} (CHATPLANE_STORAGE_URL).") from exc
     try:
-        saver = PooledPostgresSaver(pool)
+        turns = OpenTurns()
+        saver = PooledPostgresSaver(pool, turns=turns)
         # LangGraph's setup() races when several processes start on an empty database: serialise it with an
         # advisory lock held on a connection of its own (outside the pool, so a pool of one cannot deadlock).
         # Polled, not waited for: a waiting statement would hold up setup's CREATE INDEX CONCURRENTLY elsewhere.
@@ -219,6 +251,6 @@ async def _open_postgres(settings: Settings) -> AsyncIterator[Storage]:
         db = PostgresDatabase(pool)
         await create_schema(db)
         log.info("storage: postgresql at %s", redact_url(url))
-        yield Storage("postgres", saver, db, pool=pool)
+        yield Storage("postgres", saver, db, turns=turns, durability=settings.checkpoint_durability, pool=pool)
     finally:
         await pool.close()

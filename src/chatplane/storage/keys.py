@@ -1,7 +1,7 @@
 """API keys: ``cp_<key id>_<secret>``. Only a hash of the secret is stored; the whole key is shown once.
 
 The key id (public, 12 hex characters) finds the row; the secret (32 random bytes) is compared by hash in constant
-time. On PostgreSQL the rows a request read are cached while a ``KeyChangeListener`` (``chatplane.key_changes``)
+time. On PostgreSQL the rows a request read are cached while a ``KeyChangeListener`` (``chatplane.storage.key_changes``)
 listens: creating or revoking a key notifies every process in the same transaction, and each one forgets its
 cache when the notification arrives (milliseconds). Without a listener (SQLite, or while it reconnects) nothing
 is cached: a revoked key stops working on the next request.
@@ -17,8 +17,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from chatplane.db import Database, Row, Statement
-from chatplane.key_changes import CHANNEL
+from chatplane.storage.database import Database, Row, Statement
+from chatplane.storage.key_changes import CHANNEL
 
 PREFIX = "cp_"
 

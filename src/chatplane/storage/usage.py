@@ -16,8 +16,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from chatplane.db import Database
 from chatplane.schemas import DayUsage, ModelUsage, UsageReport, UsageTotals
+from chatplane.storage.database import Database
 
 UNKNOWN_MODEL = "unknown"
 MAX_DAYS = 366

@@ -11,10 +11,10 @@ writes its own messages twice (once in its checkpoint, once here on the next tur
 * A thread's history is this table, then whatever of the working state is not in it yet (``merge_history``).
 * Moving is idempotent: rows are unique per ``(thread_id, message_id)``, and history skips working-state messages
   already archived, so a run that fails between the two steps loses and doubles nothing.
-* With durability ``"exit"`` (and chatplane's savers) a run that knows where the thread's transcript ends
-  (``TranscriptEnd``, read when the run was accepted, under the thread's lock) holds its append back with its
-  checkpoint (``chatplane.db.HeldWrites``): both commit with the run's outcome, in one transaction and no trip of
-  their own, and the cached tail is checked against that end rather than against the table.
+* With durability ``"exit"`` (and chatplane's savers) a run's turn knows where the thread's transcript ends
+  (``TranscriptEnd``, read when the run was accepted, under the thread's lock) and holds the run's append back with
+  its checkpoint (``chatplane.storage.unit_of_work``): both commit with the run's outcome, in one transaction and no
+  trip of their own, and the cached tail is checked against that end rather than against the table.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from typing import Any, NamedTuple
 from langchain_core.messages import AnyMessage, BaseMessage, message_to_dict, messages_from_dict
 from langchain_core.messages.utils import count_tokens_approximately
 
-from chatplane.db import Database, Result, Statement, held_writes
+from chatplane.storage.database import Database, Result, Statement
+from chatplane.storage.unit_of_work import OpenTurns, TranscriptEnd
 
 _PAGE = 200
 _CACHE_TOKENS = 2_000_000  # all threads' cached tails together (a few tens of MB of message objects)
@@ -63,11 +64,8 @@ class _Tail:
         return self.tokens - before
 
 
-TranscriptEnd = tuple[int, str]
-"""A thread's newest archived message, ``(seq, message_id)``; ``NO_TRANSCRIPT`` when it has none."""
 NO_TRANSCRIPT: TranscriptEnd = (0, "")
-TRANSCRIPT_END_KEY = "__chatplane_transcript_end"
-"""The run's config key (``configurable``) for where its thread's transcript ended when the run was accepted."""
+"""Where a thread's transcript ends when it has none."""
 
 
 def end_statement(thread_id: str) -> Statement:
@@ -114,33 +112,38 @@ class Transcript:
 
     _HELD_APPENDS = 1024
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, turns: OpenTurns | None = None) -> None:
+        """``turns``: the runs open on their threads (an append of theirs takes part in their unit of work)."""
         self.db = db
+        self.turns = turns or OpenTurns()
         self._tails: OrderedDict[str, _Tail] = OrderedDict()
         self._cached_tokens = 0
         self._held: OrderedDict[str, _HeldAppend] = OrderedDict()  # thread id → its run's append, not written yet
 
-    async def append(
-        self,
-        thread_id: str,
-        messages: Sequence[BaseMessage],
-        *,
-        run_id: str | None = None,
-        end: TranscriptEnd | None = None,
-    ) -> int:
+    def run_on(self, thread_id: str) -> str | None:
+        """The run whose turn is open on ``thread_id`` in this process, if any."""
+        turn = self.turns.on(thread_id)
+        return turn.run_id if turn is not None else None
+
+    async def append(self, thread_id: str, messages: Sequence[BaseMessage], *, run_id: str | None = None) -> int:
         """Archive ``messages`` after the thread's last one; those archived already are skipped. How many were new.
 
         Runs of a thread execute one at a time, so two appends to one thread never race; if they did, the second
         would fail on the ``(thread_id, seq)`` key rather than lose a message. For that reason too, a cached tail
         that ``run_id``'s append found current stays current until that run ends: its ``tail`` reads nothing.
 
-        ``end``: where the transcript ended when the run was accepted. Given while the run holds its writes
-        (``HeldWrites``; ``RunManager._holds_writes``), the append is held with them — it commits with the run's
-        checkpoint and outcome, or not at all — and skips the messages the cached tail shows archived already (a
-        failed run's append is written with its outcome while its messages stay in the checkpoint, for the next run
-        to move again).
+        ``run_id``: the run appending (by default the one whose turn is open on the thread). When that turn holds
+        its writes, it knows where the transcript ended when the run was accepted, and the append is held with them —
+        it commits with the run's checkpoint and outcome, or not at all — and skips the messages the cached tail
+        shows archived already (a failed run's append is written with its outcome while its messages stay in the
+        checkpoint, for the next run to move again). Written now, it does not wait for the disk while a turn is
+        open (the outcome's commit flushes it).
         """
-        held = held_writes() if end is not None else None
+        turn = self.turns.on(thread_id)
+        if turn is not None:
+            run_id = turn.run_id
+        end = turn.transcript_end if turn is not None and turn.held is not None else None
+        held = turn if end is not None else None
         cached = self._tails.get(thread_id) if held is not None else None
         if cached is not None and (cached.last_seq, cached.last_id) == end:  # current, and stays so for this run
             messages = _after_archived(messages, cached)
@@ -177,7 +180,10 @@ class Transcript:
             while len(self._held) > self._HELD_APPENDS:
                 self._held.popitem(last=False)
             return len(new)
-        rows = await self.db.fetchall(*statement)
+        if turn is not None:
+            rows = (await self.db.batch([statement], flush_later=True))[0][0]
+        else:
+            rows = await self.db.fetchall(*statement)
         tail = self._tails.get(thread_id)
         if tail is not None:
             seqs = sorted(int(row["seq"]) for row in rows)
@@ -191,8 +197,9 @@ class Transcript:
     async def tail(self, thread_id: str, max_tokens: int, *, run_id: str | None = None) -> list[Archived]:
         """The newest archived messages whose tokens add up to at least ``max_tokens`` (or all), oldest first.
 
-        ``run_id``: the run asking; if its own append brought the cached tail up to date, nothing is read. Its held
-        append (not in the table yet) is included."""
+        ``run_id``: the run asking (by default the one whose turn is open on the thread); if its own append brought
+        the cached tail up to date, nothing is read. Its held append (not in the table yet) is included."""
+        run_id = self.run_on(thread_id) or run_id
         tail = self._tails.get(thread_id)
         held = self._held.pop(thread_id, None)
         if held is not None and held.run_id != run_id:

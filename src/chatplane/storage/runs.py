@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from chatplane.db import Database, Dialect, Result, Row, Statement, dumps, in_clause, loads
 from chatplane.errors import RunNotFoundError
+from chatplane.storage.database import Database, Dialect, Result, Row, Statement, dumps, in_clause, loads
 
 RunStatus = Literal["pending", "running", "waiting", "succeeded", "failed", "cancelled"]
 Multitask = Literal["reject", "enqueue", "interrupt"]
@@ -263,7 +263,17 @@ class RunStore:
         )
         if changed:
             run.status, run.started_at = "running", started
-        return changed > 0
+        return int(changed) > 0
+
+    async def claim_now(self, run: Run, worker: str, lease_until: float) -> bool:
+        """``claim`` in a transaction of its own."""
+        async with self.db.transaction() as tx:
+            claimed: bool = await self.claim(tx, run, worker, lease_until)
+        return claimed
+
+    async def active(self, thread_id: str) -> list[Run]:
+        """The thread's pending, running and waiting runs, oldest first."""
+        return await self.active_for_thread(self.db, thread_id)
 
     async def heartbeat(self, worker: str, lease_until: float, run_ids: Sequence[str]) -> list[str]:
         """Extend the leases of ``run_ids``, the runs this worker is executing; the ids of this worker's runs a
@@ -281,6 +291,31 @@ class RunStore:
             (worker,),
         )
         return [r["run_id"] for r in rows]
+
+    async def cancel_inactive(self, run: Run) -> bool:
+        """Cancel ``run`` if it is still as read (pending or waiting: nobody executes it); False if it moved on."""
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE chatplane_runs SET status = 'cancelled', finished_at = %s, worker = NULL "
+                "WHERE run_id = %s AND status = %s",
+                (time.time(), run.run_id, run.status),
+            )
+        if changed:
+            run.status = "cancelled"
+        return int(changed) > 0
+
+    async def take_over(self, run: Run, worker: str, lease_until: float, *, lost: bool) -> bool:
+        """Take an ``expired`` run for ``worker`` — only as read: its recoveries and holder unchanged since (else the
+        next round decides on fresh ones); ``lost``: its worker died (counted in ``recoveries``). False if another
+        process got it first."""
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                "UPDATE chatplane_runs SET worker = %s, lease_until = %s, cancel_requested = 0, "
+                "recoveries = recoveries + %s WHERE run_id = %s AND status = 'running' AND lease_until < %s "
+                "AND recoveries = %s AND coalesce(worker, '') = %s",
+                (worker, lease_until, int(lost), run.run_id, time.time(), run.recoveries, run.worker or ""),
+            )
+        return int(changed) > 0
 
     async def request_cancel(self, run_id: str) -> None:
         await self.db.execute("UPDATE chatplane_runs SET cancel_requested = 1 WHERE run_id = %s", (run_id,))

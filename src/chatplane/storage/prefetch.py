@@ -1,9 +1,10 @@
 """A run's first checkpoint read, answered with what the batch that accepted the run read.
 
 A run's graph reads its thread's latest checkpoint first of all (``AsyncPregelLoop.__aenter__``). chatplane's savers
-(``PooledPostgresSaver``, ``BatchingSqliteSaver``) give ``RunManager`` the statements of that read
+(``PooledPostgresSaver``, ``BatchingSqliteSaver``) give ``TurnStore`` the statements of that read
 (``latest_statements``) to run in the batch that accepts the run, under the thread's lock — nobody else writes the
-thread's checkpoints until the run ends — and answer the run's first read with the result, once.
+thread's checkpoints until the run ends — and answer the run's first read with the result, once
+(``chatplane.storage.unit_of_work.Turn.first_read``).
 """
 
 from __future__ import annotations
@@ -13,13 +14,10 @@ from typing import Any, Protocol, runtime_checkable
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import get_checkpoint_id
 
-from chatplane.db import Result, Statement, held_writes
+from chatplane.storage.database import Result, Statement
 
 RUN_IS_RUNNING = "EXISTS (SELECT 1 FROM chatplane_runs WHERE run_id = %s AND status = 'running')"
 """The condition ``latest_statements`` read under: the run (its id the parameter) was claimed in the same batch."""
-
-PREFETCHED_KEY = "__chatplane_prefetched_checkpoint"
-"""The run's config key (``configurable``) for its thread's latest checkpoint, read as the run was accepted."""
 
 
 @runtime_checkable
@@ -33,7 +31,7 @@ class PrefetchingSaver(Protocol):
 
 class PrefetchedCheckpoint:
     """What ``latest_statements`` read (their results), for the run's first read of its thread's latest
-    checkpoint — and only that one: once the run writes, it is stale. A subgraph's read (another
+    checkpoint — and only that one (once the run writes, it is stale: ``Turn.first_read``). A subgraph's read (another
     ``checkpoint_ns``), a read of a given checkpoint or of another thread, or any read once the run has written,
     goes to the database."""
 
@@ -47,9 +45,6 @@ class PrefetchedCheckpoint:
         """The results, if this read can be answered with them (they are then forgotten); None if the read must
         go to the database."""
         configurable = config["configurable"]
-        held = held_writes()
-        if held is not None and held.statements:  # the run wrote: stale from now on
-            self._thread_id = self._results = None
         if (
             self._thread_id is None
             or configurable.get("thread_id") != self._thread_id
@@ -60,12 +55,6 @@ class PrefetchedCheckpoint:
         self._thread_id = None  # one read only
         results, self._results = self._results, None
         return results
-
-
-def prefetched_of(config: RunnableConfig) -> tuple[Result, ...] | None:
-    """The prefetched results for this read (``PrefetchedCheckpoint.take``), if the run has any that fit it."""
-    prefetched: PrefetchedCheckpoint | None = config["configurable"].get(PREFETCHED_KEY)
-    return None if prefetched is None else prefetched.take(config)
 
 
 def first_row(result: Result) -> Any:

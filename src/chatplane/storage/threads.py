@@ -12,8 +12,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatplane.db import INTEGRITY_ERRORS, Database, Dialect, Row, Statement, dumps, loads
 from chatplane.errors import AgentMismatchError, InvalidInputError, ThreadNotFoundError
+from chatplane.storage.database import INTEGRITY_ERRORS, Database, Dialect, Row, Statement, dumps, loads
 
 _COLUMNS = "thread_id, owner, agent, session_id, title, metadata, created_at, updated_at, expires_at, model"
 

@@ -6,16 +6,16 @@
 * **A thread hop per read and per write.** ``aput`` and ``aput_writes`` serialise in a worker thread
   (``asyncio.to_thread``), and every read decodes its pending writes in one, even when there are none: a
   hand-over, a wake-up of the event loop and contention for the GIL, for what is here a few messages (the
-  checkpoint holds the current run only, ``chatplane.transcript``). Here they run inline.
+  checkpoint holds the current run only, ``chatplane.storage.transcript``). Here they run inline.
 * **A pipeline per write.** Upstream sends the blobs and the checkpoint row (or the writes) in psycopg's pipeline
   mode, whose bookkeeping is Python; on a pool they go here as one query string bound client-side: one round trip,
   one transaction.
-* **A trip of its own for a run's last checkpoint.** Inside ``HeldWrites.holding()`` (a run, with durability
-  ``"exit"``) writes are held back and committed with the run's outcome (``RunManager.finish_run``); any read or
-  other use of the saver writes them first.
-* **A trip of its own for a run's first read.** ``RunManager`` reads the thread's latest checkpoint in the batch
-  that accepts the run (``latest_checkpoint_statement``), under the thread's lock, and hands the row to the run's
-  first ``aget_tuple`` (``chatplane.prefetch``): nobody else writes the thread's checkpoints while its run runs.
+* **A trip of its own for a run's last checkpoint.** While a run's turn is open and holds its writes
+  (``chatplane.storage.unit_of_work``, durability ``"exit"``) writes are held back and committed with the run's
+  outcome (``TurnStore.finish``); any read of the thread writes them first (``TakesPartInTurns``).
+* **A trip of its own for a run's first read.** ``TurnStore`` reads the thread's latest checkpoint in the batch
+  that accepts the run (``latest_checkpoint_statement``), under the thread's lock, and the run's turn answers its
+  first ``aget_tuple`` with the row: nobody else writes the thread's checkpoints while its run runs.
 
 ``aput``, ``aput_writes``, ``_load_checkpoint_tuple`` and the prefetched read's query and checks below are
 upstream's (langgraph-checkpoint-postgres 3.2.0) with those changes; everything else is inherited.
@@ -26,9 +26,8 @@ upgrade re-checks the copies.
 from __future__ import annotations
 
 import contextlib
-import functools
 import inspect
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -45,8 +44,10 @@ from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from chatplane.db import Statement, held_writes, postgres_batch
-from chatplane.prefetch import RUN_IS_RUNNING, first_row, prefetched_of
+from chatplane.storage.database import Statement, postgres_batch
+from chatplane.storage.prefetch import RUN_IS_RUNNING, first_row
+from chatplane.storage.turn_saver import TakesPartInTurns
+from chatplane.storage.unit_of_work import OpenTurns
 
 UPSTREAM_VERSION = "3.2.0"
 
@@ -67,24 +68,22 @@ _LATEST_CHECKPOINT_SQL = (
 )
 
 
-class PooledPostgresSaver(AsyncPostgresSaver):
-    """``AsyncPostgresSaver`` on a connection pool, without the process-wide lock and the per-write thread hop."""
+class PooledPostgresSaver(TakesPartInTurns, AsyncPostgresSaver):
+    """``AsyncPostgresSaver`` on a connection pool, without the process-wide lock and the per-write thread hop,
+    taking part in the unit of work of the run open on a thread (``turns``)."""
 
-    def __init__(self, conn: AsyncConnectionPool[Any], **kwargs: Any) -> None:
+    def __init__(self, conn: AsyncConnectionPool[Any], *, turns: OpenTurns | None = None, **kwargs: Any) -> None:
         super().__init__(conn, **kwargs)
+        self._turns = turns or OpenTurns()
         if isinstance(conn, AsyncConnectionPool):
             self.lock = contextlib.nullcontext()  # type: ignore[assignment]  # async-capable
-
-    @property
-    def holds_writes(self) -> bool:
-        """Whether its writes are held inside ``HeldWrites.holding()`` (on a pool: chatplane's case)."""
-        return isinstance(self.conn, AsyncConnectionPool)
 
     def latest_statements(self, thread_id: str, run_id: str) -> list[Statement]:
         return [latest_checkpoint_statement(thread_id, run_id)]
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        prefetched = prefetched_of(config)
+        turn = self._turn(config)
+        prefetched = turn.first_read(config) if turn is not None else None
         if prefetched is not None:
             row = first_row(prefetched[0])
             if row is None:
@@ -92,6 +91,7 @@ class PooledPostgresSaver(AsyncPostgresSaver):
             # Except an old checkpoint (v < 4) with a parent: upstream migrates its pending sends as it reads.
             if row["checkpoint"]["v"] >= 4 or not row["parent_checkpoint_id"]:
                 return await self._load_checkpoint_tuple(row)
+        await self._write_held(turn)
         return await super().aget_tuple(config)
 
     async def aput(
@@ -139,7 +139,7 @@ class PooledPostgresSaver(AsyncPostgresSaver):
         )
         if isinstance(self.conn, AsyncConnectionPool):
             statements = [(self.UPSERT_CHECKPOINT_BLOBS_SQL, row) for row in blob_rows]
-            await self._write_at_once(self.conn, [*statements, (self.UPSERT_CHECKPOINTS_SQL, checkpoint_row)])
+            await self._write(thread_id, [*statements, (self.UPSERT_CHECKPOINTS_SQL, checkpoint_row)])
             return next_config
         async with self._cursor(pipeline=True) as cur:
             if blob_rows:
@@ -171,7 +171,7 @@ class PooledPostgresSaver(AsyncPostgresSaver):
             writes,
         )
         if params:
-            await self._write_at_once(self.conn, [(query, row) for row in params])
+            await self._write(config["configurable"]["thread_id"], [(query, row) for row in params])
 
     async def _load_checkpoint_tuple(self, value: Any) -> CheckpointTuple:
         return CheckpointTuple(
@@ -204,31 +204,12 @@ class PooledPostgresSaver(AsyncPostgresSaver):
             self._load_writes(value["pending_writes"]),  # inline: see above
         )
 
-    async def _write_at_once(self, pool: AsyncConnectionPool[Any], statements: list[Statement]) -> None:
+    async def _batch(self, statements: list[Statement], *, flush_later: bool) -> None:
         """``statements`` as one query string, bound client-side (``postgres_batch``): one round trip, and
-        PostgreSQL runs it as one transaction, so a checkpoint row never lands without its blobs. Held instead
-        while a run holds its writes (``HeldWrites``)."""
-        held = held_writes()
-        if held is not None:
-            held.hold(statements)
-        else:
-            await self._write_now(pool, statements)
-
-    @staticmethod
-    async def _write_now(pool: AsyncConnectionPool[Any], statements: list[Statement]) -> None:
-        async with pool.connection() as conn:
-            await postgres_batch(conn, statements)
-
-    @contextlib.asynccontextmanager
-    async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[Any]:
-        """Upstream's, after writing what this context holds (``HeldWrites``, only ever filled on a pool): every
-        read and write of the saver but those above goes through here, so a run reads what it wrote and its writes
-        land in order."""
-        held = held_writes()
-        if held is not None and held.statements and isinstance(self.conn, AsyncConnectionPool):
-            await held.write(functools.partial(self._write_now, self.conn))
-        async with super()._cursor(pipeline=pipeline) as cur:
-            yield cur
+        PostgreSQL runs it as one transaction, so a checkpoint row never lands without its blobs."""
+        assert isinstance(self.conn, AsyncConnectionPool)  # chatplane's case: see aput
+        async with self.conn.connection() as conn:
+            await postgres_batch(conn, statements, flush_later=flush_later)
 
 
 # LangGraph asks for ``aput_writes``'s signature on every run (does it take ``task_path``?): worked out once here.

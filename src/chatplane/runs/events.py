@@ -1,0 +1,67 @@
+"""Following a run: its events from any id, then live, until it ends or pauses — wherever it runs.
+
+A run's events are in its event log: in memory for one process (``MemoryEventLog``), in Redis for several
+(``RedisEventLog``). A run this process cannot see in either (another process runs it without Redis, or it ended
+before this process started) is followed through its record in the runs table instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from chatplane.errors import error_from_code
+from chatplane.events import EventType, RunEvent
+from chatplane.storage.runs import RunStore
+
+
+class EventLog(Protocol):
+    def known(self, run_id: str) -> bool: ...
+    def open(self, run_id: str, *, here: bool = False) -> None: ...
+    async def append(self, run_id: str, type: EventType, data: dict[str, Any] | None = None) -> RunEvent: ...
+    def subscribe(self, run_id: str, after: int = 0, *, through_pauses: bool = False) -> AsyncIterator[RunEvent]: ...
+
+
+class RunFollower:
+    """Subscriptions to runs' events, from ``log`` or, for a run it does not know, from ``runs``."""
+
+    def __init__(self, log: EventLog, runs: RunStore) -> None:
+        self.log = log
+        self.runs = runs
+
+    def subscribe(self, run_id: str, after: int = 0, *, through_pauses: bool = False) -> AsyncIterator[RunEvent]:
+        """The run's events after ``after``, then live ones, until it ends (or pauses for a human)."""
+        if self.log.known(run_id):
+            return self.log.subscribe(run_id, after, through_pauses=through_pauses)
+        return self._poll_outcome(run_id, after, through_pauses)
+
+    async def _poll_outcome(self, run_id: str, after: int, through_pauses: bool) -> AsyncIterator[RunEvent]:
+        """The outcome of a run whose events this process cannot see, from the runs table."""
+        while True:
+            run = await self.runs.find(run_id)
+            if run is None or run.finished:
+                status = run.status if run is not None else "failed"
+                kind: EventType = {"succeeded": "run_completed", "cancelled": "run_cancelled"}.get(status, "run_failed")  # type: ignore[assignment]
+                data: dict[str, Any] = {"status": status}
+                if run is not None and run.error_code:
+                    data["error"] = {"code": run.error_code, "message": error_from_code(run.error_code).message}
+                yield RunEvent(id=after + 1, type=kind, run_id=run_id, data=data)
+                return
+            if run.status == "waiting" and not through_pauses:
+                yield RunEvent(id=after + 1, type="interrupt", run_id=run_id, data={"requests": []})
+                return
+            await asyncio.sleep(0.5)
+
+    async def outcome(self, run_id: str) -> tuple[RunEvent | None, dict[str, Any] | None]:
+        """Wait until the run finishes or pauses: its last event, and its answer (the newest complete assistant
+        message without tool calls, as a wire ``Message`` dict) if it gave one."""
+        last: RunEvent | None = None
+        answer: dict[str, Any] | None = None
+        async for event in self.subscribe(run_id, 0):
+            last = event
+            if event.type == "message":
+                message = event.data["message"]
+                if message["role"] == "assistant" and not message["tool_calls"] and message["content"]:
+                    answer = message
+        return last, answer

@@ -1,0 +1,124 @@
+"""chatplane's own tables, their migrations, and opening the SQLite database that holds them.
+
+``create_schema`` creates the tables and brings a database to the latest migration (idempotent, safe to race);
+``MIGRATIONS`` lists the schema changes after the first release, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from chatplane.storage.database import Database, SqliteDatabase
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS chatplane_threads (
+        thread_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        session_id TEXT,
+        title TEXT,
+        metadata TEXT NOT NULL DEFAULT '{}',
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS chatplane_threads_owner ON chatplane_threads (owner, created_at, thread_id)",
+    """CREATE TABLE IF NOT EXISTS chatplane_runs (
+        run_id TEXT PRIMARY KEY,
+        thread_id TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        status TEXT NOT NULL,
+        multitask TEXT NOT NULL,
+        input TEXT NOT NULL,
+        error_code TEXT,
+        usage TEXT NOT NULL DEFAULT '{}',
+        created_at DOUBLE PRECISION NOT NULL,
+        started_at DOUBLE PRECISION,
+        finished_at DOUBLE PRECISION,
+        worker TEXT,
+        lease_until DOUBLE PRECISION
+    )""",
+    "CREATE INDEX IF NOT EXISTS chatplane_runs_thread ON chatplane_runs (thread_id, created_at)",
+    "CREATE INDEX IF NOT EXISTS chatplane_runs_status ON chatplane_runs (status, lease_until)",
+    "CREATE INDEX IF NOT EXISTS chatplane_runs_owner ON chatplane_runs (owner, status)",
+    """CREATE TABLE IF NOT EXISTS chatplane_api_keys (
+        key_id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        name TEXT,
+        secret_hash TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        revoked_at DOUBLE PRECISION
+    )""",
+]
+
+
+MIGRATIONS: list[list[str]] = [
+    [],  # 1: the tables above
+    [  # 2: the model a run used (usage by model); per-thread expiry (retention)
+        "ALTER TABLE chatplane_runs ADD COLUMN model TEXT",
+        "ALTER TABLE chatplane_threads ADD COLUMN expires_at DOUBLE PRECISION",
+        "CREATE INDEX IF NOT EXISTS chatplane_threads_expiry ON chatplane_threads (expires_at)",
+        "CREATE INDEX IF NOT EXISTS chatplane_runs_owner_time ON chatplane_runs (owner, created_at)",
+    ],
+    [  # 3: cancel requests that reach the worker running the run, in any process
+        "ALTER TABLE chatplane_runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX IF NOT EXISTS chatplane_runs_worker ON chatplane_runs (worker, status)",
+    ],
+    [  # 4: the model a thread was created for (CHATPLANE_MODEL_ALLOWLIST); NULL = the server's model
+        "ALTER TABLE chatplane_threads ADD COLUMN model TEXT",
+    ],
+    [  # 5: settled messages move out of the checkpoint into an append-only transcript (chatplane.storage.transcript)
+        """CREATE TABLE IF NOT EXISTS chatplane_messages (
+            thread_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            message_id TEXT NOT NULL,
+            tokens INTEGER NOT NULL,
+            data TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (thread_id, seq)
+        )""",
+        "CREATE UNIQUE INDEX IF NOT EXISTS chatplane_messages_id ON chatplane_messages (thread_id, message_id)",
+    ],
+    [  # 6: how many times a run was taken over after its worker was lost (CHATPLANE_RUN_MAX_RECOVERIES)
+        "ALTER TABLE chatplane_runs ADD COLUMN recoveries INTEGER NOT NULL DEFAULT 0",
+    ],
+]
+"""Schema changes after the first release, in order; ``chatplane_schema`` records how many a database has had.
+Append new steps; never edit a released one."""
+
+SQLITE_CACHE_PRAGMA = "PRAGMA cache_size=-32768"
+"""32 MiB of pages kept by each SQLite connection (the default is 2 MiB): a busy database's hot pages stay in the
+process rather than in the operating system's cache, which a machine short of memory may drop at any time."""
+
+_SCHEMA_LOCK = 0x63706C61  # advisory lock id: processes starting together migrate one at a time
+
+
+async def create_schema(db: Database) -> None:
+    """Create the tables and bring the database to the latest migration (idempotent, safe to race)."""
+    async with db.transaction() as tx:
+        if db.dialect == "postgres":
+            await tx.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        for statement in SCHEMA:
+            await tx.execute(statement)
+        await tx.execute("CREATE TABLE IF NOT EXISTS chatplane_schema (version INTEGER NOT NULL)")
+        row = await tx.fetchone("SELECT max(version) AS version FROM chatplane_schema")
+        current = int(row["version"]) if row and row["version"] is not None else 0
+        for version, statements in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            for statement in statements:
+                await tx.execute(statement)
+            await tx.execute("INSERT INTO chatplane_schema (version) VALUES (%s)", (version,))
+
+
+@asynccontextmanager
+async def open_sqlite_database(path: str, timeout_s: float) -> AsyncIterator[SqliteDatabase]:
+    """chatplane's connection to the SQLite file at ``path`` (WAL), its tables created and migrated."""
+    async with SqliteDatabase.open(path, timeout_s) as db:
+        if path != ":memory:":
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute(SQLITE_CACHE_PRAGMA)
+        await create_schema(db)
+        yield db
