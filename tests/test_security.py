@@ -14,8 +14,8 @@ import pytest
 from websockets.asyncio.client import connect
 
 from chatplane.errors import ConfigError
-from chatplane.fake_model import FAKE_SECRET
 from chatplane.keys import ApiKeyStore
+from chatplane.llm.fake import FAKE_SECRET
 from chatplane.storage import open_storage
 from tests.conftest import make_settings
 from tests.sse import iter_events

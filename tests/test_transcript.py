@@ -17,7 +17,7 @@ from chatplane.agents.context import settled
 from chatplane.agents.limits import answer_dangling_tool_calls
 from chatplane.db import HeldWrites
 from chatplane.errors import ModelError
-from chatplane.fake_model import ScriptedChatModel
+from chatplane.llm.fake import ScriptedChatModel
 from chatplane.transcript import Transcript, merge_history
 from tests.agents.helpers import assert_every_tool_call_answered, call
 from tests.conftest import make_settings

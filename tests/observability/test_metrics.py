@@ -8,8 +8,8 @@ import sqlite3
 from langchain_core.messages import BaseMessage
 
 from chatplane.failures import as_chatplane_error
-from chatplane.fake_model import ScriptedChatModel
 from chatplane.keys import ApiKeyStore
+from chatplane.llm.fake import ScriptedChatModel
 from chatplane.observability.metrics import clear_multiprocess_dir
 from tests.conftest import make_settings
 from tests.observability.helpers import Scrape, auth, scrape

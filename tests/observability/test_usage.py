@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from chatplane.fake_model import ScriptedChatModel
 from chatplane.keys import ApiKeyStore
+from chatplane.llm.fake import ScriptedChatModel
 from chatplane.usage import cost_of
 from tests.conftest import make_settings
 from tests.observability.helpers import auth

@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from benchmarks.mock_openai import MockOpenAIServer
 from chatplane.agents.middleware import _is_timeout, is_transient_model_error
 from chatplane.llm import _model_http_client, _model_http_session
-from chatplane.openai_model import LeanChatOpenAI, _events
+from chatplane.llm.openai import LeanChatOpenAI, _events
 from tests.tcp_proxy import TcpProxy
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13}

@@ -1,11 +1,11 @@
 """Chat models by id: ``make_chat_model("provider:model", settings)``.
 
 ==================  ============================================================================================
-``openai:<model>``  ``ChatOpenAI`` (with a lean streaming path: ``chatplane.openai_model``); key from
+``openai:<model>``  ``ChatOpenAI`` (with a lean streaming path: ``chatplane.llm.openai``); key from
                     ``OPENAI_API_KEY``, endpoint from ``OPENAI_BASE_URL`` (any OpenAI-compatible server: vLLM,
                     Ollama, llama.cpp, LiteLLM ...)
 ``local:<name>``    the embedded llama.cpp server (``local:smollm2-135m``), reached through ``ChatOpenAI`` too
-``fake:<script>``   ``ScriptedChatModel`` for tests and demos (see ``chatplane.fake_model``)
+``fake:<script>``   ``ScriptedChatModel`` for tests and demos (see ``chatplane.llm.fake``)
 ==================  ============================================================================================
 
 ``open_chat_model`` is the async context manager the agent uses: it starts what the model needs (the embedded
@@ -29,7 +29,7 @@ from pydantic import SecretStr
 
 from chatplane.config import Settings
 from chatplane.errors import ConfigError
-from chatplane.fake_model import ScriptedChatModel
+from chatplane.llm.fake import ScriptedChatModel
 
 PROVIDERS = ("openai", "local", "fake")
 LOCAL_DEFAULT_MAX_TOKENS = 512
@@ -56,11 +56,11 @@ def make_chat_model(
 ) -> BaseChatModel:
     """Build the chat model named by ``model_id``. ``local:`` models need ``base_url`` of a running server.
     ``http_client``: the ``openai`` SDK's async HTTP client to use; ``http_session``: an ``aiohttp.ClientSession``
-    for chat completions (``open_chat_model`` passes both, on aiohttp; see ``chatplane.openai_model``)."""
+    for chat completions (``open_chat_model`` passes both, on aiohttp; see ``chatplane.llm.openai``)."""
     provider, name = parse_model_id(model_id)
     if provider == "fake":
         return ScriptedChatModel.from_spec(name)
-    from chatplane.openai_model import LeanChatOpenAI  # imported on use: langchain_openai is heavy
+    from chatplane.llm.openai import LeanChatOpenAI  # imported on use: langchain_openai is heavy
 
     if provider == "local":
         if base_url is None:
@@ -208,7 +208,7 @@ async def open_chat_model(
         model_session = await _model_http_session()
         stack.push_async_callback(model_session.close)
         if provider == "local":
-            from chatplane.local_model import EmbeddedLlamaServer, find_model_file
+            from chatplane.llm.local import EmbeddedLlamaServer, find_model_file
 
             server = EmbeddedLlamaServer(find_model_file(name, settings), settings)
             await server.start()
