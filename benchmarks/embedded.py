@@ -132,7 +132,7 @@ async def run_embedded(requests: int = 5, max_tokens: int = 128, workdir: Path |
     """Both paths' summaries (direct, then chatplane). Both servers are up at once and the requests alternate, one
     at a time, so both paths see the same machine: on a shared 2-core box, llama.cpp's speed swings with the load."""
     from chatplane.config import Settings
-    from chatplane.local_model import EmbeddedLlamaServer, find_model_file
+    from chatplane.llm.local import EmbeddedLlamaServer, find_model_file
 
     settings = Settings(_env_file=None)
     body = {

@@ -8,7 +8,7 @@ import pytest
 
 from chatplane import ProductionAgent
 from chatplane.errors import ConfigError, InvalidInputError, ModelError, SessionNotFoundError
-from chatplane.fake_model import ScriptedChatModel
+from chatplane.llm.fake import ScriptedChatModel
 from tests.conftest import make_settings
 
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from chatplane.fake_model import FAKE_SECRET, ScriptedChatModel
+from chatplane.llm.fake import FAKE_SECRET, ScriptedChatModel
 from tests.conftest import make_settings
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from chatplane.fake_model import ScriptedChatModel
+from chatplane.llm.fake import ScriptedChatModel
 from tests.conftest import make_settings
 
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from benchmarks.mock_openai import MockOpenAIServer
-from chatplane.fake_model import FAKE_SECRET
+from chatplane.llm.fake import FAKE_SECRET
 from tests.sse import iter_events
 
 pytestmark = pytest.mark.e2e

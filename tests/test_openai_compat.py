@@ -138,7 +138,7 @@ def test_rate_limit_reaches_the_client_as_rate_limit_error(served) -> None:
 
 
 def test_model_failure_is_a_server_error_without_leaks(server_factory, tmp_path: Path) -> None:
-    from chatplane.fake_model import FAKE_SECRET
+    from chatplane.llm.fake import FAKE_SECRET
 
     server = server_factory({"CHATPLANE_MODEL": "fake:echo?fail=error", "CHATPLANE_STORAGE_URL": "memory://"})
     with openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused-locally", max_retries=0) as client:

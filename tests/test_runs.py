@@ -11,7 +11,7 @@ from langchain.agents.middleware import HumanInTheLoopMiddleware
 from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
 
-from chatplane.fake_model import ScriptedChatModel
+from chatplane.llm.fake import ScriptedChatModel
 from chatplane.runs import RunManager
 from chatplane.runs.eventlog import MemoryEventLog
 from chatplane.storage.engine import open_storage

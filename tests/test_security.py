@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from chatplane.errors import ConfigError
-from chatplane.fake_model import FAKE_SECRET
+from chatplane.llm.fake import FAKE_SECRET
 from chatplane.storage.engine import open_storage
 from chatplane.storage.keys import ApiKeyStore
 from tests.conftest import make_settings

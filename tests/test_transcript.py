@@ -16,7 +16,7 @@ from chatplane import ProductionAgent
 from chatplane.agents.context import settled
 from chatplane.agents.limits import answer_dangling_tool_calls
 from chatplane.errors import ModelError
-from chatplane.fake_model import ScriptedChatModel
+from chatplane.llm.fake import ScriptedChatModel
 from chatplane.storage.transcript import Transcript, merge_history
 from chatplane.storage.unit_of_work import HeldWrites, Turn
 from tests.agents.helpers import assert_every_tool_call_answered, call

@@ -6,7 +6,7 @@ from langchain_core.messages.utils import count_tokens_approximately
 
 from chatplane import ProductionAgent
 from chatplane.agents.context import context_budget
-from chatplane.fake_model import ScriptedChatModel
+from chatplane.llm.fake import ScriptedChatModel
 from tests.conftest import make_settings
 
 

@@ -10,8 +10,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from chatplane.agents.embedded import called_a_tool_this_turn, without_invalid_tool_calls
 from chatplane.agents.react import build_react
-from chatplane.fake_model import ScriptedChatModel
-from chatplane.local_model import TOOL_CALL_PREFILL
+from chatplane.llm.fake import ScriptedChatModel
+from chatplane.llm.local import TOOL_CALL_PREFILL
 from chatplane.tools import builtin_tools
 from tests.agents.helpers import call, calls, run_config
 from tests.conftest import make_settings

@@ -13,7 +13,7 @@ from chatplane.agents.guards import guard_middleware, model_guard_middleware
 from chatplane.agents.middleware import ModelAttemptMiddleware, ModelErrorMiddleware, is_transient_model_error
 from chatplane.agents.react import build_react
 from chatplane.errors import ConfigError, ModelError, ModelTimeoutError, RunLimitError
-from chatplane.fake_model import FAKE_SECRET, FakeProviderError, ScriptedChatModel
+from chatplane.llm.fake import FAKE_SECRET, FakeProviderError, ScriptedChatModel
 from tests.agents.helpers import run_config
 from tests.conftest import make_settings
 

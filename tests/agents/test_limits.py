@@ -19,7 +19,7 @@ from chatplane.agents.limits import (
 )
 from chatplane.agents.react import build_react
 from chatplane.errors import RunLimitError
-from chatplane.fake_model import ScriptedChatModel
+from chatplane.llm.fake import ScriptedChatModel
 from chatplane.tools import builtin_tools
 from tests.agents.helpers import assert_every_tool_call_answered, call, calls, run_config
 from tests.conftest import make_settings

@@ -10,7 +10,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from chatplane.agents.multi import build_multi
 from chatplane.errors import RunLimitError
-from chatplane.fake_model import ScriptedChatModel
+from chatplane.llm.fake import ScriptedChatModel
 from chatplane.tools import builtin_tools
 from tests.agents.helpers import assert_every_tool_call_answered, call, calls, run_config
 from tests.conftest import make_settings

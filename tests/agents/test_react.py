@@ -12,7 +12,7 @@ from langchain_core.tools import ToolException, tool
 from langgraph.checkpoint.memory import InMemorySaver
 
 from chatplane.agents.react import build_react
-from chatplane.fake_model import ScriptedChatModel
+from chatplane.llm.fake import ScriptedChatModel
 from chatplane.tools import builtin_tools, open_tools
 from tests.agents.helpers import assert_every_tool_call_answered, call, run_config, tool_results
 from tests.conftest import make_settings

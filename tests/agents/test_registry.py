@@ -9,7 +9,7 @@ from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
 from chatplane.agents import AGENTS
-from chatplane.fake_model import ScriptedChatModel
+from chatplane.llm.fake import ScriptedChatModel
 from chatplane.tools import builtin_tools
 from tests.agents.helpers import run_config
 from tests.conftest import make_settings

@@ -8,7 +8,7 @@ import sqlite3
 from langchain_core.messages import BaseMessage
 
 from chatplane.failures import as_chatplane_error
-from chatplane.fake_model import ScriptedChatModel
+from chatplane.llm.fake import ScriptedChatModel
 from chatplane.observability.metrics import clear_multiprocess_dir
 from chatplane.storage.keys import ApiKeyStore
 from tests.conftest import make_settings

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from chatplane.agent import ProductionAgent
-from chatplane.fake_model import ScriptedChatModel
+from chatplane.llm.fake import ScriptedChatModel
 from chatplane.retention import PRUNE_LOCK, RetentionJob, parse_duration, prune, prune_once
 from chatplane.storage.engine import Storage
 from tests.agents.test_multi import two_specialists_script

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from chatplane.fake_model import ScriptedChatModel
+from chatplane.llm.fake import ScriptedChatModel
 from chatplane.storage.keys import ApiKeyStore
 from chatplane.storage.usage import cost_of
 from tests.conftest import make_settings

@@ -26,7 +26,7 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, ToolMes
 from chatplane.agents.middleware import ModelHandler, keep_first_tool_call
 from chatplane.config import Settings
 from chatplane.llm import parse_model_id
-from chatplane.local_model import TOOL_CALL_END, TOOL_CALL_PREFILL
+from chatplane.llm.local import TOOL_CALL_END, TOOL_CALL_PREFILL
 
 
 def needs_forced_tool_calls(settings: Settings) -> bool:

@@ -10,8 +10,8 @@ from langchain_core.messages import HumanMessage
 from langchain_openai import ChatOpenAI
 
 from chatplane.errors import ConfigError
-from chatplane.fake_model import FakeProviderError, ScriptedChatModel
 from chatplane.llm import make_chat_model, open_chat_model, parse_model_id
+from chatplane.llm.fake import FakeProviderError, ScriptedChatModel
 from tests.conftest import make_settings
 
 

@@ -25,8 +25,8 @@ from pydantic import SecretStr
 
 from benchmarks.mock_openai import MockOpenAIServer
 from chatplane.agents.middleware import _is_timeout, is_transient_model_error
-from chatplane.llm import _model_http_client, _model_http_session
-from chatplane.openai_model import LeanChatOpenAI, _events
+from chatplane.llm.openai import LeanChatOpenAI
+from chatplane.llm.openai_direct import model_http_client, model_http_session, sse_events
 from tests.tcp_proxy import TcpProxy
 
 USAGE = {"prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13}
@@ -141,7 +141,7 @@ class _Http:
 
 @pytest.fixture
 async def http() -> AsyncIterator[_Http]:
-    client, session = _model_http_client(), await _model_http_session()
+    client, session = model_http_client(), await model_http_session()
     yield _Http(client, session)
     await session.close()
     await client.aclose()
@@ -328,7 +328,7 @@ async def test_the_proxy_from_the_environment_is_used(
     for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{recorder.server_address[1]}")
-    client, session = _model_http_client(), await _model_http_session()
+    client, session = model_http_client(), await model_http_session()
     try:
         model = _lean(route, _Http(client, session), "http://model.invalid/v1")
         assert (await model.ainvoke([HumanMessage("hi")])).text == "Hello"
@@ -493,13 +493,13 @@ class _Received:
     ],
 )
 async def test_events_in_any_framing(chunks: list[bytes]) -> None:
-    events = [data async for data in _events(_Received(chunks))]  # type: ignore[arg-type]
+    events = [data async for data in sse_events(_Received(chunks))]  # type: ignore[arg-type]
     assert events == [b'{"a":1}', b'{"b":2}', b"[DONE]"]
 
 
 async def test_events_join_data_lines_and_drop_an_unfinished_one() -> None:
     received = _Received([b'data: {\ndata: "a": 1}\n\ndata: {"cut": '])
-    assert [data async for data in _events(received)] == [b'{\n"a": 1}']  # type: ignore[arg-type]
+    assert [data async for data in sse_events(received)] == [b'{\n"a": 1}']  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("model_name", ["m", "o3-mini"])

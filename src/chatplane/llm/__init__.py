@@ -1,24 +1,26 @@
 """Chat models by id: ``make_chat_model("provider:model", settings)``.
 
 ==================  ============================================================================================
-``openai:<model>``  ``ChatOpenAI`` (with a lean streaming path: ``chatplane.openai_model``); key from
+``openai:<model>``  ``ChatOpenAI`` (with a lean streaming path: ``chatplane.llm.openai``); key from
                     ``OPENAI_API_KEY``, endpoint from ``OPENAI_BASE_URL`` (any OpenAI-compatible server: vLLM,
                     Ollama, llama.cpp, LiteLLM ...)
 ``local:<name>``    the embedded llama.cpp server (``local:smollm2-135m``), reached through ``ChatOpenAI`` too
-``fake:<script>``   ``ScriptedChatModel`` for tests and demos (see ``chatplane.fake_model``)
+``fake:<script>``   ``ScriptedChatModel`` for tests and demos (see ``chatplane.llm.fake``)
 ==================  ============================================================================================
 
 ``open_chat_model`` is the async context manager the agent uses: it starts what the model needs (the embedded
-server) and gives a ``ModelHandle`` with a readiness probe. Nothing here runs at import time.
+server, the HTTP clients, LangSmith's on-loop hook: ``chatplane.llm.langsmith_inline``) and gives a ``ModelHandle``
+with a readiness probe. Nothing here runs at import time; the modules behind ``openai:`` and ``local:`` are imported
+when a model of theirs is built.
+
+The package: ``openai`` (``LeanChatOpenAI``) and ``openai_direct`` (its requests posted on aiohttp), ``local`` (the
+embedded llama.cpp server), ``fake`` (the scripted model), ``langsmith_inline``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +31,18 @@ from pydantic import SecretStr
 
 from chatplane.config import Settings
 from chatplane.errors import ConfigError
-from chatplane.fake_model import ScriptedChatModel
+from chatplane.llm.fake import ScriptedChatModel
+from chatplane.llm.langsmith_inline import install_langsmith_inline
+
+__all__ = [
+    "LOCAL_DEFAULT_MAX_TOKENS",
+    "PROVIDERS",
+    "ModelHandle",
+    "install_langsmith_inline",
+    "make_chat_model",
+    "open_chat_model",
+    "parse_model_id",
+]
 
 PROVIDERS = ("openai", "local", "fake")
 LOCAL_DEFAULT_MAX_TOKENS = 512
@@ -56,11 +69,11 @@ def make_chat_model(
 ) -> BaseChatModel:
     """Build the chat model named by ``model_id``. ``local:`` models need ``base_url`` of a running server.
     ``http_client``: the ``openai`` SDK's async HTTP client to use; ``http_session``: an ``aiohttp.ClientSession``
-    for chat completions (``open_chat_model`` passes both, on aiohttp; see ``chatplane.openai_model``)."""
+    for chat completions (``open_chat_model`` passes both, on aiohttp; see ``chatplane.llm.openai_direct``)."""
     provider, name = parse_model_id(model_id)
     if provider == "fake":
         return ScriptedChatModel.from_spec(name)
-    from chatplane.openai_model import LeanChatOpenAI  # imported on use: langchain_openai is heavy
+    from chatplane.llm.openai import LeanChatOpenAI  # imported on use: langchain_openai is heavy
 
     if provider == "local":
         if base_url is None:
@@ -124,73 +137,6 @@ class ModelHandle:
         return False
 
 
-async def _langsmith_to_thread(
-    default: Callable[..., Awaitable[Any]],
-    ctx: contextvars.Context,
-    func: Callable[..., Any],
-    /,
-    *args: Any,
-    **kwargs: Any,
-) -> Any:
-    """LangChain wraps every agent middleware's model/tool hook in LangSmith's ``traceable``, which by default
-    hops to a worker thread twice per hook and call (set-up and end of a trace span) and starts a task for the
-    hook itself — a dozen thread round trips per model call. With LangSmith tracing off, set-up and end only
-    read context variables: run them here, on the loop. With tracing on, keep LangSmith's own way."""
-    from langsmith.utils import tracing_is_enabled
-
-    if ctx.run(tracing_is_enabled):
-        return await default(ctx, func, *args, **kwargs)
-    return ctx.run(func, *args, **kwargs)
-
-
-def install_langsmith_inline() -> None:
-    """Install ``_langsmith_to_thread`` as LangSmith's ``aio_to_thread`` (idempotent; another override set by the
-    embedding application is left alone)."""
-    try:
-        import langsmith
-        from langsmith._runtime_overrides import get_runtime_overrides
-    except ImportError:  # pragma: no cover - langsmith comes with langchain
-        return
-    current = get_runtime_overrides().aio_to_thread
-    if current is None:
-        langsmith.set_runtime_overrides(aio_to_thread=_langsmith_to_thread)
-
-
-def _model_http_client() -> Any:
-    """The ``openai`` SDK's client on aiohttp's transport (its ``aiohttp`` extra), which reads responses with a
-    parser in C; the SDK's default (``httpx2`` over ``httpcore2`` and ``anyio``) spent about a tenth of a turn's CPU
-    on one model call in ``benchmarks/profile.py``. Same timeouts, limits and errors. Chat completions go around it
-    (``_model_http_session``); it serves the rest (structured output, the Responses API ...) and sets the proxy."""
-    from openai import DefaultAioHttpClient
-
-    return DefaultAioHttpClient()
-
-
-@functools.cache
-def _ssl_context() -> Any:
-    """The TLS settings of the SDK's clients (reads the CA bundle: a fifth of a second; made once)."""
-    import httpx2
-
-    return httpx2.create_ssl_context()
-
-
-async def _model_http_session() -> Any:
-    """The ``aiohttp.ClientSession`` that ``LeanChatOpenAI`` posts chat completions on: the connection limits,
-    keep-alive and TLS verification of the SDK's aiohttp client (``DefaultAioHttpClient``). Proxies are the SDK
-    client's (from the environment, like ``httpx``), passed per request; the session's own ``trust_env`` is off, as
-    it would look them up in a worker thread on every request."""
-    import aiohttp
-    from openai._constants import DEFAULT_CONNECTION_LIMITS
-
-    ssl_context = await asyncio.to_thread(_ssl_context)
-    connector = aiohttp.TCPConnector(
-        limit=DEFAULT_CONNECTION_LIMITS.max_connections or 0,
-        keepalive_timeout=DEFAULT_CONNECTION_LIMITS.keepalive_expiry,
-        ssl=ssl_context,
-    )
-    return aiohttp.ClientSession(connector=connector)
-
-
 @asynccontextmanager
 async def open_chat_model(
     model_id: str, settings: Settings, *, model: BaseChatModel | None = None
@@ -202,13 +148,15 @@ async def open_chat_model(
         if model is not None or provider == "fake":
             yield ModelHandle(model or make_chat_model(model_id, settings), model_id)
             return
+        from chatplane.llm.openai_direct import model_http_client, model_http_session  # heavy: on use
+
         http = await stack.enter_async_context(httpx.AsyncClient())
-        model_http = _model_http_client()
+        model_http = model_http_client()
         stack.push_async_callback(model_http.aclose)
-        model_session = await _model_http_session()
+        model_session = await model_http_session()
         stack.push_async_callback(model_session.close)
         if provider == "local":
-            from chatplane.local_model import EmbeddedLlamaServer, find_model_file
+            from chatplane.llm.local import EmbeddedLlamaServer, find_model_file
 
             server = EmbeddedLlamaServer(find_model_file(name, settings), settings)
             await server.start()
