@@ -1,0 +1,5 @@
+"""The ``chatplane`` command."""
+
+from chatplane.cli.chat import main
+
+__all__ = ["main"]
