@@ -1,20 +1,11 @@
-"""The CLI, driven through a pseudo-terminal as a person would use it."""
+"""``chatplane chat``, driven through a pseudo-terminal as a person would use it: in-process and against a server,
+the /commands, and the ``threads`` commands on the sessions it leaves in local storage."""
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pexpect
-import pytest
 
-
-def _spawn(args: list[str], cwd, env_extra: dict[str, str] | None = None) -> pexpect.spawn:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHATPLANE_", "OPENAI_"))}
-    env.update({"TERM": "dumb", "COLUMNS": "120", **(env_extra or {})})
-    return pexpect.spawn(
-        sys.executable, ["-m", "chatplane", *args], cwd=str(cwd), env=env, encoding="utf-8", timeout=60
-    )
+from tests.cli.helpers import spawn as _spawn
 
 
 def test_chat_in_process_streams_and_keeps_history(tmp_path) -> None:
@@ -80,15 +71,6 @@ def test_chat_with_a_misconfigured_model_exits_cleanly(tmp_path) -> None:
     assert child.exitstatus == 2
 
 
-@pytest.mark.parametrize("args", [["--help"], ["serve", "--help"], ["chat", "--help"]])
-def test_help_everywhere(args: list[str], tmp_path) -> None:
-    child = _spawn(args, tmp_path)
-    child.expect("Usage")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
-
-
 def test_chat_switches_agent_lists_threads_and_reopens_one(tmp_path) -> None:
     storage = f"sqlite:///{tmp_path}/cli.db"
     child = _spawn(
@@ -133,30 +115,3 @@ def test_chat_switches_agent_lists_threads_and_reopens_one(tmp_path) -> None:
     missing.expect(pexpect.EOF)
     missing.close()
     assert missing.exitstatus == 1
-
-
-def test_threads_commands_against_a_server(server_factory, tmp_path) -> None:
-    import httpx
-
-    server = server_factory({"CHATPLANE_MODEL": "fake:echo", "CHATPLANE_STORAGE_URL": "memory://"})
-    tid = httpx.post(f"{server.url}/v1/threads", json={"title": "remote one"}).json()["thread_id"]
-    httpx.post(f"{server.url}/v1/threads/{tid}/runs", json={"message": "over the wire"}, timeout=30)
-    listing = _spawn(["threads", "list", "--url", server.url], tmp_path)
-    listing.expect("remote one")
-    listing.expect(pexpect.EOF)
-    shown = _spawn(["threads", "show", tid, "--url", server.url], tmp_path)
-    shown.expect("echo: over the wire")
-    shown.expect(pexpect.EOF)
-    deleted = _spawn(["threads", "delete", tid, "--url", server.url], tmp_path)
-    deleted.expect("Deleted")
-    deleted.expect(pexpect.EOF)
-    assert httpx.get(f"{server.url}/v1/threads/{tid}").status_code == 404
-
-
-@pytest.mark.parametrize("args", [["threads", "--help"], ["threads", "list", "--help"], ["keys", "--help"]])
-def test_help_for_command_groups(args: list[str], tmp_path) -> None:
-    child = _spawn(args, tmp_path)
-    child.expect("Usage")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0

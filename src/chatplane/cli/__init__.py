@@ -1,0 +1,29 @@
+"""The ``chatplane`` command (``[project.scripts]`` and ``python -m chatplane`` both call ``main``).
+
+One module per command or command group — ``serve``, ``chat`` (with ``conversations``), ``prune``, ``keys``,
+``threads`` — and ``common`` for what they share; this module only assembles them into one Typer app."""
+
+from __future__ import annotations
+
+import typer
+
+from chatplane.cli import keys, threads
+from chatplane.cli.chat import chat
+from chatplane.cli.prune import prune
+from chatplane.cli.serve import serve
+
+app = typer.Typer(
+    help="chatplane: a production-grade service for LLM agents.", no_args_is_help=True, add_completion=False
+)
+app.command()(serve)
+app.command()(chat)
+app.command()(prune)
+app.add_typer(keys.app, name="keys")
+app.add_typer(threads.app, name="threads")
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

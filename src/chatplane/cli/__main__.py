@@ -1,0 +1,5 @@
+"""``python -m chatplane.cli``, as ``python -m chatplane``."""
+
+from chatplane.cli import main
+
+main()

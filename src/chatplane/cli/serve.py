@@ -1,0 +1,52 @@
+"""``chatplane serve``: the HTTP API (and the web page) under uvicorn, in one process or several."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from chatplane.cli.common import ModelOpt, StorageOpt, console, err_console, load_settings
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind (CHATPLANE_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (CHATPLANE_PORT).")] = None,
+    model: ModelOpt = None,
+    storage: StorageOpt = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes; more than one needs PostgreSQL storage and Redis.")
+    ] = 1,
+) -> None:
+    """Start the HTTP API (and the web page) on the configured model and storage."""
+    import os
+
+    import uvicorn
+
+    from chatplane.observability.logging import configure_logging
+    from chatplane.service.app import create_app
+
+    overrides = {"host": host, "port": port, "model": model, "storage_url": storage}
+    settings = load_settings(**overrides)
+    configure_logging(settings)
+    if workers > 1:
+        if not settings.storage_url.startswith(("postgresql://", "postgres://")) or not settings.redis_url:
+            err_console.print(
+                "[red]Several workers share state through PostgreSQL and Redis: set CHATPLANE_STORAGE_URL to a "
+                "postgresql:// URL and CHATPLANE_REDIS_URL.[/red]"
+            )
+            raise typer.Exit(2)
+        # Each worker process builds its own app from the environment: pass the command-line choices down.
+        for name, value in overrides.items():
+            if value is not None:
+                os.environ[f"CHATPLANE_{name.upper()}"] = str(value)
+    console.print(f"chatplane on http://{settings.host}:{settings.port}  model={settings.model}  workers={workers}")
+    uvicorn.run(
+        create_app(settings, own_process=True) if workers == 1 else "chatplane.service.app:app_factory",
+        factory=workers > 1,
+        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
+    )
