@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import chatplane
@@ -28,9 +29,12 @@ from chatplane.config import Settings
 from chatplane.errors import describe_exception
 
 if TYPE_CHECKING:
+    from contextvars import Token
+
+    from opentelemetry.context import Context
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
-    from opentelemetry.trace import Tracer
+    from opentelemetry.trace import Span, Tracer
 
 log = logging.getLogger("chatplane.tracing")
 
@@ -86,6 +90,45 @@ class Tracing:
                 await asyncio.to_thread(provider.shutdown)
             except Exception as exc:
                 log.warning("tracing: shutdown failed (%s)", describe_exception(exc))
+
+
+def start_request_span(
+    tracer: Tracer, headers: Iterable[tuple[bytes, bytes]], method: str, path: str, scheme: str, request_id: str
+) -> tuple[Span, Token[Context]]:
+    """A SERVER span for a request, the child of its ``traceparent`` header if any, made current; returns it and
+    the token ``end_request_span`` detaches."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate, trace
+
+    carrier = {name.decode("latin-1"): value.decode("latin-1") for name, value in headers}
+    parent = propagate.extract(carrier)
+    span = tracer.start_span(
+        method,
+        context=parent,
+        kind=trace.SpanKind.SERVER,
+        attributes={
+            "http.request.method": method,
+            "url.path": path,
+            "url.scheme": scheme,
+            "chatplane.request_id": request_id,
+        },
+    )
+    return span, otel_context.attach(trace.set_span_in_context(span, parent))
+
+
+def end_request_span(span: Span, token: Token[Context], method: str, route: str, status: int) -> None:
+    """Name the span by its route template, record the status (5xx: an error), end it and detach it."""
+    from opentelemetry import context as otel_context
+    from opentelemetry.trace import Status, StatusCode
+
+    span.update_name(f"{method} {route}")
+    span.set_attribute("http.route", route)
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        span.set_attribute("error.type", str(status))
+        span.set_status(Status(StatusCode.ERROR))
+    span.end()
+    otel_context.detach(token)
 
 
 def error_type(error: BaseException) -> str:
