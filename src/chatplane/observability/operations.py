@@ -22,12 +22,13 @@ log = logging.getLogger("chatplane.runs")
 
 
 class Operations:
-    """One app's observability (``app.state.operations``): built with the app, started by its lifespan."""
+    """One app's observability (``app.state.operations``): built with the app, started by its lifespan.
+    ``version``: the version of the service observed (on its traces)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, version: str) -> None:
         self.settings = settings
         self.metrics = Metrics(settings) if settings.metrics_enabled else None
-        self.tracing = Tracing(settings)
+        self.tracing = Tracing(settings, version=version)
         self.observer: RunObserver | None = None
         """The callback handler that times model and tool calls (once started, when metrics or tracing are on)."""
 

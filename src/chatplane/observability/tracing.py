@@ -24,7 +24,6 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import chatplane
 from chatplane.config import Settings
 from chatplane.errors import describe_exception
 
@@ -46,10 +45,11 @@ def traces_url(endpoint: str) -> str:
 
 
 class Tracing:
-    """The app's tracer, or ``None`` when tracing is off."""
+    """The app's tracer, or ``None`` when tracing is off. ``version``: the version of the service traced."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, version: str) -> None:
         self.settings = settings
+        self.version = version
         self.tracer: Tracer | None = None
         self._provider: TracerProvider | None = None
         self.exporter_override: SpanExporter | None = None
@@ -66,9 +66,7 @@ class Tracing:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-        resource = Resource.create(
-            {"service.name": self.settings.otel_service_name, "service.version": chatplane.__version__}
-        )
+        resource = Resource.create({"service.name": self.settings.otel_service_name, "service.version": self.version})
         provider = TracerProvider(resource=resource)
         if self.exporter_override is not None:
             provider.add_span_processor(SimpleSpanProcessor(self.exporter_override))
@@ -80,7 +78,7 @@ class Tracing:
             provider.add_span_processor(BatchSpanProcessor(exporter))
             log.info("tracing: OTLP/HTTP to %s", traces_url(self.settings.otel_endpoint))
         self._provider = provider
-        self.tracer = provider.get_tracer("chatplane", chatplane.__version__)
+        self.tracer = provider.get_tracer("chatplane", self.version)
 
     async def shutdown(self) -> None:
         """Export what is left and stop (in a worker thread: flushing is network I/O)."""

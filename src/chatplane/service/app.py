@@ -22,7 +22,7 @@ def create_app(
     """Build the app. ``model`` replaces the configured chat model (tests pass a scripted one). ``own_process``:
     the app is the process's only one (``chatplane serve``), so it may tune process-wide state at start-up."""
     settings = settings or get_settings()
-    operations = Operations(settings)  # logs, metrics, traces: started by the lifespan, before anything else
+    operations = Operations(settings, version=chatplane.__version__)  # started first by the lifespan, closed last
     app = FastAPI(
         title="chatplane",
         version=chatplane.__version__,
