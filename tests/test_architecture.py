@@ -29,6 +29,8 @@ WEB_FRAMEWORKS = ("fastapi", "starlette", "sse_starlette")
 MAY_IMPORT_THE_WEB = ("chatplane.service", "chatplane.cli")
 # Modules outside those that import it today. Empty. (TODO: issue #21's renovation removes any listed here.)
 KNOWN_WEB_IMPORTS: frozenset[str] = frozenset()
+# What observability may import of chatplane: it observes the rest only through what it is handed.
+OBSERVABILITY_MAY_IMPORT = ("chatplane.observability", "chatplane.config", "chatplane.errors")
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,17 @@ def test_only_the_service_and_the_cli_import_the_web_framework() -> None:
     gone = sorted(KNOWN_WEB_IMPORTS - outside.keys())
     assert not new, "the web framework below the service:\n" + "\n".join(new)
     assert not gone, f"no longer import the web framework (remove them from the list): {gone}"
+
+
+def test_observability_imports_none_of_what_it_observes() -> None:
+    reaches = sorted(
+        f"{f.module}:{f.line} imports {f.target}"
+        for f in imports(modules())
+        if part_of(f.module) == "chatplane.observability"
+        and (f.target == "chatplane" or f.target.startswith("chatplane."))
+        and not any(f.target == allowed or f.target.startswith(allowed + ".") for allowed in OBSERVABILITY_MAY_IMPORT)
+    )
+    assert not reaches, "observability reaches into what it observes:\n" + "\n".join(reaches)
 
 
 def test_the_checks_see_cycles_hidden_in_functions_and_type_checking_blocks(tmp_path) -> None:
