@@ -1,11 +1,13 @@
-"""``RequestObserver``: the outermost ASGI middleware — request id, HTTP metrics, the access line, the request span.
+"""``ObservedRequest``: what is recorded of one HTTP request or WebSocket — its log context, span, metrics, access line.
 
-* **Request id.** A client's ``X-Request-ID`` is kept when it is a plain token (1–128 of ``A-Za-z0-9._:/+=@-``),
-  otherwise one is generated; either way it is returned in ``X-Request-ID`` and is on every log line written while
-  the request is handled (and by the runs it starts).
+The ASGI middleware that sees every request is the service's (``chatplane.service.observe.RequestObserver``): it
+reads the request id and the status off the wire and hands them here. This module knows the ASGI scope only as a
+mapping (headers, path, scheme, client) and imports no web framework.
+
+* **Log context.** The request id (and, through the scope, the user once authenticated and the thread / run of the
+  path) is on every log line written while the request is handled, and by the runs it starts.
 * **Metrics.** Requests by method, route *template* (``/v1/threads/{thread_id}``, never the raw path) and status,
-  their duration, and open event streams (responses of type ``text/event-stream``, accepted WebSockets) — counted
-  here, so no route needs to know.
+  their duration, and open event streams (SSE responses, accepted WebSockets).
 * **Access line.** One ``chatplane.access`` line per request when it ends: method, path (no query string), route,
   status, duration, client address — never headers or bodies. Probes and scrapes (``/healthz``, ``/readyz``,
   ``/metrics``) are logged at debug level; 5xx at warning.
@@ -15,162 +17,97 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import re
 import time
-import uuid
+from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 from chatplane.observability import context
+from chatplane.observability.tracing import end_request_span, start_request_span
 
 if TYPE_CHECKING:
+    from contextvars import Token
+
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Span, Tracer
+
     from chatplane.observability.metrics import Metrics
-    from chatplane.observability.tracing import Tracing
 
 access_log = logging.getLogger("chatplane.access")
 
-REQUEST_ID_HEADER = "X-Request-ID"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/+=@-]{0,127}$")
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-UNMATCHED = "unmatched"
 
 
-def request_id_from(scope: Scope) -> str:
-    """The client's request id if it is a plain token, else a new one."""
-    for name, value in scope.get("headers", ()):
-        if name == b"x-request-id":
-            candidate = bytes(value).decode("latin-1").strip()
-            if _REQUEST_ID.match(candidate):
-                return candidate
-            break
-    return uuid.uuid4().hex
+class ObservedRequest:
+    """One request from its arrival (``__init__``: binds its log context, opens its span) to the end of its answer
+    (``finish``: records it and unbinds). ``finish`` must be called exactly once, in the task that created it."""
 
+    __slots__ = ("_metrics", "_method", "_scope", "_span", "_span_token", "_started", "_stream", "_tokens")
 
-def route_of(scope: Scope) -> str:
-    """The matched route's template (``/v1/threads/{thread_id}``), or ``unmatched``."""
-    path: object = getattr(scope.get("route"), "path", None)
-    return path if isinstance(path, str) and path else UNMATCHED
+    def __init__(
+        self,
+        scope: MutableMapping[str, Any],
+        method: str,
+        request_id: str,
+        *,
+        metrics: Metrics | None,
+        tracer: Tracer | None,
+    ) -> None:
+        self._scope = scope
+        self._method = method
+        self._metrics = metrics
+        self._stream: str | None = None
+        self._tokens = context.bind_request(request_id, scope)
+        self._span: Span | None = None
+        self._span_token: Token[Context] | None = None
+        if tracer is not None:
+            self._span, self._span_token = start_request_span(
+                tracer,
+                scope.get("headers", ()),
+                method,
+                str(scope.get("path", "")),
+                str(scope.get("scheme", "http")),
+                request_id,
+            )
+        self._started = time.perf_counter()
 
+    def stream_opened(self, kind: str) -> None:
+        """The answer is an event stream (``sse``) or an accepted ``websocket``: open until ``finish``."""
+        self._stream = kind
+        if self._metrics is not None:
+            self._metrics.streams_active.labels(kind).inc()
 
-def _is_event_stream(headers: list[tuple[bytes, bytes]]) -> bool:
-    return any(name.lower() == b"content-type" and value.startswith(b"text/event-stream") for name, value in headers)
+    def finish(self, route: str, status: int) -> None:
+        """The answer ended with ``status`` (499: the client went away) on ``route`` (the matched template)."""
+        seconds = time.perf_counter() - self._started
+        method = self._method
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.http_requests.labels(method, route, str(status)).inc()
+            metrics.http_duration.labels(method, route).observe(seconds)
+            if self._stream is not None:
+                metrics.streams_active.labels(self._stream).dec()
+        if self._span is not None and self._span_token is not None:
+            end_request_span(self._span, self._span_token, method, route, status)
+        self._access_line(route, status, seconds)
+        context.unbind_request(self._tokens)
 
-
-class RequestObserver:
-    def __init__(self, app: ASGIApp, metrics: Metrics | None, tracing: Tracing) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.tracing = tracing
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        websocket = scope["type"] == "websocket"
-        method = "WEBSOCKET" if websocket else str(scope.get("method", "GET"))
-        request_id = request_id_from(scope)
-        scope.setdefault("state", {})  # request.state: where the user is put once authenticated
-        tokens = context.bind_request(request_id, scope)
-        span, span_token = self._start_span(scope, method, request_id)
-        started = time.perf_counter()
-        status = 0
-        stream: str | None = None
-        id_header = (b"x-request-id", request_id.encode("latin-1"))
-
-        async def observed_send(message: Message) -> None:
-            nonlocal status, stream
-            kind = message["type"]
-            if kind in ("http.response.start", "websocket.accept"):
-                headers = [*message.get("headers", ()), id_header]
-                message = {**message, "headers": headers}
-                status = int(message.get("status", 101))
-                if websocket:
-                    stream = "websocket"
-                elif _is_event_stream(headers):
-                    stream = "sse"
-                if stream is not None and self.metrics is not None:
-                    self.metrics.streams_active.labels(stream).inc()
-            elif kind == "websocket.close" and status == 0:
-                status = 403  # closed before it was accepted: the server answers 403
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observed_send)
-        except asyncio.CancelledError:
-            status = status or 499  # the client went away before an answer
-            raise
-        except BaseException:
-            status = status or 500
-            raise
-        finally:
-            seconds = time.perf_counter() - started
-            route = route_of(scope)
-            if self.metrics is not None:
-                self.metrics.http_requests.labels(method, route, str(status)).inc()
-                self.metrics.http_duration.labels(method, route).observe(seconds)
-                if stream is not None:
-                    self.metrics.streams_active.labels(stream).dec()
-            if span is not None:
-                self._end_span(span, span_token, method, route, status)
-            self._access_line(scope, method, route, status, seconds)
-            context.unbind_request(tokens)
-
-    def _start_span(self, scope: Scope, method: str, request_id: str) -> tuple[Any, Any]:
-        tracer = self.tracing.tracer
-        if tracer is None:
-            return None, None
-        from opentelemetry import context as otel_context
-        from opentelemetry import propagate, trace
-
-        carrier = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers", ())}
-        parent = propagate.extract(carrier)
-        span = tracer.start_span(
-            method,
-            context=parent,
-            kind=trace.SpanKind.SERVER,
-            attributes={
-                "http.request.method": method,
-                "url.path": str(scope.get("path", "")),
-                "url.scheme": str(scope.get("scheme", "http")),
-                "chatplane.request_id": request_id,
-            },
-        )
-        return span, otel_context.attach(trace.set_span_in_context(span, parent))
-
-    @staticmethod
-    def _end_span(span: Any, token: Any, method: str, route: str, status: int) -> None:
-        from opentelemetry import context as otel_context
-        from opentelemetry.trace import Status, StatusCode
-
-        span.update_name(f"{method} {route}")
-        span.set_attribute("http.route", route)
-        span.set_attribute("http.response.status_code", status)
-        if status >= 500:
-            span.set_attribute("error.type", str(status))
-            span.set_status(Status(StatusCode.ERROR))
-        span.end()
-        otel_context.detach(token)
-
-    @staticmethod
-    def _access_line(scope: Scope, method: str, route: str, status: int, seconds: float) -> None:
-        path = str(scope.get("path", ""))
+    def _access_line(self, route: str, status: int, seconds: float) -> None:
+        path = str(self._scope.get("path", ""))
         level = logging.DEBUG if path in _QUIET_PATHS else logging.WARNING if status >= 500 else logging.INFO
         if not access_log.isEnabledFor(level):
             return
-        client = scope.get("client")
+        client = self._scope.get("client")
         duration_ms = round(seconds * 1000, 1)
         access_log.log(
             level,
             "%s %s %s %.1fms",
-            method,
+            self._method,
             path,
             status,
             duration_ms,
             extra={
-                "method": method,
+                "method": self._method,
                 "path": path,
                 "route": route,
                 "status": status,

@@ -37,11 +37,10 @@ from typing import TYPE_CHECKING, Any
 
 from chatplane.config import Settings
 from chatplane.observability import signals
+from chatplane.observability.records import RunRecord
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
-
-    from chatplane.runs import Run
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _RUN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
@@ -164,7 +163,7 @@ class Metrics:
         elif signal == "rate_limited":
             self.rate_limited.labels(label).inc()
 
-    def run_finished(self, run: Run) -> None:
+    def run_finished(self, run: RunRecord) -> None:
         self.runs.labels(run.agent, run.status).inc()
         if run.started_at is not None and run.finished_at is not None:
             self.run_duration.labels(run.agent, run.status).observe(max(0.0, run.finished_at - run.started_at))

@@ -21,16 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import chatplane
 from chatplane.config import Settings
 from chatplane.errors import describe_exception
 
 if TYPE_CHECKING:
+    from contextvars import Token
+
+    from opentelemetry.context import Context
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
-    from opentelemetry.trace import Tracer
+    from opentelemetry.trace import Span, Tracer
 
 log = logging.getLogger("chatplane.tracing")
 
@@ -42,10 +45,11 @@ def traces_url(endpoint: str) -> str:
 
 
 class Tracing:
-    """The app's tracer, or ``None`` when tracing is off."""
+    """The app's tracer, or ``None`` when tracing is off. ``version``: the version of the service traced."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, version: str) -> None:
         self.settings = settings
+        self.version = version
         self.tracer: Tracer | None = None
         self._provider: TracerProvider | None = None
         self.exporter_override: SpanExporter | None = None
@@ -62,9 +66,7 @@ class Tracing:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-        resource = Resource.create(
-            {"service.name": self.settings.otel_service_name, "service.version": chatplane.__version__}
-        )
+        resource = Resource.create({"service.name": self.settings.otel_service_name, "service.version": self.version})
         provider = TracerProvider(resource=resource)
         if self.exporter_override is not None:
             provider.add_span_processor(SimpleSpanProcessor(self.exporter_override))
@@ -76,7 +78,7 @@ class Tracing:
             provider.add_span_processor(BatchSpanProcessor(exporter))
             log.info("tracing: OTLP/HTTP to %s", traces_url(self.settings.otel_endpoint))
         self._provider = provider
-        self.tracer = provider.get_tracer("chatplane", chatplane.__version__)
+        self.tracer = provider.get_tracer("chatplane", self.version)
 
     async def shutdown(self) -> None:
         """Export what is left and stop (in a worker thread: flushing is network I/O)."""
@@ -86,6 +88,45 @@ class Tracing:
                 await asyncio.to_thread(provider.shutdown)
             except Exception as exc:
                 log.warning("tracing: shutdown failed (%s)", describe_exception(exc))
+
+
+def start_request_span(
+    tracer: Tracer, headers: Iterable[tuple[bytes, bytes]], method: str, path: str, scheme: str, request_id: str
+) -> tuple[Span, Token[Context]]:
+    """A SERVER span for a request, the child of its ``traceparent`` header if any, made current; returns it and
+    the token ``end_request_span`` detaches."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate, trace
+
+    carrier = {name.decode("latin-1"): value.decode("latin-1") for name, value in headers}
+    parent = propagate.extract(carrier)
+    span = tracer.start_span(
+        method,
+        context=parent,
+        kind=trace.SpanKind.SERVER,
+        attributes={
+            "http.request.method": method,
+            "url.path": path,
+            "url.scheme": scheme,
+            "chatplane.request_id": request_id,
+        },
+    )
+    return span, otel_context.attach(trace.set_span_in_context(span, parent))
+
+
+def end_request_span(span: Span, token: Token[Context], method: str, route: str, status: int) -> None:
+    """Name the span by its route template, record the status (5xx: an error), end it and detach it."""
+    from opentelemetry import context as otel_context
+    from opentelemetry.trace import Status, StatusCode
+
+    span.update_name(f"{method} {route}")
+    span.set_attribute("http.route", route)
+    span.set_attribute("http.response.status_code", status)
+    if status >= 500:
+        span.set_attribute("error.type", str(status))
+        span.set_status(Status(StatusCode.ERROR))
+    span.end()
+    otel_context.detach(token)
 
 
 def error_type(error: BaseException) -> str:
