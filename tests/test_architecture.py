@@ -9,6 +9,7 @@ run.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,3 +232,46 @@ def test_the_checks_see_cycles_hidden_in_functions_and_type_checking_blocks(tmp_
     assert a_cycle_through(cycles(graph)[0], graph) == ["chatplane.high", "chatplane.low.signals", "chatplane.high"]
     web = [(f.module, f.target) for f in imports(modules(root)) if f.target == "fastapi"]
     assert web == [("chatplane.high", "fastapi")]
+
+
+# --- docs/architecture.md's layout is the tree -----------------------------------------------------------------------
+ROOT = PACKAGE.parents[1]
+_PATH_TOKEN = re.compile(r"^[\w./-]+(/|\.\w+)$")
+
+
+def documented_paths(doc: Path = ROOT / "docs" / "architecture.md") -> list[str]:
+    """The paths of the ``## Layout`` section's tree: two spaces of indent a level, a line's leading tokens that look
+    like paths (``name/`` or ``name.ext``), the rest of the line a description."""
+    text = doc.read_text(encoding="utf-8")
+    block = text.split("## Layout", 1)[1].split("```", 2)[1]
+    paths: list[str] = []
+    parents: list[str] = []
+    for line in block.splitlines():
+        if not line.strip():
+            continue
+        depth = (len(line) - len(line.lstrip(" "))) // 2
+        del parents[depth:]
+        for token in line.split():
+            if not _PATH_TOKEN.match(token):
+                break
+            paths.append("".join(parents) + token)
+            if token.endswith("/"):
+                parents.append(token)
+    return paths
+
+
+def test_the_documented_layout_exists() -> None:
+    paths = documented_paths()
+    assert "src/chatplane/storage/turns.py" in paths  # the parser reads the tree, not nothing
+    missing = [path for path in paths if not (ROOT / path).exists()]
+    assert missing == [], f"docs/architecture.md lists paths that do not exist: {missing}"
+
+
+def test_every_package_of_chatplane_is_documented() -> None:
+    documented = set(documented_paths())
+    packages = sorted(
+        f"{path.parent.relative_to(ROOT).as_posix()}/"
+        for path in PACKAGE.rglob("__init__.py")
+        if path.parent != PACKAGE and "routes" not in path.parent.parts
+    )
+    assert [p for p in packages if p not in documented] == []
