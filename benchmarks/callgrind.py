@@ -34,9 +34,7 @@ from benchmarks import report
 from benchmarks.load import run_concurrency, run_loop, warm_up
 from benchmarks.mock_openai import MockOpenAIServer
 from benchmarks.sources import Source, resolve
-from benchmarks.targets import TARGETS, launched
-
-STORAGES = {"sqlite": "chatplane-sqlite", "postgres": "chatplane-postgres"}
+from benchmarks.targets import CHATPLANE_ON, TARGETS, launched
 
 
 @dataclass
@@ -92,7 +90,7 @@ async def measure(
         f"--callgrind-out-file={out_dir.resolve() / stem}.%p",
     ]
     async with launched(
-        TARGETS[STORAGES[storage]],
+        TARGETS[CHATPLANE_ON[storage]],
         mock_url=mock_url,
         workdir=workdir,
         pg_admin_url=args.pg_url,
@@ -148,7 +146,7 @@ def render(counts: list[Count]) -> str:
 
 
 async def _run(args: argparse.Namespace, sources: list[Source]) -> list[Count]:
-    storages = list(STORAGES) if args.storage == "both" else [args.storage]
+    storages = list(CHATPLANE_ON) if args.storage == "both" else [args.storage]
     counts: list[Count] = []
     mock = MockOpenAIServer(
         own_process=True, ttft=args.mock_ttft, tokens=args.mock_tokens, token_interval=args.mock_token_interval

@@ -30,9 +30,7 @@ from benchmarks.load import run_concurrency, run_loop
 from benchmarks.mock_openai import MockOpenAIServer
 from benchmarks.run import settle
 from benchmarks.sources import Source, resolve
-from benchmarks.targets import TARGETS, launched
-
-STORAGES = {"sqlite": "chatplane-sqlite", "postgres": "chatplane-postgres"}
+from benchmarks.targets import CHATPLANE_ON, TARGETS, launched
 
 
 def _log(message: str) -> None:
@@ -44,19 +42,20 @@ def _ms(value: float | None) -> str:
 
 
 async def _run(args: argparse.Namespace, sources: list[Source]) -> list[dict[str, Any]]:
-    storages = list(STORAGES) if args.storage == "both" else [args.storage]
+    storages = list(CHATPLANE_ON) if args.storage == "both" else [args.storage]
     turns, budget = (1_000_000, args.seconds) if args.seconds else (args.turns, args.budget)
     rows: list[dict[str, Any]] = []
     mock = MockOpenAIServer(
         own_process=True, ttft=args.mock_ttft, tokens=args.mock_tokens, token_interval=args.mock_token_interval
     )
-    await settle(args.pg_url, max_wait_s=args.settle)
+    if args.settle > 0:
+        await settle(args.pg_url, max_wait_s=args.settle)
     with tempfile.TemporaryDirectory(prefix="chatplane-cpu-") as tmp, mock:
         for round_ in range(1, args.rounds + 1):
             for storage in storages:
                 for source in sources:
                     async with launched(
-                        TARGETS[STORAGES[storage]],
+                        TARGETS[CHATPLANE_ON[storage]],
                         mock_url=mock.url,
                         workdir=Path(tmp),
                         pg_admin_url=args.pg_url,
@@ -135,7 +134,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=1, help="runs of each (source, storage), interleaved")
     parser.add_argument("--budget", type=float, default=120, help="seconds before no new turn starts")
     parser.add_argument("--drain", type=float, default=60, help="seconds for the turns in flight after it")
-    parser.add_argument("--settle", type=float, default=180, help="wait up to this long for a quiet machine first")
+    parser.add_argument(
+        "--settle", type=float, default=180, help="wait up to this long for a quiet machine first (0: no wait)"
+    )
     parser.add_argument("--mock-ttft", type=float, default=0.2)
     parser.add_argument("--mock-tokens", type=int, default=20)
     parser.add_argument("--mock-token-interval", type=float, default=0.01)

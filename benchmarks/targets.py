@@ -72,6 +72,8 @@ DEFAULT_TARGETS = (
     "seed-postgres",
     "floor",
 )
+CHATPLANE_ON = {"sqlite": "chatplane-sqlite", "postgres": "chatplane-postgres"}
+"""chatplane's single-process target on each storage: what ``callgrind`` and ``cpu_per_turn`` compare trees on."""
 CONTEXT_BUDGET_TOKENS = 4000
 """chatplane's ``CHATPLANE_CONTEXT_BUDGET_TOKENS`` in every run (its default for remote models is 100,000)."""
 CHATPLANE_NO_QUOTAS = {
