@@ -358,10 +358,19 @@ async def mock_alone(mock_url: str, calls: int = 20) -> dict[str, float]:
 
 
 async def run_concurrency(
-    subject: Subject, *, users: int, turns: int, budget_s: float = 600, drain_s: float = 60
+    subject: Subject,
+    *,
+    users: int,
+    turns: int,
+    budget_s: float = 600,
+    drain_s: float = 60,
+    warm_up_turns: int = WARM_UP_TURNS,
 ) -> Result:
+    """``users`` users at once, ``turns`` turns each, after ``warm_up_turns`` unmeasured ones (0: the caller warmed
+    the server up itself, e.g. before switching callgrind's instrumentation on)."""
     result = Result("concurrency", subject.name, users, turns)
-    await warm_up(subject)
+    if warm_up_turns:
+        await warm_up(subject, warm_up_turns)
     async with _measured(subject, result):
         await _users(subject, result, users, turns, budget_s, drain_s, stream=False)
     return result

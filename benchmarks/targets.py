@@ -11,7 +11,9 @@
 ``floor``              ``uvicorn benchmarks.floor_app:app``: one model call per request and nothing else (no storage)
 =====================  ===========================================================================================
 
-Every app is pointed at the mock model by ``OPENAI_BASE_URL``.
+Every app is pointed at the mock model by ``OPENAI_BASE_URL``. ``launched(..., src=DIR)`` runs chatplane from
+another source tree (``PYTHONPATH=DIR/src``: a git worktree of an older commit, measured by this same harness), and
+``wrapper`` puts a command in front of the server's (``valgrind --tool=callgrind ...``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,7 @@ import psycopg
 from psycopg import sql
 
 from benchmarks.load import Subject
-from benchmarks.procs import ProcessProbe, ServerProcess, clean_env, free_port
+from benchmarks.procs import REPO_ROOT, ProcessProbe, ServerProcess, clean_env, free_port
 from benchmarks.storage_probes import NoStorage, PostgresProbe, SqliteProbe, StorageProbe
 
 App = Literal["chatplane", "seed", "floor"]
@@ -70,6 +72,8 @@ DEFAULT_TARGETS = (
     "seed-postgres",
     "floor",
 )
+CHATPLANE_ON = {"sqlite": "chatplane-sqlite", "postgres": "chatplane-postgres"}
+"""chatplane's single-process target on each storage: what ``callgrind`` and ``cpu_per_turn`` compare trees on."""
 CONTEXT_BUDGET_TOKENS = 4000
 """chatplane's ``CHATPLANE_CONTEXT_BUDGET_TOKENS`` in every run (its default for remote models is 100,000)."""
 CHATPLANE_NO_QUOTAS = {
@@ -105,8 +109,15 @@ async def _storage_url(target: Target, workdir: Path, pg_admin_url: str) -> Asyn
         yield "memory://" if target.app == "chatplane" else "memory"
 
 
-def _command(target: Target, port: int, storage_url: str, mock_url: str) -> tuple[list[str], dict[str, str], str]:
-    """(argv, environment, health path) of the target's server."""
+def source_env(src: Path) -> dict[str, str]:
+    """The environment entries that make ``import chatplane`` load the tree at ``src`` (before any installed copy)."""
+    return {"PYTHONPATH": os.pathsep.join([str(src.resolve() / "src"), str(REPO_ROOT)])}
+
+
+def _command(
+    target: Target, port: int, storage_url: str, mock_url: str, src: Path | None = None
+) -> tuple[list[str], dict[str, str], str]:
+    """(argv, environment, health path) of the target's server; chatplane from ``src`` when given."""
     model_env = {"OPENAI_BASE_URL": f"{mock_url}/v1", "OPENAI_API_KEY": "x"}
     if target.app == "chatplane":
         env = {
@@ -123,6 +134,8 @@ def _command(target: Target, port: int, storage_url: str, mock_url: str) -> tupl
         if target.workers > 1:  # several processes share run events through Redis
             argv += ["--workers", str(target.workers)]
             env["CHATPLANE_REDIS_URL"] = os.environ.get("CHATPLANE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+        if src is not None:
+            env.update(source_env(src))
         return argv, clean_env(env), "/healthz"
     module = "benchmarks.seed_app:app" if target.app == "seed" else "benchmarks.floor_app:app"
     argv = [sys.executable, "-m", "uvicorn", module, "--host", "127.0.0.1", "--port", str(port)]
@@ -131,15 +144,35 @@ def _command(target: Target, port: int, storage_url: str, mock_url: str) -> tupl
 
 
 @asynccontextmanager
-async def launched(target: Target, *, mock_url: str, workdir: Path, pg_admin_url: str) -> AsyncIterator[Subject]:
-    """The target running on fresh storage, as a ``Subject`` for the load generator; stopped and cleaned on exit."""
+async def launched(
+    target: Target,
+    *,
+    mock_url: str,
+    workdir: Path,
+    pg_admin_url: str,
+    src: Path | None = None,
+    wrapper: Sequence[str] = (),
+    extra_env: dict[str, str] | None = None,
+    start_within_s: float = 120.0,
+) -> AsyncIterator[Subject]:
+    """The target running on fresh storage, as a ``Subject`` for the load generator; stopped and cleaned on exit.
+
+    ``src``: chatplane's source tree (default: whatever ``import chatplane`` finds); ``wrapper``: argv put in front
+    of the server's (its pid stays the server's: valgrind runs the program in its own process); ``extra_env``: added
+    to the server's environment."""
     async with _storage_url(target, workdir, pg_admin_url) as storage_url:
         port = free_port()
-        argv, env, health = _command(target, port, storage_url, mock_url)
+        argv, env, health = _command(target, port, storage_url, mock_url, src)
+        env.update(extra_env or {})
         server = ServerProcess(
-            argv, env, port=port, cwd=workdir, health_path=health, log_path=workdir / f"{target.name}-{port}.log"
+            [*wrapper, *argv],
+            env,
+            port=port,
+            cwd=workdir,
+            health_path=health,
+            log_path=workdir / f"{target.name}-{port}.log",
         )
-        await server.start()
+        await server.start(start_within_s)
         probe: StorageProbe = NoStorage()
         if target.storage == "sqlite":
             probe = SqliteProbe(storage_url.removeprefix("sqlite:///"), ProcessProbe(server.pid))
