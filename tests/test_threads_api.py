@@ -228,3 +228,11 @@ async def test_a_thread_may_use_a_model_from_the_allowlist_only(client_for) -> N
 async def test_without_an_allowlist_no_model_can_be_chosen(client_for) -> None:
     client = await client_for(make_settings())
     assert (await client.post("/v1/threads", json={"model": "fake:anything"})).status_code == 422
+
+
+async def test_a_ttl_that_is_not_a_number_is_refused(client_for) -> None:
+    """``ttl_days: true`` is not a number of days (pydantic's lax mode would have taken it for 1): a 422."""
+    client = await client_for(make_settings())
+    refused = await client.post("/v1/threads", json={"ttl_days": True})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_request"
+    assert (await client.post("/v1/threads", json={"ttl_days": 2})).status_code == 201

@@ -92,6 +92,7 @@ class ThreadCreate(BaseModel):
         None,
         gt=0,
         le=36500,
+        strict=True,  # a number, as the schema says: not true (lax mode would take it for 1)
         description="Delete the thread (messages, runs) this many days after its creation; default: kept until "
         "the server's retention (CHATPLANE_RETENTION_DAYS of inactivity) or your DELETE.",
         examples=[30],
