@@ -275,3 +275,22 @@ def test_every_package_of_chatplane_is_documented() -> None:
         if path.parent != PACKAGE and "routes" not in path.parent.parts
     )
     assert [p for p in packages if p not in documented] == []
+
+
+# --- small enough to read at once ----------------------------------------------------------------------------------
+MAX_MODULE_LINES = 399
+MAX_FUNCTION_LINES = 60
+
+
+def test_modules_and_functions_are_small_enough_to_read_at_once() -> None:
+    too_long: list[str] = []
+    for name, path in modules().items():
+        source = path.read_text(encoding="utf-8")
+        if source.count("\n") > MAX_MODULE_LINES:
+            too_long.append(f"{name}: {source.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{name}.{node.name}: {length} lines")
+    assert too_long == []

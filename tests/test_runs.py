@@ -146,16 +146,16 @@ async def test_a_run_whose_outcome_was_not_recorded_is_recovered_while_others_ru
             patch.setattr(RunStore, "finish_statement", staticmethod(lambda *a, **k: refused))
             with pytest.raises(ChatplaneError):
                 await agent.achat("alice", "lost")  # a whole answer at once: no token delay
-        [orphan] = await agent.runs.runs.list_for_thread("session-alice")
+        [orphan] = await agent.storage.runs.list_for_thread("session-alice")
         assert orphan.status == "running"
         busy = await agent.threads.create("bob", "chat")
         other = await agent.runs.submit(busy, "keep the worker busy", user_id="bob", multitask="reject")
         deadline = time.monotonic() + 10
-        while (orphan := await agent.runs.runs.get(orphan.run_id, "alice")).status == "running":
+        while (orphan := await agent.storage.runs.get(orphan.run_id, "alice")).status == "running":
             assert time.monotonic() < deadline
             await asyncio.sleep(0.1)
         assert (orphan.status, orphan.error_code) == ("failed", "worker_lost")
-        assert (await agent.runs.runs.get(other.run_id, "bob")).status == "running"  # the process was busy all along
+        assert (await agent.storage.runs.get(other.run_id, "bob")).status == "running"  # the process was busy all along
         await agent.runs.wait(other.run_id)
         assert await agent.achat("alice", "again") == words  # the thread takes new runs
 
@@ -184,13 +184,13 @@ async def test_a_run_that_keeps_losing_its_worker_is_failed_after_the_allowed_re
     async with ProductionAgent(settings=settings) as agent:
         with pytest.raises(ChatplaneError):
             await agent.achat("alice", "doomed")
-        [run] = await agent.runs.runs.list_for_thread("session-alice")
+        [run] = await agent.storage.runs.list_for_thread("session-alice")
         deadline = time.monotonic() + 15
-        while (run := await agent.runs.runs.get(run.run_id, "alice")).status == "running":
+        while (run := await agent.storage.runs.get(run.run_id, "alice")).status == "running":
             assert time.monotonic() < deadline
             await asyncio.sleep(0.1)
         assert (run.status, run.error_code) == ("failed", "worker_lost")
-        row = await agent.runs.runs.db.fetchone(
+        row = await agent.storage.runs.db.fetchone(
             "SELECT recoveries FROM chatplane_runs WHERE run_id = %s", (run.run_id,)
         )
         assert row is not None and row["recoveries"] == 2  # resumed once, then given up
@@ -231,16 +231,16 @@ async def test_a_run_handed_back_at_shutdown_is_resumed_without_counting_as_lost
     await first.aclose(grace_s=0)  # hands the run back
     async with ProductionAgent(settings=settings) as second:
         for _ in range(150):
-            run = await second.runs.runs.get(run.run_id, "alice")
+            run = await second.storage.runs.get(run.run_id, "alice")
             if run.finished:
                 break
             await asyncio.sleep(0.1)
         assert (run.status, run.error_code) == ("succeeded", None)
-        row = await second.runs.runs.db.fetchone(
+        row = await second.storage.runs.db.fetchone(
             "SELECT recoveries FROM chatplane_runs WHERE run_id = %s", (run.run_id,)
         )
         assert row == {"recoveries": 0}
-        assert [m.text for m in await second.athread_messages(thread)] == ["go", words]
+        assert [m.text for m in await second.for_user(thread.owner).threads.messages(thread)] == ["go", words]
 
 
 async def test_a_run_finishing_in_its_shutdown_grace_is_not_taken_over(persistent_storage_url: str) -> None:
@@ -257,14 +257,14 @@ async def test_a_run_finishing_in_its_shutdown_grace_is_not_taken_over(persisten
     async with ProductionAgent(settings=settings) as other:  # another process: its recovery runs throughout
         leaving, thread, run = await _agent_answering(settings)
         await leaving.aclose(grace_s=15)
-        run = await other.runs.runs.get(run.run_id, "alice")
+        run = await other.storage.runs.get(run.run_id, "alice")
         assert (run.status, run.error_code) == ("succeeded", None)
-        row = await other.runs.runs.db.fetchone(
+        row = await other.storage.runs.db.fetchone(
             "SELECT recoveries FROM chatplane_runs WHERE run_id = %s", (run.run_id,)
         )
         assert row == {"recoveries": 0}
         await asyncio.sleep(1.5)  # a takeover would have answered again by now
-        assert [m.text for m in await other.athread_messages(thread)] == ["go", words]
+        assert [m.text for m in await other.for_user(thread.owner).threads.messages(thread)] == ["go", words]
 
 
 async def test_a_run_resumed_while_its_paused_task_wraps_up_stays_known_as_executing(manager: RunManager) -> None:

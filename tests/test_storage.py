@@ -487,7 +487,7 @@ async def test_a_runs_answer_lands_in_the_thread_only_with_its_outcome(
         history = [m.text for m in await agent.aget_history("session-alice")]
         assert history == ["first", "echo: first", "second", "echo: second"]
         assert await agent.transcript.count("session-alice") == 2  # the move is held with the outcome: not made
-        rows = await agent.runs.runs.db.fetchall("SELECT status FROM chatplane_runs ORDER BY created_at")
+        rows = await agent.storage.runs.db.fetchall("SELECT status FROM chatplane_runs ORDER BY created_at")
         assert [r["status"] for r in rows] == ["succeeded", "succeeded", "running"]
 
 
@@ -507,13 +507,13 @@ async def test_a_cancelled_run_keeps_its_message_and_partial_answer(persistent_s
                     await agent.runs.cancel(run)
             last = event
         assert last.type == "run_cancelled"
-        history = await agent.athread_messages(thread)
+        history = await agent.for_user(thread.owner).threads.messages(thread)
         assert [m.type for m in history] == ["human", "ai"]
         assert history[0].text == "go"
         assert words.startswith(history[1].text) and 5 <= len(history[1].text.split()) < 60
         again = await agent.runs.submit(thread, "again", user_id="alice", multitask="reject")
         await agent.runs.wait(again.run_id)
-        assert [m.text for m in await agent.athread_messages(thread)][2:] == ["again", words]
+        assert [m.text for m in await agent.for_user(thread.owner).threads.messages(thread)][2:] == ["again", words]
 
 
 async def test_a_run_cancelled_while_handing_on_an_event_keeps_its_message(persistent_storage_url: str) -> None:
@@ -537,13 +537,13 @@ async def test_a_run_cancelled_while_handing_on_an_event_keeps_its_message(persi
         run = await agent.runs.submit(thread, "go", user_id="alice", multitask="reject")
         await handing_on.wait()
         assert (await agent.runs.cancel(run)).status == "cancelled"
-        history = await agent.athread_messages(thread)
+        history = await agent.for_user(thread.owner).threads.messages(thread)
         assert [m.type for m in history] == ["human", "ai"] and history[0].text == "go"
         assert words.startswith(history[1].text)
         agent.runs.events.append = append  # type: ignore[method-assign]
         again = await agent.runs.submit(thread, "again", user_id="alice", multitask="reject")
         await agent.runs.wait(again.run_id)
-        assert [m.text for m in await agent.athread_messages(thread)][2:] == ["again", words]
+        assert [m.text for m in await agent.for_user(thread.owner).threads.messages(thread)][2:] == ["again", words]
 
 
 def test_the_saver_copy_matches_the_installed_upstream_release() -> None:

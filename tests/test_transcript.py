@@ -290,14 +290,18 @@ async def _pause_then_approve(
         await agent.runs.wait(first.run_id)
         paused = await agent.runs.submit(thread, "add", user_id="alice", multitask="reject")
         await agent.runs.wait(paused.run_id)
-        assert (await agent.runs.runs.get(paused.run_id, "alice")).status == "waiting"
+        assert (await agent.storage.runs.get(paused.run_id, "alice")).status == "waiting"
         assert await agent.transcript.count(thread.thread_id) == 2
         if while_waiting is not None:
             await while_waiting(agent, thread)
         await agent.runs.resume(paused, [{"type": "approve"}])
         await agent.runs.wait(paused.run_id)
-        status = (await agent.runs.runs.get(paused.run_id, "alice")).status
-        return await agent.athread_messages(thread), status, await agent.transcript.count(thread.thread_id)
+        status = (await agent.storage.runs.get(paused.run_id, "alice")).status
+        return (
+            await agent.for_user(thread.owner).threads.messages(thread),
+            status,
+            await agent.transcript.count(thread.thread_id),
+        )
 
 
 async def test_a_run_paused_for_approval_has_moved_earlier_turns(persistent_storage_url: str) -> None:
@@ -306,7 +310,11 @@ async def test_a_run_paused_for_approval_has_moved_earlier_turns(persistent_stor
     model = ScriptedChatModel(replies=[AIMessage("hello"), call("calculator", {"expression": "1 + 1"}), "it is 2"])
 
     async def history_is_whole(agent: Any, thread: Any) -> None:
-        assert [m.text for m in await agent.athread_messages(thread)][:3] == ["hi", "hello", "add"]
+        assert [m.text for m in await agent.for_user(thread.owner).threads.messages(thread)][:3] == [
+            "hi",
+            "hello",
+            "add",
+        ]
 
     history, _, _ = await _pause_then_approve(model, persistent_storage_url, "react", history_is_whole)
     assert [m.type for m in history] == ["human", "ai", "human", "ai", "tool", "ai"]

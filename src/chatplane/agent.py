@@ -8,78 +8,47 @@ thread (anyio's blocking portal), so scripts and notebooks can use the agent wit
     async with ProductionAgent(settings=settings) as agent:
         await agent.achat("alice", "hi")               # async
 
-Every message becomes a run (``chatplane.runs``): runs of one session execute one at a time, in arrival order.
+``start`` builds the core: the model, storage, tools, every agent's graph and the runs. The seed's API is the face of
+the owner-scoped services every other way in uses too (``for_user``, ``chatplane.core``). Every message becomes a run
+(``chatplane.runs``): runs of one session execute one at a time, in arrival order.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, AsyncExitStack
 from functools import partial
 from typing import Any, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-from langchain.agents.middleware import HumanInTheLoopMiddleware
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AnyMessage, BaseMessage
-from langchain_core.runnables import RunnableConfig
+from langchain_core.messages import AnyMessage
 
 from chatplane.agents import AGENTS
-from chatplane.agents.context import ContextBudgetMiddleware, context_budget
+from chatplane.agents.graphs import AgentGraphs
 from chatplane.config import Settings
+from chatplane.core import Services, UserServices
+from chatplane.core.checks import check_id, default_session_id
 from chatplane.errors import (
     ChatplaneError,
     ConfigError,
-    InvalidInputError,
     RunStateError,
     SessionNotFoundError,
-    ThreadNotFoundError,
     error_from_code,
 )
-from chatplane.events import EventType, RunEvent
+from chatplane.events import RunEvent
 from chatplane.failures import as_chatplane_error
-from chatplane.llm import ModelHandle, make_chat_model, open_chat_model
-from chatplane.runs import Run, RunManager, RunStatus
+from chatplane.llm import ModelHandle, open_chat_model
+from chatplane.runs import Run, RunManager
 from chatplane.runs.events import EventLog
-from chatplane.runs.execution import RunHooks
 from chatplane.runs.redis_log import RedisEventLog
-from chatplane.runs.translate import StreamTranslator
-from chatplane.schemas import ID_PATTERN
 from chatplane.storage.engine import Storage, open_storage
 from chatplane.storage.threads import Thread, ThreadStore
-from chatplane.storage.transcript import Transcript, merge_history
+from chatplane.storage.transcript import Transcript
 from chatplane.tools import open_tools
 
-log = logging.getLogger(__name__)
-
-_ID_RE = re.compile(ID_PATTERN)
 T = TypeVar("T")
-
-
-def default_session_id(user_id: str) -> str:
-    """The session a user talks in when none is named (as the seed)."""
-    return f"session-{user_id}"
-
-
-def check_id(kind: str, value: str) -> str:
-    if not isinstance(value, str) or not _ID_RE.match(value):
-        raise InvalidInputError(
-            f"{kind} must be 1-128 characters of letters, digits and . _ : @ - (starting with a letter or digit)."
-        )
-    return value
-
-
-def check_message(message: str, max_chars: int) -> str:
-    if not isinstance(message, str) or not message.strip():
-        raise InvalidInputError("message must be a non-empty string.")
-    if len(message) > max_chars:
-        raise InvalidInputError(f"message is longer than the limit of {max_chars} characters.")
-    if "\x00" in message:
-        raise InvalidInputError("message must not contain NUL characters.")
-    return message
 
 
 class ProductionAgent:
@@ -104,10 +73,8 @@ class ProductionAgent:
         self._stack: AsyncExitStack | None = None
         self._model: ModelHandle | None = None
         self._storage: Storage | None = None
-        self.graphs: dict[str, Any] = {}
-        self._extra_graphs: dict[tuple[str, str], Any] = {}
-        self._tools: list[Any] = []
-        self.stateless_graphs: dict[str, Any] = {}  # without a checkpointer: nothing of the conversation is kept
+        self._graphs: AgentGraphs | None = None
+        self.services: Services
         self.threads: ThreadStore
         self.transcript: Transcript
         self.runs: RunManager
@@ -126,22 +93,35 @@ class ProductionAgent:
                 open_chat_model(self.settings.model, self.settings, model=self._model_override)
             )
             self._storage = await stack.enter_async_context(open_storage(self.settings))
-            self._tools = await stack.enter_async_context(open_tools(self.settings))
-            self.transcript = self._storage.transcript
-            self.graphs = self._build_graphs(self._storage.checkpointer)
-            self.stateless_graphs = self._build_graphs(None)
-            self.threads = self._storage.threads
+            tools = await stack.enter_async_context(open_tools(self.settings))
+            storage = self._storage
+            self.transcript, self.threads = storage.transcript, storage.threads
+            graphs = self._graphs = AgentGraphs(
+                self._model.model,
+                self.settings,
+                checkpointer=storage.checkpointer,
+                transcript=self.transcript,
+                tools=tools,
+            )
             events: EventLog | None = None
             if self.settings.redis_url:
                 redis_log = RedisEventLog(self.settings.redis_url)
                 stack.push_async_callback(redis_log.aclose)
                 events = redis_log
             self.runs = RunManager(
-                storage=self._storage,
+                storage=storage,
                 settings=self.settings,
                 events=events,
-                graph_for=lambda run: self.graph_for(run.agent, run.model),
+                graph_for=lambda run: graphs.of(run.agent, run.model),
                 nested_agents=frozenset(name for name, kind in AGENTS.items() if kind.nested),
+            )
+            self.services = Services(
+                settings=self.settings,
+                storage=storage,
+                runs=self.runs,
+                agents=tuple(AGENTS),
+                graph_of=graphs.of,
+                stateless_graph_of=graphs.stateless,
             )
             await self.runs.start()
             stack.push_async_callback(lambda: self.runs.aclose(self._shutdown_grace_s))
@@ -150,49 +130,6 @@ class ProductionAgent:
             raise
         self._stack = stack
         return self
-
-    def _middleware(self, *, with_checkpointer: bool) -> list[Any]:
-        transcript = self.transcript if with_checkpointer else None
-        middleware: list[Any] = [ContextBudgetMiddleware(context_budget(self.settings), transcript)]
-        if self.settings.sensitive_tools and with_checkpointer:
-            # A human approves these tool calls before they run (the pause needs a checkpointer to resume from).
-            middleware.append(HumanInTheLoopMiddleware(interrupt_on=dict.fromkeys(self.settings.sensitive_tools, True)))
-        return middleware
-
-    def _build_graphs(self, checkpointer: Any) -> dict[str, Any]:
-        assert self._model is not None
-        middleware = self._middleware(with_checkpointer=checkpointer is not None)
-        return {
-            name: kind.build(
-                self._model.model,
-                settings=self.settings,
-                checkpointer=checkpointer,
-                tools=self._tools,
-                middleware=middleware,
-                transcript=self.transcript if checkpointer is not None else None,
-            )
-            for name, kind in AGENTS.items()
-        }
-
-    def graph_for(self, agent: str, model: str | None) -> Any:
-        """The graph of ``agent`` on ``model`` (the server's by default; others from the allowlist, built once)."""
-        if model is None or model == self.settings.model:
-            return self.graphs[agent]
-        if model not in self.settings.model_allowlist:
-            raise ConfigError(f"Model {model!r} is not in CHATPLANE_MODEL_ALLOWLIST.")
-        key = (agent, model)
-        if key not in self._extra_graphs:
-            assert self._storage is not None
-            chosen = make_chat_model(model, self.settings)
-            self._extra_graphs[key] = AGENTS[agent].build(
-                chosen,
-                settings=self.settings,
-                checkpointer=self._storage.checkpointer,
-                tools=self._tools,
-                middleware=self._middleware(with_checkpointer=True),
-                transcript=self.transcript,
-            )
-        return self._extra_graphs[key]
 
     async def aclose(self, grace_s: float | None = None) -> None:
         """Stop. Running runs get ``grace_s`` seconds to finish, then go back to the queue (another process, or
@@ -217,10 +154,21 @@ class ProductionAgent:
         return self._require_started()[1]
 
     @property
+    def graphs(self) -> dict[str, Any]:
+        """Each agent kind's compiled LangGraph graph (on the server's model)."""
+        self._require_started()
+        assert self._graphs is not None
+        return self._graphs.default
+
+    @property
     def graph(self) -> Any:
         """The compiled LangGraph graph of this agent's default kind."""
-        self._require_started()
         return self.graphs[self.agent_kind]
+
+    def for_user(self, owner: str) -> UserServices:
+        """Threads and runs, scoped to ``owner`` (``chatplane.core``)."""
+        self._require_started()
+        return UserServices(self.services, owner)
 
     def _require_started(self) -> tuple[ModelHandle, Storage]:
         if self._model is None or self._storage is None or self._stack is None:
@@ -286,7 +234,7 @@ class ProductionAgent:
         messages: list[AnyMessage] = []
         try:
             if owner is None or await self.threads.find(key, owner) is not None:
-                messages = await self._history(self.graphs[self.agent_kind], key)
+                messages = await self.services.history(key, self.agent_kind)
         except Exception as exc:
             raise as_chatplane_error(exc, f"thread {key}") from exc
         if not messages and not missing_ok:
@@ -305,75 +253,14 @@ class ProductionAgent:
                 if missing_ok:
                     return
                 raise SessionNotFoundError()
-            if not missing_ok and thread is None and await storage.checkpointer.aget_tuple(_config(key)) is None:
+            config: Any = {"configurable": {"thread_id": key}}
+            if not missing_ok and thread is None and await storage.checkpointer.aget_tuple(config) is None:
                 raise SessionNotFoundError()
-            await self.delete_thread(key)
+            await self.services.delete_thread(key)
         except ChatplaneError:
             raise
         except Exception as exc:
             raise as_chatplane_error(exc, f"thread {key}") from exc
-
-    async def astream_stateless(
-        self, agent: str, messages: list[BaseMessage], *, owner: str, stream_tokens: bool = True
-    ) -> AsyncGenerator[tuple[EventType, dict[str, Any]], None]:
-        """Run ``agent`` once on a whole conversation, keeping nothing but the run record (status, usage).
-
-        Yields the same ``(event type, data)`` pairs as a thread's run, ending with ``run_completed``; failures
-        raise chatplane errors. Closing the generator cancels the run. ``stream_tokens=False``: whole messages
-        only (``RunManager.submit``).
-        """
-        self._require_started()
-        store = self.runs.runs
-        run = await store.create(
-            "", owner, agent, {"stateless": True, "messages": len(messages)}, "reject", model=self.settings.model
-        )
-        await store.mark_running(run)
-        await RunHooks.call(self.runs.start_hooks, run)
-        translator = StreamTranslator()
-        status: RunStatus = "cancelled"
-        code: str | None = None
-        config: RunnableConfig = {
-            "recursion_limit": self.settings.recursion_limit,
-            "metadata": {"run_id": run.run_id, "agent": agent, "owner": owner},
-            "callbacks": list(self.runs.callbacks),
-        }
-        try:
-            graph = self.stateless_graphs[agent]
-            nested = agent in self.runs.nested_agents
-            async for item in translator.run(
-                graph, {"messages": messages}, config, tokens=stream_tokens, nested=nested
-            ):
-                yield item
-            status = "succeeded"
-            yield "run_completed", {"status": status, "usage": translator.usage}
-        except Exception as exc:
-            error = as_chatplane_error(exc, f"run {run.run_id}")
-            status, code = "failed", error.code
-            error.run_id = run.run_id
-            if error is exc:
-                raise
-            raise error from exc
-        finally:
-            await asyncio.shield(self.runs.finish_run(run, status, translator.usage, code))
-
-    async def athread_messages(self, thread: Thread) -> list[AnyMessage]:
-        """Every message of a thread, oldest first."""
-        try:
-            return await self._history(self.graphs[thread.agent], thread.thread_id)
-        except Exception as exc:
-            raise as_chatplane_error(exc, f"thread {thread.thread_id}") from exc
-
-    async def _history(self, graph: Any, thread_id: str) -> list[AnyMessage]:
-        """The transcript, then the working state's messages not archived yet (``chatplane.storage.transcript``)."""
-        state = await graph.aget_state(_config(thread_id))
-        working = list(state.values.get("messages", [])) if state.values else []
-        return merge_history(await self.transcript.messages(thread_id), working)
-
-    async def delete_thread(self, thread_id: str) -> None:
-        """Everything of a thread, whoever owns it: runs stopped, checkpoints, run records, the registry row."""
-        _, storage = self._require_started()
-        await self.runs.cancel_thread(thread_id)
-        await self.threads.purge(storage.checkpointer, thread_id)
 
     async def _submit(
         self,
@@ -386,35 +273,19 @@ class ProductionAgent:
         *,
         stream_tokens: bool = True,
     ) -> Run:
-        self._require_started()
+        """The one way the seed's API sends a message: to the session's thread, created on first use."""
         check_id("user_id", user_id)
         session_id = check_id("session_id", session_id or default_session_id(user_id))
-        check_message(message, self.settings.max_message_chars)
-        if agent is not None and agent not in AGENTS:
-            raise InvalidInputError(f"Unknown agent {agent!r}; known: {', '.join(AGENTS)}.")
-        key = thread_id or session_id
-        owner = owner or user_id
-        submit = partial(
-            self.runs.submit_to,
-            key,
-            owner,
+        return await self.for_user(owner or user_id).runs.send(
+            thread_id or session_id,
             message,
-            user_id=user_id,
-            session_id=session_id,
-            agent=agent,
             multitask="enqueue",
             stream_tokens=stream_tokens,
+            agent=agent,
+            user_id=user_id,
+            session_id=session_id,
+            create_as=self.agent_kind,
         )
-        try:
-            try:
-                return await submit()
-            except ThreadNotFoundError:  # a new session: its thread is created on first use
-                await self.threads.ensure(key, owner, agent, self.agent_kind if agent is None else agent, session_id)
-                return await submit()
-        except ChatplaneError:
-            raise
-        except Exception as exc:
-            raise as_chatplane_error(exc, f"thread {key}") from exc
 
     # --- the seed's API, sync -------------------------------------------------------------------------------------
     def chat(self, user_id: str, message: str, session_id: str | None = None, *, agent: str | None = None) -> str:
@@ -483,10 +354,6 @@ class ProductionAgent:
                 self._portal = self._portal_cm = None
                 raise
         return self._portal
-
-
-def _config(thread_id: str) -> RunnableConfig:
-    return {"configurable": {"thread_id": thread_id}}
 
 
 def raise_if_unsuccessful(event: RunEvent) -> None:

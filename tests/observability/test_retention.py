@@ -92,8 +92,8 @@ async def test_prune_removes_what_it_should_and_nothing_else(client_for, persist
     await db.execute("UPDATE chatplane_runs SET status = 'running' WHERE thread_id = %s", (busy_old,))
     # stateless (OpenAI-compatible) run records, as /v1/chat/completions leaves them: an old one and a recent one
     for created_at in (now - 40 * DAY, now - DAY):
-        record = await agent.runs.runs.create("", "local", "chat", {"stateless": True, "messages": 1}, "reject")
-        await agent.runs.runs.finish(record, "succeeded", {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2})
+        record = await agent.storage.runs.create("", "local", "chat", {"stateless": True, "messages": 1}, "reject")
+        await agent.storage.runs.finish(record, "succeeded", {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2})
         await db.execute("UPDATE chatplane_runs SET created_at = %s WHERE run_id = %s", (created_at, record.run_id))
 
     threads = {"live": live, "live_short": live_short, "old": old, "busy_old": busy_old, "expiring": expiring}

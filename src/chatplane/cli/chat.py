@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 from rich.table import Table
@@ -14,8 +14,9 @@ from chatplane.cli.common import ModelOpt, StorageOpt, console, err_console, fri
 from chatplane.cli.conversations import Conversation, LocalConversation, RemoteConversation
 from chatplane.client.errors import ChatplaneClientError
 from chatplane.errors import ChatplaneError
+from chatplane.schemas import AgentName
 
-AGENT_NAMES = ("chat", "react", "multi")
+AGENT_NAMES: tuple[str, ...] = get_args(AgentName)  # the wire schema's names (kept equal to the registry by a test)
 
 CHAT_HELP = (
     "Commands: /new, /agent NAME (chat, react, multi: a new session with it), /threads, /open ID, /history, "

@@ -43,7 +43,7 @@ def create(
     storage: StorageOpt = None,
 ) -> None:
     """Create a key and print it — once: only its hash is stored."""
-    from chatplane.agent import check_id
+    from chatplane.core.checks import check_id
 
     try:
         check_id("user", user)

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from chatplane.cli.common import StorageOpt, console, err_console, friendly, load_settings, run_on_storage
 from chatplane.client.errors import ChatplaneClientError
-from chatplane.errors import ThreadNotFoundError
+from chatplane.errors import RunStateError, ThreadNotFoundError
 
 if TYPE_CHECKING:
     from chatplane.client import Client
@@ -33,11 +33,10 @@ ThreadArg = Annotated[str, typer.Argument(help="Thread id (or session id in loca
 
 
 def _with_threads(storage: str | None, work: Callable[[Storage, ThreadStore], Awaitable[T]]) -> T:
-    """Run ``work(storage, ThreadStore)`` against local storage."""
-    from chatplane.storage.threads import ThreadStore
+    """Run ``work(storage, its threads)`` against local storage."""
 
     async def on_storage(opened: Storage) -> T:
-        return await work(opened, ThreadStore(opened.db))
+        return await work(opened, opened.threads)
 
     return run_on_storage(load_settings(storage_url=storage), on_storage, exit_code=1)
 
@@ -89,9 +88,7 @@ def show(
             thread = await store.find(thread_id, user)
             if thread is None:
                 raise ThreadNotFoundError()
-            saved = await opened.checkpointer.aget_tuple({"configurable": {"thread_id": thread.thread_id}})
-            values = saved.checkpoint["channel_values"] if saved else {}
-            return [(m.type, m.name, m.text) for m in values.get("messages", [])]
+            return [(m.type, m.name, m.text) for m in await opened.thread_messages(thread.thread_id)]
 
         messages = _with_threads(storage, local)
     for role, name, content in messages:
@@ -113,6 +110,11 @@ def delete(
             thread = await store.find(thread_id, user)
             if thread is None:
                 raise ThreadNotFoundError()
+            active = await opened.runs.active(thread.thread_id)
+            if any(run.status == "running" for run in active):
+                raise RunStateError("A run of this thread is running: cancel it, or delete through the server (--url).")
+            for run in active:  # pending or waiting for approval: nobody executes them
+                await opened.runs.cancel_inactive(run)
             await store.purge(opened.checkpointer, thread.thread_id)
 
         _with_threads(storage, local)

@@ -85,6 +85,28 @@ def _remember_children(metric: Any) -> Any:
     return metric
 
 
+class _MetricMaker:
+    """Metrics on ``registry`` (None: multiprocess mode), each remembering its children (``_remember_children``)."""
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+
+    def counter(self, name: str, doc: str, labels: list[str]) -> Any:
+        from prometheus_client import Counter
+
+        return _remember_children(Counter(name, doc, labels, registry=self.registry))
+
+    def histogram(self, name: str, doc: str, labels: list[str], buckets: tuple[float, ...]) -> Any:
+        from prometheus_client import Histogram
+
+        return _remember_children(Histogram(name, doc, labels, registry=self.registry, buckets=buckets))
+
+    def gauge(self, name: str, doc: str, labels: list[str]) -> Any:
+        from prometheus_client import Gauge
+
+        return _remember_children(Gauge(name, doc, labels, registry=self.registry, multiprocess_mode="livesum"))
+
+
 class Metrics:
     """This process's metric objects (built when the app is created, never at import time)."""
 
@@ -92,7 +114,7 @@ class Metrics:
         self.multiproc_dir = settings.metrics_multiproc_dir
         if self.multiproc_dir:
             enable_multiprocess(self.multiproc_dir)
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry
 
         self.registry = CollectorRegistry(auto_describe=True)
         # In multiprocess mode the values live in files and /metrics reads them all; nothing is registered here.
@@ -102,15 +124,8 @@ class Metrics:
 
             ProcessCollector(registry=registry)
 
-        def counter(name: str, doc: str, labels: list[str]) -> Any:
-            return _remember_children(Counter(name, doc, labels, registry=registry))
-
-        def histogram(name: str, doc: str, labels: list[str], buckets: tuple[float, ...]) -> Any:
-            return _remember_children(Histogram(name, doc, labels, registry=registry, buckets=buckets))
-
-        def gauge(name: str, doc: str, labels: list[str]) -> Any:
-            return _remember_children(Gauge(name, doc, labels, registry=registry, multiprocess_mode="livesum"))
-
+        make = _MetricMaker(registry)
+        counter, histogram, gauge = make.counter, make.histogram, make.gauge
         self.http_requests = counter(
             "chatplane_http_requests", "HTTP requests answered.", ["method", "route", "status"]
         )

@@ -55,14 +55,7 @@ class RunManager:
         self.turns = storage.turns
         self.events: EventLog = events or MemoryEventLog()
         self.hooks = RunHooks()
-        self.start_hooks = self.hooks.started
-        """Called when a run starts executing (metrics …); failures are logged, not raised."""
-        self.finish_hooks = self.hooks.finished
-        """Called after each run ends (usage accounting, token budgets …); failures are logged, not raised."""
-        self.callbacks = self.hooks.callbacks
-        """LangChain callback handlers added to every run's config (model/tool timing, tracing …)."""
-        self.nested_agents = nested_agents
-        """Agents whose graphs run other graphs (their steps are streamed too)."""
+        """What observes runs: started / finished hooks and LangChain callbacks (``RunHooks``)."""
         self.executor = Executor(
             turns=self.turns,
             events=self.events,

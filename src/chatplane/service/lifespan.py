@@ -109,8 +109,8 @@ async def _wire_security(app: FastAPI, agent: ProductionAgent, settings: Setting
                 "until you create one with `chatplane keys create --user NAME`."
             )
     app.state.authenticator = authenticator
-    app.state.rate_limits = rate_limits = RateLimits(settings, agent.runs.runs)
-    agent.runs.finish_hooks.append(rate_limits.record_run)
+    app.state.rate_limits = rate_limits = RateLimits(settings, agent.storage.runs)
+    agent.runs.hooks.finished.append(rate_limits.record_run)
     if agent.storage.kind != "postgres":
         return None
     listener = KeyChangeListener(settings.storage_url, keys.forget)
@@ -121,10 +121,10 @@ async def _wire_security(app: FastAPI, agent: ProductionAgent, settings: Setting
 
 def _observe_runs(agent: ProductionAgent, operations: Operations) -> None:
     """Every run's start and finish (after the rate limits have recorded it), and its model and tool calls."""
-    agent.runs.start_hooks.append(operations.run_started)
-    agent.runs.finish_hooks.append(operations.run_finished)
+    agent.runs.hooks.started.append(operations.run_started)
+    agent.runs.hooks.finished.append(operations.run_finished)
     if operations.observer is not None:
-        agent.runs.callbacks.append(operations.observer)
+        agent.runs.hooks.callbacks.append(operations.observer)
 
 
 def _start_retention(agent: ProductionAgent, settings: Settings, operations: Operations) -> RetentionJob | None:

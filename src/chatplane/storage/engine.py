@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from langchain_core.messages import AnyMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from chatplane.config import Settings
@@ -30,7 +31,7 @@ from chatplane.storage.prefetch import PrefetchingSaver
 from chatplane.storage.runs import RunStore
 from chatplane.storage.schema import SQLITE_CACHE_PRAGMA, create_schema, open_sqlite_database
 from chatplane.storage.threads import ThreadStore
-from chatplane.storage.transcript import Transcript
+from chatplane.storage.transcript import Transcript, merge_history
 from chatplane.storage.turn_saver import TakesPartInTurns
 from chatplane.storage.turns import Durability, TurnStore
 from chatplane.storage.unit_of_work import OpenTurns
@@ -85,6 +86,14 @@ class Storage:
             saver_takes_part=isinstance(checkpointer, TakesPartInTurns),
             prefetching=checkpointer if isinstance(checkpointer, PrefetchingSaver) else None,
         )
+
+    async def thread_messages(self, thread_id: str) -> list[AnyMessage]:
+        """A thread's messages, oldest first, read from storage alone (no graph): the transcript, then the latest
+        checkpoint's messages not archived yet. For tools working on the storage of a server (``chatplane
+        threads show``); the service reads them through the thread's graph."""
+        saved = await self.checkpointer.aget_tuple({"configurable": {"thread_id": thread_id}})
+        working = saved.checkpoint["channel_values"].get("messages", []) if saved else []
+        return merge_history(await self.transcript.messages(thread_id), working)
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query now."""

@@ -143,8 +143,7 @@ class Transcript:
         if turn is not None:
             run_id = turn.run_id
         end = turn.transcript_end if turn is not None and turn.held is not None else None
-        held = turn if end is not None else None
-        cached = self._tails.get(thread_id) if held is not None else None
+        cached = self._tails.get(thread_id) if end is not None else None
         if cached is not None and (cached.last_seq, cached.last_id) == end:  # current, and stays so for this run
             messages = _after_archived(messages, cached)
             cached.written_by = run_id
@@ -152,33 +151,10 @@ class Transcript:
             cached = None
         if not messages:
             return 0
-        values, params, new = [], [], []
-        for n, message in enumerate(messages, 1):
-            tokens = count_tokens_approximately([message])
-            new.append(Archived(tokens, message))  # type: ignore[arg-type]
-            values.append("(%s, %s, %s, %s)")
-            params += [n, str(message.id), tokens, _encode(message)]
-        # One statement, no transaction: numbered after the thread's last row, skipping messages archived already.
-        # (``WHERE true``: SQLite's grammar needs it between an INSERT's SELECT and its ON CONFLICT.)
-        sql = (
-            "INSERT INTO chatplane_messages (thread_id, seq, message_id, tokens, data, created_at) "
-            "SELECT %s, last.seq + v.column1, v.column2, v.column3, v.column4, %s "
-            "FROM (SELECT coalesce(max(seq), 0) AS seq FROM chatplane_messages WHERE thread_id = %s) AS last, "
-            f"(VALUES {', '.join(values)}) AS v WHERE true "
-            "ON CONFLICT (thread_id, message_id) DO NOTHING RETURNING seq"
-        )
-        statement: Statement = (sql, [thread_id, time.time(), thread_id, *params])
-        if held is not None and end is not None:
-            held.hold([statement])
-            if cached is not None:
-                self._grew(cached.extend(end[0] + len(new), str(messages[-1].id), new))
-            else:
-                self._forget(thread_id)
-            # For a ``tail`` that must load what the table holds (no current cache, or another budget): it adds these.
-            self._held.pop(thread_id, None)
-            self._held[thread_id] = _HeldAppend(run_id, end, new)
-            while len(self._held) > self._HELD_APPENDS:
-                self._held.popitem(last=False)
+        statement, new = _insert(thread_id, messages)
+        if turn is not None and end is not None:
+            turn.hold([statement])
+            self._held_append(thread_id, run_id, end, cached, new)
             return len(new)
         if turn is not None:
             rows = (await self.db.batch([statement], flush_later=True))[0][0]
@@ -193,6 +169,20 @@ class Transcript:
             else:
                 self._forget(thread_id)
         return len(rows)
+
+    def _held_append(
+        self, thread_id: str, run_id: str | None, end: TranscriptEnd, cached: _Tail | None, new: list[Archived]
+    ) -> None:
+        """Remember an append held for its run's outcome: the cached tail moves on (if it was current), and a
+        ``tail`` that must load what the table holds (no current cache, or another budget) adds these."""
+        if cached is not None:
+            self._grew(cached.extend(end[0] + len(new), str(new[-1].message.id), new))
+        else:
+            self._forget(thread_id)
+        self._held.pop(thread_id, None)
+        self._held[thread_id] = _HeldAppend(run_id, end, new)
+        while len(self._held) > self._HELD_APPENDS:
+            self._held.popitem(last=False)
 
     async def tail(self, thread_id: str, max_tokens: int, *, run_id: str | None = None) -> list[Archived]:
         """The newest archived messages whose tokens add up to at least ``max_tokens`` (or all), oldest first.
@@ -294,6 +284,26 @@ class Transcript:
     async def count(self, thread_id: str) -> int:
         row = await self.db.fetchone("SELECT count(*) AS n FROM chatplane_messages WHERE thread_id = %s", (thread_id,))
         return int(row["n"]) if row else 0
+
+
+def _insert(thread_id: str, messages: Sequence[BaseMessage]) -> tuple[Statement, list[Archived]]:
+    """The one statement that archives ``messages`` after the thread's last row, skipping those archived already
+    (no transaction needed); and the messages as ``Archived``."""
+    values, params, new = [], [], []
+    for n, message in enumerate(messages, 1):
+        tokens = count_tokens_approximately([message])
+        new.append(Archived(tokens, message))  # type: ignore[arg-type]
+        values.append("(%s, %s, %s, %s)")
+        params += [n, str(message.id), tokens, _encode(message)]
+    # (``WHERE true``: SQLite's grammar needs it between an INSERT's SELECT and its ON CONFLICT.)
+    sql = (
+        "INSERT INTO chatplane_messages (thread_id, seq, message_id, tokens, data, created_at) "
+        "SELECT %s, last.seq + v.column1, v.column2, v.column3, v.column4, %s "
+        "FROM (SELECT coalesce(max(seq), 0) AS seq FROM chatplane_messages WHERE thread_id = %s) AS last, "
+        f"(VALUES {', '.join(values)}) AS v WHERE true "
+        "ON CONFLICT (thread_id, message_id) DO NOTHING RETURNING seq"
+    )
+    return (sql, [thread_id, time.time(), thread_id, *params]), new
 
 
 def _after_archived(items: Sequence[Any], tail: _Tail) -> list[Any]:

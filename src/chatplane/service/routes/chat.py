@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from chatplane.agent import check_message, default_session_id
+from chatplane.core.checks import check_message, default_session_id
 from chatplane.errors import ChatplaneError, ForbiddenError
 from chatplane.schemas import ID_PATTERN, ChatRequest, ChatResponse, ErrorBody, HistoryResponse, ResetResponse
 from chatplane.service.auth import User, session_thread_id

@@ -16,7 +16,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from chatplane.agent import ProductionAgent, raise_if_unsuccessful
 from chatplane.agents import AGENTS
 from chatplane.errors import AgentMismatchError, ChatplaneError, ModelNotFoundError
-from chatplane.events import EventType
+from chatplane.events import EventType, RunEvent
 from chatplane.openai_compat import (
     MODEL_PREFIX,
     ChatCompletionRequest,
@@ -49,8 +49,8 @@ async def list_models(user: CurrentUser) -> dict[str, Any]:
     return {"object": "list", "data": data}
 
 
-async def _thread_events(agent: ProductionAgent, run_id: str) -> Events:
-    async for event in agent.runs.subscribe(run_id):
+async def _thread_events(events: AsyncIterator[RunEvent]) -> Events:
+    async for event in events:
         raise_if_unsuccessful(event)
         yield event.type, event.data
 
@@ -61,15 +61,16 @@ async def _events(
     kind = agent_of(body.model, list(AGENTS))
     if kind is None:
         raise ModelNotFoundError(f"No model {body.model!r}; GET /v1/models lists them.")
+    mine = agent.for_user(user.id)
     if thread_id:  # stateful: the thread keeps the conversation; only the new message is sent
-        thread = await agent.threads.get(thread_id, user.id)
+        thread = await mine.threads.get(thread_id)
         if thread.agent != kind:
             raise AgentMismatchError(f"That thread talks to {MODEL_PREFIX}{thread.agent}, not {body.model}.")
         text = last_user_text(body, max_chars)
-        run = await agent.runs.submit(thread, text, user_id=user.id, multitask="enqueue", stream_tokens=body.stream)
-        return _thread_events(agent, run.run_id)
+        run = await mine.runs.send(thread_id, text, multitask="enqueue", stream_tokens=body.stream)
+        return _thread_events(mine.runs.events(run))
     messages = to_langchain(body.messages, max_chars)
-    return agent.astream_stateless(kind, messages, owner=user.id, stream_tokens=body.stream)
+    return mine.runs.stateless(kind, messages, stream_tokens=body.stream)
 
 
 @router.post(

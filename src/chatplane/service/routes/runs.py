@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
 @router.get("/{run_id}", response_model=RunOut, responses=_ERRORS)
 async def get_run(run_id: str, agent: AgentDep, user: CurrentUser) -> RunOut:
-    return run_out(await agent.runs.runs.get(run_id, user.id))
+    return run_out(await agent.for_user(user.id).runs.get(run_id))
 
 
 @router.get(
@@ -32,29 +32,27 @@ async def stream_run(
     after: Annotated[int | None, Query(ge=0, description="Replay events after this id (or Last-Event-ID).")] = None,
 ) -> Response:
     """Re-attach: the events after ``Last-Event-ID`` (or ``after``), then live ones until the run ends."""
-    run = await agent.runs.runs.get(run_id, user.id)
+    mine = agent.for_user(user.id).runs
+    run = await mine.get(run_id)
     start = after if after is not None else parse_last_event_id(last_event_id)
-    return run_event_stream(agent, run, start, settings.sse_ping_s)
+    return run_event_stream(mine.events(run, start), settings.sse_ping_s)
 
 
 @router.post("/{run_id}/cancel", response_model=RunOut, responses=_ERRORS)
 async def cancel_run(run_id: str, agent: AgentDep, user: CurrentUser) -> RunOut:
     """Stop the run now. What the model had generated is kept in the thread, marked ``cancelled``."""
-    run = await agent.runs.runs.get(run_id, user.id)
-    return run_out(await agent.runs.cancel(run))
+    return run_out(await agent.for_user(user.id).runs.cancel(run_id))
 
 
 @router.post("/{run_id}/retry", response_model=RunOut, status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 async def retry_run(run_id: str, agent: AgentDep, user: RunAllowedUser) -> RunOut:
     """Run a failed run again (a new run): the thread goes on from where it stopped — its message is already
     there. Follow it like any run."""
-    run = await agent.runs.runs.get(run_id, user.id)
-    return run_out(await agent.runs.retry(run))
+    return run_out(await agent.for_user(user.id).runs.retry(run_id))
 
 
 @router.post("/{run_id}/resume", response_model=RunOut, status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 async def resume_run(run_id: str, body: ResumeRequest, agent: AgentDep, user: CurrentUser) -> RunOut:
     """Answer a run waiting for approval: one decision (approve / edit / reject) per pending tool call."""
-    run = await agent.runs.runs.get(run_id, user.id)
     decisions = [d.model_dump(exclude_none=True) for d in body.decisions]
-    return run_out(await agent.runs.resume(run, decisions))
+    return run_out(await agent.for_user(user.id).runs.resume(run_id, decisions))

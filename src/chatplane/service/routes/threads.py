@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from chatplane.agent import check_message, raise_if_unsuccessful
-from chatplane.agents import AGENTS
-from chatplane.errors import InvalidInputError, error_from_code
+from chatplane.agent import raise_if_unsuccessful
+from chatplane.errors import error_from_code
 from chatplane.messages import message_to_wire
 from chatplane.runs import Run
 from chatplane.schemas import (
@@ -57,16 +56,9 @@ def run_out(run: Run, output: Message | None = None) -> RunOut:
 
 
 @router.post("", response_model=ThreadOut, status_code=status.HTTP_201_CREATED, responses=_ERRORS)
-async def create_thread(body: ThreadCreate, agent: AgentDep, user: CurrentUser, settings: SettingsDep) -> ThreadOut:
-    kind = body.agent or settings.default_agent
-    if kind not in AGENTS:
-        raise InvalidInputError(f"Unknown agent {kind!r}; known: {', '.join(AGENTS)}.")
-    model = body.model if body.model != settings.model else None
-    if model is not None and model not in settings.model_allowlist:
-        raise InvalidInputError("That model cannot be chosen here (CHATPLANE_MODEL_ALLOWLIST).")
-    ttl_s = body.ttl_days * 86400 if body.ttl_days is not None else None
-    thread = await agent.threads.create(
-        user.id, kind, title=body.title, metadata=body.metadata, ttl_s=ttl_s, model=model
+async def create_thread(body: ThreadCreate, agent: AgentDep, user: CurrentUser) -> ThreadOut:
+    thread = await agent.for_user(user.id).threads.create(
+        agent=body.agent, title=body.title, metadata=body.metadata, ttl_days=body.ttl_days, model=body.model
     )
     return thread_out(thread)
 
@@ -79,25 +71,25 @@ async def list_threads(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ThreadList:
     """Your threads, newest first."""
-    threads, next_cursor = await agent.threads.list(user.id, limit=limit, cursor=cursor)
+    threads, next_cursor = await agent.for_user(user.id).threads.list(limit=limit, cursor=cursor)
     return ThreadList(threads=[thread_out(t) for t in threads], next_cursor=next_cursor)
 
 
 @router.get("/{thread_id}", response_model=ThreadOut, responses=_ERRORS)
 async def get_thread(thread_id: str, agent: AgentDep, user: CurrentUser) -> ThreadOut:
-    return thread_out(await agent.threads.get(thread_id, user.id))
+    return thread_out(await agent.for_user(user.id).threads.get(thread_id))
 
 
 @router.patch("/{thread_id}", response_model=ThreadOut, responses=_ERRORS)
 async def update_thread(thread_id: str, body: ThreadPatch, agent: AgentDep, user: CurrentUser) -> ThreadOut:
-    return thread_out(await agent.threads.update(thread_id, user.id, title=body.title, metadata=body.metadata))
+    mine = agent.for_user(user.id).threads
+    return thread_out(await mine.update(thread_id, title=body.title, metadata=body.metadata))
 
 
 @router.delete("/{thread_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
 async def delete_thread(thread_id: str, agent: AgentDep, user: CurrentUser) -> Response:
     """Delete the thread with its messages and runs (active runs are cancelled first)."""
-    await agent.threads.get(thread_id, user.id)
-    await agent.delete_thread(thread_id)
+    await agent.for_user(user.id).threads.delete(thread_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -110,8 +102,7 @@ async def list_messages(
     cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}$")] = None,
 ) -> MessageList:
     """The thread's messages, oldest first, ``limit`` at a time."""
-    thread = await agent.threads.get(thread_id, user.id)
-    messages = await agent.athread_messages(thread)
+    messages = await agent.for_user(user.id).threads.messages(thread_id)
     start = int(cursor or 0)
     page = messages[start : start + limit]
     next_cursor = str(start + limit) if start + limit < len(messages) else None
@@ -121,16 +112,7 @@ async def list_messages(
 @router.get("/{thread_id}/runs", response_model=list[RunOut], responses=_ERRORS)
 async def list_runs(thread_id: str, agent: AgentDep, user: CurrentUser) -> list[RunOut]:
     """The thread's latest runs, newest first."""
-    await agent.threads.get(thread_id, user.id)
-    return [run_out(r) for r in await agent.runs.runs.list_for_thread(thread_id)]
-
-
-async def _submit(
-    thread_id: str, body: RunCreate, agent: AgentDep, user: CurrentUser, settings: SettingsDep, **options: Any
-) -> Run:
-    thread = await agent.threads.get(thread_id, user.id)
-    check_message(body.message, settings.max_message_chars)
-    return await agent.runs.submit(thread, body.message, user_id=user.id, multitask=body.multitask, **options)
+    return [run_out(r) for r in await agent.for_user(user.id).threads.runs(thread_id)]
 
 
 @router.post(
@@ -139,19 +121,20 @@ async def _submit(
     responses={202: {"model": RunOut, "description": "Accepted (background: true)"}, **_ERRORS},
 )
 async def create_run(
-    thread_id: str, body: RunCreate, agent: AgentDep, user: RunAllowedUser, settings: SettingsDep, response: Response
+    thread_id: str, body: RunCreate, agent: AgentDep, user: RunAllowedUser, response: Response
 ) -> RunOut:
     """Send a message. Waits for the answer, or with ``background: true`` answers 202 at once (a waited-for run
     streams no ``token`` events: the model gives its answer whole)."""
-    run = await _submit(thread_id, body, agent, user, settings, stream_tokens=body.background)
+    mine = agent.for_user(user.id).runs
+    run = await mine.send(thread_id, body.message, multitask=body.multitask, stream_tokens=body.background)
     if body.background:
         response.status_code = status.HTTP_202_ACCEPTED
         return run_out(run)
-    last, answer = await agent.runs.outcome(run.run_id)
+    last, answer = await mine.outcome(run)
     if last is not None and last.type == "run_failed":
         # The error the run's event carries: its row may not say so (a database that failed as it was recorded).
         raise_if_unsuccessful(last)
-    run = await agent.runs.runs.get(run.run_id, user.id)
+    run = await mine.get(run.run_id)
     return run_out(run, Message(**answer) if answer else None)
 
 
@@ -168,5 +151,6 @@ async def create_run_stream(
 ) -> Response:
     """Send a message and stream the run's events. Disconnecting does not stop the run: re-attach with
     ``GET /v1/runs/{run_id}/stream`` and ``Last-Event-ID``."""
-    run = await _submit(thread_id, body, agent, user, settings)
-    return run_event_stream(agent, run, 0, settings.sse_ping_s)
+    mine = agent.for_user(user.id).runs
+    run = await mine.send(thread_id, body.message, multitask=body.multitask)
+    return run_event_stream(mine.events(run), settings.sse_ping_s)

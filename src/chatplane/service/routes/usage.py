@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from chatplane.errors import InvalidInputError
 from chatplane.schemas import ID_PATTERN, ErrorBody, UsageReport
 from chatplane.service.deps import AgentDep, CurrentUser, SettingsDep
-from chatplane.storage.usage import MAX_DAYS, usage_report
+from chatplane.storage.usage import MAX_DAYS
 
 router = APIRouter(prefix="/v1", tags=["usage"])
 _ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorBody} for code in (401, 404, 422, 429, 503)}
@@ -41,9 +41,7 @@ async def get_usage(
         raise InvalidInputError("since must not be after until.")
     if (last - first).days >= MAX_DAYS:
         raise InvalidInputError(f"Ask for at most {MAX_DAYS} days at a time.")
-    if thread_id is not None:
-        await agent.threads.get(thread_id, user.id)  # 404 unless it is yours
-    return await usage_report(agent.storage.db, user.id, first, last, settings.prices, thread_id=thread_id)
+    return await agent.for_user(user.id).runs.usage(first, last, thread_id=thread_id)
 
 
 def _day(name: str, value: str) -> datetime.date:

@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from chatplane.agent import check_message
+from chatplane.core import RunService
 from chatplane.errors import AuthenticationError, ChatplaneError, InvalidInputError
 from chatplane.runs import Run
 from chatplane.schemas import Multitask, ResumeRequest, RunCreate
 from chatplane.service.auth import Authenticator, User
-from chatplane.service.deps import AgentDep, SettingsDep
+from chatplane.service.deps import AgentDep
 from chatplane.service.ratelimit import RateLimits
 from chatplane.service.routes.threads import run_out
 
@@ -50,59 +51,27 @@ class _Socket:
 
 
 @router.websocket("/v1/threads/{thread_id}/ws")
-async def thread_socket(websocket: WebSocket, thread_id: str, agent: AgentDep, settings: SettingsDep) -> None:
+async def thread_socket(websocket: WebSocket, thread_id: str, agent: AgentDep) -> None:
     await websocket.accept()
     socket = _Socket(websocket)
     limits: RateLimits = websocket.app.state.rate_limits
     try:
         user = await _authenticate(websocket)
         await limits.check_request(user)
-        thread = await agent.threads.get(thread_id, user.id)
+        mine = agent.for_user(user.id)
+        thread = await mine.threads.get(thread_id)
     except (ChatplaneError, TimeoutError, ValueError, WebSocketDisconnect) as exc:
         error = exc if isinstance(exc, ChatplaneError) else AuthenticationError()
         with contextlib.suppress(Exception):
             await socket.error(error)
             await websocket.close(code=4000 + error.status if error.status in (401, 403, 404, 429) else 1011)
         return
-    forwarders: set[asyncio.Task[None]] = set()
-
-    async def forward(run: Run, after: int = 0) -> None:
-        async for event in agent.runs.subscribe(run.run_id, after):
-            await socket.send({"type": "event", "event": event.model_dump(mode="json")})
-
-    def follow(run: Run, after: int = 0) -> None:
-        task = asyncio.create_task(forward(run, after))
-        forwarders.add(task)
-        task.add_done_callback(forwarders.discard)
-
+    session = _ThreadSession(socket, mine.runs, thread.thread_id, lambda: limits.check_new_run(user))
     try:
         while True:
             frame = await websocket.receive_json()
             try:
-                kind = frame.get("type") if isinstance(frame, dict) else None
-                if kind == "message":
-                    body = RunCreate(message=frame.get("message", ""), multitask=_multitask(frame))
-                    check_message(body.message, settings.max_message_chars)
-                    await limits.check_new_run(user)
-                    run = await agent.runs.submit(thread, body.message, user_id=user.id, multitask=body.multitask)
-                    await socket.send({"type": "accepted", "run": run_out(run).model_dump(mode="json")})
-                    follow(run)
-                elif kind in ("cancel", "resume", "attach"):
-                    run = await agent.runs.runs.get(str(frame.get("run_id", "")), user.id)
-                    if run.thread_id != thread.thread_id:
-                        raise InvalidInputError("That run belongs to another thread.")
-                    if kind == "cancel":
-                        run = await agent.runs.cancel(run)
-                        await socket.send({"type": "run", "run": run_out(run).model_dump(mode="json")})
-                    elif kind == "resume":
-                        decisions = ResumeRequest(decisions=frame.get("decisions", [])).decisions
-                        run = await agent.runs.resume(run, [d.model_dump(exclude_none=True) for d in decisions])
-                        await socket.send({"type": "run", "run": run_out(run).model_dump(mode="json")})
-                        follow(run, _after(frame))
-                    else:
-                        follow(run, _after(frame))
-                else:
-                    raise InvalidInputError("Unknown frame type: use message, cancel, resume or attach.")
+                await session.handle(frame)
             except ValidationError as exc:
                 first = exc.errors()[0] if exc.errors() else {"msg": "invalid frame"}
                 await socket.error(InvalidInputError(f"Invalid frame: {first.get('msg', 'invalid')}."))
@@ -115,7 +84,55 @@ async def thread_socket(websocket: WebSocket, thread_id: str, agent: AgentDep, s
             await socket.error(InvalidInputError("Frames must be JSON objects."))
             await websocket.close(code=1003)
     finally:
-        for task in forwarders:
+        session.close()
+
+
+class _ThreadSession:
+    """One socket's work on one thread: client frames in, run events out (a forwarder task per followed run)."""
+
+    def __init__(
+        self, socket: _Socket, runs: RunService, thread_id: str, check_new_run: Callable[[], Awaitable[None]]
+    ) -> None:
+        self.socket = socket
+        self.runs = runs
+        self.thread_id = thread_id
+        self.check_new_run = check_new_run
+        self.forwarders: set[asyncio.Task[None]] = set()
+
+    async def handle(self, frame: Any) -> None:
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        if kind == "message":
+            body = RunCreate(message=frame.get("message", ""), multitask=_multitask(frame))
+            await self.check_new_run()
+            run = await self.runs.send(self.thread_id, body.message, multitask=body.multitask)
+            await self.socket.send({"type": "accepted", "run": run_out(run).model_dump(mode="json")})
+            self.follow(run)
+        elif kind in ("cancel", "resume", "attach"):
+            run = await self.runs.get(str(frame.get("run_id", "")), thread_id=self.thread_id)
+            if kind == "cancel":
+                run = await self.runs.cancel(run)
+                await self.socket.send({"type": "run", "run": run_out(run).model_dump(mode="json")})
+            elif kind == "resume":
+                decisions = ResumeRequest(decisions=frame.get("decisions", [])).decisions
+                run = await self.runs.resume(run, [d.model_dump(exclude_none=True) for d in decisions])
+                await self.socket.send({"type": "run", "run": run_out(run).model_dump(mode="json")})
+                self.follow(run, _after(frame))
+            else:
+                self.follow(run, _after(frame))
+        else:
+            raise InvalidInputError("Unknown frame type: use message, cancel, resume or attach.")
+
+    def follow(self, run: Run, after: int = 0) -> None:
+        task = asyncio.create_task(self._forward(run, after))
+        self.forwarders.add(task)
+        task.add_done_callback(self.forwarders.discard)
+
+    async def _forward(self, run: Run, after: int) -> None:
+        async for event in self.runs.events(run, after):
+            await self.socket.send({"type": "event", "event": event.model_dump(mode="json")})
+
+    def close(self) -> None:
+        for task in self.forwarders:
             task.cancel()
 
 

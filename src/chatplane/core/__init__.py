@@ -1,0 +1,30 @@
+"""Owner-scoped services: what every way in calls to reach threads and runs.
+
+Routes, the WebSocket, the OpenAI-compatible endpoint, the CLI and ``ProductionAgent`` reach threads and runs
+through ``UserServices(services, owner)`` (``ProductionAgent.for_user``): every method is scoped to that owner —
+another user's thread or run is indistinguishable from a missing one — and a message is submitted in one place
+(``RunService.send``).
+
+============  ===========================================================================================
+``services``  ``Services``: what they share (storage, runs, the agents' graphs, settings)
+``threads``   ``ThreadService``: create, list, read, rename, delete a user's threads; their messages and runs
+``runs``      ``RunService``: send a message, read, cancel, retry, resume and follow a user's runs
+``checks``    ids and messages, checked before anything is stored
+============  ===========================================================================================
+"""
+
+from chatplane.core.runs import RunService
+from chatplane.core.services import Services
+from chatplane.core.threads import ThreadService
+
+
+class UserServices:
+    """``threads`` and ``runs``, scoped to ``owner``."""
+
+    def __init__(self, services: Services, owner: str) -> None:
+        self.owner = owner
+        self.threads = ThreadService(services, owner)
+        self.runs = RunService(services, owner)
+
+
+__all__ = ["RunService", "Services", "ThreadService", "UserServices"]

@@ -1,0 +1,135 @@
+"""A user's runs: send a message (the one place a message becomes a run), read, cancel, retry, resume, follow."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Any
+
+from langchain_core.messages import BaseMessage
+
+from chatplane.core.checks import check_message
+from chatplane.core.services import Services
+from chatplane.errors import ChatplaneError, InvalidInputError, ThreadNotFoundError
+from chatplane.events import EventType, RunEvent
+from chatplane.failures import as_chatplane_error
+from chatplane.runs.stateless import stream_stateless
+from chatplane.schemas import UsageReport
+from chatplane.storage.runs import Multitask, Run
+from chatplane.storage.usage import usage_report
+
+_SYNTHETIC: dict[str, EventType] = {"succeeded": "run_completed", "failed": "run_failed", "cancelled": "run_cancelled"}
+
+
+class RunService:
+    """``owner``'s runs: another user's run is a 404 here."""
+
+    def __init__(self, services: Services, owner: str) -> None:
+        self._services = services
+        self._manager = services.runs
+        self.owner = owner
+
+    async def send(
+        self,
+        thread_id: str,
+        message: str,
+        *,
+        multitask: Multitask,
+        stream_tokens: bool = True,
+        agent: str | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        create_as: str | None = None,
+    ) -> Run:
+        """Send ``message`` to the owner's thread: a new run, started now or queued by ``multitask``.
+
+        ``agent``: the thread must talk to it (409 otherwise). ``create_as``: a missing thread is created on first
+        use, talking to ``agent`` or else ``create_as`` (the seed's sessions); without it a missing thread is a 404.
+        ``stream_tokens=False`` for a caller that waits for the whole answer (``RunManager.submit``)."""
+        settings = self._services.settings
+        check_message(message, settings.max_message_chars)
+        if agent is not None and agent not in self._services.agents:
+            raise InvalidInputError(f"Unknown agent {agent!r}; known: {', '.join(self._services.agents)}.")
+        options: dict[str, Any] = {
+            "user_id": user_id or self.owner,
+            "session_id": session_id,
+            "agent": agent,
+            "multitask": multitask,
+            "stream_tokens": stream_tokens,
+        }
+        try:
+            try:
+                return await self._manager.submit_to(thread_id, self.owner, message, **options)
+            except ThreadNotFoundError:
+                if create_as is None:
+                    raise
+                threads = self._services.storage.threads
+                await threads.ensure(thread_id, self.owner, agent, agent or create_as, session_id)
+                return await self._manager.submit_to(thread_id, self.owner, message, **options)
+        except ChatplaneError:
+            raise
+        except Exception as exc:
+            raise as_chatplane_error(exc, f"thread {thread_id}") from exc
+
+    async def get(self, run_id: str, *, thread_id: str | None = None) -> Run:
+        """The owner's run; ``thread_id``: it must belong to that thread (a 422 otherwise)."""
+        run = await self._services.storage.runs.get(run_id, self.owner)
+        if thread_id is not None and run.thread_id != thread_id:
+            raise InvalidInputError("That run belongs to another thread.")
+        return run
+
+    async def cancel(self, run: Run | str) -> Run:
+        """Stop the run now; what the model had generated is kept in the thread, marked ``cancelled``."""
+        return await self._manager.cancel(await self._own(run))
+
+    async def retry(self, run: Run | str) -> Run:
+        """A new run continuing the thread from where a failed run stopped."""
+        return await self._manager.retry(await self._own(run))
+
+    async def resume(self, run: Run | str, decisions: list[dict[str, Any]]) -> Run:
+        """Answer a run waiting for approval: one decision per pending tool call."""
+        return await self._manager.resume(await self._own(run), decisions)
+
+    async def _own(self, run: Run | str) -> Run:
+        return await self.get(run) if isinstance(run, str) else run
+
+    async def events(self, run: Run, after: int = 0) -> AsyncIterator[RunEvent]:
+        """The run's events after ``after``, then live ones until it ends or pauses. A run that ended before this
+        process started (or whose log expired) gives its outcome from its record."""
+        if not self._manager.events.known(run.run_id) and run.finished:
+            data: dict[str, Any] = {"status": run.status}
+            if run.error_code:
+                data["error"] = {"code": run.error_code}
+            yield RunEvent(id=after + 1, type=_SYNTHETIC[run.status], run_id=run.run_id, data=data)
+            return
+        async for event in self._manager.subscribe(run.run_id, after):
+            yield event
+
+    async def outcome(self, run: Run) -> tuple[RunEvent | None, dict[str, Any] | None]:
+        """Wait until the run finishes or pauses: its last event, and its answer if it gave one."""
+        return await self._manager.outcome(run.run_id)
+
+    async def usage(self, first: date, last: date, *, thread_id: str | None = None) -> UsageReport:
+        """The owner's token usage and its cost, days ``first`` to ``last`` (UTC); ``thread_id``: one of theirs."""
+        services = self._services
+        if thread_id is not None:
+            await services.storage.threads.get(thread_id, self.owner)  # 404 unless it is theirs
+        prices = services.settings.prices
+        return await usage_report(services.storage.db, self.owner, first, last, prices, thread_id=thread_id)
+
+    def stateless(
+        self, agent: str, messages: list[BaseMessage], *, stream_tokens: bool = True
+    ) -> AsyncIterator[tuple[EventType, dict[str, Any]]]:
+        """Run ``agent`` once on a whole conversation, keeping nothing but the run record."""
+        if agent not in self._services.agents:
+            raise InvalidInputError(f"Unknown agent {agent!r}; known: {', '.join(self._services.agents)}.")
+        return stream_stateless(
+            self._services.stateless_graph_of(agent),
+            messages,
+            agent=agent,
+            owner=self.owner,
+            model=self._services.settings.model,
+            runs=self._services.storage.runs,
+            executor=self._manager.executor,
+            stream_tokens=stream_tokens,
+        )

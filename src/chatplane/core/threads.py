@@ -1,0 +1,74 @@
+"""A user's threads: create, list, read, rename, delete; their messages and their runs."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+from langchain_core.messages import AnyMessage
+
+from chatplane.core.services import Services
+from chatplane.errors import InvalidInputError
+from chatplane.storage.runs import Run
+from chatplane.storage.threads import Thread
+
+
+class ThreadService:
+    """``owner``'s threads: another user's thread is a 404 here, whatever it is."""
+
+    def __init__(self, services: Services, owner: str) -> None:
+        self._services = services
+        self._store = services.storage.threads
+        self.owner = owner
+
+    async def create(
+        self,
+        *,
+        agent: str | None = None,
+        title: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        ttl_days: float | None = None,
+        model: str | None = None,
+    ) -> Thread:
+        """A new thread talking to ``agent`` (default: the server's), on ``model`` (default: the server's; others
+        from ``CHATPLANE_MODEL_ALLOWLIST``), deleted ``ttl_days`` after its creation if given."""
+        settings = self._services.settings
+        kind = agent or settings.default_agent
+        if kind not in self._services.agents:
+            raise InvalidInputError(f"Unknown agent {kind!r}; known: {', '.join(self._services.agents)}.")
+        chosen = model if model != settings.model else None
+        if chosen is not None and chosen not in settings.model_allowlist:
+            raise InvalidInputError("That model cannot be chosen here (CHATPLANE_MODEL_ALLOWLIST).")
+        ttl_s = ttl_days * 86400 if ttl_days is not None else None
+        return await self._store.create(self.owner, kind, title=title, metadata=metadata, ttl_s=ttl_s, model=chosen)
+
+    async def list(self, *, limit: int = 20, cursor: str | None = None) -> tuple[builtins.list[Thread], str | None]:
+        """The owner's threads, newest first; a cursor for the next page when there is one."""
+        return await self._store.list(self.owner, limit=limit, cursor=cursor)
+
+    async def get(self, thread_id: str) -> Thread:
+        return await self._store.get(thread_id, self.owner)
+
+    async def find(self, thread_id: str) -> Thread | None:
+        return await self._store.find(thread_id, self.owner)
+
+    async def update(
+        self, thread_id: str, *, title: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> Thread:
+        return await self._store.update(thread_id, self.owner, title=title, metadata=metadata)
+
+    async def delete(self, thread_id: str) -> None:
+        """The thread with its messages and runs (active runs are cancelled first)."""
+        await self.get(thread_id)
+        await self._services.delete_thread(thread_id)
+
+    async def messages(self, thread: Thread | str) -> builtins.list[AnyMessage]:
+        """Every message of the thread, oldest first."""
+        if isinstance(thread, str):
+            thread = await self.get(thread)
+        return await self._services.history(thread.thread_id, thread.agent)
+
+    async def runs(self, thread_id: str, *, limit: int = 50) -> builtins.list[Run]:
+        """The thread's latest runs, newest first."""
+        await self.get(thread_id)
+        return await self._services.storage.runs.list_for_thread(thread_id, limit=limit)
