@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import statistics
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 from benchmarks import report
 from benchmarks.load import run_concurrency, run_loop, warm_up
 from benchmarks.mock_openai import MockOpenAIServer
+from benchmarks.options import add_mock_options, add_pg_url_option
 from benchmarks.sources import Source, resolve
 from benchmarks.targets import CHATPLANE_ON, TARGETS, launched
 
@@ -174,14 +174,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs of each (source, storage), interleaved")
     parser.add_argument("--budget", type=float, default=900, help="seconds before no new measured turn starts")
     parser.add_argument("--out-dir", help="keep the callgrind files here (for callgrind_annotate)")
-    parser.add_argument("--mock-ttft", type=float, default=0.2)
-    parser.add_argument("--mock-tokens", type=int, default=20)
-    parser.add_argument("--mock-token-interval", type=float, default=0.01)
-    parser.add_argument(
-        "--pg-url",
-        default=os.environ.get("CHATPLANE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"),
-        help="an admin connection; each PostgreSQL run creates and drops its own database",
-    )
+    add_mock_options(parser)
+    add_pg_url_option(parser)
     args = parser.parse_args(argv)
     for tool in ("valgrind", "callgrind_control"):
         if shutil.which(tool) is None:

@@ -17,7 +17,6 @@ the same session, and distrust a difference smaller than the spread of one tree'
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any
 from benchmarks import report
 from benchmarks.load import run_concurrency, run_loop
 from benchmarks.mock_openai import MockOpenAIServer
+from benchmarks.options import add_mock_options, add_pg_url_option
 from benchmarks.run import settle
 from benchmarks.sources import Source, resolve
 from benchmarks.targets import CHATPLANE_ON, TARGETS, launched
@@ -137,14 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--settle", type=float, default=180, help="wait up to this long for a quiet machine first (0: no wait)"
     )
-    parser.add_argument("--mock-ttft", type=float, default=0.2)
-    parser.add_argument("--mock-tokens", type=int, default=20)
-    parser.add_argument("--mock-token-interval", type=float, default=0.01)
-    parser.add_argument(
-        "--pg-url",
-        default=os.environ.get("CHATPLANE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"),
-        help="an admin connection; each PostgreSQL run creates and drops its own database",
-    )
+    add_mock_options(parser)
+    add_pg_url_option(parser)
     args = parser.parse_args(argv)
     sources = [resolve(path) for path in args.src or [None]]
     rows = run_loop(_run(args, sources))

@@ -27,6 +27,7 @@ import psycopg
 from benchmarks import report
 from benchmarks.load import Result, mock_alone, run_concurrency, run_growth, run_loop, run_ttft
 from benchmarks.mock_openai import MockOpenAIServer
+from benchmarks.options import add_mock_options, add_pg_url_option
 from benchmarks.procs import ProcessProbe
 from benchmarks.targets import CONTEXT_BUDGET_TOKENS, DEFAULT_TARGETS, TARGETS, Target, launched
 
@@ -285,16 +286,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--drain", type=float, help="seconds to let turns in flight finish after it")
     parser.add_argument("--reference-users", help="concurrency levels for seed-sqlite / seed-postgres")
     parser.add_argument("--reference-growth-turns", type=int, help="growth turns of the seed targets")
-    parser.add_argument("--mock-ttft", type=float, default=0.2)
-    parser.add_argument("--mock-tokens", type=int, default=20)
-    parser.add_argument("--mock-token-interval", type=float, default=0.01)
+    add_mock_options(parser)
     parser.add_argument("--embedded-requests", type=int)
     parser.add_argument("--embedded-max-tokens", type=int, default=128)
-    parser.add_argument(
-        "--pg-url",
-        default=os.environ.get("CHATPLANE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test"),
-        help="an admin connection; each PostgreSQL run creates and drops its own database",
-    )
+    add_pg_url_option(parser)
     parser.add_argument("--output", default=str(Path(__file__).with_name("RESULTS.md")), help="'-': stdout only")
     parser.add_argument("--json", help="also write every raw result here")
     return parser
