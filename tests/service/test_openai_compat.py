@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from tests.test_security import _create_keys
+from tests.service.test_security import _create_keys
 
 pytestmark = pytest.mark.e2e
 
