@@ -204,6 +204,22 @@ async def test_a_checkpoint_written_in_one_query_reads_back_exactly(pg_url: str)
         assert row == (0,)
 
 
+def _opening_turns(storage: Any, opened: contextlib.ExitStack, running_id: str) -> Any:
+    """``prefetch(thread_id, run_id, held)``: what the saver's ``latest_statements`` read in a batch, in a new turn
+    of run ``run_id`` open on thread "prefetched" (the previous one closed, on ``opened``); the run's config."""
+
+    async def prefetch(
+        thread_id: str = "prefetched", run_id: str = running_id, held: HeldWrites | None = None
+    ) -> dict[str, Any]:
+        results = await storage.db.batch(storage.checkpointer.latest_statements(thread_id, run_id))
+        turn = Turn(run_id, "prefetched", held=held, prefetched=PrefetchedCheckpoint(thread_id, *results))
+        opened.close()
+        opened.enter_context(storage.turns.running(turn))
+        return {"configurable": {"thread_id": "prefetched", "checkpoint_ns": ""}}
+
+    return prefetch
+
+
 async def _answered_once_then_from_the_database(saver: Any, prefetch: Any, expected: Any, reads: list[Any]) -> None:
     """The run's first read is answered with the prefetched rows (``reads``: the saver's own reads, none yet);
     a second read, a subgraph's, one of a given checkpoint and one of another thread go to the database."""
@@ -237,16 +253,8 @@ async def test_a_checkpoint_read_in_another_batch_is_the_one_the_saver_reads(pg_
         queued = await runs.create("prefetched", "alice", "chat", {}, "enqueue")
         running = await runs.create("prefetched", "alice", "chat", {}, "reject", claim_for=("here", 1e12))
 
-        opened = contextlib.ExitStack()  # the run's turn, open on the thread (a new one each time)
-
-        async def prefetch(
-            thread_id: str = "prefetched", run_id: str = running.run_id, held: HeldWrites | None = None
-        ) -> dict[str, Any]:
-            [result] = await storage.db.batch([pg_saver.latest_checkpoint_statement(thread_id, run_id)])
-            turn = Turn(run_id, "prefetched", held=held, prefetched=PrefetchedCheckpoint(thread_id, result))
-            opened.close()
-            opened.enter_context(storage.turns.running(turn))
-            return config
+        opened = contextlib.ExitStack()
+        prefetch = _opening_turns(storage, opened, running.run_id)
 
         assert await saver.aget_tuple(await prefetch()) is None  # a new thread: no checkpoint yet
         checkpoint = empty_checkpoint()
@@ -315,14 +323,8 @@ async def test_a_checkpoint_read_in_the_accept_batch_is_the_one_the_sqlite_saver
         queued = await runs.create("prefetched", "alice", "chat", {}, "enqueue")
         running = await runs.create("prefetched", "alice", "chat", {}, "reject", claim_for=("here", 1e12))
 
-        opened = contextlib.ExitStack()  # the run's turn, open on the thread (a new one each time)
-
-        async def prefetch(thread_id: str = "prefetched", run_id: str = running.run_id) -> dict[str, Any]:
-            results = await storage.db.batch(saver.latest_statements(thread_id, run_id))
-            turn = Turn(run_id, "prefetched", held=None, prefetched=PrefetchedCheckpoint(thread_id, *results))
-            opened.close()
-            opened.enter_context(storage.turns.running(turn))
-            return config
+        opened = contextlib.ExitStack()
+        prefetch = _opening_turns(storage, opened, running.run_id)
 
         assert await saver.aget_tuple(await prefetch()) is None  # a new thread: no checkpoint yet
         checkpoint = empty_checkpoint()
