@@ -122,6 +122,7 @@ class ProductionAgent:
                 agents=tuple(AGENTS),
                 graph_of=graphs.of,
                 stateless_graph_of=graphs.stateless,
+                catalog=graphs,
             )
             await self.runs.start()
             stack.push_async_callback(lambda: self.runs.aclose(self._shutdown_grace_s))

@@ -15,8 +15,9 @@ from langchain_core.language_models import BaseChatModel
 
 from chatplane.agents import AGENTS
 from chatplane.agents.context import ContextBudgetMiddleware, context_budget
+from chatplane.agents.run_config import check_config
 from chatplane.config import Settings
-from chatplane.errors import ConfigError
+from chatplane.errors import ConfigError, InvalidInputError
 from chatplane.llm import make_chat_model
 from chatplane.storage.transcript import Transcript
 
@@ -51,6 +52,20 @@ class AgentGraphs:
             chosen = make_chat_model(model, self.settings)
             self._on_other_models[key] = self._build(agent, chosen, self._checkpointer)
         return self._on_other_models[key]
+
+    # --- GraphCatalog (chatplane.agents.catalog) ---------------------------------------------------------------------
+    def graph_ids(self) -> list[str]:
+        return list(AGENTS)
+
+    def description(self, graph_id: str) -> str:
+        return AGENTS[graph_id].description
+
+    def check_assistant(self, graph_id: str, *, config: dict[str, Any], context: dict[str, Any]) -> None:
+        if graph_id not in AGENTS:
+            raise InvalidInputError(f"Unknown graph {graph_id!r}; known: {', '.join(AGENTS)}.")
+        check_config(config, max_recursion=self.settings.recursion_limit)
+        if not isinstance(context, dict):
+            raise InvalidInputError("`context` must be an object.")
 
     def stateless(self, agent: str) -> Any:
         """The graph of ``agent`` without a checkpointer (OpenAI-compatible requests without a thread)."""

@@ -9,6 +9,7 @@ from typing import Any
 from langchain_core.messages import AnyMessage
 from langchain_core.runnables import RunnableConfig
 
+from chatplane.agents.catalog import GraphCatalog
 from chatplane.config import Settings
 from chatplane.failures import as_chatplane_error
 from chatplane.runs import RunManager
@@ -27,6 +28,8 @@ class Services:
     agents: Collection[str]
     graph_of: Callable[[str], Any]
     stateless_graph_of: Callable[[str], Any]
+    catalog: GraphCatalog
+    """The graphs served (their ids, descriptions, and what their assistants may set)."""
 
     async def history(self, thread_id: str, agent: str) -> list[AnyMessage]:
         """A thread's messages, oldest first: the transcript, then the working state's not archived yet."""
