@@ -25,11 +25,13 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AnyMessage
 
-from chatplane.agents import AGENTS
-from chatplane.agents.graphs import AgentGraphs
+from chatplane.agents.graphs import KindGraphs
+from chatplane.agents.project import GraphSource, load_project
+from chatplane.agents.registry import GraphRegistry
 from chatplane.config import Settings
 from chatplane.core import Services, UserServices
 from chatplane.core.checks import check_id, default_session_id
+from chatplane.core.targets import RunTargets
 from chatplane.errors import (
     ChatplaneError,
     ConfigError,
@@ -59,21 +61,25 @@ class ProductionAgent:
         model: str | BaseChatModel | None = None,
         *,
         settings: Settings | None = None,
-        agent: str = "chat",
+        agent: str | None = None,
+        graph: Any = None,
+        assistant: str | None = None,
     ) -> None:
+        """``agent`` (or ``assistant``): the graph id or assistant id new sessions talk to (default: the server's
+        ``default_agent``). ``graph``: serve this LangGraph graph — compiled, a ``StateGraph`` or a factory — as
+        graph ``"graph"``, and talk to it by default."""
         settings = settings or Settings()
         if isinstance(model, str):
             # The seed took a bare OpenAI model name ("gpt-4o"); chatplane ids name the provider.
             settings = settings.model_copy(update={"model": model if ":" in model else f"openai:{model}"})
-        if agent not in AGENTS:
-            raise ConfigError(f"Unknown agent {agent!r}; known: {', '.join(AGENTS)}.")
         self.settings = settings
-        self.agent_kind = agent
+        self._own_graph = graph
+        self.agent_kind = assistant or agent or ("graph" if graph is not None else settings.default_agent)
         self._model_override = model if isinstance(model, BaseChatModel) else None
         self._stack: AsyncExitStack | None = None
         self._model: ModelHandle | None = None
         self._storage: Storage | None = None
-        self._graphs: AgentGraphs | None = None
+        self._registry: GraphRegistry | None = None
         self.services: Services
         self.threads: ThreadStore
         self.transcript: Transcript
@@ -84,46 +90,39 @@ class ProductionAgent:
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
     async def start(self) -> ProductionAgent:
-        """Start the model, open storage, build every agent's graph. Idempotent."""
+        """Start the model, open storage, load the project's graphs and build the agents'. Idempotent."""
         if self._stack is not None:
             return self
         stack = AsyncExitStack()
         try:
+            project = load_project(self.settings.config_file)
+            if self._own_graph is not None:
+                project.graphs.append(GraphSource("graph", "ProductionAgent(graph=...)", self._own_graph))
             self._model = await stack.enter_async_context(
                 open_chat_model(self.settings.model, self.settings, model=self._model_override)
             )
-            self._storage = await stack.enter_async_context(open_storage(self.settings))
-            tools = await stack.enter_async_context(open_tools(self.settings))
-            storage = self._storage
+            self._storage = storage = await stack.enter_async_context(open_storage(self.settings))
+            tools = await stack.enter_async_context(open_tools(self.settings, extra=project.tools))
             self.transcript, self.threads = storage.transcript, storage.threads
-            graphs = self._graphs = AgentGraphs(
+            kinds = KindGraphs(
                 self._model.model,
                 self.settings,
                 checkpointer=storage.checkpointer,
                 transcript=self.transcript,
                 tools=tools,
             )
+            registry = self._registry = await GraphRegistry.open(
+                project.graphs, self.settings, kinds, storage.checkpointer
+            )
+            targets = RunTargets(registry)
+            self._check_default(targets)
             events: EventLog | None = None
             if self.settings.redis_url:
                 redis_log = RedisEventLog(self.settings.redis_url)
                 stack.push_async_callback(redis_log.aclose)
                 events = redis_log
-            self.runs = RunManager(
-                storage=storage,
-                settings=self.settings,
-                events=events,
-                graph_for=lambda run: graphs.of(run.agent, run.model),
-                nested_agents=frozenset(name for name, kind in AGENTS.items() if kind.nested),
-            )
-            self.services = Services(
-                settings=self.settings,
-                storage=storage,
-                runs=self.runs,
-                agents=tuple(AGENTS),
-                graph_of=graphs.of,
-                stateless_graph_of=graphs.stateless,
-                catalog=graphs,
-            )
+            self.runs = RunManager(storage=storage, settings=self.settings, events=events, graph_for=targets.for_run)
+            self.services = Services(settings=self.settings, storage=storage, runs=self.runs, targets=targets)
             await self.runs.start()
             stack.push_async_callback(lambda: self.runs.aclose(self._shutdown_grace_s))
         except BaseException:
@@ -131,6 +130,12 @@ class ProductionAgent:
             raise
         self._stack = stack
         return self
+
+    def _check_default(self, targets: RunTargets) -> None:
+        ref = self.settings.default_agent
+        if targets.graph_id_of_default(ref) is None:
+            known = ", ".join(targets.graphs.graph_ids())
+            raise ConfigError(f"CHATPLANE_DEFAULT_AGENT {ref!r} is no graph served; known: {known}.")
 
     async def aclose(self, grace_s: float | None = None) -> None:
         """Stop. Running runs get ``grace_s`` seconds to finish, then go back to the queue (another process, or
@@ -155,16 +160,22 @@ class ProductionAgent:
         return self._require_started()[1]
 
     @property
-    def graphs(self) -> dict[str, Any]:
-        """Each agent kind's compiled LangGraph graph (on the server's model)."""
+    def registry(self) -> GraphRegistry:
+        """Every graph served (the built-in agents and the project's)."""
         self._require_started()
-        assert self._graphs is not None
-        return self._graphs.default
+        assert self._registry is not None
+        return self._registry
+
+    @property
+    def graphs(self) -> dict[str, Any]:
+        """Each graph served, by id, as the server built it (an agent kind: on the server's settings)."""
+        return {served.graph_id: served.sample for served in self.registry.all()}
 
     @property
     def graph(self) -> Any:
-        """The compiled LangGraph graph of this agent's default kind."""
-        return self.graphs[self.agent_kind]
+        """The compiled LangGraph graph new sessions talk to, as the server built it (its default assistant)."""
+        graph_id = self.services.targets.graph_id_of_default(self.agent_kind) or self.agent_kind
+        return self.registry.get(graph_id).sample
 
     def for_user(self, owner: str) -> UserServices:
         """Threads and runs, scoped to ``owner`` (``chatplane.core``)."""
@@ -234,8 +245,10 @@ class ProductionAgent:
         self._require_started()
         messages: list[AnyMessage] = []
         try:
-            if owner is None or await self.threads.find(key, owner) is not None:
-                messages = await self.services.history(key, self.agent_kind)
+            thread = await self.threads.find(key, owner) if owner is not None else None
+            if owner is None or thread is not None:
+                agent = thread.agent if thread is not None else self.agent_kind
+                messages = await self.services.history(key, agent, owner or "")
         except Exception as exc:
             raise as_chatplane_error(exc, f"thread {key}") from exc
         if not messages and not missing_ok:

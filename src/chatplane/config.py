@@ -81,7 +81,14 @@ class Settings(BaseSettings):
     local_model_path: str | None = Field(None, description="A GGUF file to load instead of the bundled SmolLM2.")
 
     # --- agents and tools (chat / react / multi) ------------------------------------------------------------------
-    default_agent: str = Field("chat", description="Agent kind of a new session/thread when the request names none.")
+    config_file: str | None = Field(
+        None,
+        description="Project file (chatplane.json, or a langgraph.json) naming the graphs and tools to serve beside "
+        "the built-in agents (`chatplane serve --config FILE`).",
+    )
+    default_agent: str = Field(
+        "chat", description="Graph (or assistant) of a new session/thread when the request names none."
+    )
     fallback_models: list[str] = Field(
         default_factory=list, description="Model ids tried in order when the main model fails (JSON list)."
     )

@@ -12,6 +12,7 @@
     ├── ModelNotFoundError (404)        the OpenAI-compatible endpoint was asked for a model that is no agent
     ├── ThreadBusyError (409)           the thread already has an active run (double-texting policy `reject`)
     ├── AgentMismatchError (409)        the thread was created for another agent
+    ├── NoMessagesError (409)           the thread's graph keeps no ``messages`` (read its state instead)
     ├── RunStateError (409)             the run is not in a state that allows this (e.g. resume a finished run)
     ├── RunLimitError (422)             the run needed more model/tool calls or steps than allowed
     ├── DependencyError                 something we depend on failed; the caller may retry
@@ -111,6 +112,14 @@ class AgentMismatchError(ChatplaneError):
     code = "agent_mismatch"
     status = 409
     default_message = "This thread belongs to another agent; start a new thread to use a different one."
+
+
+class NoMessagesError(ChatplaneError):
+    code = "no_messages"
+    status = 409
+    default_message = (
+        "This thread's graph keeps no messages: read its state instead (GET /v1/threads/{thread_id}/state)."
+    )
 
 
 class RunStateError(ChatplaneError):

@@ -17,12 +17,15 @@ run_resumed       ``{"decisions": [...]}`` — a human decided; the run goes on
 run_completed     ``{"status": "succeeded", "usage"}``
 run_failed        ``{"status": "failed", "error": {"code", "message"}}``
 run_cancelled     ``{"status": "cancelled"}``
+values …          ``{"namespace": [...], "data": ...}`` — a LangGraph stream mode the run was asked for
+                  (``values``, ``updates``, ``messages``, ``custom``, ``debug``, ``tasks``, ``checkpoints``),
+                  as LangGraph streams it; ``namespace``: the subgraph it comes from (``[]`` for the graph)
 ================  =================================================================================================
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -38,7 +41,18 @@ EventType = Literal[
     "run_completed",
     "run_failed",
     "run_cancelled",
+    "values",
+    "updates",
+    "messages",
+    "custom",
+    "debug",
+    "tasks",
+    "checkpoints",
 ]
+StreamMode = Literal["values", "updates", "messages", "custom", "debug", "tasks", "checkpoints"]
+"""LangGraph's stream modes a run can be asked for (each part becomes an event of that type)."""
+STREAM_MODES: tuple[StreamMode, ...] = get_args(StreamMode)
+
 TERMINAL_EVENTS = frozenset({"run_completed", "run_failed", "run_cancelled"})
 """After one of these a run emits nothing more."""
 PAUSE_EVENTS = frozenset({"interrupt"})

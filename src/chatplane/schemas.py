@@ -65,8 +65,15 @@ class ReadyResponse(BaseModel):
     checks: dict[str, bool] = Field(description="Each dependency and whether it answered.")
 
 
-AgentName = Literal["chat", "react", "multi"]
-"""The agent kinds (``chatplane.agents.AGENTS``; a test keeps the two in step)."""
+AgentName = Annotated[
+    str,
+    Field(
+        pattern=ID_PATTERN,
+        description="A graph id (`chat`, `react`, `multi`, or a project's; its default assistant) or an "
+        "assistant's id. GET /agents lists them.",
+        examples=["chat"],
+    ),
+]
 
 
 # --- threads and runs (/v1) ---------------------------------------------------------------------------------------
@@ -185,12 +192,24 @@ class ResumeRequest(BaseModel):
 
 
 class AgentInfo(BaseModel):
-    name: str
+    name: str = Field(description="What a thread or run names to use it: a graph id, or an assistant's id.")
     description: str
+    graph_id: str = Field(description="The graph it runs.")
+    assistant_id: str = Field(description="Its assistant (a graph's default assistant for a graph).")
+    kind: Literal["agent", "graph"] = Field(
+        description="`agent`: a chatplane agent kind, configured by its assistant's context (model, system prompt, "
+        "tools …); `graph`: a LangGraph graph run as it was written."
+    )
+    messages: bool = Field(description="Its state keeps `messages`: it takes `message`, and has a chat history.")
+    input_schema: dict[str, Any] | None = Field(None, description="JSON schema of a run's `input`.")
+    context_schema: dict[str, Any] | None = Field(
+        None, description="JSON schema of `context` (a run's for a graph; an assistant's for an agent kind)."
+    )
 
 
 class AgentList(BaseModel):
     agents: list[AgentInfo]
+    tools: list[str] = Field(default_factory=list, description="Tools an agent kind's assistant may choose.")
 
 
 # --- usage (/v1/usage) --------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The registry: every agent kind is built the same way, from the same arguments."""
+"""The built-in agent kinds: registered through the project loader like any graph, each built the same way."""
 
 from __future__ import annotations
 
@@ -8,16 +8,20 @@ import pytest
 from langchain_core.messages import HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
-from chatplane.agents import AGENTS
+from chatplane.agents import AgentKind
+from chatplane.agents.project import load_project
 from chatplane.llm.fake import ScriptedChatModel
 from chatplane.tools import builtin_tools
 from tests.agents.helpers import run_config
 from tests.conftest import make_settings
 
+AGENTS: dict[str, AgentKind] = {g.graph_id: g.target for g in load_project(None).graphs}
+
 
 def test_kinds_and_descriptions() -> None:
     assert list(AGENTS) == ["chat", "react", "multi"]
     for name, kind in AGENTS.items():
+        assert isinstance(kind, AgentKind)
         assert kind.name == name
         assert kind.description.strip()
 

@@ -11,6 +11,9 @@ from langchain.agents.middleware import HumanInTheLoopMiddleware
 from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
 
+from chatplane.agents.project import GraphSource
+from chatplane.agents.registry import GraphRegistry
+from chatplane.core.targets import RunTargets
 from chatplane.llm.fake import ScriptedChatModel
 from chatplane.runs import RunManager
 from chatplane.runs.eventlog import MemoryEventLog
@@ -44,7 +47,8 @@ async def manager(storage_url: str) -> AsyncIterator[RunManager]:
             checkpointer=storage.checkpointer,
             name="chat",
         )
-        runs = RunManager(storage=storage, settings=settings, graph_for=lambda run: graph)
+        registry = await GraphRegistry.open([GraphSource("chat", "test", graph)], settings, None, storage.checkpointer)
+        runs = RunManager(storage=storage, settings=settings, graph_for=RunTargets(registry).for_run)
         yield runs
         await runs.aclose()
 
@@ -64,7 +68,7 @@ async def test_sensitive_tool_waits_for_approval_then_runs(manager: RunManager) 
     assert (await manager.runs.get(run.run_id, "alice")).status == "waiting"
     assert deleted == []
 
-    await manager.resume(await manager.runs.get(run.run_id, "alice"), [{"type": "approve"}])
+    await manager.resume(await manager.runs.get(run.run_id, "alice"), {"decisions": [{"type": "approve"}]})
     rest = await _events(manager, run.run_id, after=first[-1].id)
     assert rest[-1].type == "run_completed"
     assert [e.id for e in first + rest] == list(range(1, len(first) + len(rest) + 1))
@@ -78,7 +82,7 @@ async def test_rejected_tool_call_is_not_run(manager: RunManager) -> None:
     thread = await manager.threads.create("alice", "chat")
     run = await manager.submit(thread, "clean up", user_id="alice", multitask="reject")
     await manager.wait(run.run_id)
-    await manager.resume(run, [{"type": "reject", "message": "keep it"}])
+    await manager.resume(run, {"decisions": [{"type": "reject", "message": "keep it"}]})
     await manager.wait(run.run_id)
     events = await _events(manager, run.run_id)
     assert events[-1].type == "run_completed"
@@ -292,7 +296,7 @@ async def test_a_run_resumed_while_its_paused_task_wraps_up_stays_known_as_execu
     thread = await manager.threads.create("alice", "chat")
     run = await manager.submit(thread, "clean up", user_id="alice", multitask="reject")
     assert (await _events(manager, run.run_id))[-1].type == "interrupt"
-    await manager.resume(await manager.runs.get(run.run_id, "alice"), [{"type": "approve"}])
+    await manager.resume(await manager.runs.get(run.run_id, "alice"), {"decisions": [{"type": "approve"}]})
     await completing.wait()  # the new task is still executing
     old_task_wraps_up.set()
     await asyncio.sleep(0.05)  # the old task ends

@@ -201,15 +201,6 @@ async def test_thread_store_is_scoped_by_owner(storage_url: str) -> None:
         assert (await store.get(mine.thread_id, "alice")).title == "mine"
 
 
-def test_schema_agent_names_match_the_registry() -> None:
-    from typing import get_args
-
-    from chatplane.agents import AGENTS
-    from chatplane.schemas import AgentName
-
-    assert set(get_args(AgentName)) == set(AGENTS)
-
-
 async def test_a_thread_may_use_a_model_from_the_allowlist_only(client_for) -> None:
     client = await client_for(make_settings(model_allowlist=["fake:the other model"]))
     chosen = await client.post("/v1/threads", json={"model": "fake:the other model"})

@@ -294,7 +294,7 @@ async def _pause_then_approve(
         assert await agent.transcript.count(thread.thread_id) == 2
         if while_waiting is not None:
             await while_waiting(agent, thread)
-        await agent.runs.resume(paused, [{"type": "approve"}])
+        await agent.runs.resume(paused, {"decisions": [{"type": "approve"}]})
         await agent.runs.wait(paused.run_id)
         status = (await agent.storage.runs.get(paused.run_id, "alice")).status
         return (

@@ -13,6 +13,7 @@ from langgraph.types import Checkpointer
 
 from chatplane.agents.context import TranscriptMiddleware
 from chatplane.agents.guards import model_guard_middleware, split_model_call_layers
+from chatplane.agents.kind import AgentKind
 from chatplane.config import Settings
 from chatplane.storage.transcript import Transcript
 
@@ -42,3 +43,7 @@ def build_chat(
         checkpointer=checkpointer,
         name="chat",
     )
+
+
+AGENT = AgentKind("chat", DESCRIPTION, build_chat)
+"""The chat agent, as a project file names it (``chatplane.agents.chat:AGENT``)."""

@@ -1,28 +1,32 @@
-"""Every agent kind's graph, built once when the agent starts (``AgentGraphs``).
+"""Agent kinds built on the server's parts, for each assistant's settings (``KindGraphs``).
 
-Each kind of ``AGENTS`` is compiled on the server's model with the storage's checkpointer (``of``), without one for
-stateless runs (``stateless``), and on another model from ``CHATPLANE_MODEL_ALLOWLIST`` when a thread chose one
-(built on first use, then kept).
+A kind (``chatplane.agents.kind``) is compiled on the model, tools, system prompt and budget an assistant's context
+chooses (the server's by default), with the storage's checkpointer and transcript — or without them, for stateless
+runs. The server's own settings give the default build, made at start-up; every other is built on first use and
+kept (up to ``_KEPT`` of them, least recently used out).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 from langchain.agents.middleware import HumanInTheLoopMiddleware
 from langchain_core.language_models import BaseChatModel
+from langchain_core.tools import BaseTool
 
-from chatplane.agents import AGENTS
 from chatplane.agents.context import ContextBudgetMiddleware, context_budget
-from chatplane.agents.run_config import check_config
+from chatplane.agents.kind import AgentContext, AgentKind
 from chatplane.config import Settings
-from chatplane.errors import ConfigError, InvalidInputError
+from chatplane.errors import InvalidInputError
 from chatplane.llm import make_chat_model
 from chatplane.storage.transcript import Transcript
 
+_KEPT = 128
 
-class AgentGraphs:
+
+class KindGraphs:
     def __init__(
         self,
         model: BaseChatModel,
@@ -30,66 +34,70 @@ class AgentGraphs:
         *,
         checkpointer: Any,
         transcript: Transcript,
-        tools: Sequence[Any],
+        tools: Sequence[BaseTool],
     ) -> None:
         self.settings = settings
+        self._model = model
         self._checkpointer = checkpointer
         self._transcript = transcript
-        self._tools = list(tools)
-        self.default = self._build_all(model, checkpointer)
-        """Each kind's graph on the server's model, with the checkpointer."""
-        self._stateless = self._build_all(model, None)  # nothing of the conversation is kept
-        self._on_other_models: dict[tuple[str, str], Any] = {}
+        self.tools = list(tools)
+        self._models: dict[str, BaseChatModel] = {settings.model: model}
+        self._built: OrderedDict[tuple[str, str, bool], Any] = OrderedDict()
 
-    def of(self, agent: str, model: str | None = None) -> Any:
-        """The graph of ``agent`` on ``model`` (the server's by default; others from the allowlist, built once)."""
-        if model is None or model == self.settings.model:
-            return self.default[agent]
-        if model not in self.settings.model_allowlist:
-            raise ConfigError(f"Model {model!r} is not in CHATPLANE_MODEL_ALLOWLIST.")
-        key = (agent, model)
-        if key not in self._on_other_models:
-            chosen = make_chat_model(model, self.settings)
-            self._on_other_models[key] = self._build(agent, chosen, self._checkpointer)
-        return self._on_other_models[key]
+    def tool_names(self) -> list[str]:
+        return [tool.name for tool in self.tools]
 
-    # --- GraphCatalog (chatplane.agents.catalog) ---------------------------------------------------------------------
-    def graph_ids(self) -> list[str]:
-        return list(AGENTS)
+    def check(self, context: AgentContext) -> None:
+        """``InvalidInputError`` naming the field unless the server can build a kind with ``context``."""
+        model = context.model
+        if model is not None and model != self.settings.model and model not in self.settings.model_allowlist:
+            raise InvalidInputError("`context.model` must be the server's model or one of CHATPLANE_MODEL_ALLOWLIST.")
+        known = set(self.tool_names())
+        for field in ("tools", "approve_tools"):
+            for name in getattr(context, field) or ():
+                if name not in known:
+                    raise InvalidInputError(f"`context.{field}`: there is no tool {name!r} (see GET /agents).")
 
-    def description(self, graph_id: str) -> str:
-        return AGENTS[graph_id].description
+    def graph(self, kind: AgentKind, context: AgentContext, *, stateful: bool = True) -> Any:
+        """``kind`` built for ``context``: with the checkpointer and transcript if ``stateful``."""
+        key = (kind.name, context.model_dump_json(exclude_none=True), stateful)
+        graph = self._built.get(key)
+        if graph is None:
+            self.check(context)
+            graph = self._built[key] = self._build(kind, context, stateful)
+            while len(self._built) > _KEPT:
+                self._built.popitem(last=False)
+        else:
+            self._built.move_to_end(key)
+        return graph
 
-    def check_assistant(self, graph_id: str, *, config: dict[str, Any], context: dict[str, Any]) -> None:
-        if graph_id not in AGENTS:
-            raise InvalidInputError(f"Unknown graph {graph_id!r}; known: {', '.join(AGENTS)}.")
-        check_config(config, max_recursion=self.settings.recursion_limit)
-        if not isinstance(context, dict):
-            raise InvalidInputError("`context` must be an object.")
-
-    def stateless(self, agent: str) -> Any:
-        """The graph of ``agent`` without a checkpointer (OpenAI-compatible requests without a thread)."""
-        return self._stateless[agent]
-
-    def _build_all(self, model: BaseChatModel, checkpointer: Any) -> dict[str, Any]:
-        middleware = self._middleware(stateful=checkpointer is not None)  # one set, shared by the kinds
-        return {name: self._build(name, model, checkpointer, middleware) for name in AGENTS}
-
-    def _build(self, agent: str, model: BaseChatModel, checkpointer: Any, middleware: list[Any] | None = None) -> Any:
-        stateful = checkpointer is not None
-        return AGENTS[agent].build(
-            model,
-            settings=self.settings,
-            checkpointer=checkpointer,
-            tools=self._tools,
-            middleware=middleware if middleware is not None else self._middleware(stateful=stateful),
+    def _build(self, kind: AgentKind, context: AgentContext, stateful: bool) -> Any:
+        settings = self.settings
+        if context.system_prompt is not None:
+            settings = settings.model_copy(update={"system_prompt": context.system_prompt})
+        tools = self.tools
+        if context.tools is not None:
+            tools = [tool for tool in self.tools if tool.name in context.tools]
+        return kind.build(
+            self._model_for(context.model or settings.model),
+            settings=settings,
+            checkpointer=self._checkpointer if stateful else None,
+            tools=tools,
+            middleware=self._middleware(context, stateful=stateful),
             transcript=self._transcript if stateful else None,
         )
 
-    def _middleware(self, *, stateful: bool) -> list[Any]:
+    def _model_for(self, model_id: str) -> BaseChatModel:
+        if model_id not in self._models:
+            self._models[model_id] = make_chat_model(model_id, self.settings)
+        return self._models[model_id]
+
+    def _middleware(self, context: AgentContext, *, stateful: bool) -> list[Any]:
         transcript = self._transcript if stateful else None
-        middleware: list[Any] = [ContextBudgetMiddleware(context_budget(self.settings), transcript)]
-        if self.settings.sensitive_tools and stateful:
+        budget = context.context_budget_tokens or context_budget(self.settings)
+        middleware: list[Any] = [ContextBudgetMiddleware(budget, transcript)]
+        approve = context.approve_tools if context.approve_tools is not None else self.settings.sensitive_tools
+        if approve and stateful:
             # A human approves these tool calls before they run (the pause needs a checkpointer to resume from).
-            middleware.append(HumanInTheLoopMiddleware(interrupt_on=dict.fromkeys(self.settings.sensitive_tools, True)))
+            middleware.append(HumanInTheLoopMiddleware(interrupt_on=dict.fromkeys(approve, True)))
         return middleware

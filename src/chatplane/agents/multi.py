@@ -37,6 +37,7 @@ from langgraph.types import Checkpointer
 from chatplane.agents.context import archive_settled
 from chatplane.agents.guards import model_guard_middleware, split_model_call_layers
 from chatplane.agents.handoff import OneHandoffMiddleware, make_handoff_tool
+from chatplane.agents.kind import AgentKind
 from chatplane.agents.react import agent_middleware
 from chatplane.config import Settings
 from chatplane.storage.transcript import Transcript
@@ -132,3 +133,7 @@ def build_multi(
         builder.add_node(name, agent)
         builder.add_edge(name, END if name == "writer" else "supervisor")
     return builder.compile(checkpointer=checkpointer, name="multi")
+
+
+AGENT = AgentKind("multi", DESCRIPTION, build_multi, nested=True)
+"""The multi agent, as a project file names it (``chatplane.agents.multi:AGENT``)."""

@@ -14,6 +14,7 @@ from langgraph.types import Checkpointer
 from chatplane.agents.context import TranscriptMiddleware
 from chatplane.agents.embedded import EmbeddedToolCallMiddleware, needs_forced_tool_calls
 from chatplane.agents.guards import guard_middleware, split_model_call_layers
+from chatplane.agents.kind import AgentKind
 from chatplane.config import Settings
 from chatplane.storage.transcript import Transcript
 
@@ -61,3 +62,7 @@ def build_react(
         checkpointer=checkpointer,
         name=NAME,
     )
+
+
+AGENT = AgentKind("react", DESCRIPTION, build_react)
+"""The react agent, as a project file names it (``chatplane.agents.react:AGENT``)."""

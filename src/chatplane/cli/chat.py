@@ -4,8 +4,9 @@ stream as they are generated, and /commands switch, list, reopen and clear sessi
 from __future__ import annotations
 
 import logging
+import re
 import secrets
-from typing import Annotated, get_args
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -14,9 +15,7 @@ from chatplane.cli.common import ModelOpt, StorageOpt, console, err_console, fri
 from chatplane.cli.conversations import Conversation, LocalConversation, RemoteConversation
 from chatplane.client.errors import ChatplaneClientError
 from chatplane.errors import ChatplaneError
-from chatplane.schemas import AgentName
-
-AGENT_NAMES: tuple[str, ...] = get_args(AgentName)  # the wire schema's names (kept equal to the registry by a test)
+from chatplane.schemas import ID_PATTERN
 
 CHAT_HELP = (
     "Commands: /new, /agent NAME (chat, react, multi: a new session with it), /threads, /open ID, /history, "
@@ -35,15 +34,18 @@ def chat(
     ] = None,
     api_key: Annotated[str | None, typer.Option("--key", envvar="CHATPLANE_API_KEY", help="API key for --url.")] = None,
     agent: Annotated[
-        str | None, typer.Option("--agent", "-a", help="Agent of a new session: chat, react or multi.")
+        str | None,
+        typer.Option(
+            "--agent", "-a", help="Agent of a new session: chat, react, multi, or a graph or assistant of the server."
+        ),
     ] = None,
     model: ModelOpt = None,
     storage: StorageOpt = None,
 ) -> None:
     """Chat in the terminal; answers stream as they are generated."""
     conversation: Conversation
-    if agent is not None and agent not in AGENT_NAMES:
-        err_console.print(f"[red]Unknown agent {agent!r}: choose {', '.join(AGENT_NAMES)}.[/red]")
+    if agent is not None and not re.fullmatch(ID_PATTERN, agent):
+        err_console.print(f"[red]{agent!r} is no agent name: see GET /agents (chat, react, multi …).[/red]")
         raise typer.Exit(2)
     if url:
         try:
@@ -108,8 +110,8 @@ def _command(conversation: Conversation, line: str) -> bool:
             console.print(f"[dim]new session {conversation.session}[/dim]")
         elif name == "/agent":
             parts = line.split()
-            if len(parts) != 2 or parts[1] not in AGENT_NAMES:
-                console.print(f"[dim]usage: /agent {'|'.join(AGENT_NAMES)}[/dim]")
+            if len(parts) != 2 or not re.fullmatch(ID_PATTERN, parts[1]):
+                console.print("[dim]usage: /agent NAME (a graph or assistant: chat, react, multi …)[/dim]")
             else:
                 conversation.new(parts[1])
                 console.print(f"[dim]new session {conversation.session} with the {parts[1]} agent[/dim]")

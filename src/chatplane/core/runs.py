@@ -9,6 +9,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 
 from chatplane.core.checks import check_message
+from chatplane.core.run_input import RunInput
 from chatplane.core.services import Services
 from chatplane.errors import ChatplaneError, InvalidInputError, ThreadNotFoundError
 from chatplane.events import EventType, RunEvent
@@ -32,7 +33,7 @@ class RunService:
     async def send(
         self,
         thread_id: str,
-        message: str,
+        message: str | RunInput,
         *,
         multitask: Multitask,
         stream_tokens: bool = True,
@@ -41,15 +42,18 @@ class RunService:
         session_id: str | None = None,
         create_as: str | None = None,
     ) -> Run:
-        """Send ``message`` to the owner's thread: a new run, started now or queued by ``multitask``.
+        """Send ``message`` (a user message, or any ``RunInput``) to the owner's thread: a new run, started now or
+        queued by ``multitask``. A ``command`` that only resumes goes to the run waiting on the thread, if any.
 
         ``agent``: the thread must talk to it (409 otherwise). ``create_as``: a missing thread is created on first
         use, talking to ``agent`` or else ``create_as`` (the seed's sessions); without it a missing thread is a 404.
         ``stream_tokens=False`` for a caller that waits for the whole answer (``RunManager.submit``)."""
+        request = message if isinstance(message, RunInput) else RunInput(message=message)
         settings = self._services.settings
-        check_message(message, settings.max_message_chars)
-        if agent is not None and agent not in self._services.agents:
-            raise InvalidInputError(f"Unknown agent {agent!r}; known: {', '.join(self._services.agents)}.")
+        if request.message is not None:
+            check_message(request.message, settings.max_message_chars)
+        if agent is not None:
+            agent = await self._services.targets.thread_agent(agent, self.owner)
         options: dict[str, Any] = {
             "user_id": user_id or self.owner,
             "session_id": session_id,
@@ -59,17 +63,35 @@ class RunService:
         }
         try:
             try:
-                return await self._manager.submit_to(thread_id, self.owner, message, **options)
+                return await self._submit(thread_id, request, options)
             except ThreadNotFoundError:
                 if create_as is None:
                     raise
                 threads = self._services.storage.threads
                 await threads.ensure(thread_id, self.owner, agent, agent or create_as, session_id)
-                return await self._manager.submit_to(thread_id, self.owner, message, **options)
+                return await self._submit(thread_id, request, options)
         except ChatplaneError:
             raise
         except Exception as exc:
             raise as_chatplane_error(exc, f"thread {thread_id}") from exc
+
+    async def _submit(self, thread_id: str, request: RunInput, options: dict[str, Any]) -> Run:
+        """Check ``request`` against the thread's graph — unless it is a plain message and every graph served
+        keeps messages (no read needed) — then hand it to the run manager."""
+        services = self._services
+        extra: dict[str, Any] = {}
+        if not (request.plain and all(s.has_messages for s in services.catalog.all())):
+            thread = await services.storage.threads.get(thread_id, self.owner)
+            if request.resumes_only:
+                waiting = [r for r in await services.storage.runs.active(thread_id) if r.status == "waiting"]
+                if waiting:
+                    return await self._manager.resume(waiting[0], request.command["resume"])  # type: ignore[index]
+            assistant = await services.targets.assistant(thread.agent, self.owner)
+            if assistant is None:
+                raise InvalidInputError("This thread's assistant no longer exists.")
+            served = services.catalog.get(assistant.graph_id)
+            extra = request.checked(served, assistant, max_recursion=services.settings.recursion_limit)
+        return await self._manager.submit_to(thread_id, self.owner, request.message, extra=extra, **options)
 
     async def get(self, run_id: str, *, thread_id: str | None = None) -> Run:
         """The owner's run; ``thread_id``: it must belong to that thread (a 422 otherwise)."""
@@ -86,9 +108,12 @@ class RunService:
         """A new run continuing the thread from where a failed run stopped."""
         return await self._manager.retry(await self._own(run))
 
-    async def resume(self, run: Run | str, decisions: list[dict[str, Any]]) -> Run:
-        """Answer a run waiting for approval: one decision per pending tool call."""
-        return await self._manager.resume(await self._own(run), decisions)
+    async def resume(self, run: Run | str, decisions: list[dict[str, Any]] | None = None, *, value: Any = None) -> Run:
+        """Answer a run waiting for a human: ``decisions``, one per pending tool call (tool approval), or any
+        ``value`` for a graph's own ``interrupt(...)``, which returns it."""
+        if decisions is not None:
+            value = {"decisions": decisions}
+        return await self._manager.resume(await self._own(run), value)
 
     async def _own(self, run: Run | str) -> Run:
         return await self.get(run) if isinstance(run, str) else run
@@ -117,14 +142,16 @@ class RunService:
         prices = services.settings.prices
         return await usage_report(services.storage.db, self.owner, first, last, prices, thread_id=thread_id)
 
-    def stateless(
+    async def stateless(
         self, agent: str, messages: list[BaseMessage], *, stream_tokens: bool = True
     ) -> AsyncIterator[tuple[EventType, dict[str, Any]]]:
-        """Run ``agent`` once on a whole conversation, keeping nothing but the run record."""
-        if agent not in self._services.agents:
-            raise InvalidInputError(f"Unknown agent {agent!r}; known: {', '.join(self._services.agents)}.")
+        """Run ``agent`` (an assistant or graph id) once on a whole conversation, keeping nothing but the run
+        record."""
+        target = await self._services.targets.of(agent, self.owner, stateful=False)
+        if not target.served.has_messages:
+            raise InvalidInputError(f"{agent!r} keeps no messages: it cannot answer a conversation.")
         return stream_stateless(
-            self._services.stateless_graph_of(agent),
+            target,
             messages,
             agent=agent,
             owner=self.owner,

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
 
 from langchain_core.messages import AnyMessage
 from langchain_core.runnables import RunnableConfig
 
-from chatplane.agents.catalog import GraphCatalog
+from chatplane.agents.registry import GraphRegistry
 from chatplane.config import Settings
+from chatplane.core.targets import RunTargets
+from chatplane.errors import ChatplaneError, NoMessagesError
 from chatplane.failures import as_chatplane_error
 from chatplane.runs import RunManager
 from chatplane.storage.engine import Storage
@@ -19,25 +19,42 @@ from chatplane.storage.transcript import merge_history
 
 @dataclass
 class Services:
-    """What the owner-scoped services share. ``graph_of``: an agent's graph (with the checkpointer);
-    ``stateless_graph_of``: the same without one; ``agents``: the agent kinds a thread may talk to."""
+    """What the owner-scoped services share. ``targets``: what a thread's runs execute (its assistant's graph)."""
 
     settings: Settings
     storage: Storage
     runs: RunManager
-    agents: Collection[str]
-    graph_of: Callable[[str], Any]
-    stateless_graph_of: Callable[[str], Any]
-    catalog: GraphCatalog
-    """The graphs served (their ids, descriptions, and what their assistants may set)."""
+    targets: RunTargets
 
-    async def history(self, thread_id: str, agent: str) -> list[AnyMessage]:
+    @property
+    def catalog(self) -> GraphRegistry:
+        """The graphs served (their ids, descriptions, schemas, and what their assistants may set)."""
+        return self.targets.graphs
+
+    async def state(self, thread_id: str, agent: str, owner: str) -> tuple[dict[str, object], object]:
+        """The thread's latest state: its values and LangGraph's ``StateSnapshot``."""
+        try:
+            target = await self.targets.of(agent, owner)
+            config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+            snapshot = await target.graph.aget_state(config)
+            return dict(snapshot.values or {}), snapshot
+        except ChatplaneError:
+            raise
+        except Exception as exc:
+            raise as_chatplane_error(exc, f"thread {thread_id}") from exc
+
+    async def history(self, thread_id: str, agent: str, owner: str) -> list[AnyMessage]:
         """A thread's messages, oldest first: the transcript, then the working state's not archived yet."""
         try:
+            target = await self.targets.of(agent, owner)
+            if not target.served.has_messages:
+                raise NoMessagesError()
             config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
-            state = await self.graph_of(agent).aget_state(config)
+            state = await target.graph.aget_state(config)
             working = list(state.values.get("messages", [])) if state.values else []
             return merge_history(await self.storage.transcript.messages(thread_id), working)
+        except ChatplaneError:
+            raise
         except Exception as exc:
             raise as_chatplane_error(exc, f"thread {thread_id}") from exc
 

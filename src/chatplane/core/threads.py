@@ -33,9 +33,7 @@ class ThreadService:
         """A new thread talking to ``agent`` (default: the server's), on ``model`` (default: the server's; others
         from ``CHATPLANE_MODEL_ALLOWLIST``), deleted ``ttl_days`` after its creation if given."""
         settings = self._services.settings
-        kind = agent or settings.default_agent
-        if kind not in self._services.agents:
-            raise InvalidInputError(f"Unknown agent {kind!r}; known: {', '.join(self._services.agents)}.")
+        kind = await self._services.targets.thread_agent(agent or settings.default_agent, self.owner)
         chosen = model if model != settings.model else None
         if chosen is not None and chosen not in settings.model_allowlist:
             raise InvalidInputError("That model cannot be chosen here (CHATPLANE_MODEL_ALLOWLIST).")
@@ -66,7 +64,13 @@ class ThreadService:
         """Every message of the thread, oldest first."""
         if isinstance(thread, str):
             thread = await self.get(thread)
-        return await self._services.history(thread.thread_id, thread.agent)
+        return await self._services.history(thread.thread_id, thread.agent, self.owner)
+
+    async def state(self, thread: Thread | str) -> tuple[dict[str, Any], Any]:
+        """The thread's latest state: its values, and LangGraph's ``StateSnapshot`` (next nodes, interrupts …)."""
+        if isinstance(thread, str):
+            thread = await self.get(thread)
+        return await self._services.state(thread.thread_id, thread.agent, self.owner)
 
     async def runs(self, thread_id: str, *, limit: int = 50) -> builtins.list[Run]:
         """The thread's latest runs, newest first."""

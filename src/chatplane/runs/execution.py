@@ -17,11 +17,16 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command
 
+from chatplane.agents.inputs import message_channels
+from chatplane.agents.registry import RunTarget
+from chatplane.agents.run_config import merge_configs
 from chatplane.config import Settings
 from chatplane.events import EventType
 from chatplane.failures import as_chatplane_error
 from chatplane.runs.events import EventLog
+from chatplane.runs.jsonable import to_jsonable
 from chatplane.runs.translate import StreamTranslator
 from chatplane.storage.runs import Run, RunStatus
 from chatplane.storage.turns import TurnStore
@@ -56,10 +61,16 @@ def message_id(run: Run) -> str:
     return f"msg-{run.run_id}"
 
 
-def graph_input(run: Run) -> dict[str, Any] | None:
-    """What a run feeds the graph: its user message (with a stable id, to tell later whether it was stored) —
-    or nothing for a retry, which continues the thread from its last checkpoint."""
+def graph_input(run: Run) -> Any:
+    """What a run feeds the graph: its ``command`` (resume, update, goto), its ``input`` as given, or its user
+    message (with a stable id, to tell later whether it was stored) — or nothing for a retry, which continues the
+    thread from its last checkpoint."""
     data = run.input
+    if "command" in data:
+        command = data["command"]
+        return Command(resume=command.get("resume"), update=command.get("update"), goto=command.get("goto") or ())
+    if "input" in data:
+        return data["input"]
     if "message" not in data:
         return None
     message = HumanMessage(
@@ -83,8 +94,7 @@ class Executor:
         events: EventLog,
         settings: Settings,
         hooks: RunHooks,
-        graph_for: Callable[[Run], Any],
-        nested_agents: frozenset[str],
+        graph_for: Callable[[Run], Awaitable[RunTarget]],
         after_run: AfterRun,
     ) -> None:
         self.turns = turns
@@ -92,7 +102,6 @@ class Executor:
         self.settings = settings
         self.hooks = hooks
         self.graph_for = graph_for
-        self.nested_agents = nested_agents
         self._after_run = after_run
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.handing_back: set[str] = set()  # runs cancelled for shutdown: another process resumes them
@@ -136,28 +145,50 @@ class Executor:
         if tasks:
             await asyncio.wait(tasks, timeout=10)
 
-    def config(self, run: Run) -> RunnableConfig:
-        return {
-            "configurable": {"thread_id": run.thread_id},
-            "recursion_limit": self.settings.recursion_limit,
-            "metadata": {"run_id": run.run_id, "thread_id": run.thread_id, "agent": run.agent, "owner": run.owner},
+    def config(self, run: Run, target: RunTarget) -> RunnableConfig:
+        """The run's LangGraph config: the assistant's, then the run's own (both checked), then the server's keys
+        (thread, run, graph, assistant, user), which nobody else can set."""
+        merged = merge_configs(target.config, run.input.get("config") or {})
+        configurable = {
+            **merged.get("configurable", {}),
+            "thread_id": run.thread_id,
+            "run_id": run.run_id,
+            "graph_id": target.graph_id,
+            "assistant_id": target.assistant_id,
+            "user_id": run.owner,
+        }
+        metadata = {
+            **merged.get("metadata", {}),
+            "run_id": run.run_id,
+            "thread_id": run.thread_id,
+            "agent": run.agent,
+            "owner": run.owner,
+        }
+        config: RunnableConfig = {
+            "configurable": configurable,
+            "recursion_limit": merged.get("recursion_limit", self.settings.recursion_limit),
+            "metadata": metadata,
             "callbacks": list(self.hooks.callbacks),
         }
+        if merged.get("tags"):
+            config["tags"] = merged["tags"]
+        return config
 
     async def _execute(self, run: Run, input_: Any, turn: Turn, fresh: bool) -> None:
-        graph = self.graph_for(run)
-        config = self.config(run)
         translator = StreamTranslator()
         translator.usage.update({k: v for k, v in run.usage.items() if k in translator.usage})
         next_up: list[Run] | None = None  # the thread's active runs, read as the outcome was recorded
+        target: RunTarget | None = None
         try:
+            target = await self.graph_for(run)
+            config = self.config(run, target)
             if fresh:
                 await self._started(run)
-            await self._stream(run, graph, input_, config, translator, turn)
+            await self._stream(run, target, input_, config, translator, turn)
             if translator.interrupts:
                 await self.turns.write_held(turn)
                 await self.turns.runs.mark_waiting(run, translator.usage)
-                requests = [{"id": i.id, "value": i.value} for i in translator.interrupts]
+                requests = [{"id": i.id, "value": to_jsonable(i.value)} for i in translator.interrupts]
                 await self.events.append(run.run_id, "interrupt", {"requests": requests})
                 return
             next_up = await self.finish(run, "succeeded", translator.usage, turn=turn)
@@ -165,7 +196,7 @@ class Executor:
         except asyncio.CancelledError:
             if run.run_id in self.handing_back:
                 raise  # shutting down: the run goes back to the queue as it is
-            next_up = await asyncio.shield(self._record_cancel(run, graph, config, translator, turn))
+            next_up = await asyncio.shield(self._record_cancel(run, target, translator, turn))
         except Exception as exc:
             error = as_chatplane_error(exc, f"run {run.run_id}")
             next_up = await asyncio.shield(self._record_failure(run, translator, error.code, error.message, turn))
@@ -181,19 +212,27 @@ class Executor:
         await self.events.append(run.run_id, "run_started", started)
 
     async def _stream(
-        self, run: Run, graph: Any, input_: Any, config: RunnableConfig, translator: StreamTranslator, turn: Turn
+        self, run: Run, target: RunTarget, input_: Any, config: RunnableConfig, translator: StreamTranslator, turn: Turn
     ) -> None:
         """The graph's events into the run's log, inside the run's unit of work. The graph is closed here, whatever
         ends the loop: a cancel that lands while an event is being appended (Redis) still lets LangGraph write where
         the run stopped — held, for the outcome — before the cancel is recorded, rather than when the abandoned
         generator is collected, in some other context."""
+        durability = target.served.durability
+        if durability != "exit":
+            turn.write_through()  # a checkpoint per step, committed as it comes
+        options: dict[str, Any] = {"durability": durability}
+        if target.context is not None:
+            options["context"] = target.context
         events = translator.run(
-            graph,
+            target.graph,
             input_,
             config,
             tokens=run.input.get("stream_tokens", True),
-            nested=run.agent in self.nested_agents,
-            durability=self.turns.durability,
+            nested=target.served.nested,
+            modes=run.input.get("stream_mode") or (),
+            subgraphs=bool(run.input.get("stream_subgraphs")),
+            **options,
         )
         with self.turns.running(turn):
             async with contextlib.aclosing(events):
@@ -237,12 +276,12 @@ class Executor:
         return next_up
 
     async def _record_cancel(
-        self, run: Run, graph: Any, config: RunnableConfig, translator: StreamTranslator, turn: Turn
+        self, run: Run, target: RunTarget | None, translator: StreamTranslator, turn: Turn
     ) -> list[Run] | None:
         with contextlib.suppress(Exception):
             await self.turns.write_held(turn)  # where the run stopped, before the partial answer joins it
         partial = translator.partial
-        if partial is not None and partial.text:
+        if target is not None and partial is not None and partial.text and message_channels(target.graph):
             kept = AIMessage(
                 content=partial.text,
                 id=partial.message_id,
@@ -251,7 +290,7 @@ class Executor:
             )
             as_node = partial.namespace[0].split(":")[0] if partial.namespace else partial.node
             try:
-                await graph.aupdate_state(config, {"messages": [kept]}, as_node=as_node)
+                await target.graph.aupdate_state(self.config(run, target), {"messages": [kept]}, as_node=as_node)
             except Exception as exc:
                 as_chatplane_error(exc, f"run {run.run_id} (keeping the partial answer)")
         next_up = None
@@ -260,17 +299,29 @@ class Executor:
         await self.events.append(run.run_id, "run_cancelled", {"status": "cancelled"})
         return next_up
 
-    # --- a run's message, for recovery ------------------------------------------------------------------------------
+    # --- a run's input, for recovery --------------------------------------------------------------------------------
     async def resume_input(self, run: Run) -> Any:
-        """Continue from the checkpoint (None) if the run's message made it into the thread, else start over."""
+        """What a recovered run starts with. A message: continue from the checkpoint (None) if it made it into
+        the thread, else start over. An input or command: the same again — LangGraph itself continues from the
+        run's own checkpoint when there is one (its ``run_id`` is in the checkpoint's metadata)."""
         if "message" not in run.input:
-            return None
-        state = await self.graph_for(run).aget_state(self.config(run))
+            return graph_input(run)
+        target = await self.graph_for(run)
+        state = await target.graph.aget_state(self.config(run, target))
         messages = state.values.get("messages", []) if state.values else []
         return None if any(m.id == message_id(run) for m in messages) else graph_input(run)
 
     async def keep_message(self, run: Run) -> None:
-        """Make sure the run's user message is in the thread (a retry continues from there)."""
-        input_ = await self.resume_input(run)
+        """Make sure the run's user message (or input) is in the thread (a retry continues from there)."""
+        if "command" in run.input:
+            return
+        target = await self.graph_for(run)
+        config = self.config(run, target)
+        if "message" in run.input:
+            input_ = await self.resume_input(run)
+        else:
+            state = await target.graph.aget_state(config)
+            ran = state.metadata is not None and state.metadata.get("run_id") == run.run_id
+            input_ = None if ran else run.input.get("input")
         if input_ is not None:
-            await self.graph_for(run).aupdate_state(self.config(run), input_, as_node="__start__")
+            await target.graph.aupdate_state(config, input_, as_node="__start__")

@@ -21,17 +21,19 @@ that locks its thread, so the double-texting decision is atomic across processes
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from langgraph.types import Command
 
+from chatplane.agents.registry import RunTarget
 from chatplane.config import Settings
 from chatplane.errors import RunStateError, ThreadBusyError
 from chatplane.events import RunEvent
 from chatplane.runs.eventlog import MemoryEventLog
 from chatplane.runs.events import EventLog, RunFollower
 from chatplane.runs.execution import Executor, RunHooks, graph_input
+from chatplane.runs.jsonable import to_jsonable
 from chatplane.runs.leases import Leases
 from chatplane.storage.engine import Storage
 from chatplane.storage.runs import Multitask, Run, RunStatus
@@ -44,11 +46,10 @@ class RunManager:
         *,
         storage: Storage,
         settings: Settings,
-        graph_for: Callable[[Run], Any],
+        graph_for: Callable[[Run], Awaitable[RunTarget]],
         events: EventLog | None = None,
-        nested_agents: frozenset[str] = frozenset(),
     ) -> None:
-        """``graph_for``: the graph a run executes (its agent's, on its model)."""
+        """``graph_for``: what a run executes (its assistant's graph, on its model)."""
         self.settings = settings
         self.runs = storage.runs
         self.threads = storage.threads
@@ -62,7 +63,6 @@ class RunManager:
             settings=settings,
             hooks=self.hooks,
             graph_for=graph_for,
-            nested_agents=nested_agents,
             after_run=self._after_run,
         )
         self.leases = Leases(runs=self.runs, threads=self.threads, settings=settings, executor=self.executor)
@@ -113,22 +113,23 @@ class RunManager:
         self,
         thread_id: str,
         owner: str,
-        message: str,
+        message: str | None,
         *,
         user_id: str,
         session_id: str | None = None,
         agent: str | None = None,
         multitask: Multitask,
         stream_tokens: bool = True,
+        extra: dict[str, Any] | None = None,
     ) -> Run:
         """``submit`` to the owner's thread ``thread_id``, without reading it first: ``ThreadNotFoundError`` if the
-        owner has no such thread, ``AgentMismatchError`` if ``agent`` is given and the thread talks to another."""
-        run_input: dict[str, Any] = {
-            "message": message,
-            "user_id": user_id,
-            "session_id": session_id,
-            "created_at": time.time(),
-        }
+        owner has no such thread, ``AgentMismatchError`` if ``agent`` is given and the thread talks to another.
+        ``extra``: the rest of a checked ``RunInput`` (input, command, context, config, stream modes)."""
+        run_input: dict[str, Any] = {"user_id": user_id, "session_id": session_id, "created_at": time.time()}
+        if message is not None:
+            run_input["message"] = message
+        if extra:
+            run_input.update(extra)
         if not stream_tokens:
             run_input["stream_tokens"] = False
         return await self._accept(thread_id, owner, run_input, multitask, agent=agent)
@@ -207,8 +208,9 @@ class RunManager:
         if not self.executor.cancel_here(run.run_id):  # running in another process: its heartbeat sees the flag
             await self.runs.request_cancel(run.run_id)
 
-    async def resume(self, run: Run, decisions: list[dict[str, Any]]) -> Run:
-        """Answer a run that waits for a human (approve / edit / reject each pending tool call), in this process."""
+    async def resume(self, run: Run, value: Any) -> Run:
+        """Answer a run that waits for a human (``interrupt``): it goes on, in this process, with ``value`` as what
+        the interrupt returns."""
         current = await self.runs.find(run.run_id)
         if (
             current is None
@@ -216,8 +218,9 @@ class RunManager:
             or not await self.runs.claim_now(current, *self.leases.claim_for())
         ):
             raise RunStateError("Only a run that is waiting for approval can be resumed.")
-        await self.events.append(run.run_id, "run_resumed", {"decisions": decisions})
-        self.executor.launch(current, Command(resume={"decisions": decisions}), fresh=False)
+        event = value if isinstance(value, dict) and "decisions" in value else {"resume": to_jsonable(value)}
+        await self.events.append(run.run_id, "run_resumed", event)
+        self.executor.launch(current, Command(resume=value), fresh=False)
         return current
 
     # --- following work -------------------------------------------------------------------------------------------

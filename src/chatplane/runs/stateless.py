@@ -9,6 +9,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 
+from chatplane.agents.registry import RunTarget
 from chatplane.events import EventType
 from chatplane.failures import as_chatplane_error
 from chatplane.runs.execution import Executor, RunHooks
@@ -17,7 +18,7 @@ from chatplane.storage.runs import RunStatus, RunStore
 
 
 async def stream_stateless(
-    graph: Any,
+    target: RunTarget,
     messages: list[BaseMessage],
     *,
     agent: str,
@@ -45,7 +46,8 @@ async def stream_stateless(
         "callbacks": list(hooks.callbacks),
     }
     try:
-        nested = agent in executor.nested_agents
+        nested = target.served.nested
+        graph = target.graph
         async for item in translator.run(graph, {"messages": messages}, config, tokens=stream_tokens, nested=nested):
             yield item
         status = "succeeded"

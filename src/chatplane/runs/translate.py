@@ -4,17 +4,26 @@ for tokens; subgraphs for agents that nest graphs) and turns LangGraph's stream 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 
-from chatplane.events import EventType
+from chatplane.events import EventType, StreamMode
 from chatplane.messages import message_to_wire
+from chatplane.runs.jsonable import to_jsonable
 
 Emitted = list[tuple[EventType, dict[str, Any]]]
+
+
+def _mode_data(mode: str, data: Any) -> Any:
+    """A LangGraph stream part's data as JSON; ``messages`` parts as ``[message, metadata]``."""
+    if mode == "messages" and isinstance(data, tuple) and len(data) == 2:
+        chunk, metadata = data
+        return [to_jsonable(chunk), to_jsonable({k: v for k, v in metadata.items() if not k.startswith("__")})]
+    return to_jsonable(data)
 
 
 @dataclass
@@ -36,6 +45,7 @@ class StreamTranslator:
         self.interrupts: list[Any] = []
         self.answer: AIMessage | None = None
         self._seen: set[str] = set()
+        self._passed: frozenset[str] = frozenset()
 
     async def run(
         self,
@@ -45,21 +55,32 @@ class StreamTranslator:
         *,
         tokens: bool,
         nested: bool,
+        modes: Sequence[StreamMode] = (),
+        subgraphs: bool = False,
         **options: Any,
     ) -> AsyncGenerator[tuple[EventType, dict[str, Any]], None]:
         """Run ``graph`` and yield its events. ``tokens``: stream each token as the model writes it (LangGraph's
         ``messages`` mode; without it, LangChain asks the model for the whole answer at once). ``nested``: the graph
         runs other graphs (the multi agent's specialists) whose steps stream too — LangGraph's ``subgraphs``, which
-        costs a task per streamed part, so only for agents that need it. ``options`` go to ``astream``.
+        costs a task per streamed part, so only for agents that need it. ``modes``: LangGraph stream modes the
+        caller asked for, each part passed on as an event of that name (``{"namespace", "data"}``); ``subgraphs``:
+        with the parts of subgraphs. ``options`` go to ``astream``.
 
         LangGraph's ``version="v1"`` parts (tuples) are read here: ``"v2"`` wraps each in a dict and maps outputs
         to the state schema, work nothing here uses."""
-        modes = ["messages", "updates"] if tokens else ["updates"]
-        parts = graph.astream(graph_input, config, stream_mode=modes, subgraphs=nested, **options)
+        self._passed = frozenset(modes)
+        own = ["messages", "updates"] if tokens else ["updates"]
+        wanted = [*own, *(m for m in modes if m not in own)]
+        with_ns = nested or subgraphs
+        parts = graph.astream(graph_input, config, stream_mode=wanted, subgraphs=with_ns, **options)
         async with contextlib.aclosing(parts):  # closed now, not when collected: see RunManager._execute
             async for part in parts:
-                for event in self.feed(part if nested else ((), *part)):
-                    yield event
+                part = part if with_ns else ((), *part)
+                if part[1] in self._passed:
+                    yield part[1], {"namespace": list(part[0] or ()), "data": _mode_data(part[1], part[2])}
+                if part[1] in own:
+                    for event in self.feed(part):
+                        yield event
 
     def feed(self, part: tuple[Any, ...]) -> Emitted:
         """One stream part, ``(namespace, mode, data)``."""

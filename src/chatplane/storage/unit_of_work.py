@@ -93,6 +93,12 @@ class Turn:
         append is then held too, numbered after it."""
         self.prefetched = prefetched
 
+    def write_through(self) -> None:
+        """Hold nothing from now on: each write commits as it comes (a graph checkpointed per step). Call it before
+        the run writes anything."""
+        self.held = None
+        self.transcript_end = None
+
     def hold(self, statements: Sequence[Statement]) -> bool:
         """Hold ``statements`` for the outcome's commit, if this turn holds its writes; False: write them now."""
         if self.held is None:

@@ -15,11 +15,12 @@ A tool that fails tells the model why, as an error ``ToolMessage``; the agents' 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
-from langchain_core.tools import BaseTool
+from langchain_core.tools import BaseTool, tool
 
 from chatplane.config import Settings
 from chatplane.errors import ConfigError
@@ -41,21 +42,36 @@ def builtin_tools(settings: Settings, *, http_client: httpx.AsyncClient | None =
 
 
 @asynccontextmanager
-async def open_tools(settings: Settings) -> AsyncIterator[list[BaseTool]]:
-    """Built-in tools plus every MCP server's tools, usable until the context exits.
+async def open_tools(settings: Settings, *, extra: Sequence[Any] = ()) -> AsyncIterator[list[BaseTool]]:
+    """Built-in tools, the project's (``extra``: LangChain tools or plain functions) and every MCP server's tools,
+    usable until the context exits.
 
     Raises ``ConfigError`` (naming the server, never quoting its error) when an MCP server cannot be reached, and
     when two tools share a name.
     """
     async with httpx.AsyncClient(timeout=settings.tool_timeout_s, follow_redirects=False) as http_client:
         tools = builtin_tools(settings, http_client=http_client)
+        tools += [as_tool(item) for item in extra]
         tools += await load_mcp_server_tools(settings.mcp_servers, timeout_s=min(settings.tool_timeout_s, 60.0))
         duplicates = sorted(name for name, count in Counter(t.name for t in tools).items() if count > 1)
         if duplicates:
             raise ConfigError(
-                f"Two tools are named {duplicates[0]!r}; rename it on its MCP server (CHATPLANE_MCP_SERVERS)."
+                f"Two tools are named {duplicates[0]!r}; rename one (the project's, or on its MCP server)."
             )
         yield tools
 
 
-__all__ = ["BUILTIN_TOOLS", "builtin_tools", "open_tools"]
+def as_tool(item: Any) -> BaseTool:
+    """A project's tool: a LangChain tool as it is, a (sync or async) function made one (its docstring says what
+    it does, its type hints give its arguments)."""
+    if isinstance(item, BaseTool):
+        return item
+    if callable(item):
+        if not (getattr(item, "__doc__", None) or "").strip():
+            raise ConfigError(f"Tool {getattr(item, '__name__', item)!r} needs a docstring: the model reads it.")
+        made: BaseTool = tool(item)
+        return made
+    raise ConfigError(f"Tool entry {type(item).__name__!r} is neither a LangChain tool nor a function.")
+
+
+__all__ = ["BUILTIN_TOOLS", "as_tool", "builtin_tools", "open_tools"]

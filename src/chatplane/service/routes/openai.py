@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from chatplane.agent import ProductionAgent, raise_if_unsuccessful
-from chatplane.agents import AGENTS
 from chatplane.errors import AgentMismatchError, ChatplaneError, ModelNotFoundError
 from chatplane.events import EventType, RunEvent
 from chatplane.openai_compat import (
@@ -40,11 +39,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 Events = AsyncIterator[tuple[EventType, dict[str, Any]]]
 
 
+def _chat_graphs(agent: ProductionAgent) -> list[str]:
+    """The graphs that keep messages: each is a model (``chatplane-chat`` …)."""
+    return [served.graph_id for served in agent.services.catalog.all() if served.has_messages]
+
+
 @router.get("/models", responses=_ERRORS)
-async def list_models(user: CurrentUser) -> dict[str, Any]:
-    """The agents, as OpenAI models (``chatplane-chat``, ``chatplane-react``, ``chatplane-multi``)."""
+async def list_models(user: CurrentUser, agent: AgentDep) -> dict[str, Any]:
+    """The agents, as OpenAI models (``chatplane-chat``, ``chatplane-react``, ``chatplane-multi`` …)."""
     data = [
-        {"id": f"{MODEL_PREFIX}{name}", "object": "model", "created": 0, "owned_by": "chatplane"} for name in AGENTS
+        {"id": f"{MODEL_PREFIX}{name}", "object": "model", "created": 0, "owned_by": "chatplane"}
+        for name in _chat_graphs(agent)
     ]
     return {"object": "list", "data": data}
 
@@ -58,7 +63,7 @@ async def _thread_events(events: AsyncIterator[RunEvent]) -> Events:
 async def _events(
     body: ChatCompletionRequest, agent: ProductionAgent, user: User, thread_id: str | None, max_chars: int
 ) -> Events:
-    kind = agent_of(body.model, list(AGENTS))
+    kind = agent_of(body.model, _chat_graphs(agent))
     if kind is None:
         raise ModelNotFoundError(f"No model {body.model!r}; GET /v1/models lists them.")
     mine = agent.for_user(user.id)
@@ -70,7 +75,7 @@ async def _events(
         run = await mine.runs.send(thread_id, text, multitask="enqueue", stream_tokens=body.stream)
         return _thread_events(mine.runs.events(run))
     messages = to_langchain(body.messages, max_chars)
-    return mine.runs.stateless(kind, messages, stream_tokens=body.stream)
+    return await mine.runs.stateless(kind, messages, stream_tokens=body.stream)
 
 
 @router.post(

@@ -1,0 +1,91 @@
+"""A run's ``input`` and ``context``, checked against the graph's own schemas before anything is stored.
+
+A graph's input schema is LangGraph's (``get_input_schema``: a pydantic model of its input channels); its context
+schema is what it was compiled with (``context_schema``: a pydantic model, dataclass or TypedDict). A message list
+may be given as LangChain accepts it anywhere (``{"role": "user", "content": "hi"}``, ``["user", "hi"]``, a message
+dict): it is converted before the check. The error names the first field that does not fit; it never quotes the
+value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.messages import convert_to_messages
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from chatplane.errors import InvalidInputError
+
+
+def _where(field: str, error: ValidationError) -> str:
+    first = error.errors()[0]
+    loc = ".".join(str(part) for part in first["loc"])
+    return f"`{field}.{loc}`: {first['msg']}." if loc else f"`{field}`: {first['msg']}."
+
+
+def message_channels(graph: Any) -> set[str]:
+    """The state keys that hold a message list (by name: ``messages``, LangGraph's ``MessagesState`` key)."""
+    return {"messages"} & set(getattr(graph, "channels", {}) or {})
+
+
+def check_input(graph: Any, value: Any, *, field: str = "input") -> dict[str, Any]:
+    """``value`` if it is an input of ``graph``, else ``InvalidInputError`` naming the field."""
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"`{field}` must be an object of the graph's input keys.")
+    schema: type[BaseModel] = graph.get_input_schema()
+    known = schema.model_fields
+    for key in value:
+        if key not in known:
+            takes = ", ".join(sorted(known)) or "nothing"
+            raise InvalidInputError(f"`{field}.{key}` is not an input of this graph (it takes: {takes}).")
+    data = dict(value)
+    for key in message_channels(graph) & set(data):
+        try:
+            data[key] = convert_to_messages(data[key] if isinstance(data[key], list) else [data[key]])
+        except (ValueError, TypeError, NotImplementedError, KeyError):
+            raise InvalidInputError(f"`{field}.{key}` must be a list of messages.") from None
+    try:
+        schema.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInputError(_where(field, exc)) from None
+    return value
+
+
+def check_context(graph: Any, value: Any, *, field: str = "context") -> dict[str, Any] | None:
+    """``value`` if ``graph``'s context schema takes it, else ``InvalidInputError`` naming the field."""
+    schema = getattr(graph, "context_schema", None)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"`{field}` must be an object.")
+    if schema is None:
+        if value:
+            raise InvalidInputError(f"`{field}`: this graph takes no context.")
+        return value
+    try:
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
+            schema.model_validate(value)
+        else:
+            TypeAdapter(schema).validate_python(value)
+    except ValidationError as exc:
+        raise InvalidInputError(_where(field, exc)) from None
+    except TypeError:  # a dataclass given unknown keyword arguments
+        raise InvalidInputError(f"`{field}` does not fit this graph's context schema.") from None
+    return value
+
+
+def jsonschema_of(graph: Any, which: str) -> dict[str, Any] | None:
+    """One of the graph's JSON schemas (``input``, ``output``, ``state``, ``context``); None if it has none or it
+    cannot be written as JSON schema."""
+    getters = {
+        "context": "get_context_jsonschema",
+        "state": "get_state_jsonschema",
+        "input": "get_input_jsonschema",
+        "output": "get_output_jsonschema",
+    }
+    getter = getattr(graph, getters[which], None)
+    try:
+        schema: dict[str, Any] | None = getter() if getter is not None else None
+        return schema
+    except Exception:  # a schema pydantic cannot express (arbitrary types): the graph still runs
+        return None
