@@ -193,6 +193,11 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     sse_ping_s: float = Field(15.0, gt=0, description="Heartbeat comment interval on event streams.")
 
+    # --- assistants -----------------------------------------------------------------------------------------------
+    max_assistants_per_user: int = Field(
+        1000, ge=0, description="Assistants one user may keep (the graphs' defaults not counted); 0 = no limit."
+    )
+
     @field_validator("model")
     @classmethod
     def _model_has_provider(cls, value: str) -> str:

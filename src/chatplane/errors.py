@@ -9,11 +9,15 @@
     ├── SessionNotFoundError (404)      no such session for this caller
     ├── ThreadNotFoundError (404)       no such thread for this caller (another user's looks the same)
     ├── RunNotFoundError (404)          no such run for this caller
+    ├── AssistantNotFoundError (404)    no such assistant (or version) for this caller (another user's looks the same)
     ├── ModelNotFoundError (404)        the OpenAI-compatible endpoint was asked for a model that is no agent
     ├── ThreadBusyError (409)           the thread already has an active run (double-texting policy `reject`)
     ├── AgentMismatchError (409)        the thread was created for another agent
     ├── NoMessagesError (409)           the thread's graph keeps no ``messages`` (read its state instead)
     ├── RunStateError (409)             the run is not in a state that allows this (e.g. resume a finished run)
+    ├── AssistantExistsError (409)      the caller already has an assistant with that id (``if_exists: raise``)
+    ├── AssistantReadOnlyError (409)    a graph's default assistant cannot be changed (it comes from the project)
+    ├── AssistantLimitError (422)       the caller has as many assistants as a user may keep
     ├── RunLimitError (422)             the run needed more model/tool calls or steps than allowed
     ├── DependencyError                 something we depend on failed; the caller may retry
     │   ├── ModelError (502)            the model provider failed or refused
@@ -96,6 +100,12 @@ class RunNotFoundError(ChatplaneError):
     default_message = "No such run."
 
 
+class AssistantNotFoundError(ChatplaneError):
+    code = "assistant_not_found"
+    status = 404
+    default_message = "No such assistant."
+
+
 class ModelNotFoundError(ChatplaneError):
     code = "model_not_found"
     status = 404
@@ -126,6 +136,27 @@ class RunStateError(ChatplaneError):
     code = "run_state_conflict"
     status = 409
     default_message = "The run cannot do that in its current state."
+
+
+class AssistantExistsError(ChatplaneError):
+    code = "assistant_exists"
+    status = 409
+    default_message = "You already have an assistant with that id; send `if_exists: do_nothing` to get it instead."
+
+
+class AssistantReadOnlyError(ChatplaneError):
+    code = "assistant_read_only"
+    status = 409
+    default_message = (
+        "A graph's default assistant comes from the project file and cannot be changed, pinned or deleted; "
+        "create an assistant of your own for the graph instead."
+    )
+
+
+class AssistantLimitError(ChatplaneError):
+    code = "assistant_limit_reached"
+    status = 422
+    default_message = "You have as many assistants as a user may keep; delete one first."
 
 
 class RunLimitError(ChatplaneError):

@@ -1,30 +1,34 @@
-"""Owner-scoped services: what every way in calls to reach threads and runs.
+"""Owner-scoped services: what every way in calls to reach threads, runs and assistants.
 
-Routes, the WebSocket, the OpenAI-compatible endpoint, the CLI and ``ProductionAgent`` reach threads and runs
-through ``UserServices(services, owner)`` (``ProductionAgent.for_user``): every method is scoped to that owner —
-another user's thread or run is indistinguishable from a missing one — and a message is submitted in one place
+Routes, the WebSocket, the OpenAI-compatible endpoint, the CLI and ``ProductionAgent`` reach them through
+``UserServices(services, owner)`` (``ProductionAgent.for_user``): every method is scoped to that owner — another
+user's thread, run or assistant is indistinguishable from a missing one — and a message is submitted in one place
 (``RunService.send``).
 
-============  ===========================================================================================
-``services``  ``Services``: what they share (storage, runs, the agents' graphs, settings)
-``threads``   ``ThreadService``: create, list, read, rename, delete a user's threads; their messages and runs
-``runs``      ``RunService``: send a message, read, cancel, retry, resume and follow a user's runs
-``checks``    ids and messages, checked before anything is stored
-============  ===========================================================================================
+==============  ===============================================================================================
+``services``    ``Services``: what they share (storage, runs, the agents' graphs, settings)
+``threads``     ``ThreadService``: create, list, read, rename, delete a user's threads; their messages and runs
+``runs``        ``RunService``: send a message, read, cancel, retry, resume and follow a user's runs
+``assistants``  ``AssistantService``: the graphs' defaults and a user's assistants: create, resolve, search,
+                update (a new version), delete, list versions, pin one
+``checks``      ids and messages, checked before anything is stored
+==============  ===============================================================================================
 """
 
+from chatplane.core.assistants import AssistantService
 from chatplane.core.runs import RunService
 from chatplane.core.services import Services
 from chatplane.core.threads import ThreadService
 
 
 class UserServices:
-    """``threads`` and ``runs``, scoped to ``owner``."""
+    """``threads``, ``runs`` and ``assistants``, scoped to ``owner``."""
 
     def __init__(self, services: Services, owner: str) -> None:
         self.owner = owner
         self.threads = ThreadService(services, owner)
         self.runs = RunService(services, owner)
+        self.assistants = AssistantService(services, owner)
 
 
-__all__ = ["RunService", "Services", "ThreadService", "UserServices"]
+__all__ = ["AssistantService", "RunService", "Services", "ThreadService", "UserServices"]

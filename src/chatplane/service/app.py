@@ -13,7 +13,7 @@ from chatplane.service.errors import install_error_handlers
 from chatplane.service.lifespan import make_lifespan
 from chatplane.service.middleware import BodySizeLimit, UnexpectedErrorGuard
 from chatplane.service.observe import observe
-from chatplane.service.routes import agents, chat, health, openai, runs, threads, usage, web, ws
+from chatplane.service.routes import agents, assistants, chat, health, openai, runs, threads, usage, web, ws
 
 
 def create_app(
@@ -46,7 +46,7 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(UnexpectedErrorGuard)  # sees whatever nothing else handled
     observe(app, operations)  # the request observer is outermost; GET /metrics
-    for module in (chat, threads, runs, ws, openai, agents, health, web, usage):
+    for module in (chat, threads, runs, assistants, ws, openai, agents, health, web, usage):
         app.include_router(module.router)
     return app
 

@@ -26,6 +26,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from chatplane.config import Settings
 from chatplane.errors import ConfigError, StorageUnavailableError
+from chatplane.storage.assistants import AssistantStore
 from chatplane.storage.database import Database, PostgresDatabase
 from chatplane.storage.prefetch import PrefetchingSaver
 from chatplane.storage.runs import RunStore
@@ -77,6 +78,7 @@ class Storage:
         self.pool = pool  # psycopg_pool.AsyncConnectionPool on PostgreSQL
         self.threads = ThreadStore(db)
         self.runs = RunStore(db)
+        self.assistants = AssistantStore(db)
         self.transcript = Transcript(db, turns)
         self.turns = TurnStore(
             db,

@@ -83,6 +83,39 @@ MIGRATIONS: list[list[str]] = [
     [  # 6: how many times a run was taken over after its worker was lost (CHATPLANE_RUN_MAX_RECOVERIES)
         "ALTER TABLE chatplane_runs ADD COLUMN recoveries INTEGER NOT NULL DEFAULT 0",
     ],
+    [  # 7: assistants (chatplane.storage.assistants): each one's current version, and every version it had
+        """CREATE TABLE IF NOT EXISTS chatplane_assistants (
+            owner TEXT NOT NULL,
+            assistant_id TEXT NOT NULL,
+            graph_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            description TEXT,
+            version INTEGER NOT NULL,
+            latest_version INTEGER NOT NULL,
+            config TEXT NOT NULL DEFAULT '{}',
+            context TEXT NOT NULL DEFAULT '{}',
+            metadata TEXT NOT NULL DEFAULT '{}',
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (owner, assistant_id)
+        )""",
+        "CREATE INDEX IF NOT EXISTS chatplane_assistants_owner ON chatplane_assistants "
+        "(owner, created_at, assistant_id)",
+        "CREATE INDEX IF NOT EXISTS chatplane_assistants_graph ON chatplane_assistants (owner, graph_id, created_at)",
+        """CREATE TABLE IF NOT EXISTS chatplane_assistant_versions (
+            owner TEXT NOT NULL,
+            assistant_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            graph_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            description TEXT,
+            config TEXT NOT NULL DEFAULT '{}',
+            context TEXT NOT NULL DEFAULT '{}',
+            metadata TEXT NOT NULL DEFAULT '{}',
+            created_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (owner, assistant_id, version)
+        )""",
+    ],
 ]
 """Schema changes after the first release, in order; ``chatplane_schema`` records how many a database has had.
 Append new steps; never edit a released one."""
