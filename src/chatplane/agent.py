@@ -114,7 +114,7 @@ class ProductionAgent:
             registry = self._registry = await GraphRegistry.open(
                 project.graphs, self.settings, kinds, storage.checkpointer
             )
-            targets = RunTargets(registry)
+            targets = RunTargets(registry, storage.assistants.find)
             self._check_default(targets)
             events: EventLog | None = None
             if self.settings.redis_url:

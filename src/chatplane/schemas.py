@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chatplane.events import Message as Message
 from chatplane.events import RunEvent as RunEvent
+from chatplane.events import StreamMode
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
 """What user and session ids may look like: printable, no spaces or control characters, at most 128 long."""
@@ -145,10 +146,36 @@ class MessageList(BaseModel):
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next (newer) page.")
 
 
+class RunCommand(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resume: Any = Field(None, description="What the paused `interrupt(...)` returns; a waiting run takes it.")
+    update: dict[str, Any] | None = Field(None, description="A state update, applied before the graph goes on.")
+    goto: str | list[str] | None = Field(None, description="The node(s) to go to next.")
+
+
 class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    message: str = Field(min_length=1, description="The user's message.")
+    message: str | None = Field(
+        None, min_length=1, description="A user message: the shorthand for a graph whose state has `messages`."
+    )
+    input: dict[str, Any] | None = Field(None, description="The graph's input (GET /agents has its JSON schema).")
+    command: RunCommand | None = Field(None, description="Resume a paused run, update the state, or go to a node.")
+    context: dict[str, Any] | None = Field(
+        None, description="The graph's run context (its context schema), over the assistant's."
+    )
+    config: dict[str, Any] | None = Field(
+        None,
+        description="LangGraph config: `configurable`, `tags`, `metadata`, `recursion_limit` (the server's keys — "
+        "thread, checkpoint, run, graph, assistant, user — cannot be set).",
+    )
+    stream_mode: list[StreamMode] = Field(
+        default_factory=list,
+        max_length=7,
+        description="LangGraph stream modes to pass on as events of that name, besides chatplane's own.",
+    )
+    stream_subgraphs: bool = Field(False, description="Stream the parts of subgraphs too (with their namespace).")
     multitask: Multitask = Field(
         "reject",
         description="If the thread is busy: `reject` (409), `enqueue` (run after), `interrupt` (cancel the active).",
@@ -175,6 +202,9 @@ class RunOut(BaseModel):
     )
     error: RunError | None = None
     output: Message | None = Field(None, description="The answer, when the request waited for the run.")
+    values: dict[str, Any] | None = Field(
+        None, description="The thread's state once the run ended, when the request waited for a graph without messages."
+    )
 
 
 class Decision(BaseModel):
@@ -188,7 +218,18 @@ class Decision(BaseModel):
 class ResumeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    decisions: list[Decision] = Field(min_length=1, description="One per pending tool call, in order.")
+    decisions: list[Decision] | None = Field(
+        None, min_length=1, description="Tool approval: one decision per pending tool call, in order."
+    )
+    resume: Any = Field(None, description="For a graph's own `interrupt(...)`: the value it returns.")
+
+
+class ThreadState(BaseModel):
+    values: dict[str, Any] = Field(description="The thread's latest state, as JSON.")
+    next: list[str] = Field(default_factory=list, description="The nodes that run next (a paused run's).")
+    interrupts: list[dict[str, Any]] = Field(default_factory=list, description="What the paused run waits for.")
+    checkpoint_id: str | None = None
+    created_at: str | None = None
 
 
 class AgentInfo(BaseModel):

@@ -9,7 +9,7 @@ value.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_type_hints
 
 from langchain_core.messages import convert_to_messages
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -28,12 +28,37 @@ def message_channels(graph: Any) -> set[str]:
     return {"messages"} & set(getattr(graph, "channels", {}) or {})
 
 
+def _input_fields(graph: Any) -> tuple[type[BaseModel] | None, dict[str, Any]]:
+    """The graph's input schema as pydantic sees it, or — for a state pydantic cannot take (a ``typing.TypedDict``
+    on Python 3.11) — None and each input key's type hint."""
+    try:
+        schema: type[BaseModel] = graph.get_input_schema()
+        return schema, dict(schema.model_fields)
+    except Exception:
+        builder = getattr(graph, "builder", None)
+        input_schema = getattr(builder, "input_schema", None)
+        keys = list(getattr(builder, "schemas", {}).get(input_schema, {}))
+        try:
+            hints = get_type_hints(input_schema) if input_schema is not None else {}
+        except Exception:
+            hints = {}
+        return None, {key: hints.get(key, Any) for key in keys}
+
+
+def _check_field(hint: Any, value: Any) -> None:
+    """``value`` against one key's type hint; a type pydantic cannot take is not checked (the graph still runs)."""
+    try:
+        adapter: TypeAdapter[Any] = TypeAdapter(hint)
+    except Exception:
+        return
+    adapter.validate_python(value)
+
+
 def check_input(graph: Any, value: Any, *, field: str = "input") -> dict[str, Any]:
     """``value`` if it is an input of ``graph``, else ``InvalidInputError`` naming the field."""
     if not isinstance(value, dict):
         raise InvalidInputError(f"`{field}` must be an object of the graph's input keys.")
-    schema: type[BaseModel] = graph.get_input_schema()
-    known = schema.model_fields
+    schema, known = _input_fields(graph)
     for key in value:
         if key not in known:
             takes = ", ".join(sorted(known)) or "nothing"
@@ -45,7 +70,15 @@ def check_input(graph: Any, value: Any, *, field: str = "input") -> dict[str, An
         except (ValueError, TypeError, NotImplementedError, KeyError):
             raise InvalidInputError(f"`{field}.{key}` must be a list of messages.") from None
     try:
-        schema.model_validate(data)
+        if schema is not None:
+            schema.model_validate(data)
+        else:
+            for key, item in data.items():
+                if key not in message_channels(graph):
+                    try:
+                        _check_field(known[key], item)
+                    except ValidationError as exc:
+                        raise InvalidInputError(_where(f"{field}.{key}", exc)) from None
     except ValidationError as exc:
         raise InvalidInputError(_where(field, exc)) from None
     return value
@@ -75,8 +108,8 @@ def check_context(graph: Any, value: Any, *, field: str = "context") -> dict[str
 
 
 def jsonschema_of(graph: Any, which: str) -> dict[str, Any] | None:
-    """One of the graph's JSON schemas (``input``, ``output``, ``state``, ``context``); None if it has none or it
-    cannot be written as JSON schema."""
+    """One of the graph's JSON schemas (``input``, ``output``, ``state``, ``context``); None if it has none. A
+    state pydantic cannot take whole gets an input schema of the keys whose types it can write."""
     getters = {
         "context": "get_context_jsonschema",
         "state": "get_state_jsonschema",
@@ -87,5 +120,13 @@ def jsonschema_of(graph: Any, which: str) -> dict[str, Any] | None:
     try:
         schema: dict[str, Any] | None = getter() if getter is not None else None
         return schema
-    except Exception:  # a schema pydantic cannot express (arbitrary types): the graph still runs
-        return None
+    except Exception:  # a schema pydantic cannot express whole: the graph still runs
+        if which != "input":
+            return None
+    properties: dict[str, Any] = {}
+    for key, hint in _input_fields(graph)[1].items():
+        try:
+            properties[key] = TypeAdapter(hint).json_schema()
+        except Exception:
+            properties[key] = {}
+    return {"type": "object", "properties": properties}

@@ -17,18 +17,33 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="Worker processes; more than one needs PostgreSQL storage and Redis.")
     ] = 1,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            help="Project file (chatplane.json or langgraph.json) of graphs to serve (CHATPLANE_CONFIG_FILE).",
+        ),
+    ] = None,
 ) -> None:
-    """Start the HTTP API (and the web page) on the configured model and storage."""
+    """Start the HTTP API (and the web page) on the configured model and storage, serving the built-in agents and
+    the project file's graphs."""
     import os
 
     import uvicorn
 
+    from chatplane.agents.project import load_project
+    from chatplane.errors import ConfigError
     from chatplane.observability.logging import configure_logging
     from chatplane.service.app import create_app
 
-    overrides = {"host": host, "port": port, "model": model, "storage_url": storage}
+    overrides = {"host": host, "port": port, "model": model, "storage_url": storage, "config_file": config}
     settings = load_settings(**overrides)
     configure_logging(settings)
+    try:
+        load_project(settings.config_file)  # a bad entry stops here, named, before anything starts
+    except ConfigError as exc:
+        err_console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(2) from None
     if workers > 1:
         if not settings.storage_url.startswith(("postgresql://", "postgres://")) or not settings.redis_url:
             err_console.print(

@@ -13,17 +13,21 @@ from typing import Any, Protocol
 
 from chatplane.agents.catalog import default_assistant_id
 from chatplane.agents.registry import GraphRegistry, RunTarget
-from chatplane.errors import InvalidInputError
+from chatplane.errors import AssistantNotFoundError, InvalidInputError
 from chatplane.storage.runs import Run
 
 
 class AssistantSettings(Protocol):
     """What a run needs of an assistant (``chatplane.storage.assistants.Assistant``)."""
 
-    assistant_id: str
-    graph_id: str
-    config: dict[str, Any]
-    context: dict[str, Any]
+    @property
+    def assistant_id(self) -> str: ...
+    @property
+    def graph_id(self) -> str: ...
+    @property
+    def config(self) -> dict[str, Any]: ...
+    @property
+    def context(self) -> dict[str, Any]: ...
 
 
 AssistantLookup = Callable[[str, str], Awaitable[AssistantSettings | None]]
@@ -47,7 +51,7 @@ class RunTargets:
         if graph_id is not None:
             return graph_id
         if await self.assistant(ref, owner) is None:
-            raise InvalidInputError(f"Unknown agent or assistant {ref!r}; see GET /agents.")
+            raise InvalidInputError(f"Unknown agent or assistant {ref!r}; see GET /agents or /v1/assistants.")
         return ref
 
     async def assistant(self, ref: str, owner: str) -> AssistantSettings | None:
@@ -70,7 +74,9 @@ class RunTargets:
         """What a run of ``owner``'s assistant ``ref`` executes; ``model``: the thread's choice of model."""
         assistant = await self.assistant(ref, owner)
         if assistant is None:
-            raise InvalidInputError(f"Unknown agent or assistant {ref!r}; see GET /agents.")
+            raise AssistantNotFoundError()
+        if assistant.graph_id not in self.graphs:
+            raise InvalidInputError(f"The assistant's graph {assistant.graph_id!r} is no longer served.")
         served = self.graphs.get(assistant.graph_id)
         if model == self.graphs.settings.model:
             model = None  # the server's: the assistant's own choice (if any) stands

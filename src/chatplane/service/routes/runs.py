@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
+from chatplane.errors import InvalidInputError
 from chatplane.schemas import ResumeRequest, RunOut
 from chatplane.service.deps import AgentDep, CurrentUser, RunAllowedUser, SettingsDep
 from chatplane.service.routes.threads import _ERRORS, run_out
@@ -53,6 +54,11 @@ async def retry_run(run_id: str, agent: AgentDep, user: RunAllowedUser) -> RunOu
 
 @router.post("/{run_id}/resume", response_model=RunOut, status_code=status.HTTP_202_ACCEPTED, responses=_ERRORS)
 async def resume_run(run_id: str, body: ResumeRequest, agent: AgentDep, user: CurrentUser) -> RunOut:
-    """Answer a run waiting for approval: one decision (approve / edit / reject) per pending tool call."""
-    decisions = [d.model_dump(exclude_none=True) for d in body.decisions]
-    return run_out(await agent.for_user(user.id).runs.resume(run_id, decisions))
+    """Answer a run waiting for a human: ``decisions`` for tool approval (approve / edit / reject, one per pending
+    tool call), or ``resume`` — what a graph's own ``interrupt(...)`` returns."""
+    mine = agent.for_user(user.id).runs
+    if body.decisions is not None:
+        return run_out(await mine.resume(run_id, [d.model_dump(exclude_none=True) for d in body.decisions]))
+    if "resume" not in body.model_fields_set:
+        raise InvalidInputError("Send `decisions` (tool approval) or `resume` (a graph's interrupt).")
+    return run_out(await mine.resume(run_id, value=body.resume))

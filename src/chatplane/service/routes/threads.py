@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from chatplane.agent import raise_if_unsuccessful
+from chatplane.core.run_input import RunInput
 from chatplane.errors import error_from_code
 from chatplane.messages import message_to_wire
 from chatplane.runs import Run
+from chatplane.runs.jsonable import to_jsonable
 from chatplane.schemas import (
     ErrorBody,
     Message,
@@ -21,6 +23,7 @@ from chatplane.schemas import (
     ThreadList,
     ThreadOut,
     ThreadPatch,
+    ThreadState,
 )
 from chatplane.service.deps import AgentDep, CurrentUser, RunAllowedUser, SettingsDep
 from chatplane.service.streaming import run_event_stream
@@ -30,6 +33,19 @@ router = APIRouter(prefix="/v1/threads", tags=["threads"])
 _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (401, 404, 409, 422, 429, 502, 503, 504)
 }
+
+
+def run_input(body: RunCreate) -> RunInput:
+    """What a run is asked to do, as the core checks it against the thread's graph."""
+    return RunInput(
+        message=body.message,
+        input=body.input,
+        context=body.context,
+        config=body.config,
+        command=body.command.model_dump(exclude_unset=True) if body.command is not None else None,
+        stream_mode=tuple(body.stream_mode),
+        stream_subgraphs=body.stream_subgraphs,
+    )
 
 
 def thread_out(thread: Thread) -> ThreadOut:
@@ -125,17 +141,19 @@ async def create_run(
 ) -> RunOut:
     """Send a message. Waits for the answer, or with ``background: true`` answers 202 at once (a waited-for run
     streams no ``token`` events: the model gives its answer whole)."""
-    mine = agent.for_user(user.id).runs
-    run = await mine.send(thread_id, body.message, multitask=body.multitask, stream_tokens=body.background)
+    mine = agent.for_user(user.id)
+    run = await mine.runs.send(thread_id, run_input(body), multitask=body.multitask, stream_tokens=body.background)
     if body.background:
         response.status_code = status.HTTP_202_ACCEPTED
         return run_out(run)
-    last, answer = await mine.outcome(run)
+    last, answer = await mine.runs.outcome(run)
     if last is not None and last.type == "run_failed":
         # The error the run's event carries: its row may not say so (a database that failed as it was recorded).
         raise_if_unsuccessful(last)
-    run = await mine.get(run.run_id)
-    return run_out(run, Message(**answer) if answer else None)
+    out = run_out(await mine.runs.get(run.run_id), Message(**answer) if answer else None)
+    if answer is None and body.message is None:  # a graph's own input: its state is what it gave
+        out.values = to_jsonable((await mine.threads.state(thread_id))[0])
+    return out
 
 
 @router.post(
@@ -152,5 +170,20 @@ async def create_run_stream(
     """Send a message and stream the run's events. Disconnecting does not stop the run: re-attach with
     ``GET /v1/runs/{run_id}/stream`` and ``Last-Event-ID``."""
     mine = agent.for_user(user.id).runs
-    run = await mine.send(thread_id, body.message, multitask=body.multitask)
+    run = await mine.send(thread_id, run_input(body), multitask=body.multitask)
     return run_event_stream(mine.events(run), settings.sse_ping_s)
+
+
+@router.get("/{thread_id}/state", response_model=ThreadState, responses=_ERRORS)
+async def get_state(thread_id: str, agent: AgentDep, user: CurrentUser) -> ThreadState:
+    """The thread's latest state — for any graph, with or without messages — and what a paused run waits for."""
+    values, snapshot = await agent.for_user(user.id).threads.state(thread_id)
+    config = getattr(snapshot, "config", None) or {}
+    interrupts = [to_jsonable(i) for i in getattr(snapshot, "interrupts", ()) or ()]
+    return ThreadState(
+        values=to_jsonable(values),
+        next=list(getattr(snapshot, "next", ()) or ()),
+        interrupts=interrupts,
+        checkpoint_id=config.get("configurable", {}).get("checkpoint_id"),
+        created_at=getattr(snapshot, "created_at", None),
+    )

@@ -104,7 +104,7 @@ class _ThreadSession:
         if kind == "message":
             body = RunCreate(message=frame.get("message", ""), multitask=_multitask(frame))
             await self.check_new_run()
-            run = await self.runs.send(self.thread_id, body.message, multitask=body.multitask)
+            run = await self.runs.send(self.thread_id, str(body.message), multitask=body.multitask)
             await self.socket.send({"type": "accepted", "run": run_out(run).model_dump(mode="json")})
             self.follow(run)
         elif kind in ("cancel", "resume", "attach"):
@@ -113,7 +113,7 @@ class _ThreadSession:
                 run = await self.runs.cancel(run)
                 await self.socket.send({"type": "run", "run": run_out(run).model_dump(mode="json")})
             elif kind == "resume":
-                decisions = ResumeRequest(decisions=frame.get("decisions", [])).decisions
+                decisions = ResumeRequest(decisions=frame.get("decisions", [])).decisions or []
                 run = await self.runs.resume(run, [d.model_dump(exclude_none=True) for d in decisions])
                 await self.socket.send({"type": "run", "run": run_out(run).model_dump(mode="json")})
                 self.follow(run, _after(frame))
