@@ -2,6 +2,7 @@
 
     python -m benchmarks.cpu_per_turn --users 200                              # this tree, both storages
     python -m benchmarks.cpu_per_turn --src /tmp/old --src . --rounds 3        # before and after, interleaved
+    python -m benchmarks.cpu_per_turn --graph chat --graph user                # built-in agent beside a user graph
 
 The numbers are the concurrency scenario's (``load.run_concurrency``: N users at once, each on its own session,
 ``--turns`` turns each through ``POST /chat``, after the usual warm-up), on a server started by ``targets.launched``
@@ -32,6 +33,19 @@ from benchmarks.run import settle
 from benchmarks.sources import Source, resolve
 from benchmarks.targets import CHATPLANE_ON, TARGETS, launched
 
+GRAPH_ENV: dict[str, dict[str, str]] = {
+    "chat": {},  # the built-in chat agent
+    "user": {  # a team's own messages graph, loaded from a project file (benchmarks/project)
+        "CHATPLANE_CONFIG_FILE": str(Path(__file__).parent / "project" / "chatplane.json"),
+        "CHATPLANE_DEFAULT_AGENT": "user_chat",
+    },
+}
+
+
+def _serves(source: Source, graph: str) -> bool:
+    """Whether the tree can serve ``graph`` (a user's graph needs the project loader: trees from issue #22 on)."""
+    return graph == "chat" or (source.path / "src" / "chatplane" / "agents" / "project.py").exists()
+
 
 def _log(message: str) -> None:
     print(f"[cpu {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -53,18 +67,20 @@ async def _run(args: argparse.Namespace, sources: list[Source]) -> list[dict[str
     with tempfile.TemporaryDirectory(prefix="chatplane-cpu-") as tmp, mock:
         for round_ in range(1, args.rounds + 1):
             for storage in storages:
-                for source in sources:
+                for source, graph in [(s, g) for s in sources for g in args.graph or ["chat"] if _serves(s, g)]:
                     async with launched(
                         TARGETS[CHATPLANE_ON[storage]],
                         mock_url=mock.url,
                         workdir=Path(tmp),
                         pg_admin_url=args.pg_url,
                         src=source.path,
+                        extra_env=GRAPH_ENV[graph],
                     ) as subject:
                         result = await run_concurrency(
                             subject, users=args.users, turns=turns, budget_s=budget, drain_s=args.drain
                         )
-                    summary = {**result.summary(), "source": source.label, "storage": storage, "round": round_}
+                    label = source.label if graph == "chat" else f"{source.label} ({graph} graph)"
+                    summary = {**result.summary(), "source": label, "storage": storage, "round": round_}
                     _log(
                         f"{source.label} {storage} round {round_}: {summary['ok']} turns, "
                         f"{_ms(summary['cpu_ms_per_turn'])} ms CPU/turn, speed probe "
@@ -129,6 +145,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--src", action="append", help="a chatplane source tree (repeatable; default: this repository)")
     parser.add_argument("--storage", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--users", type=int, default=200)
+    parser.add_argument(
+        "--graph",
+        action="append",
+        choices=sorted(GRAPH_ENV),
+        help="what /chat talks to (repeatable; default: chat): the built-in chat agent, or a user's own graph",
+    )
     parser.add_argument("--turns", type=int, default=10, help="turns per user (the issue's size: 10)")
     parser.add_argument("--seconds", type=float, help="instead of --turns: keep every user busy this long")
     parser.add_argument("--rounds", type=int, default=1, help="runs of each (source, storage), interleaved")

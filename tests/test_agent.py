@@ -131,3 +131,42 @@ async def test_messages_to_one_session_never_interleave() -> None:
         assert model.peak_in_flight == 1  # one session: one at a time
         await asyncio.gather(*(agent.achat(f"user{i}", "x") for i in range(5)))
         assert model.peak_in_flight == 5  # different sessions: all at once
+
+
+async def test_the_seed_api_on_a_graph_a_team_brings() -> None:
+    """``ProductionAgent(graph=...)``: chat, stream_chat, get_history and reset_session on any messages graph,
+    compiled or not — with the server's checkpointer attached."""
+    from langchain_core.messages import AIMessage
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    async def shout(state: MessagesState) -> dict:
+        return {"messages": [AIMessage(state["messages"][-1].text.upper())]}
+
+    builder = StateGraph(MessagesState).add_node("shout", shout).add_edge(START, "shout")
+    for graph in (builder, builder.compile()):
+        async with ProductionAgent(settings=make_settings(), graph=graph) as agent:
+            assert await agent.achat("ann", "hi there") == "HI THERE"
+            assert await agent.achat("ann", "again") == "AGAIN"
+            history = await agent.aget_history("session-ann")
+            assert [m.text for m in history] == ["hi there", "HI THERE", "again", "AGAIN"]
+            await agent.areset_session("session-ann")
+            assert await agent.aget_history("session-ann") == []
+    compiled = builder.compile()
+    assert compiled.checkpointer is None  # the team's object is left as it was
+
+
+def test_the_sync_seed_api_on_a_graph_a_team_brings() -> None:
+    from langchain_core.messages import AIMessage
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    def echo(state: MessagesState) -> dict:
+        return {"messages": [AIMessage("got " + state["messages"][-1].text)]}
+
+    graph = StateGraph(MessagesState).add_node("echo", echo).add_edge(START, "echo").compile()
+    agent = ProductionAgent(settings=make_settings(), graph=graph)
+    try:
+        assert agent.chat("bo", "x") == "got x"
+        assert [m.text for m in agent.get_history("session-bo")] == ["x", "got x"]
+        agent.reset_session("session-bo")
+    finally:
+        agent.close()
