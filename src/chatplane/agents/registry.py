@@ -50,10 +50,8 @@ class Served:
     sample: Any  # a compiled graph of this entry, for its schemas
     nested: bool
     durability: Durability
-
-    @property
-    def has_messages(self) -> bool:
-        return bool(message_channels(self.sample))
+    has_messages: bool = False
+    """Its state keeps ``messages``: it takes ``message``, and has a chat history."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +97,9 @@ class GraphRegistry:
         self._kinds = kinds
         self._checkpointer = checkpointer
         self._served: dict[str, Served] = {}
+        self._plain: dict[tuple[str, str | None, bool], RunTarget] = {}
+        self.all_keep_messages = True
+        """Every graph served keeps messages (a plain message needs no look at the thread's graph)."""
 
     @classmethod
     async def open(
@@ -107,6 +108,7 @@ class GraphRegistry:
         registry = cls(settings, kinds, checkpointer)
         for source in sources:
             registry._served[source.graph_id] = await registry._serve(source)
+        registry.all_keep_messages = all(served.has_messages for served in registry._served.values())
         return registry
 
     async def _serve(self, source: GraphSource) -> Served:
@@ -140,6 +142,7 @@ class GraphRegistry:
             sample=sample,
             nested=kind.nested if kind else False,
             durability=self.settings.checkpoint_durability if kind else "async",
+            has_messages=bool(message_channels(sample)),
         )
 
     @property
@@ -210,6 +213,13 @@ class GraphRegistry:
         """The graph a run of ``graph_id`` executes. ``context``: for a kind, the assistant's settings (``model``
         overrides its model: the thread's choice); ``config``: the run's, for a factory."""
         served = self.get(graph_id)
+        if served.kind is not None and not context:  # the server's settings: built once, looked up once
+            key = (graph_id, model, stateful)
+            plain = self._plain.get(key)
+            if plain is None:
+                chosen = AgentContext(model=model)
+                plain = self._plain[key] = RunTarget(served, self.kinds.graph(served.kind, chosen, stateful=stateful))
+            return plain
         if served.kind is not None:
             chosen = self.agent_context(context)
             if model is not None:

@@ -80,7 +80,7 @@ class RunService:
         keeps messages (no read needed) — then hand it to the run manager."""
         services = self._services
         extra: dict[str, Any] = {}
-        if not (request.plain and all(s.has_messages for s in services.catalog.all())):
+        if not (request.plain and services.catalog.all_keep_messages):
             thread = await services.storage.threads.get(thread_id, self.owner)
             if request.resumes_only:
                 waiting = [r for r in await services.storage.runs.active(thread_id) if r.status == "waiting"]

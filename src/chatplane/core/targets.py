@@ -39,6 +39,7 @@ class RunTargets:
         self.graphs = graphs
         self._assistants = assistants
         self._defaults = {default_assistant_id(graph_id): graph_id for graph_id in graphs.graph_ids()}
+        self._defaults_resolved: dict[tuple[str, str | None, bool], RunTarget] = {}
 
     def graph_id_of_default(self, ref: str) -> str | None:
         """The graph id ``ref`` names without any lookup: a graph id, or a default assistant's id."""
@@ -72,14 +73,18 @@ class RunTargets:
         stateful: bool = True,
     ) -> RunTarget:
         """What a run of ``owner``'s assistant ``ref`` executes; ``model``: the thread's choice of model."""
+        if model == self.graphs.settings.model:
+            model = None  # the server's: the assistant's own choice (if any) stands
+        key = (ref, model, stateful)
+        cached = self._defaults_resolved.get(key)
+        if cached is not None and not run_context and not (run_config and cached.served.factory is not None):
+            return cached  # a default assistant on the server's settings: nothing changes between its runs
         assistant = await self.assistant(ref, owner)
         if assistant is None:
             raise AssistantNotFoundError()
         if assistant.graph_id not in self.graphs:
             raise InvalidInputError(f"The assistant's graph {assistant.graph_id!r} is no longer served.")
         served = self.graphs.get(assistant.graph_id)
-        if model == self.graphs.settings.model:
-            model = None  # the server's: the assistant's own choice (if any) stands
         context: dict[str, Any] | None = None
         if served.kind is None and (assistant.context or run_context):
             context = {**assistant.context, **(run_context or {})}
@@ -92,7 +97,10 @@ class RunTargets:
         target = await self.graphs.target(
             assistant.graph_id, context=assistant.context, model=model, config=config, stateful=stateful
         )
-        return replace(target, assistant_id=assistant.assistant_id, config=assistant.config, context=context)
+        resolved = replace(target, assistant_id=assistant.assistant_id, config=assistant.config, context=context)
+        if self.graph_id_of_default(ref) is not None and served.factory is None and context is None:
+            self._defaults_resolved[key] = resolved
+        return resolved
 
     async def for_run(self, run: Run) -> RunTarget:
         return await self.of(
