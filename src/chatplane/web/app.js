@@ -9,7 +9,9 @@
 import { Api, ApiError } from "./api.js";
 import { Banners } from "./banners.js";
 import { Conversation } from "./conversation.js";
+import { AgentCatalog } from "./agents.js";
 import { closeDrawer, isPhone } from "./drawer.js";
+import { parseInput, showState } from "./graphstate.js";
 import { ACTIVE_STATUSES, followRun } from "./runs.js";
 import { SignIn, showAccount } from "./signin.js";
 import { store } from "./store.js";
@@ -28,6 +30,8 @@ const ui = {
   log: $("log"),
   composer: $("composer"),
   input: $("input"),
+  inputError: $("composer-error"),
+  hint: $("composer-hint"),
   send: $("send"),
   stop: $("stop"),
   stopLabel: $("stop-label"),
@@ -35,7 +39,7 @@ const ui = {
 
 const state = {
   api: new Api({ key: store.apiKey(), onUnauthorized }),
-  agents: [],
+  catalog: new AgentCatalog(), // the graphs of GET /agents, then the user's own assistants
   nextCursor: null,
   thread: null, // the open thread; null while starting a new chat
   draftAgent: null, // the agent picked for the new chat
@@ -56,6 +60,7 @@ const threads = new ThreadList($("thread-list"), {
   onOpen: (thread) => openThread(thread),
   onRename: renameThread,
   onDelete: deleteThread,
+  agentLabel: (agent) => state.catalog.resolve(agent).label,
 });
 
 // --- start-up and signing in ------------------------------------------------------------------------------------
@@ -63,9 +68,13 @@ async function boot() {
   ui.loading.textContent = "Loading…";
   showScreen("loading");
   try {
-    const [agents, page] = await Promise.all([state.api.get("/agents"), state.api.get("/v1/threads?limit=50")]);
-    state.agents = agents.agents;
-    state.draftAgent ??= state.agents[0]?.name ?? "chat";
+    const [agents, assistants, page] = await Promise.all([
+      state.api.get("/agents"),
+      state.api.get("/v1/assistants").catch((err) => (err.status === 401 ? Promise.reject(err) : [])),
+      state.api.get("/v1/threads?limit=50"),
+    ]);
+    state.catalog = new AgentCatalog(agents.agents, assistants);
+    state.draftAgent ??= state.catalog.choices()[0]?.value ?? "chat";
     state.nextCursor = page.next_cursor;
     threads.set(page.threads);
     ui.moreThreads.hidden = !state.nextCursor;
@@ -153,9 +162,11 @@ function newChat({ focus = true } = {}) {
   store.setThreadId(null);
   threads.select(null);
   setHeader("New chat", null);
-  conversation.showWelcome(state.agents, state.draftAgent, (name) => {
+  conversation.showWelcome(state.catalog.choices(), state.draftAgent, (name) => {
     state.draftAgent = name;
+    setComposerMode();
   });
+  setComposerMode();
   closeDrawer();
   if (focus) ui.input.focus();
 }
@@ -167,12 +178,17 @@ async function openThread(thread, { focus = true } = {}) {
   threads.select(thread.thread_id);
   setHeader(threadTitle(thread), thread.agent);
   closeDrawer();
+  setComposerMode();
   if (focus && !isPhone()) ui.input.focus();
   try {
-    const messages = await loadMessages(thread.thread_id);
-    if (view !== state.view) return;
-    if (messages.length) conversation.showHistory(messages, thread.agent);
-    else conversation.showEmpty();
+    if (isGraph(thread.agent)) {
+      await refreshState(thread.thread_id, view);
+    } else {
+      const messages = await loadMessages(thread.thread_id);
+      if (view !== state.view) return;
+      if (messages.length) conversation.showHistory(messages, state.catalog.resolve(thread.agent).label);
+      else conversation.showEmpty();
+    }
     const run = await findActiveRun(thread.thread_id);
     if (view !== state.view || !run) return;
     // The server keeps a run's user message out of the thread's history until the run ends (it checkpoints once
@@ -189,6 +205,16 @@ async function openThread(thread, { focus = true } = {}) {
     }
     showError(err);
   }
+}
+
+/** The thread's graph keeps no messages: it shows its state and takes JSON input. */
+function isGraph(agent) {
+  return !state.catalog.resolve(agent).messages;
+}
+
+async function refreshState(threadId, view = state.view) {
+  const values = await state.api.get(`/v1/threads/${encodeURIComponent(threadId)}/state`);
+  if (view === state.view && state.thread?.thread_id === threadId) showState(conversation.root, values);
 }
 
 async function loadMessages(threadId) {
@@ -258,12 +284,17 @@ function titleFrom(text) {
 async function send() {
   const text = ui.input.value;
   if (!text.trim() || state.run) return;
+  const graph = isGraph(state.thread?.agent ?? state.draftAgent);
+  const input = graph ? parseInput(text) : null;
+  showInputError(input?.error ?? null);
+  if (input?.error) return;
   const view = state.view;
   banners.clear();
-  const bubble = conversation.addUser(text);
+  const bubble = graph ? null : conversation.addUser(text);
+  if (graph) conversation.root.querySelector(".welcome")?.remove();
   ui.input.value = "";
   const run = startRun(null);
-  run.message = text;
+  run.message = graph ? null : text;
   run.bubble = bubble; // gets the server's id for it ("msg-<run id>") as soon as the run has one
   conversation.setTyping(true);
   let accepted = false;
@@ -280,7 +311,7 @@ async function send() {
     }
     run.threadId = thread.thread_id;
     const response = await state.api.fetch("POST", `/v1/threads/${encodeURIComponent(thread.thread_id)}/runs/stream`, {
-      body: { message: text },
+      body: graph ? { input: input.value } : { message: text },
       headers: { Accept: "text/event-stream" },
       signal: run.controller.signal,
     });
@@ -289,7 +320,7 @@ async function send() {
   } catch (err) {
     if (run.controller.signal.aborted || view !== state.view) return;
     if (!accepted) {
-      conversation.markUnsent(bubble);
+      if (bubble) conversation.markUnsent(bubble);
       if (!ui.input.value) ui.input.value = text; // nothing was stored: give the text back to send again
     }
     endRun(run);
@@ -329,6 +360,7 @@ async function follow({ response = null, threadId, runId = null, after = 0, mess
     }
     store.setRun(null);
     endRun(run);
+    if (state.thread?.thread_id === threadId && isGraph(state.thread.agent)) await refreshState(threadId);
   } catch (err) {
     if (run.controller.signal.aborted) return;
     endRun(run);
@@ -409,9 +441,22 @@ function showError(err) {
 // --- the screen -------------------------------------------------------------------------------------------------
 function setHeader(title, agent) {
   ui.title.textContent = title;
-  ui.agentBadge.textContent = agent ?? "";
+  ui.agentBadge.textContent = agent ? state.catalog.resolve(agent).label : "";
   ui.agentBadge.hidden = !agent;
   document.title = `${title} · chatplane`;
+}
+
+/** A messages agent takes a chat message; a graph without messages takes its run's input as JSON. */
+function setComposerMode() {
+  const graph = isGraph(state.thread?.agent ?? state.draftAgent);
+  ui.input.placeholder = graph ? 'Input as JSON, e.g. {"key": "value"}' : "Message…";
+  ui.hint.textContent = `${graph ? "Enter runs the graph" : "Enter to send"} · Shift+Enter for a new line`;
+  showInputError(null);
+}
+
+function showInputError(message) {
+  ui.inputError.textContent = message ?? "";
+  ui.inputError.hidden = !message;
 }
 
 function setBusy(busy) {

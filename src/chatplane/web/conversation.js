@@ -26,20 +26,21 @@ export class Conversation {
   }
 
   // --- the start of a new chat --------------------------------------------------------------------------------
-  showWelcome(agents, selected, onSelect) {
-    const options = agents.map((agent) =>
+  /** `choices`: [{value, label, description}] (see AgentCatalog.choices); `onSelect(value)` on a change. */
+  showWelcome(choices, selected, onSelect) {
+    const options = choices.map((choice) =>
       h(
         "label",
         { class: "agent-option" },
         h("input", {
           type: "radio",
           name: "agent",
-          value: agent.name,
-          checked: agent.name === selected,
-          onchange: () => onSelect(agent.name),
+          value: choice.value,
+          checked: choice.value === selected,
+          onchange: () => onSelect(choice.value),
         }),
-        h("span", { class: "agent-name" }, agent.name),
-        h("span", { class: "agent-desc" }, agent.description),
+        h("span", { class: "agent-name" }, choice.label),
+        h("span", { class: "agent-desc" }, choice.description),
       ),
     );
     this.root.append(

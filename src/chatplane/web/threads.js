@@ -7,7 +7,8 @@ export function threadTitle(thread) {
 }
 
 export class ThreadList {
-  /** `handlers`: onOpen(thread), onRename(thread, title) → Promise, onDelete(thread) → Promise. */
+  /** `handlers`: onOpen(thread), onRename(thread, title) → Promise, onDelete(thread) → Promise, and
+   * agentLabel(agent) → what to call a thread's agent (an assistant's name rather than its id). */
   constructor(root, handlers) {
     this.root = root;
     this.handlers = handlers;
@@ -60,7 +61,7 @@ export class ThreadList {
       "button",
       { type: "button", class: "thread-open", onclick: () => this.handlers.onOpen(thread) },
       h("span", { class: "thread-title" }, threadTitle(thread)),
-      h("span", { class: "thread-meta" }, `${thread.agent} · ${relativeTime(thread.updated_at)}`),
+      h("span", { class: "thread-meta" }, `${this.handlers.agentLabel?.(thread.agent) ?? thread.agent} · ${relativeTime(thread.updated_at)}`),
     );
     const actions = h(
       "div",
