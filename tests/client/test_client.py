@@ -134,3 +134,20 @@ def test_errors_map_to_exceptions(server_factory) -> None:
         assert events[-1].type == "run_failed" and events[-1].data["error"]["code"] == "model_error"
     with Client(f"http://127.0.0.1:{free_port()}") as nowhere, pytest.raises(APIConnectionError):
         nowhere.agents()
+
+
+def test_tool_approval_through_an_assistant_is_answered_with_decisions(server_factory) -> None:
+    calc = 'tool:calculator:{"expression":"1234+4321"}|It is 5555.'
+    server = server_factory({"CHATPLANE_MODEL": f"fake:{calc}", "CHATPLANE_STORAGE_URL": "memory://"})
+    with Client(server.url) as client:
+        careful = client.create_assistant("react", context={"approve_tools": ["calculator"]})
+        tid = client.create_thread(agent=careful.assistant_id).thread_id
+        paused = list(client.stream(tid, "add them"))[-1]
+        assert paused.type == "interrupt"
+        assert paused.data["requests"][0]["value"]["action_requests"][0]["name"] == "calculator"
+        with pytest.raises(TypeError):
+            client.resume(paused.run_id, decisions=[{"type": "approve"}], value="both")
+        assert client.resume(paused.run_id, decisions=[{"type": "approve"}]).run_id == paused.run_id
+        rest = list(client.attach(paused.run_id, after=paused.id))
+        assert any(e.type == "tool_result" and e.data["content"] == "5555" for e in rest)
+        assert rest[-1].type == "run_completed"

@@ -8,11 +8,17 @@
             if event.type == "token":
                 print(event.data["text"], end="", flush=True)
 
+A run of any graph takes ``input=``, ``context=``, ``config=``, ``command=``, ``stream_mode=`` and
+``stream_subgraphs=`` besides (or instead of) the message (``RunOptions``); ``resume(run_id, value=...)`` answers a
+graph's ``interrupt(...)``, ``thread_state`` reads its state, and ``create_assistant`` & co. configure graphs.
+
 Errors are ``chatplane.client.errors`` exceptions carrying the server's stable ``code``. This package imports
 nothing of the server (no LangChain, no FastAPI).
 """
 
+from chatplane.assistant_schemas import AssistantOut
 from chatplane.client._async import AsyncClient
+from chatplane.client._base import RunOptions
 from chatplane.client._sync import Client
 from chatplane.client.errors import (
     APIConnectionError,
@@ -26,11 +32,13 @@ from chatplane.client.errors import (
     RateLimitError,
     ServerError,
 )
-from chatplane.schemas import RunEvent
+from chatplane.schemas import AgentList, RunCommand, RunEvent, RunOut, ThreadState
 
 __all__ = [
     "APIConnectionError",
     "APIError",
+    "AgentList",
+    "AssistantOut",
     "AsyncClient",
     "AuthenticationError",
     "ChatplaneClientError",
@@ -40,6 +48,10 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RunCommand",
     "RunEvent",
+    "RunOptions",
+    "RunOut",
     "ServerError",
+    "ThreadState",
 ]

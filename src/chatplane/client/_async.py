@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, Literal, Unpack
 
 import httpx
 from httpx_sse import EventSource, aconnect_sse
 
-from chatplane.client._base import DEFAULT_URL, STREAM_RETRIES, ClientBase
+from chatplane.assistant_schemas import AssistantOut
+from chatplane.client._base import DEFAULT_URL, STREAM_RETRIES, UNSET, ClientBase, RunOptions
 from chatplane.client.errors import APIConnectionError
-from chatplane.events import PAUSE_EVENTS, TERMINAL_EVENTS
+from chatplane.events import TERMINAL_EVENTS
 from chatplane.schemas import (
     AgentList,
     ChatResponse,
@@ -22,6 +23,7 @@ from chatplane.schemas import (
     RunOut,
     ThreadList,
     ThreadOut,
+    ThreadState,
 )
 
 
@@ -107,16 +109,39 @@ class AsyncClient(ClientBase):
         params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
         return self._parse(await self._request("GET", f"/v1/threads/{thread_id}/messages", params=params), MessageList)
 
+    async def thread_state(self, thread_id: str) -> ThreadState:
+        """The thread's latest state (any graph's ``values``), and what a paused run waits for."""
+        return self._parse(await self._request("GET", f"/v1/threads/{thread_id}/state"), ThreadState)
+
     # --- runs -----------------------------------------------------------------------------------------------------
-    async def run(self, thread_id: str, message: str, *, multitask: Multitask = "reject") -> RunOut:
-        """Send a message and wait for the answer (``run.output``)."""
-        body = self._run_body(message, multitask, background=False)
+    async def run(
+        self,
+        thread_id: str,
+        message: str | None = None,
+        *,
+        multitask: Multitask = "reject",
+        **options: Unpack[RunOptions],
+    ) -> RunOut:
+        """Start a run and wait for it: ``run.output`` is the answer of a messages graph, ``run.values`` the state of
+        any other. Give a ``message``, or ``input=`` / ``command=`` (``RunOptions`` lists every option)."""
+        body = self._run_body(message, multitask, False, options)
         return self._parse(await self._request("POST", f"/v1/threads/{thread_id}/runs", json=body), RunOut)
 
-    async def start_run(self, thread_id: str, message: str, *, multitask: Multitask = "reject") -> RunOut:
-        """Send a message; returns at once with the accepted run (status pending/running)."""
-        body = self._run_body(message, multitask, background=True)
+    async def start_run(
+        self,
+        thread_id: str,
+        message: str | None = None,
+        *,
+        multitask: Multitask = "reject",
+        **options: Unpack[RunOptions],
+    ) -> RunOut:
+        """Start a run; returns at once with the accepted run (status pending/running). Options as ``run``."""
+        body = self._run_body(message, multitask, True, options)
         return self._parse(await self._request("POST", f"/v1/threads/{thread_id}/runs", json=body), RunOut)
+
+    async def list_runs(self, thread_id: str) -> list[RunOut]:
+        """The thread's latest runs, newest first."""
+        return self._parse_list(await self._request("GET", f"/v1/threads/{thread_id}/runs"), RunOut)
 
     async def get_run(self, run_id: str) -> RunOut:
         return self._parse(await self._request("GET", f"/v1/runs/{run_id}"), RunOut)
@@ -124,15 +149,30 @@ class AsyncClient(ClientBase):
     async def cancel_run(self, run_id: str) -> RunOut:
         return self._parse(await self._request("POST", f"/v1/runs/{run_id}/cancel"), RunOut)
 
-    async def resume_run(self, run_id: str, decisions: list[dict[str, Any]]) -> RunOut:
-        """Answer a run waiting for approval, e.g. ``[{"type": "approve"}]``."""
-        body = {"decisions": decisions}
+    async def resume(
+        self, run_id: str, *, decisions: Sequence[Mapping[str, Any]] | None = None, value: Any = UNSET
+    ) -> RunOut:
+        """Answer a run waiting for a human: ``decisions`` for tool approval (``[{"type": "approve"}]``, one per
+        pending call), or ``value`` — what the graph's ``interrupt(...)`` returns. Follow it with ``attach``."""
+        body = self._resume_body(decisions, value)
         return self._parse(await self._request("POST", f"/v1/runs/{run_id}/resume", json=body), RunOut)
 
-    def stream(self, thread_id: str, message: str, *, multitask: Multitask = "reject") -> AsyncIterator[RunEvent]:
-        """Send a message and iterate over the run's events as they happen. A dropped connection is resumed
-        from the last event received, so every event arrives exactly once."""
-        body = self._run_body(message, multitask, background=False)
+    async def resume_run(self, run_id: str, decisions: list[dict[str, Any]]) -> RunOut:
+        """Answer a run waiting for approval, e.g. ``[{"type": "approve"}]`` (``resume(run_id, decisions=...)``)."""
+        return await self.resume(run_id, decisions=decisions)
+
+    def stream(
+        self,
+        thread_id: str,
+        message: str | None = None,
+        *,
+        multitask: Multitask = "reject",
+        **options: Unpack[RunOptions],
+    ) -> AsyncIterator[RunEvent]:
+        """Start a run and iterate over its events as they happen (with ``stream_mode=``, LangGraph's parts too,
+        as events of that type). A dropped connection is resumed from the last event received, so every event
+        arrives exactly once. It ends when the run does, or pauses for a human."""
+        body = self._run_body(message, multitask, False, options)
         opener = aconnect_sse(self._http, "POST", f"/v1/threads/{thread_id}/runs/stream", json=body)
         return self._follow(opener, None, 0)
 
@@ -146,7 +186,7 @@ class AsyncClient(ClientBase):
     async def _follow(
         self, opener: AbstractAsyncContextManager[EventSource], run_id: str | None, last_id: int
     ) -> AsyncIterator[RunEvent]:
-        retries = 0
+        retries, last = 0, None
         while True:
             try:
                 async with opener as source:
@@ -157,15 +197,94 @@ class AsyncClient(ClientBase):
                         event = self._event(sse.data)
                         if event is None:
                             continue
-                        run_id, last_id = event.run_id, event.id
+                        run_id, last_id, last = event.run_id, event.id, event
                         yield event
-                        if event.type in TERMINAL_EVENTS or event.type in PAUSE_EVENTS:
+                        if event.type in TERMINAL_EVENTS:
                             return
             except httpx.TransportError as exc:
                 if run_id is None or retries >= STREAM_RETRIES:
                     raise APIConnectionError("The event stream broke and could not be resumed.") from exc
+                if self._paused(last):
+                    return
             else:
-                if run_id is None:
+                if run_id is None or self._paused(last):
                     return
             retries += 1
             opener = self._attach_source(run_id, last_id)
+
+    # --- assistants -----------------------------------------------------------------------------------------------
+    async def create_assistant(
+        self,
+        graph_id: str,
+        *,
+        assistant_id: str | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        if_exists: Literal["raise", "do_nothing"] = "raise",
+    ) -> AssistantOut:
+        """A named configuration of a graph (version 1). For a chatplane agent kind, ``context`` may set
+        ``model``, ``system_prompt``, ``tools``, ``approve_tools``, ``context_budget_tokens``."""
+        body = self._given(
+            graph_id=graph_id, assistant_id=assistant_id, name=name, description=description, config=config,
+            context=context, metadata=metadata, if_exists=if_exists,
+        )  # fmt: skip
+        return self._parse(await self._request("POST", "/v1/assistants", json=body), AssistantOut)
+
+    async def get_assistant(self, assistant_id: str) -> AssistantOut:
+        """An assistant at its current version (a graph id: its default assistant)."""
+        return self._parse(await self._request("GET", f"/v1/assistants/{assistant_id}"), AssistantOut)
+
+    async def update_assistant(
+        self,
+        assistant_id: str,
+        *,
+        graph_id: str | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AssistantOut:
+        """A new version: the current one with the fields given (``metadata`` merged, the others replaced)."""
+        body = self._given(
+            graph_id=graph_id, name=name, description=description, config=config, context=context, metadata=metadata
+        )
+        return self._parse(await self._request("PATCH", f"/v1/assistants/{assistant_id}", json=body), AssistantOut)
+
+    async def delete_assistant(self, assistant_id: str) -> None:
+        self._raise_for_status(await self._request("DELETE", f"/v1/assistants/{assistant_id}"))
+
+    async def list_assistants(
+        self, *, graph_id: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[AssistantOut]:
+        """The graphs' default assistants, then yours, newest first."""
+        params = self._given(graph_id=graph_id, limit=limit, offset=offset)
+        return self._parse_list(await self._request("GET", "/v1/assistants", params=params), AssistantOut)
+
+    async def search_assistants(
+        self,
+        *,
+        graph_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        name: str | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[AssistantOut]:
+        """The assistants that match every filter given (``metadata``: each key equal; ``name``: a part of it)."""
+        body = self._given(graph_id=graph_id, metadata=metadata, name=name, limit=limit, offset=offset)
+        return self._parse_list(await self._request("POST", "/v1/assistants/search", json=body), AssistantOut)
+
+    async def assistant_versions(self, assistant_id: str, *, limit: int = 10, offset: int = 0) -> list[AssistantOut]:
+        """The assistant's versions, newest first."""
+        url, params = f"/v1/assistants/{assistant_id}/versions", {"limit": limit, "offset": offset}
+        return self._parse_list(await self._request("GET", url, params=params), AssistantOut)
+
+    async def set_assistant_version(self, assistant_id: str, version: int) -> AssistantOut:
+        """Make one of the assistant's versions its current one."""
+        body = {"version": version}
+        return self._parse(
+            await self._request("POST", f"/v1/assistants/{assistant_id}/latest", json=body), AssistantOut
+        )
