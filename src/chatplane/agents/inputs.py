@@ -29,20 +29,28 @@ def message_channels(graph: Any) -> set[str]:
 
 
 def _input_fields(graph: Any) -> tuple[type[BaseModel] | None, dict[str, Any]]:
-    """The graph's input schema as pydantic sees it, or — for a state pydantic cannot take (a ``typing.TypedDict``
-    on Python 3.11) — None and each input key's type hint."""
+    """The graph's input schema as pydantic sees it, with its keys — or None and each input key's type hint, for
+    a state LangGraph wraps whole (a dataclass, a ``typing_extensions.TypedDict``: a ``root`` field, which would
+    take only a complete state) or one pydantic cannot take (a ``typing.TypedDict`` on Python 3.11)."""
     try:
         schema: type[BaseModel] = graph.get_input_schema()
-        return schema, dict(schema.model_fields)
+        if set(schema.model_fields) != {"root"}:
+            return schema, dict(schema.model_fields)
+        input_schema = schema.model_fields["root"].annotation
+        keys = list(_hints(input_schema))
     except Exception:
         builder = getattr(graph, "builder", None)
         input_schema = getattr(builder, "input_schema", None)
         keys = list(getattr(builder, "schemas", {}).get(input_schema, {}))
-        try:
-            hints = get_type_hints(input_schema) if input_schema is not None else {}
-        except Exception:
-            hints = {}
-        return None, {key: hints.get(key, Any) for key in keys}
+    hints = _hints(input_schema)
+    return None, {key: hints.get(key, Any) for key in keys}
+
+
+def _hints(cls: Any) -> dict[str, Any]:
+    try:
+        return get_type_hints(cls) if cls is not None else {}
+    except Exception:
+        return {}
 
 
 def _check_field(hint: Any, value: Any) -> None:
