@@ -207,3 +207,16 @@ async def test_another_user_sees_none_of_it(client_for, persistent_storage_url: 
     assert (await api.post(f"/v1/threads/{tid}/runs", json={"input": {}}, headers=bob)).status_code == 404
     refused = await api.post("/v1/threads", json={"agent": mine}, headers=bob)
     assert refused.status_code == 422
+
+
+async def test_usage_counts_under_the_model_that_ran(client_for, persistent_storage_url: str) -> None:
+    """An assistant's own model, and a graph's own (``graph:<id>``), are what its usage is counted under."""
+    settings = make_settings(storage_url=persistent_storage_url, config_file=DEMO, model_allowlist=["fake:other"])
+    api = await client_for(settings)
+    assistant = await api.post("/v1/assistants", json={"graph_id": "chat", "context": {"model": "fake:other"}})
+    tid = await _thread(api, assistant.json()["assistant_id"])
+    assert (await api.post(f"/v1/threads/{tid}/runs", json={"message": "hi"})).json()["status"] == "succeeded"
+    tid = await _thread(api, "support")
+    assert (await api.post(f"/v1/threads/{tid}/runs", json={"message": "hi"})).json()["status"] == "succeeded"
+    models = {m["model"]: m["runs"] for m in (await api.get("/v1/usage")).json()["by_model"]}
+    assert models == {"fake:other": 1, "graph:support": 1}

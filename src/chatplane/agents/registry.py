@@ -61,6 +61,9 @@ class RunTarget:
 
     served: Served
     graph: Any
+    model: str = ""
+    """The model its usage is counted under: a kind's (``provider:model``), or ``graph:<id>`` for a graph that
+    calls models of its own choosing."""
     assistant_id: str = ""
     config: dict[str, Any] = field(default_factory=dict)
     context: dict[str, Any] | None = None
@@ -218,16 +221,19 @@ class GraphRegistry:
             plain = self._plain.get(key)
             if plain is None:
                 chosen = AgentContext(model=model)
-                plain = self._plain[key] = RunTarget(served, self.kinds.graph(served.kind, chosen, stateful=stateful))
+                graph = self.kinds.graph(served.kind, chosen, stateful=stateful)
+                plain = self._plain[key] = RunTarget(served, graph, model or self.settings.model)
             return plain
         if served.kind is not None:
             chosen = self.agent_context(context)
             if model is not None:
                 chosen = chosen.model_copy(update={"model": model})
-            return RunTarget(served, self.kinds.graph(served.kind, chosen, stateful=stateful))
+            graph = self.kinds.graph(served.kind, chosen, stateful=stateful)
+            return RunTarget(served, graph, chosen.model or self.settings.model)
+        own = f"graph:{graph_id}"
         if served.factory is not None:
             made = await _call_factory(served.factory, config or {"configurable": {}})
             if not _is_graph(made):
                 raise ConfigError(f"Graph {graph_id!r}: its factory returned {type(made).__name__}, not a graph.")
-            return RunTarget(served, _compile(made, self._checkpointer if stateful else None))
-        return RunTarget(served, served.compiled if stateful else served.stateless)
+            return RunTarget(served, _compile(made, self._checkpointer if stateful else None), own)
+        return RunTarget(served, served.compiled if stateful else served.stateless, own)

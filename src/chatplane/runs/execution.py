@@ -181,6 +181,7 @@ class Executor:
         target: RunTarget | None = None
         try:
             target = await self.graph_for(run)
+            run.model = target.model or run.model  # what its usage counts under (recorded with its outcome)
             config = self.config(run, target)
             if fresh:
                 await self._started(run)

@@ -231,9 +231,9 @@ class RunStore:
         """Record the outcome of ``run`` (and set it on the object)."""
         run.status, run.usage, run.error_code, run.finished_at = status, usage, error_code, time.time()
         return (
-            "UPDATE chatplane_runs SET status = %s, usage = %s, error_code = %s, finished_at = %s, worker = NULL "
-            "WHERE run_id = %s",
-            (status, dumps(usage), error_code, run.finished_at, run.run_id),
+            "UPDATE chatplane_runs SET status = %s, usage = %s, error_code = %s, finished_at = %s, worker = NULL, "
+            "model = %s WHERE run_id = %s",
+            (status, dumps(usage), error_code, run.finished_at, run.model, run.run_id),
         )
 
     @staticmethod
