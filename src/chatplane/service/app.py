@@ -9,6 +9,7 @@ from langchain_core.language_models import BaseChatModel
 import chatplane
 from chatplane.config import Settings, get_settings
 from chatplane.observability.operations import Operations
+from chatplane.service import langgraph
 from chatplane.service.errors import install_error_handlers
 from chatplane.service.lifespan import make_lifespan
 from chatplane.service.middleware import BodySizeLimit, UnexpectedErrorGuard
@@ -48,6 +49,7 @@ def create_app(
     observe(app, operations)  # the request observer is outermost; GET /metrics
     for module in (chat, threads, runs, assistants, ws, openai, agents, health, web, usage):
         app.include_router(module.router)
+    app.include_router(langgraph.router)  # the LangGraph Platform API, at the root path
     return app
 
 

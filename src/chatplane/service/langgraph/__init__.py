@@ -1,0 +1,27 @@
+"""The LangGraph Platform API (the Agent Protocol) at the root path, for LangGraph's own clients: ``langgraph-sdk``
+(Python and JS), ``RemoteGraph``, ``useStream``, LangGraph Studio.
+
+Each module is a thin translation onto the same owner-scoped services as ``/v1`` (``agent.for_user(owner)``): no
+second run engine, the same ownership (another user's thread, run or assistant is the same 404), the same limits.
+A field chatplane does not support is refused with a 422 naming it, never silently dropped.
+
+==============  ============================================================================================
+``system``      ``/ok``, ``/info``
+``assistants``  ``/assistants``: create, get, patch, delete, search, count, versions, latest, schemas, graph
+``threads``     ``/threads``: create, get, patch, delete, search, count, copy, state, history
+``runs``        ``/threads/{id}/runs``, ``/runs``: create, stream, wait, join, cancel, list, get, delete, batch
+``stream``      chatplane's run events → LangGraph's stream parts
+==============  ============================================================================================
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from chatplane.service.langgraph import assistants, runs, system, threads
+
+router = APIRouter(tags=["langgraph"])
+for _module in (system, assistants, threads, runs):
+    router.include_router(_module.router)
+
+__all__ = ["router"]
