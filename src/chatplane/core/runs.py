@@ -68,7 +68,8 @@ class RunService:
                 if create_as is None:
                     raise
                 threads = self._services.storage.threads
-                await threads.ensure(thread_id, self.owner, agent, agent or create_as, session_id)
+                create_as = await self._services.targets.thread_agent(agent or create_as, self.owner)
+                await threads.ensure(thread_id, self.owner, agent, create_as, session_id)
                 return await self._submit(thread_id, request, options)
         except ChatplaneError:
             raise
