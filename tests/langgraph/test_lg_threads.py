@@ -108,6 +108,14 @@ def _state_and_history(alice: Any, bob: Any) -> None:
     assert _status(alice.threads.update_state, tid, {"count": 1}, as_node="no-such-node") == 422
     assert _status(alice.threads.get_state, tid, checkpoint_id="no-such-checkpoint") == 404
 
+    copied = alice.threads.copy(tid)
+    assert copied["thread_id"] != tid and copied["values"] == {"count": 7, "log": ["set", "again"]}
+    copied_history = alice.threads.get_history(copied["thread_id"])
+    assert [h["values"].get("count") for h in copied_history] == [h["values"].get("count") for h in history]
+    alice.threads.update_state(copied["thread_id"], {"count": 9, "log": []}, as_node="tick")
+    assert alice.threads.get_state(tid)["values"]["count"] == 7  # the original is left as it was
+    assert _status(bob.threads.copy, tid) == 404
+
 
 def _status_interrupts_and_messages(alice: Any, native: httpx.Client) -> None:
     # a graph's interrupt: the thread is interrupted, its interrupts by task (runs made through /v1 for now)
@@ -130,3 +138,4 @@ def _status_interrupts_and_messages(alice: Any, native: httpx.Client) -> None:
     messages = alice.threads.get(chat)["values"]["messages"]
     assert [m["type"] for m in messages] == ["human", "ai"] * 3 and messages[0]["content"] == "first"
     assert alice.threads.get_state(chat)["values"]["messages"] == messages
+    assert alice.threads.copy(chat)["values"]["messages"] == messages  # the transcript is copied too

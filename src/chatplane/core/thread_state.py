@@ -118,3 +118,38 @@ class ThreadStates:
             raise as_chatplane_error(exc, f"thread {thread.thread_id}") from exc
         await self._services.storage.threads.touch(thread.thread_id)
         return config
+
+    async def copy(self, thread: Thread) -> Thread:
+        """A new thread of the owner's with everything of ``thread``'s: its graph, title, metadata and model, every
+        checkpoint (history, subgraphs' and pending writes included) and its transcript. Refused while a run is
+        active on it (409): a copy is of a state that holds still."""
+        storage = self._services.storage
+        if await storage.runs.active(thread.thread_id):
+            raise ThreadBusyError("The thread has an active run: wait for it, or cancel it, before copying it.")
+        new = await storage.threads.create(
+            self.owner, thread.agent, title=thread.title, metadata=thread.metadata, model=thread.model
+        )
+        saver = storage.checkpointer
+        saved = [t async for t in saver.alist({"configurable": {"thread_id": thread.thread_id}})]
+        for item in reversed(saved):  # oldest first: each after its parent
+            configurable = item.config["configurable"]
+            target: dict[str, Any] = {
+                "thread_id": new.thread_id,
+                "checkpoint_ns": configurable.get("checkpoint_ns", ""),
+            }
+            if item.parent_config:
+                target["checkpoint_id"] = item.parent_config["configurable"]["checkpoint_id"]
+            stored = await saver.aput(
+                {"configurable": target}, item.checkpoint, item.metadata, item.checkpoint["channel_versions"]
+            )
+            by_task: dict[str, list[tuple[str, Any]]] = {}
+            for task_id, channel, value in item.pending_writes or ():
+                by_task.setdefault(task_id, []).append((channel, value))
+            for task_id, writes in by_task.items():
+                await saver.aput_writes(stored, writes, task_id)
+        await storage.db.execute(
+            "INSERT INTO chatplane_messages (thread_id, seq, message_id, tokens, data, created_at) "
+            "SELECT %s, seq, message_id, tokens, data, created_at FROM chatplane_messages WHERE thread_id = %s",
+            (new.thread_id, thread.thread_id),
+        )
+        return new

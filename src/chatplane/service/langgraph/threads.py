@@ -1,4 +1,4 @@
-"""``/threads``: LangGraph's threads API on chatplane's threads — create, get, patch, delete, search, count, state
+"""``/threads``: LangGraph's threads API on chatplane's threads — create, get, patch, delete, search, count, copy, state
 (latest, at a checkpoint, with subgraphs), update state, history.
 
 A thread is its registry row (``ThreadViews``) with a ``status`` worked out from its runs and latest checkpoint,
@@ -167,6 +167,15 @@ async def delete_thread(thread_id: str, agent: AgentDep, user: CurrentUser) -> R
     """The thread with its state and runs (active runs are cancelled first)."""
     await agent.for_user(user.id).threads.delete(thread_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{thread_id}/copy")
+async def copy_thread(thread_id: str, agent: AgentDep, user: CurrentUser) -> dict[str, Any]:
+    """A new thread with the thread's metadata, graph, every checkpoint and its messages (409 while a run is
+    active on it)."""
+    mine = agent.for_user(user.id)
+    copied = await mine.thread_views.states.copy(await mine.threads.get(thread_id))
+    return _out(await mine.thread_views.view(copied))
 
 
 @router.get("/{thread_id}/state")
