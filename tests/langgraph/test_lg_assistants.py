@@ -54,7 +54,9 @@ async def _assistants(url: str, keys: dict[str, str]) -> None:
         get_client(url=url, api_key=keys["alice"]) as alice,
         get_client(url=url, api_key=keys["bob"]) as bob,
         get_client(url=url, api_key=None) as nobody,
+        get_client(url=url, api_key="cp_000000000000_forged") as forger,
     ):
+        assert await _status(forger.assistants.search()) == 401
         await _assistants_as(alice, bob, nobody)
 
 

@@ -73,7 +73,7 @@ class AssistantFilter(_Body):
 
 class AssistantSearch(AssistantFilter):
     limit: int = Field(10, ge=1, le=MAX_PAGE)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=1_000_000_000)
     sort_by: SortBy | None = None
     sort_order: Literal["asc", "desc"] | None = None
     select: list[Field_] | None = None
@@ -82,7 +82,7 @@ class AssistantSearch(AssistantFilter):
 class VersionSearch(_Body):
     metadata: dict[str, Any] | None = None
     limit: int = Field(10, ge=1, le=MAX_PAGE)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=1_000_000_000)
 
 
 class LatestVersion(_Body):

@@ -54,7 +54,7 @@ class ThreadSearch(_Body):
     ids: list[str] | None = Field(None, max_length=MAX_PAGE)
     status: ThreadStatus | None = None
     limit: int = Field(10, ge=1, le=MAX_PAGE)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=1_000_000_000)
     sort_by: Literal["thread_id", "created_at", "updated_at"] | None = None
     sort_order: Literal["asc", "desc"] | None = None
     select: Fields = None
