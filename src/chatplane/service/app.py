@@ -41,7 +41,7 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Request-ID"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Api-Key", "X-Request-ID"],
             expose_headers=["Retry-After", "X-Request-ID"],
         )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
