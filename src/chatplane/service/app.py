@@ -11,7 +11,7 @@ from chatplane.config import Settings, get_settings
 from chatplane.observability.operations import Operations
 from chatplane.service.errors import install_error_handlers
 from chatplane.service.lifespan import make_lifespan
-from chatplane.service.middleware import BodySizeLimit, UnexpectedErrorGuard
+from chatplane.service.middleware import BodySizeLimit, InboundCheck, UnexpectedErrorGuard
 from chatplane.service.observe import observe
 from chatplane.service.routes import agents, assistants, chat, health, openai, runs, threads, usage, web, ws
 
@@ -35,6 +35,7 @@ def create_app(
     app.state.settings = settings
     app.state.operations = operations
     install_error_handlers(app)
+    app.add_middleware(InboundCheck)  # innermost: its refusals carry the CORS headers too
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

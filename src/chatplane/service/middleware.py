@@ -1,4 +1,5 @@
-"""Plain ASGI middleware: the request body size limit, and the last-resort guard against unexpected errors."""
+"""Plain ASGI middleware: the request body size limit, what storage cannot hold refused at the edge, and the
+last-resort guard against unexpected errors."""
 
 from __future__ import annotations
 
@@ -7,13 +8,18 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chatplane.errors import describe_exception
+from chatplane.errors import InvalidInputError, describe_exception
+from chatplane.openai_compat import openai_error
+from chatplane.service.errors import is_openai_path
+from chatplane.service.inbound import check_json, check_url
 
 log = logging.getLogger("chatplane.service")
 
 
-async def send_error(send: Send, status: int, code: str, message: str) -> None:
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+async def send_error(send: Send, status: int, code: str, message: str, *, openai: bool = False) -> None:
+    """The stable error body (``openai``: OpenAI's, for the OpenAI-compatible routes)."""
+    error = openai_error(status, code, message) if openai else {"error": {"code": code, "message": message}}
+    body = json.dumps(error).encode()
     await send(
         {
             "type": "http.response.start",
@@ -116,3 +122,64 @@ class BodySizeLimit:
 
     async def _refuse(self, send: Send) -> None:
         await send_error(send, 413, "request_too_large", f"Request body exceeds {self.max_bytes} bytes.")
+
+
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class InboundCheck:
+    """Refuse, before any route sees it, what some storage backend cannot hold or a strict JSON parser would not
+    take (``chatplane.service.inbound``): in the path, the query and any JSON body — one check for every route,
+    a 422 with the stable error body (OpenAI's routes: their 400). WebSockets check their frames themselves."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            check_url(scope["path"], scope.get("query_string", b""))
+            if scope["method"] in _BODY_METHODS and _parsed_as_json(scope):
+                receive = await self._checked_body(receive)
+        except InvalidInputError as exc:
+            openai = is_openai_path(scope["path"])
+            status = 400 if openai else exc.status
+            await send_error(send, status, exc.code, exc.message, openai=openai)
+            return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _checked_body(receive: Receive) -> Receive:
+        """Read the whole body and check it; the app then receives it as one message, and whatever the client
+        sends after it (a disconnect) as usual."""
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left: let the app see it
+                return _replay([message], receive)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        check_json(body)
+        return _replay([{"type": "http.request", "body": body, "more_body": False}], receive)
+
+
+def _parsed_as_json(scope: Scope) -> bool:
+    """Whether FastAPI reads this body as JSON: no content type, or a JSON one."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            media: bytes = value.split(b";", 1)[0].strip().lower()
+            return media == b"application/json" or media.endswith(b"+json")
+    return True
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
