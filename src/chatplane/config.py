@@ -190,6 +190,15 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(32_000, ge=1, description="Longest accepted user message, in characters.")
     max_messages_per_request: int = Field(200, ge=1, description="Most messages in one OpenAI-style request.")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body (413 above).")
+    request_header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a client may take to send a request's headers (from its connection, or from the first "
+        "byte of a later request) before a 408 and the connection closed.",
+    )
+    request_body_timeout_s: float = Field(
+        30.0, gt=0, description="Longest a client may take to send a request's body before a 408."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     sse_ping_s: float = Field(15.0, gt=0, description="Heartbeat comment interval on event streams.")
 

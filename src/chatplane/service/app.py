@@ -11,7 +11,7 @@ from chatplane.config import Settings, get_settings
 from chatplane.observability.operations import Operations
 from chatplane.service.errors import install_error_handlers
 from chatplane.service.lifespan import make_lifespan
-from chatplane.service.middleware import BodySizeLimit, InboundCheck, UnexpectedErrorGuard
+from chatplane.service.middleware import BodyLimits, InboundCheck, UnexpectedErrorGuard
 from chatplane.service.observe import observe
 from chatplane.service.routes import agents, assistants, chat, health, openai, runs, threads, usage, web, ws
 
@@ -44,7 +44,7 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Request-ID"],
             expose_headers=["Retry-After", "X-Request-ID"],
         )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, timeout_s=settings.request_body_timeout_s)
     app.add_middleware(UnexpectedErrorGuard)  # sees whatever nothing else handled
     observe(app, operations)  # the request observer is outermost; GET /metrics
     for module in (chat, threads, runs, assistants, ws, openai, agents, health, web, usage):
