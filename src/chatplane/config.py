@@ -98,7 +98,11 @@ class Settings(BaseSettings):
         100, ge=5, description="LangGraph super-steps allowed per run (a ReAct round takes about 6)."
     )
     tool_timeout_s: float = Field(30.0, gt=0, description="Longest wait for one tool call.")
-    docs_dir: str = Field("./data/docs", description="Folder of text/Markdown documents searched by `search_docs`.")
+    docs_dir: str | None = Field(
+        None,
+        description="Folder of text/Markdown documents searched by `search_docs`; unset: `./data/docs` if it exists, "
+        "else the sample documents about chatplane that ship with it.",
+    )
     mcp_servers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="MCP servers offered to agents as tools, as langchain-mcp-adapters connections (JSON): "
