@@ -38,23 +38,14 @@ def _error(answer: bytes) -> tuple[int, dict[str, Any]]:
 
 
 @pytest.fixture(params=[1, 2], ids=["one-process", "two-workers"])
-def server(request: pytest.FixtureRequest, server_factory, tmp_path, pg_url_or_none) -> Any:  # type: ignore[no-untyped-def]
+def server(request: pytest.FixtureRequest, server_factory, tmp_path) -> Any:  # type: ignore[no-untyped-def]
     env = {"CHATPLANE_MODEL": "fake:echo", "CHATPLANE_STORAGE_URL": f"sqlite:///{tmp_path}/slow.db", **DEADLINES}
     if request.param == 1:
         return server_factory(env)
-    env.update(pg_url_or_none)
+    # Several workers need PostgreSQL and Redis; each reads its deadline from the environment.
+    env["CHATPLANE_STORAGE_URL"] = request.getfixturevalue("pg_url")
+    env["CHATPLANE_REDIS_URL"] = request.getfixturevalue("redis_url")
     return server_factory(env, args=["--workers", "2"])
-
-
-@pytest.fixture
-def pg_url_or_none(request: pytest.FixtureRequest) -> dict[str, str]:
-    """Several workers need PostgreSQL and Redis (asked for only by the two-worker case)."""
-    if request.node.callspec.params.get("server") != 2:
-        return {}
-    return {
-        "CHATPLANE_STORAGE_URL": request.getfixturevalue("pg_url"),
-        "CHATPLANE_REDIS_URL": request.getfixturevalue("redis_url"),
-    }
 
 
 def test_headers_sent_slowly_get_a_408_and_the_connection_closed(server) -> None:  # type: ignore[no-untyped-def]
