@@ -58,6 +58,15 @@ def _body_cases(thread_id: str) -> list[tuple[str, str, str | None]]:
             ("POST", "/v1/threads", f'{{"metadata": {{"x": {constant}}}}}'),
         ]
     bad.append(("POST", "/v1/threads", '{"metadata": {"deep": ' + "[" * 5000 + "]" * 5000 + "}}"))
+    huge = "17401206548286191812609048576"  # beyond 64 bits: no database column holds it
+    bad += [
+        ("POST", "/v1/threads", '{"ttl_days": 1e400}'),  # a float that Python's parser turns into Infinity
+        ("POST", "/v1/threads", f'{{"metadata": {{"n": {huge}}}}}'),
+        ("POST", "/v1/assistants/search", f'{{"offset": {huge}}}'),
+        ("GET", f"/v1/assistants?offset={huge}", None),
+        ("GET", f"/v1/threads?limit=-{huge}", None),
+        ("GET", f"/v1/threads/{thread_id}/messages?limit=1{'0' * 5000}", None),
+    ]
     return bad
 
 
@@ -94,8 +103,18 @@ async def test_openai_routes_refuse_the_same_with_their_400(client_for, persiste
 async def test_ordinary_text_passes_untouched(client_for) -> None:
     """Escapes, control characters other than NUL, paired surrogates (an emoji) and numbers are all fine."""
     client = await client_for(make_settings())
-    raw = '{"title": "tab\\there \\ud83d\\ude00 \\u00e9", "metadata": {"n": 1.5e300, "s": "NaN", "i": "Infinity"}}'
+    raw = (
+        '{"title": "tab\\there \\ud83d\\ude00 \\u00e9", '
+        '"metadata": {"n": 1.5e300, "s": "NaN", "i": "Infinity", "big": 9223372036854775807, '
+        '"digits": "1740120654828619181"}}'
+    )
     response = await _send(client, "POST", "/v1/threads", raw)
     assert response.status_code == 201, response.text
     assert response.json()["title"] == "tab\there \U0001f600 é"
-    assert response.json()["metadata"] == {"n": 1.5e300, "s": "NaN", "i": "Infinity"}
+    assert response.json()["metadata"] == {
+        "n": 1.5e300,
+        "s": "NaN",
+        "i": "Infinity",
+        "big": 2**63 - 1,
+        "digits": "1740120654828619181",
+    }

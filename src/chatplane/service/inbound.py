@@ -3,20 +3,22 @@
 PostgreSQL cannot store a NUL character in text, and no backend can encode a lone (unpaired) surrogate as UTF-8:
 either, anywhere in a path, a query or a JSON value (keys included), is refused here with a 422 rather than failing
 deep inside storage or a run. JSON bodies and frames are strict JSON as well: no ``NaN`` / ``Infinity`` (Python's
-parser takes them; nothing else does), at most ``MAX_DEPTH`` levels of nesting. Other control characters are
-stored as they are (ids have a pattern of their own).
+parser takes them; nothing else does; nor a number so large that it becomes one), at most ``MAX_DEPTH`` levels
+of nesting. An integer, in a body or a query, must fit in 64 bits (what a database column holds). Other control
+characters are stored as they are (ids have a pattern of their own).
 
 The common request pays a few byte scans only: JSON can carry a NUL or a surrogate only as a ``\\u`` escape (raw, the
-parser or the UTF-8 decoder refuses it), a constant only as its name, and deep nesting only with many brackets —
-the body is parsed here only when one of these appears.
+parser or the UTF-8 decoder refuses it), a constant only as its name, a huge number only with many digits or a large
+exponent, and deep nesting only with many brackets — the body is parsed here only when one of these appears.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from chatplane.errors import InvalidInputError
 
@@ -25,6 +27,9 @@ MAX_DEPTH = 64
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _CONSTANTS = (b"NaN", b"Infinity")
+_HUGE_NUMBER = re.compile(rb"\d{19}|\d[eE]\+?\d{3}")
+_HUGE_IN_QUERY = re.compile(r"[+-]?\d{19,}")
+_INT64 = range(-(2**63), 2**63)
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}\Z")
 
 
@@ -45,11 +50,20 @@ def check_url(path: str, query_string: bytes) -> None:
     if b"\x00" in query_string or b"%00" in query_string:
         if b"\x00" in unquote_to_bytes(query_string):
             raise InvalidInputError("The query must not contain NUL characters.")
+    if _HUGE_NUMBER.search(query_string):
+        for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+            if _HUGE_IN_QUERY.fullmatch(value) and (len(value) > 20 or int(value) not in _INT64):
+                raise InvalidInputError(f"{name[:40]} is out of range: a number must fit in 64 bits.")
 
 
 def needs_parsing(body: bytes) -> bool:
     """Whether ``body`` may hold something ``check_json`` refuses (if it is JSON at all)."""
-    return b"\\u" in body or any(c in body for c in _CONSTANTS) or body.count(b"[") + body.count(b"{") > MAX_DEPTH
+    return (
+        b"\\u" in body
+        or any(c in body for c in _CONSTANTS)
+        or body.count(b"[") + body.count(b"{") > MAX_DEPTH
+        or _HUGE_NUMBER.search(body) is not None
+    )
 
 
 def parse_json(data: str | bytes) -> Any:
@@ -83,6 +97,10 @@ def check_value(value: Any, where: str = "body") -> None:
         item, field, depth = stack.pop()
         if isinstance(item, str):
             check_text(item, f"Text in {field}")
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise InvalidInputError(f"A number in {field} is too large: send a finite number.")
+        elif isinstance(item, int) and item not in _INT64:
+            raise InvalidInputError(f"A number in {field} is out of range: it must fit in 64 bits.")
         elif isinstance(item, dict | list):
             if depth >= MAX_DEPTH:
                 raise _too_deep()
