@@ -1,4 +1,5 @@
-"""OpenAI-compatible endpoints: ``GET /v1/models`` (the agents) and ``POST /v1/chat/completions``.
+"""OpenAI-compatible endpoints: ``GET /v1/models`` (the agents), ``GET /v1/models/{id}`` and
+``POST /v1/chat/completions``.
 
 Point any OpenAI client or chat front-end at ``http://host:port/v1`` with a chatplane API key as its key.
 """
@@ -44,14 +45,23 @@ def _chat_graphs(agent: ProductionAgent) -> list[str]:
     return [served.graph_id for served in agent.services.catalog.all() if served.has_messages]
 
 
+def _model(graph_id: str) -> dict[str, Any]:
+    return {"id": f"{MODEL_PREFIX}{graph_id}", "object": "model", "created": 0, "owned_by": "chatplane"}
+
+
 @router.get("/models", responses=_ERRORS)
 async def list_models(user: CurrentUser, agent: AgentDep) -> dict[str, Any]:
     """The agents, as OpenAI models (``chatplane-chat``, ``chatplane-react``, ``chatplane-multi`` …)."""
-    data = [
-        {"id": f"{MODEL_PREFIX}{name}", "object": "model", "created": 0, "owned_by": "chatplane"}
-        for name in _chat_graphs(agent)
-    ]
-    return {"object": "list", "data": data}
+    return {"object": "list", "data": [_model(name) for name in _chat_graphs(agent)]}
+
+
+@router.get("/models/{model}", responses=_ERRORS)
+async def get_model(model: str, user: CurrentUser, agent: AgentDep) -> dict[str, Any]:
+    """One agent as an OpenAI model (``chatplane-react``, or just ``react``); ``model_not_found`` otherwise."""
+    kind = agent_of(model, _chat_graphs(agent))
+    if kind is None:
+        raise ModelNotFoundError(f"No model {model!r}; GET /v1/models lists them.")
+    return _model(kind)
 
 
 async def _thread_events(events: AsyncIterator[RunEvent]) -> Events:
@@ -92,7 +102,7 @@ async def chat_completions(
 ) -> Response:
     """Chat Completions, streaming or not. Stateless unless a thread is named (header ``X-Chatplane-Thread`` or
     ``metadata.chatplane_thread``). The agent's own tool calls stay inside; usage is the run's real token count."""
-    check_request(body, max_messages=settings.max_messages_per_request)
+    check_request(body, max_messages=settings.max_messages_per_request, max_output_tokens=settings.max_output_tokens)
     thread_id = x_chatplane_thread or (body.metadata or {}).get("chatplane_thread")
     events = await _events(body, agent, user, str(thread_id) if thread_id else None, settings.max_message_chars)
     ids = CompletionIds(body.model)
