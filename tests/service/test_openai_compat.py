@@ -219,3 +219,23 @@ def test_max_tokens_is_honoured_by_the_server_s_cap(server_factory, tmp_path: Pa
         with pytest.raises(openai.BadRequestError) as refused:
             _ask(client, max_tokens=10)
         assert "max_tokens" in refused.value.message and "64" in refused.value.message
+
+
+def test_your_assistants_are_models_too(served, tmp_path: Path) -> None:
+    """An assistant (of a graph that keeps messages) is a model for its owner only: listed, retrieved, answering."""
+    url, key = served
+    auth = {"Authorization": f"Bearer {key}"}
+    made = httpx.post(
+        f"{url}/v1/assistants", json={"graph_id": "chat", "context": {"system_prompt": "Be brief."}}, headers=auth
+    ).json()
+    model = f"chatplane-{made['assistant_id']}"
+    with _client(url, key) as client:
+        assert model in {m.id for m in client.models.list()}
+        assert client.models.retrieve(model).owned_by == "alice"
+        answer = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+        assert answer.choices[0].message.content == "echo: hi"
+    bob = asyncio.run(_create_keys(f"sqlite:///{tmp_path}/oai.db", "bob"))["bob"]
+    with _client(url, bob) as client:
+        assert model not in {m.id for m in client.models.list()}
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
