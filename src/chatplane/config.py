@@ -98,6 +98,12 @@ class Settings(BaseSettings):
         100, ge=5, description="LangGraph super-steps allowed per run (a ReAct round takes about 6)."
     )
     tool_timeout_s: float = Field(30.0, gt=0, description="Longest wait for one tool call.")
+    run_timeout_s: float = Field(
+        900.0,
+        gt=0,
+        description="Longest a run may execute (each stretch of it: a pause for a human does not count) before it "
+        "fails with `run_limit_exceeded`; bounds graphs that call models or services of their own.",
+    )
     docs_dir: str | None = Field(
         None,
         description="Folder of text/Markdown documents searched by `search_docs`; unset: `./data/docs` if it exists, "

@@ -176,6 +176,11 @@ class RunCreate(BaseModel):
         description="LangGraph stream modes to pass on as events of that name, besides chatplane's own.",
     )
     stream_subgraphs: bool = Field(False, description="Stream the parts of subgraphs too (with their namespace).")
+    assistant_id: AgentName | None = Field(
+        None,
+        description="The assistant (or graph) to run: the thread's (409 if it talks to another); a thread with no "
+        "run yet takes it.",
+    )
     multitask: Multitask = Field(
         "reject",
         description="If the thread is busy: `reject` (409), `enqueue` (run after), `interrupt` (cancel the active).",

@@ -230,3 +230,22 @@ async def test_a_streamed_resume_starts_where_the_run_paused(api: httpx.AsyncCli
     kinds = [kind for kind, _ in resumed]
     assert kinds[0] == "run_resumed" and kinds[-1] == "run_completed" and "interrupt" not in kinds
     assert resumed[0][1] == {"resume": "ok"}
+
+
+async def test_a_run_that_takes_too_long_fails_with_the_run_limit(client_for, persistent_storage_url: str) -> None:
+    settings = make_settings(storage_url=persistent_storage_url, config_file=DEMO, run_timeout_s=0.5)
+    api = await client_for(settings)
+    tid = await _thread(api, "steps")  # three steps of 0.4 s each
+    refused = await api.post(f"/v1/threads/{tid}/runs", json={"input": {}})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "run_limit_exceeded"
+    assert (await api.get(f"/v1/threads/{tid}/runs")).json()[0]["status"] == "failed"
+    state = (await api.get(f"/v1/threads/{tid}/state")).json()
+    assert state["values"]["done"] == ["a"]  # what it finished is kept; a retry goes on from there
+
+
+async def test_a_run_names_its_assistant(api: httpx.AsyncClient) -> None:
+    tid = (await api.post("/v1/threads", json={})).json()["thread_id"]  # the server's default agent, no run yet
+    first = await api.post(f"/v1/threads/{tid}/runs", json={"input": {"count": 1}, "assistant_id": "counter"})
+    assert first.status_code == 200 and first.json()["values"]["count"] == 2  # the thread took the counter graph
+    other = await api.post(f"/v1/threads/{tid}/runs", json={"input": {}, "assistant_id": "chat"})
+    assert other.status_code == 409

@@ -23,6 +23,7 @@ from chatplane.agents.inputs import message_channels
 from chatplane.agents.registry import RunTarget
 from chatplane.agents.run_config import merge_configs
 from chatplane.config import Settings
+from chatplane.errors import RunLimitError
 from chatplane.events import EventType
 from chatplane.failures import as_chatplane_error
 from chatplane.runs.events import EventLog
@@ -235,14 +236,21 @@ class Executor:
             subgraphs=bool(run.input.get("stream_subgraphs")),
             **options,
         )
+        deadline = asyncio.timeout(self.settings.run_timeout_s)
         with self.turns.running(turn):
             async with contextlib.aclosing(events):
                 try:
-                    async for kind, data in events:
-                        await self.events.append(run.run_id, kind, data)
+                    async with deadline:
+                        async for kind, data in events:
+                            await self.events.append(run.run_id, kind, data)
                 except asyncio.CancelledError:
                     self.stopping.add(run.run_id)  # before the graph is closed
                     raise
+                except TimeoutError:
+                    if not deadline.expired():
+                        raise  # a timeout inside the graph (a tool's, a service's): the graph's own error
+                    limit = self.settings.run_timeout_s
+                    raise RunLimitError(f"The run took longer than {limit:g} s (CHATPLANE_RUN_TIMEOUT_S).") from None
 
     async def finish(
         self,

@@ -142,7 +142,11 @@ async def create_run(
     """Send a message. Waits for the answer, or with ``background: true`` answers 202 at once (a waited-for run
     streams no ``token`` events: the model gives its answer whole)."""
     mine = agent.for_user(user.id)
-    run = await mine.runs.send(thread_id, run_input(body), multitask=body.multitask, stream_tokens=body.background)
+    if body.assistant_id is not None:
+        await mine.thread_views.bind(thread_id, body.assistant_id)
+    run = await mine.runs.send(
+        thread_id, run_input(body), multitask=body.multitask, stream_tokens=body.background, agent=body.assistant_id
+    )
     if body.background:
         response.status_code = status.HTTP_202_ACCEPTED
         return run_out(run)
@@ -169,9 +173,11 @@ async def create_run_stream(
 ) -> Response:
     """Send a message and stream the run's events. Disconnecting does not stop the run: re-attach with
     ``GET /v1/runs/{run_id}/stream`` and ``Last-Event-ID``."""
-    mine = agent.for_user(user.id).runs
-    run = await mine.send(thread_id, run_input(body), multitask=body.multitask)
-    return run_event_stream(mine.events(run, run.resumed_after), settings.sse_ping_s)
+    mine = agent.for_user(user.id)
+    if body.assistant_id is not None:
+        await mine.thread_views.bind(thread_id, body.assistant_id)
+    run = await mine.runs.send(thread_id, run_input(body), multitask=body.multitask, agent=body.assistant_id)
+    return run_event_stream(mine.runs.events(run, run.resumed_after), settings.sse_ping_s)
 
 
 @router.get("/{thread_id}/state", response_model=ThreadState, responses=_ERRORS)
