@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from langgraph_sdk import get_client, get_sync_client
 
 DEMO = str(Path(__file__).parents[1] / "projects" / "demo" / "chatplane.json")
 
@@ -25,3 +26,16 @@ def demo_env(storage_url: str, **extra: str) -> dict[str, str]:
 def lg_server(server_factory: Callable[..., Any], tmp_path: Path) -> Any:
     """The demo project on SQLite, as the local user (no keys)."""
     return server_factory(demo_env(f"sqlite:///{tmp_path}/lg.db"))
+
+
+@pytest.fixture
+async def lg_client(lg_server: Any) -> AsyncIterator[Any]:
+    """``langgraph_sdk.get_client`` on ``lg_server``, closed at the end."""
+    async with get_client(url=lg_server.url, api_key=None) as client:
+        yield client
+
+
+@pytest.fixture
+def lg_sync_client(lg_server: Any) -> Iterator[Any]:
+    with get_sync_client(url=lg_server.url, api_key=None) as client:
+        yield client

@@ -234,7 +234,8 @@ async def join_stream(
     mine = agent.for_user(user.id)
     run = await _thread_run(mine, thread_id, run_id)
     own = ["messages-tuple" if m == "messages" else m for m in run.input.get("stream_mode") or ["values"]]
-    modes = stream_modes(stream_mode or own)
+    asked = [m for m in stream_mode or () if m]  # the SDK sends ``stream_mode=`` for none
+    modes = stream_modes(asked or own)
     cursor = parse_cursor(last_event_id)
     cancel = cancel_on_disconnect
     return stream_response(mine, run, modes, settings.sse_ping_s, cursor=cursor, cancel_on_disconnect=cancel)
