@@ -98,7 +98,11 @@ class Settings(BaseSettings):
         100, ge=5, description="LangGraph super-steps allowed per run (a ReAct round takes about 6)."
     )
     tool_timeout_s: float = Field(30.0, gt=0, description="Longest wait for one tool call.")
-    docs_dir: str = Field("./data/docs", description="Folder of text/Markdown documents searched by `search_docs`.")
+    docs_dir: str | None = Field(
+        None,
+        description="Folder of text/Markdown documents searched by `search_docs`; unset: `./data/docs` if it exists, "
+        "else the sample documents about chatplane that ship with it.",
+    )
     mcp_servers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="MCP servers offered to agents as tools, as langchain-mcp-adapters connections (JSON): "
@@ -190,6 +194,15 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(32_000, ge=1, description="Longest accepted user message, in characters.")
     max_messages_per_request: int = Field(200, ge=1, description="Most messages in one OpenAI-style request.")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest accepted request body (413 above).")
+    request_header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Longest a client may take to send a request's headers (from its connection, or from the first "
+        "byte of a later request) before a 408 and the connection closed.",
+    )
+    request_body_timeout_s: float = Field(
+        30.0, gt=0, description="Longest a client may take to send a request's body before a 408."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     sse_ping_s: float = Field(15.0, gt=0, description="Heartbeat comment interval on event streams.")
 

@@ -16,6 +16,7 @@
     ├── NoMessagesError (409)           the thread's graph keeps no ``messages`` (read its state instead)
     ├── RunStateError (409)             the run is not in a state that allows this (e.g. resume a finished run)
     ├── AssistantExistsError (409)      the caller already has an assistant with that id (``if_exists: raise``)
+    ├── ThreadExistsError (409)         a thread with that id exists (the LangGraph API's ``if_exists: raise``)
     ├── AssistantReadOnlyError (409)    a graph's default assistant cannot be changed (it comes from the project)
     ├── AssistantLimitError (422)       the caller has as many assistants as a user may keep
     ├── RunLimitError (422)             the run needed more model/tool calls or steps than allowed
@@ -142,6 +143,12 @@ class AssistantExistsError(ChatplaneError):
     code = "assistant_exists"
     status = 409
     default_message = "You already have an assistant with that id; send `if_exists: do_nothing` to get it instead."
+
+
+class ThreadExistsError(ChatplaneError):
+    code = "thread_exists"
+    status = 409
+    default_message = "A thread with that id exists."
 
 
 class AssistantReadOnlyError(ChatplaneError):

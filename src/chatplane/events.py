@@ -60,7 +60,10 @@ PAUSE_EVENTS = frozenset({"interrupt"})
 
 
 class RunEvent(BaseModel):
-    id: int = Field(description="Position in the run's event sequence, from 1, without gaps.")
+    id: int = Field(
+        description="Position in the run's event sequence, from 1, without gaps; 0: the run's outcome read from its "
+        "record by a process that no longer has its events."
+    )
     type: EventType
     run_id: str
     data: dict[str, Any] = Field(default_factory=dict)

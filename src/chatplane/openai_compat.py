@@ -34,7 +34,9 @@ class ChatCompletionMessage(BaseModel):
 
 
 class ChatCompletionRequest(BaseModel):
-    """The fields chatplane reads; sampling options (temperature, top_p …) are accepted and left to the agent."""
+    """The fields chatplane reads; sampling options (temperature, top_p …) are accepted and left to the agent.
+    Options that change what the answer must be (``max_tokens``, ``response_format``) are honoured or refused
+    (``check_request``), never ignored."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -47,6 +49,9 @@ class ChatCompletionRequest(BaseModel):
     n: int | None = Field(None, ge=1)
     metadata: dict[str, Any] | None = None
     user: str | None = None
+    max_tokens: int | None = Field(None, ge=1, description="Honoured where the server's own cap is no higher.")
+    max_completion_tokens: int | None = Field(None, ge=1, description="As `max_tokens`.")
+    response_format: dict[str, Any] | None = Field(None, description='Only `{"type": "text"}` (the default).')
 
 
 def agent_of(model: str, known: list[str]) -> str | None:
@@ -75,7 +80,10 @@ def _text(message: ChatCompletionMessage, max_chars: int) -> str:
     return text
 
 
-def check_request(request: ChatCompletionRequest, *, max_messages: int) -> None:
+def check_request(request: ChatCompletionRequest, *, max_messages: int, max_output_tokens: int | None) -> None:
+    """Refuse what chatplane cannot do as asked. ``max_output_tokens``: the server's cap on every model call
+    (``CHATPLANE_MAX_OUTPUT_TOKENS``), which honours any ``max_tokens`` at least as large."""
+    _check_answer_options(request, max_output_tokens)
     if request.tools:
         raise InvalidInputError("This model runs its own tools; client-provided `tools` are not supported.")
     if request.n not in (None, 1):
@@ -84,6 +92,26 @@ def check_request(request: ChatCompletionRequest, *, max_messages: int) -> None:
         raise InvalidInputError(f"At most {max_messages} messages per request.")
     if request.messages[-1].role != "user":
         raise InvalidInputError("The last message must be from the user.")
+
+
+def _check_answer_options(request: ChatCompletionRequest, cap: int | None) -> None:
+    for name, asked in (("max_tokens", request.max_tokens), ("max_completion_tokens", request.max_completion_tokens)):
+        if asked is None or (cap is not None and cap <= asked):
+            continue
+        if cap is None:
+            raise InvalidInputError(
+                f"{name} cannot be honoured: this server does not limit answers per request (its operator can cap "
+                "every answer with CHATPLANE_MAX_OUTPUT_TOKENS). Leave it out."
+            )
+        raise InvalidInputError(
+            f"{name} must be at least {cap} here: every answer is capped at {cap} tokens, and cannot be cut shorter "
+            "per request."
+        )
+    kind = (request.response_format or {}).get("type", "text")
+    if kind != "text":
+        raise InvalidInputError(
+            f"response_format {kind!r} is not supported: the agents answer in text (leave response_format out)."
+        )
 
 
 def to_langchain(messages: list[ChatCompletionMessage], max_chars: int) -> list[BaseMessage]:

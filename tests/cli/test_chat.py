@@ -3,6 +3,7 @@ the /commands, and the ``threads`` commands on the sessions it leaves in local s
 
 from __future__ import annotations
 
+import httpx
 import pexpect
 
 from tests.cli.helpers import spawn as _spawn
@@ -115,3 +116,57 @@ def test_chat_switches_agent_lists_threads_and_reopens_one(tmp_path) -> None:
     missing.expect(pexpect.EOF)
     missing.close()
     assert missing.exitstatus == 1
+
+
+SLOW_ANSWER = " ".join(f"word{i}" for i in range(200))
+
+
+def test_ctrl_c_against_a_server_cancels_the_run_there(server_factory, tmp_path) -> None:
+    """The interrupted run is cancelled on the server (its partial answer kept), so the next message is answered
+    at once instead of waiting behind it."""
+    server = server_factory(
+        {"CHATPLANE_MODEL": f"fake:{SLOW_ANSWER}?token_delay=0.1", "CHATPLANE_STORAGE_URL": "memory://"}
+    )
+    child = _spawn(["chat", "--url", server.url], tmp_path)
+    child.expect(r"session\s+(\S+) \(")
+    thread_id = child.match.group(1)
+    child.expect("you ›")
+    child.sendline("go")
+    child.expect("word3")
+    child.sendintr()
+    child.expect("interrupted")
+    child.expect("you ›")
+    runs = httpx.get(f"{server.url}/v1/threads/{thread_id}/runs").json()
+    assert [run["status"] for run in runs] == ["cancelled"]
+    messages = httpx.get(f"{server.url}/v1/threads/{thread_id}/messages").json()["messages"]
+    assert messages[-1]["status"] == "cancelled" and SLOW_ANSWER.startswith(messages[-1]["content"])
+    child.sendline("again")
+    child.expect("word5")  # not queued behind the first answer
+    child.sendintr()
+    child.expect("you ›")
+    child.sendline("/quit")
+    child.expect(pexpect.EOF)
+
+
+def test_history_renders_tool_calls_and_markdown(server_factory, tmp_path) -> None:
+    server = server_factory(
+        {
+            "CHATPLANE_MODEL": 'fake:tool:calculator:{"expression":"2*21"}|It is **42**, see `calc`.',
+            "CHATPLANE_STORAGE_URL": "memory://",
+        }
+    )
+    child = _spawn(["chat", "--url", server.url, "--agent", "react"], tmp_path)
+    child.expect("you ›")
+    child.sendline("what is 2*21?")
+    child.expect("It is")
+    child.expect("you ›")
+    child.sendline("/history")
+    child.expect("you › what is 2\\*21\\?")
+    child.expect('→ calculator\\(expression="2\\*21"\\)')
+    child.expect("← calculator: 42")
+    child.expect("agent ›")
+    child.expect("It is 42, see calc.")
+    child.expect("you ›")
+    assert "**" not in (child.before or "")
+    child.sendline("/quit")
+    child.expect(pexpect.EOF)

@@ -33,8 +33,7 @@ def _key(user: str, storage_url: str, cwd: Path) -> str:
 
 
 def _client(url: str, key: str) -> Any:
-    # ``x-api-key`` (what ``api_key`` sends) and the Bearer header chatplane has always taken.
-    return get_client(url=url, api_key=key, headers={"Authorization": f"Bearer {key}"})
+    return get_client(url=url, api_key=key)  # the SDK sends it as ``x-api-key``
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -37,6 +37,8 @@ def test_create_join_get_list_and_delete_with_the_sync_client(lg_sync_client: An
     assert [r["status"] for r in client.runs.list(tid, status="success", limit=1, offset=1)] == ["success"]
     assert client.runs.list(tid, select=["run_id"])[0].keys() == {"run_id"}
     client.runs.delete(tid, run["run_id"])
+    unbound = client.threads.create()  # no graph yet: it takes the one of its first run
+    assert client.runs.wait(unbound["thread_id"], "counter", input={"count": 0}) == {"count": 1, "log": ["tick"]}
     with pytest.raises(APIStatusError) as missing:
         client.runs.get(tid, run["run_id"])
     assert missing.value.response.status_code == 404

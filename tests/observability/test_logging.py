@@ -96,7 +96,7 @@ def test_the_handler_adds_the_context_and_the_text_format_has_no_traceback(log_s
     text = stream.getvalue()
     assert "ERROR   chatplane.test: it failed" in text
     assert "request_id=req-8" in text and "user=alice" in text and "run_id=r-9" in text
-    assert "error=RuntimeError at" in text
+    assert 'error="RuntimeError at' in text
     assert SECRET not in text and "Traceback" not in text
     assert TextFormatter().formatException((None, None, None)) == ""
 
@@ -171,3 +171,22 @@ def test_http_clients_do_not_log_a_line_per_model_call_at_info(log_stream) -> No
     log_stream(log_level="info")
     for name in ("httpx", "httpcore", "httpx2", "httpcore2"):  # httpx2: the openai SDK's client
         assert not logging.getLogger(name).isEnabledFor(logging.INFO)
+
+
+_LINE_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} ([A-Z]+) ")
+
+
+async def test_a_text_line_cannot_be_forged_by_a_request(client_for, log_stream) -> None:
+    """A path with a decoded ``%0A`` (and a header) neither starts a line nor adds a field of its own."""
+    stream = log_stream(log_format="text")
+    client = await client_for(make_settings())
+    forged = "%0D%0A2030-01-01 00:00:00.000 ERROR   chatplane.runs: forged%1B[31m%E2%80%A8 [user=admin]"
+    await client.get(f"/v1/threads/x{forged}", headers={"X-Request-ID": "req-1"})
+    logging.getLogger("chatplane.test").warning("given %s", "a\nb", extra={"note": "x run_id=forged\n]"})
+    lines = stream.getvalue().split("\n")[:-1]
+    assert lines and all(_LINE_START.match(line) for line in lines), lines
+    assert "ERROR" not in [_LINE_START.match(line).group(1) for line in lines]  # type: ignore[union-attr]
+    (access,) = [line for line in lines if "chatplane.access" in line]
+    assert "\\r\\n2030-01-01" in access and "\\u001b[31m\\u2028" in access
+    (given,) = [line for line in lines if "chatplane.test" in line]
+    assert given.endswith('given a\\nb  [note="x run_id=forged\\n]"]')

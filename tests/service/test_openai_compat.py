@@ -152,3 +152,90 @@ def test_model_failure_is_a_server_error_without_leaks(server_factory, tmp_path:
                 )
             )
         assert FAKE_SECRET not in str(mid_stream.value)
+
+
+def test_a_model_is_retrieved_by_its_id(served) -> None:
+    url, key = served
+    with _client(url, key) as client:
+        model = client.models.retrieve("chatplane-react")
+        assert (model.id, model.object, model.owned_by) == ("chatplane-react", "model", "chatplane")
+        with pytest.raises(openai.NotFoundError) as missing:
+            client.models.retrieve("gpt-4o")
+        assert missing.value.code == "model_not_found"
+
+
+def _ask(client: openai.OpenAI, **options: object) -> str | None:
+    completion = client.chat.completions.create(
+        model="chatplane-chat",
+        messages=[{"role": "user", "content": "one two three"}],
+        **options,  # type: ignore[arg-type]
+    )
+    return completion.choices[0].message.content
+
+
+def test_options_the_server_cannot_honour_are_refused_naming_them(served) -> None:
+    """``max_tokens`` without a cap on the server, ``response_format`` other than text, NaN: a 400, never ignored
+    (NaN / Infinity are refused on every JSON route: ``tests/service/test_inbound.py``)."""
+    url, key = served
+    with _client(url, key) as client:
+        for options, named in (
+            ({"max_tokens": 5}, "max_tokens"),
+            ({"max_completion_tokens": 5}, "max_completion_tokens"),
+            ({"response_format": {"type": "json_object"}}, "response_format"),
+            (
+                {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}},
+                "response_format",
+            ),
+        ):
+            with pytest.raises(openai.BadRequestError) as refused:
+                _ask(client, **options)
+            assert named in refused.value.message, options
+        assert _ask(client, response_format={"type": "text"}) == "echo: one two three"
+    for constant in ("NaN", "Infinity", "-Infinity"):  # the openai package will not send them; others do
+        raw = '{"model": "chatplane-chat", "temperature": %s, "messages": [{"role": "user", "content": "x"}]}'
+        response = httpx.post(
+            f"{url}/v1/chat/completions",
+            content=raw % constant,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        assert response.status_code == 400
+        assert response.json()["error"]["type"] == "invalid_request_error"
+        assert constant.lstrip("-") in response.json()["error"]["message"]
+
+
+def test_max_tokens_is_honoured_by_the_server_s_cap(server_factory, tmp_path: Path) -> None:
+    """With ``CHATPLANE_MAX_OUTPUT_TOKENS`` every model call stops there: a request asking for at least as much is
+    honoured; one asking for less, which the server cannot shorten, is refused."""
+    server = server_factory(
+        {
+            "CHATPLANE_MODEL": "fake:echo",
+            "CHATPLANE_STORAGE_URL": f"sqlite:///{tmp_path}/cap.db",
+            "CHATPLANE_MAX_OUTPUT_TOKENS": "64",
+        }
+    )
+    with _client(server.url, "any") as client:
+        assert _ask(client, max_tokens=64) == "echo: one two three"
+        assert _ask(client, max_completion_tokens=1000, stream=False) == "echo: one two three"
+        with pytest.raises(openai.BadRequestError) as refused:
+            _ask(client, max_tokens=10)
+        assert "max_tokens" in refused.value.message and "64" in refused.value.message
+
+
+def test_your_assistants_are_models_too(served, tmp_path: Path) -> None:
+    """An assistant (of a graph that keeps messages) is a model for its owner only: listed, retrieved, answering."""
+    url, key = served
+    auth = {"Authorization": f"Bearer {key}"}
+    made = httpx.post(
+        f"{url}/v1/assistants", json={"graph_id": "chat", "context": {"system_prompt": "Be brief."}}, headers=auth
+    ).json()
+    model = f"chatplane-{made['assistant_id']}"
+    with _client(url, key) as client:
+        assert model in {m.id for m in client.models.list()}
+        assert client.models.retrieve(model).owned_by == "alice"
+        answer = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+        assert answer.choices[0].message.content == "echo: hi"
+    bob = asyncio.run(_create_keys(f"sqlite:///{tmp_path}/oai.db", "bob"))["bob"]
+    with _client(url, bob) as client:
+        assert model not in {m.id for m in client.models.list()}
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])

@@ -220,3 +220,13 @@ async def test_usage_counts_under_the_model_that_ran(client_for, persistent_stor
     assert (await api.post(f"/v1/threads/{tid}/runs", json={"message": "hi"})).json()["status"] == "succeeded"
     models = {m["model"]: m["runs"] for m in (await api.get("/v1/usage")).json()["by_model"]}
     assert models == {"fake:other": 1, "graph:support": 1}
+
+
+async def test_a_streamed_resume_starts_where_the_run_paused(api: httpx.AsyncClient) -> None:
+    tid = await _thread(api, "approval")
+    first = await _stream(api, f"/v1/threads/{tid}/runs/stream", {"input": {"request": "refund"}})
+    assert first[-1][0] == "interrupt"
+    resumed = await _stream(api, f"/v1/threads/{tid}/runs/stream", {"command": {"resume": "ok"}})
+    kinds = [kind for kind, _ in resumed]
+    assert kinds[0] == "run_resumed" and kinds[-1] == "run_completed" and "interrupt" not in kinds
+    assert resumed[0][1] == {"resume": "ok"}

@@ -62,3 +62,46 @@ async def test_never_reads_outside_the_folder(docs: Path, tmp_path: Path) -> Non
 
 def test_terms_drop_stop_words_and_punctuation() -> None:
     assert terms("What is the refund policy, for orders?") == ["refund", "policy", "orders"]
+
+
+async def test_out_of_the_box_it_searches_the_documents_that_ship_with_chatplane(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./data/docs here
+    answer = await make_search_docs(None).ainvoke({"query": "supervisor specialists multi agent"})
+    assert answer.startswith("[agents.md]") and "supervisor hands each request to specialists" in answer
+    answer = await make_search_docs("").ainvoke({"query": "re-attach Last-Event-ID"})
+    assert answer.startswith("[api.md]")
+    (tmp_path / "data" / "docs").mkdir(parents=True)  # a folder of one's own, found at the next call
+    (tmp_path / "data" / "docs" / "mine.md").write_text("Our supervisor is Ada.\n")
+    assert await make_search_docs(None).ainvoke({"query": "supervisor"}) == "[mine.md]\nOur supervisor is Ada."
+
+
+def test_the_sample_documents_are_short_and_ship_as_package_data() -> None:
+    import tomllib
+
+    from chatplane.tools.docs import SAMPLE_DOCS
+
+    files = sorted(p.name for p in SAMPLE_DOCS.glob("*.md"))
+    assert files == ["README.md", "agents.md", "api.md", "chatplane.md"]
+    assert all((SAMPLE_DOCS / name).stat().st_size < 4000 for name in files)
+    root = Path(__file__).resolve().parents[2]
+    package_data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "tools/sample_docs/*.md" in package_data["chatplane"]
+
+
+async def test_a_documents_question_is_answered_offline_out_of_the_box(
+    client_for, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The react agent's search_docs finds the sample documents with the default settings (no folder configured)."""
+    from tests.conftest import make_settings
+
+    monkeypatch.chdir(tmp_path)
+    model = 'fake:tool:search_docs:{"query":"which agents are there"}|See above.'
+    client = await client_for(make_settings(model=model, default_agent="react"))
+    thread = (await client.post("/v1/threads", json={})).json()["thread_id"]
+    run = (await client.post(f"/v1/threads/{thread}/runs", json={"message": "Which agents are there?"})).json()
+    assert run["status"] == "succeeded"
+    messages = (await client.get(f"/v1/threads/{thread}/messages")).json()["messages"]
+    (result,) = [m for m in messages if m["role"] == "tool"]
+    assert result["status"] != "error" and "[agents.md]" in result["content"]

@@ -1,13 +1,14 @@
 """The ``chatplane`` command (``[project.scripts]`` and ``python -m chatplane`` both call ``main``).
 
-One module per command or command group — ``serve``, ``chat`` (with ``conversations``), ``prune``, ``keys``,
-``threads`` — and ``common`` for what they share; this module only assembles them into one Typer app."""
+One module per command or command group — ``serve``, ``chat`` (with ``conversations``), ``agents``, ``prune``,
+``keys``, ``threads`` — and ``common`` for what they share; this module only assembles them into one Typer app."""
 
 from __future__ import annotations
 
 import typer
 
 from chatplane.cli import keys, threads
+from chatplane.cli.agents import agents
 from chatplane.cli.chat import chat
 from chatplane.cli.prune import prune
 from chatplane.cli.serve import serve
@@ -18,6 +19,7 @@ app = typer.Typer(
 app.command()(serve)
 app.command()(chat)
 app.command()(prune)
+app.command()(agents)
 app.add_typer(keys.app, name="keys")
 app.add_typer(threads.app, name="threads")
 

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from chatplane.cli.common import ModelOpt, StorageOpt, console, err_console, friendly, load_settings
 from chatplane.cli.conversations import Conversation, LocalConversation, RemoteConversation
+from chatplane.cli.history import show_history
 from chatplane.client.errors import ChatplaneClientError
 from chatplane.errors import ChatplaneError
 from chatplane.schemas import ID_PATTERN
@@ -88,15 +89,17 @@ def _repl(conversation: Conversation) -> None:
                 return
             continue
         console.print("[bold blue]agent ›[/bold blue] ", end="")
+        answer = conversation.stream(line)
         try:
-            for text in conversation.stream(line):
+            for text in answer:
                 console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
             console.print()
         except (ChatplaneError, ChatplaneClientError) as exc:
             console.print()
             err_console.print(f"[red]{friendly(exc)}[/red]")
         except KeyboardInterrupt:
-            console.print("\n[dim](interrupted)[/dim]")
+            answer.close()  # stops the run (on a server: cancelled), not only its display
+            console.print("\n[dim](interrupted: the answer was stopped)[/dim]")
 
 
 def _command(conversation: Conversation, line: str) -> bool:
@@ -129,10 +132,7 @@ def _command(conversation: Conversation, line: str) -> bool:
                 conversation.open(parts[1])
                 console.print(f"[dim]session {conversation.session} ({conversation.agent_name})[/dim]")
         elif name == "/history":
-            for role, text in conversation.history():
-                who = "[green]you[/green]" if role == "human" else "[blue]agent[/blue]"
-                console.print(f"{who} › ", end="")
-                console.print(text, markup=False, highlight=False)
+            show_history(console, conversation.history())
         elif name == "/reset":
             conversation.reset()
             console.print("[dim]session cleared[/dim]")

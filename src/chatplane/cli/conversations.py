@@ -4,23 +4,63 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chatplane.config import Settings
 from chatplane.errors import ChatplaneError
+from chatplane.events import TERMINAL_EVENTS
+
+if TYPE_CHECKING:
+    from langchain_core.messages import BaseMessage
+
+    from chatplane.events import Message
+
+
+@dataclass
+class Said:
+    """One message of a conversation, as ``/history`` shows it (``chatplane.cli.history``)."""
+
+    role: str
+    """``user``, ``assistant`` or ``tool``."""
+    text: str
+    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """An assistant's calls: (tool, arguments)."""
+    name: str | None = None
+    """A tool result's tool."""
+    status: str | None = None
+    """``cancelled`` for an answer cut short; ``error`` for a tool that failed."""
+
+    @classmethod
+    def from_langchain(cls, message: BaseMessage) -> Said | None:
+        role = {"human": "user", "ai": "assistant", "tool": "tool"}.get(message.type)
+        if role is None:
+            return None
+        calls = [(c["name"], c.get("args") or {}) for c in getattr(message, "tool_calls", None) or []]
+        return cls(role, message.text, calls, message.name, getattr(message, "status", None))
+
+    @classmethod
+    def from_wire(cls, message: Message) -> Said | None:
+        if message.role not in ("user", "assistant", "tool"):
+            return None
+        calls = [(str(c.get("name", "?")), c.get("args") or {}) for c in message.tool_calls]
+        return cls(message.role, message.content, calls, message.name, message.status)
 
 
 class Conversation(Protocol):
-    """One terminal chat: the current session, its agent, and what the /commands do to them."""
+    """One terminal chat: the current session, its agent, and what the /commands do to them.
+
+    ``stream``: the answer's text as it is generated; closing the generator early (Ctrl-C) stops the answer —
+    on a server, the run is cancelled, so the next message does not wait behind it."""
 
     session: str
     agent_name: str | None
 
     def new(self, agent: str | None = None) -> None: ...
     def open(self, session: str) -> None: ...
-    def stream(self, message: str) -> Iterator[str]: ...
-    def history(self) -> list[tuple[str, str]]: ...
+    def stream(self, message: str) -> Generator[str, None, None]: ...
+    def history(self) -> list[Said]: ...
     def sessions(self) -> list[tuple[str, str, str]]: ...
     def reset(self) -> None: ...
     def close(self) -> None: ...
@@ -46,11 +86,11 @@ class LocalConversation:
             raise ChatplaneError(f"No session {session!r}; /threads lists yours.")
         self.session, self.agent_name = session, known[session].agent
 
-    def stream(self, message: str) -> Iterator[str]:
-        return self.agent.stream_chat(self.user, message, self.session, agent=self.agent_name)
+    def stream(self, message: str) -> Generator[str, None, None]:
+        yield from self.agent.stream_chat(self.user, message, self.session, agent=self.agent_name)
 
-    def history(self) -> list[tuple[str, str]]:
-        return [(m.type, m.text) for m in self.agent.get_history(self.session)]
+    def history(self) -> list[Said]:
+        return [said for m in self.agent.get_history(self.session) if (said := Said.from_langchain(m))]
 
     def sessions(self) -> list[tuple[str, str, str]]:
         return [(t.session_id or t.thread_id, t.agent, t.title or "") for t in self.agent.list_sessions(self.user)]
@@ -88,16 +128,37 @@ class RemoteConversation:
         thread = self.client.get_thread(session)
         self.session, self.agent_name = thread.thread_id, thread.agent
 
-    def stream(self, message: str) -> Iterator[str]:
-        for event in self.client.stream(self.session, message, multitask="enqueue"):
-            if event.type == "token":
-                yield str(event.data["text"])
-            elif event.type == "run_failed":
-                raise ChatplaneError(event.data["error"]["message"])
+    def stream(self, message: str) -> Generator[str, None, None]:
+        run_id: str | None = None
+        over = False
+        try:
+            for event in self.client.stream(self.session, message, multitask="enqueue"):
+                run_id, over = event.run_id, event.type in TERMINAL_EVENTS
+                if event.type == "token":
+                    yield str(event.data["text"])
+                elif event.type == "run_failed":
+                    raise ChatplaneError(event.data["error"]["message"])
+        except (KeyboardInterrupt, GeneratorExit):  # Ctrl-C, inside the stream or while its text was shown
+            if not over:
+                self._stop(run_id)
+            raise
 
-    def history(self) -> list[tuple[str, str]]:
-        roles = {"user": "human", "assistant": "ai"}
-        return [(roles.get(m.role, m.role), m.content) for m in self.client.messages(self.session, limit=500).messages]
+    def _stop(self, run_id: str | None) -> None:
+        """Cancel the interrupted run on the server — the one streamed, or, before its first event said which, the
+        thread's active ones — so that the next message does not wait behind it."""
+        from chatplane.client import ChatplaneClientError
+
+        try:
+            if run_id is None:
+                active = [r.run_id for r in self.client.list_runs(self.session) if r.status in ("pending", "running")]
+            for stopping in [run_id] if run_id else active:
+                self.client.cancel_run(stopping)
+        except ChatplaneClientError:
+            pass  # the server is gone too: nothing more to do from here
+
+    def history(self) -> list[Said]:
+        messages = self.client.messages(self.session, limit=500).messages
+        return [said for m in messages if (said := Said.from_wire(m))]
 
     def sessions(self) -> list[tuple[str, str, str]]:
         return [(t.thread_id, t.agent, t.title or "") for t in self.client.list_threads(limit=20).threads]

@@ -35,6 +35,7 @@ def serve(
     from chatplane.errors import ConfigError
     from chatplane.observability.logging import configure_logging
     from chatplane.service.app import create_app
+    from chatplane.service.serving import WORKER_HTTP_PROTOCOL, http_protocol
 
     overrides = {"host": host, "port": port, "model": model, "storage_url": storage, "config_file": config}
     settings = load_settings(**overrides)
@@ -63,5 +64,6 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        http=http_protocol(settings) if workers == 1 else WORKER_HTTP_PROTOCOL,  # deadlines for slow clients' headers
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
     )

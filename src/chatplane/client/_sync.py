@@ -196,7 +196,7 @@ class Client(ClientBase):
                         event = self._event(sse.data)
                         if event is None:
                             continue
-                        run_id, last_id, last = event.run_id, event.id, event
+                        run_id, last, last_id = event.run_id, event, event.id or last_id  # 0: from the run record
                         yield event
                         if event.type in TERMINAL_EVENTS:
                             return

@@ -11,6 +11,11 @@ user's thread, run or assistant is indistinguishable from a missing one — and 
 ``runs``        ``RunService``: send a message, read, cancel, retry, resume and follow a user's runs
 ``assistants``  ``AssistantService``: the graphs' defaults and a user's assistants: create, resolve, search,
                 update (a new version), delete, list versions, pin one
+``thread_views`` ``ThreadViews``: threads as the LangGraph API sees them — created with a chosen id, with status,
+                latest values and interrupts, searched by metadata, values and status; a thread's graph fixed at
+                its first run (``bind``)
+``thread_state`` ``ThreadStates``: a thread's LangGraph state — latest, at a checkpoint, history, update
+``thread_status`` a thread's status (idle, busy, interrupted, error) from its runs and latest checkpoint
 ``checks``      ids and messages, checked before anything is stored
 ==============  ===============================================================================================
 """
@@ -18,17 +23,19 @@ user's thread, run or assistant is indistinguishable from a missing one — and 
 from chatplane.core.assistants import AssistantService
 from chatplane.core.runs import RunService
 from chatplane.core.services import Services
+from chatplane.core.thread_views import ThreadViews
 from chatplane.core.threads import ThreadService
 
 
 class UserServices:
-    """``threads``, ``runs`` and ``assistants``, scoped to ``owner``."""
+    """``threads``, ``runs``, ``assistants`` and ``thread_views`` (the LangGraph API's), scoped to ``owner``."""
 
     def __init__(self, services: Services, owner: str) -> None:
         self.owner = owner
         self.threads = ThreadService(services, owner)
         self.runs = RunService(services, owner)
         self.assistants = AssistantService(services, owner)
+        self.thread_views = ThreadViews(services, owner)
 
 
-__all__ = ["AssistantService", "RunService", "Services", "ThreadService", "UserServices"]
+__all__ = ["AssistantService", "RunService", "Services", "ThreadService", "ThreadViews", "UserServices"]

@@ -19,8 +19,6 @@ from chatplane.schemas import UsageReport
 from chatplane.storage.runs import Multitask, Run
 from chatplane.storage.usage import usage_report
 
-_SYNTHETIC: dict[str, EventType] = {"succeeded": "run_completed", "failed": "run_failed", "cancelled": "run_cancelled"}
-
 
 class RunService:
     """``owner``'s runs: another user's run is a 404 here."""
@@ -94,7 +92,8 @@ class RunService:
                 if create_as is None:
                     raise
                 threads = self._services.storage.threads
-                await threads.ensure(thread_id, self.owner, agent, agent or create_as, session_id)
+                create_as = await self._services.targets.thread_agent(agent or create_as, self.owner)
+                await threads.ensure(thread_id, self.owner, agent, create_as, session_id)
                 return await self._submit(thread_id, request, options)
         except ChatplaneError:
             raise
@@ -153,13 +152,7 @@ class RunService:
 
     async def events(self, run: Run, after: int = 0) -> AsyncIterator[RunEvent]:
         """The run's events after ``after``, then live ones until it ends or pauses. A run that ended before this
-        process started (or whose log expired) gives its outcome from its record."""
-        if not self._manager.events.known(run.run_id) and run.finished:
-            data: dict[str, Any] = {"status": run.status}
-            if run.error_code:
-                data["error"] = {"code": run.error_code}
-            yield RunEvent(id=after + 1, type=_SYNTHETIC[run.status], run_id=run.run_id, data=data)
-            return
+        process started (or whose log expired) gives its outcome from its record (``RunFollower``)."""
         async for event in self._manager.subscribe(run.run_id, after):
             yield event
 

@@ -5,6 +5,9 @@
 * ``CHATPLANE_LOG_FORMAT=json`` (``auto`` in production) — ``{"time", "level", "logger", "message",
   "request_id", "user", "thread_id", "run_id", …}`` plus the fields a line was logged with (``extra=``);
 * ``text`` (``auto`` in development) — ``12:00:00.123 INFO chatplane.runs: message [request_id=… run_id=…]``.
+  Every part is escaped, so that nothing a client sends (a path with a decoded ``%0A``, a header) can start a line
+  or forge a field: control and line-separator characters as ``\n``, ``\x1b`` …, and a field's value in quotes
+  when it holds a space, a quote, ``=`` or a bracket.
 
 The context fields come from ``chatplane.observability.context``. An exception is written as its type and location
 only (``describe_exception``), never its text or traceback, in both formats: provider and driver messages can quote
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -72,8 +76,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\\\\]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
+_NEEDS_QUOTES = re.compile(r'[\s"=\[\]]')
+
+
+def _escape(text: str) -> str:
+    """``text`` on one line, unambiguously: control characters, line separators and backslashes escaped."""
+    return _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\u{ord(m.group()):04x}"), text)
+
+
+def _field(key: str, value: Any) -> str:
+    text = _escape(str(value))
+    if not text or _NEEDS_QUOTES.search(text):
+        text = '"' + text.replace('"', '\\"') + '"'
+    return f"{_escape(key)}={text}"
+
+
 class TextFormatter(logging.Formatter):
-    """For people: time, level, logger, message, then the context and extra fields as ``key=value``."""
+    """For people: time, level, logger, message, then the context and extra fields as ``key=value`` — each escaped
+    onto the one line."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s.%(msecs)03d %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S")
@@ -82,19 +104,20 @@ class TextFormatter(logging.Formatter):
         return ""
 
     def format(self, record: logging.LogRecord) -> str:
-        saved = record.exc_info, record.exc_text, record.stack_info
+        saved = record.exc_info, record.exc_text, record.stack_info, record.msg, record.args, record.name
         record.exc_info = record.exc_text = record.stack_info = None
+        record.msg, record.args, record.name = _escape(record.getMessage()), None, _escape(record.name)
         try:
             text = super().format(record)
         finally:
-            record.exc_info, record.exc_text, record.stack_info = saved
+            record.exc_info, record.exc_text, record.stack_info, record.msg, record.args, record.name = saved
         fields = {k: v for k, v in _extras(record).items() if v is not None}
         if record.name == "chatplane.access":  # its message says it all already
             fields = {k: v for k, v in fields.items() if k in _CONTEXT_KEYS}
         if (error := _error(record)) is not None:
             fields["error"] = error
         if fields:
-            text += "  [" + " ".join(f"{k}={v}" for k, v in fields.items()) + "]"
+            text += "  [" + " ".join(_field(k, v) for k, v in fields.items()) + "]"
         return text
 
 

@@ -70,6 +70,9 @@ class MemoryEventLog:
     def known(self, run_id: str) -> bool:
         return run_id in self._logs
 
+    async def kept(self, run_id: str) -> bool:
+        return run_id in self._logs
+
     def open(self, run_id: str, *, here: bool = False) -> None:
         """Register a run accepted here, so subscribers wait for its first event (``here``: it starts here too)."""
         self._log(run_id, create=True)
@@ -80,12 +83,15 @@ class MemoryEventLog:
 
     async def subscribe(self, run_id: str, after: int = 0, *, through_pauses: bool = False) -> AsyncIterator[RunEvent]:
         """Events with id > ``after``, then live ones, until the run ends (or pauses for a human, unless
-        ``through_pauses``)."""
+        ``through_pauses``). Past the end of a run that has ended: its last event again, at once — a client that
+        re-attaches there learns that the run is over instead of waiting for events that will never come."""
         log = self._log(run_id, create=True)
         assert log is not None
         position = after
         while True:
             async with log.changed:
+                if log.closed and position >= len(log.events):
+                    position = len(log.events) - 1
                 while position >= len(log.events):
                     await log.changed.wait()
                 batch = log.events[position:]

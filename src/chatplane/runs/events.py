@@ -2,7 +2,9 @@
 
 A run's events are in its event log: in memory for one process (``MemoryEventLog``), in Redis for several
 (``RedisEventLog``). A run this process cannot see in either (another process runs it without Redis, or it ended
-before this process started) is followed through its record in the runs table instead.
+before this process started, or its log expired) is followed through its record in the runs table instead: its
+outcome comes as one event with id 0 — outside the run's numbering, since the ids its events had are gone, and sent
+without an SSE id, so that a client's ``Last-Event-ID`` stays the last id it really received.
 """
 
 from __future__ import annotations
@@ -15,9 +17,19 @@ from chatplane.errors import error_from_code
 from chatplane.events import EventType, RunEvent
 from chatplane.storage.runs import RunStore
 
+OUTSIDE_THE_LOG = 0
+"""The id of an event read from a run's record rather than its log (``RunFollower``)."""
+
 
 class EventLog(Protocol):
-    def known(self, run_id: str) -> bool: ...
+    def known(self, run_id: str) -> bool:
+        """Whether the run's events are, or will be, in this log (False: another process runs it, without Redis)."""
+        ...
+
+    async def kept(self, run_id: str) -> bool:
+        """Whether this log holds events of the run now (False: none yet, or forgotten, or expired)."""
+        ...
+
     def open(self, run_id: str, *, here: bool = False) -> None: ...
     async def append(self, run_id: str, type: EventType, data: dict[str, Any] | None = None) -> RunEvent: ...
     def subscribe(self, run_id: str, after: int = 0, *, through_pauses: bool = False) -> AsyncIterator[RunEvent]: ...
@@ -31,12 +43,22 @@ class RunFollower:
         self.runs = runs
 
     def subscribe(self, run_id: str, after: int = 0, *, through_pauses: bool = False) -> AsyncIterator[RunEvent]:
-        """The run's events after ``after``, then live ones, until it ends (or pauses for a human)."""
-        if self.log.known(run_id):
-            return self.log.subscribe(run_id, after, through_pauses=through_pauses)
-        return self._poll_outcome(run_id, after, through_pauses)
+        """The run's events after ``after``, then live ones, until it ends (or pauses for a human). Past the end of
+        a finished run: its last event again (or its outcome, from its record), at once."""
+        return self._follow(run_id, after, through_pauses)
 
-    async def _poll_outcome(self, run_id: str, after: int, through_pauses: bool) -> AsyncIterator[RunEvent]:
+    async def _follow(self, run_id: str, after: int, through_pauses: bool) -> AsyncIterator[RunEvent]:
+        if not await self.log.kept(run_id):
+            # Nothing in the log: the run has not started yet, or runs elsewhere, or its log is gone.
+            run = await self.runs.find(run_id)
+            if run is None or run.finished or not self.log.known(run_id):
+                async for event in self._poll_outcome(run_id, through_pauses):
+                    yield event
+                return
+        async for event in self.log.subscribe(run_id, after, through_pauses=through_pauses):
+            yield event
+
+    async def _poll_outcome(self, run_id: str, through_pauses: bool) -> AsyncIterator[RunEvent]:
         """The outcome of a run whose events this process cannot see, from the runs table."""
         while True:
             run = await self.runs.find(run_id)
@@ -46,10 +68,10 @@ class RunFollower:
                 data: dict[str, Any] = {"status": status}
                 if run is not None and run.error_code:
                     data["error"] = {"code": run.error_code, "message": error_from_code(run.error_code).message}
-                yield RunEvent(id=after + 1, type=kind, run_id=run_id, data=data)
+                yield RunEvent(id=OUTSIDE_THE_LOG, type=kind, run_id=run_id, data=data)
                 return
             if run.status == "waiting" and not through_pauses:
-                yield RunEvent(id=after + 1, type="interrupt", run_id=run_id, data={"requests": []})
+                yield RunEvent(id=OUTSIDE_THE_LOG, type="interrupt", run_id=run_id, data={"requests": []})
                 return
             await asyncio.sleep(0.5)
 

@@ -225,6 +225,7 @@ class RunManager:
             raise RunStateError("Only a run that is waiting for approval can be resumed.")
         event = value if isinstance(value, dict) and "decisions" in value else {"resume": to_jsonable(value)}
         resumed = await self.events.append(run.run_id, "run_resumed", event)
+        current.resumed_after = resumed.id - 1
         self.executor.launch(current, Command(resume=value), fresh=False)
         return current, resumed.id
 

@@ -100,6 +100,16 @@ class RedisEventLog:
     def known(self, run_id: str) -> bool:
         return True  # any process may have written it
 
+    async def kept(self, run_id: str) -> bool:
+        if run_id in self._here or self._local.has_events(run_id):
+            return True
+        if self._available():
+            try:
+                return bool(await self._reader.exists(f"chatplane:run:{run_id}"))
+            except (RedisError, OSError) as exc:
+                self._degrade(exc)
+        return self._local.known(run_id)
+
     def open(self, run_id: str, *, here: bool = False) -> None:
         self._local.open(run_id)
         if here:
@@ -175,8 +185,8 @@ class RedisEventLog:
             for stream_id, fields in entries:
                 cursor = stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
                 event = RunEvent.model_validate_json(fields[b"e"])
-                if event.id <= after:
-                    continue
+                if event.id <= after and event.type not in TERMINAL_EVENTS:
+                    continue  # a run's last event is the stream's last: past the end, it comes again
                 after = event.id
                 yield event
                 if event.type in TERMINAL_EVENTS:

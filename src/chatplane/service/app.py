@@ -12,7 +12,7 @@ from chatplane.observability.operations import Operations
 from chatplane.service import langgraph
 from chatplane.service.errors import install_error_handlers
 from chatplane.service.lifespan import make_lifespan
-from chatplane.service.middleware import BodySizeLimit, UnexpectedErrorGuard
+from chatplane.service.middleware import BodyLimits, InboundCheck, UnexpectedErrorGuard
 from chatplane.service.observe import observe
 from chatplane.service.routes import agents, assistants, chat, health, openai, runs, threads, usage, web, ws
 
@@ -36,15 +36,16 @@ def create_app(
     app.state.settings = settings
     app.state.operations = operations
     install_error_handlers(app)
+    app.add_middleware(InboundCheck)  # innermost: its refusals carry the CORS headers too
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Request-ID"],
-            expose_headers=["Retry-After", "X-Request-ID"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Api-Key", "X-Request-ID"],
+            expose_headers=["Retry-After", "X-Request-ID", "Content-Location", "Location", "X-Pagination-Next"],
         )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, timeout_s=settings.request_body_timeout_s)
     app.add_middleware(UnexpectedErrorGuard)  # sees whatever nothing else handled
     observe(app, operations)  # the request observer is outermost; GET /metrics
     for module in (chat, threads, runs, assistants, ws, openai, agents, health, web, usage):

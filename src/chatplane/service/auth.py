@@ -5,6 +5,8 @@ The local user exists only when the server is bound to loopback, not in producti
 API key ever created in its database; from the first key on, every request must authenticate (revoking every key
 does not reopen the server).
 
+A credential comes in ``Authorization: Bearer`` or, as LangGraph's clients send it, in ``x-api-key``.
+
 Sessions are private to their owner: the thread that stores a session is derived from (owner, session id), so one
 user's ``session-x`` can never address another user's — there is nothing to guess and nothing to squat.
 """
@@ -64,10 +66,14 @@ class Authenticator:
             settings.env != "production" and settings.host in LOOPBACK_HOSTS and not self.jwt_enabled
         )
 
-    async def authenticate(self, authorization: str | None) -> User:
+    async def authenticate(self, authorization: str | None, api_key: str | None = None) -> User:
+        """The caller of ``Authorization: Bearer <key or token>``, or of ``x-api-key: <key or token>`` — the header
+        LangGraph's SDK (``get_client(api_key=...)``) sends; with both, ``Authorization`` decides."""
         if self.local_user_allowed and not await self.keys.any_created():
             # A local development server: whatever is sent (OpenAI clients always send some key) is the local user.
             return User(LOCAL_USER)
+        if not authorization and api_key and api_key.strip():
+            return await self.from_token(api_key.strip())
         if authorization:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():

@@ -34,7 +34,8 @@ def _rate_limits(request: HTTPConnection) -> RateLimits:
 async def current_user(request: HTTPConnection) -> User:
     """The authenticated caller, counted against their request rate limit."""
     authenticator: Authenticator = request.app.state.authenticator
-    user = await authenticator.authenticate(request.headers.get("authorization"))
+    headers = request.headers
+    user = await authenticator.authenticate(headers.get("authorization"), headers.get("x-api-key"))
     await _rate_limits(request).check_request(user)
     request.state.user = user
     return user

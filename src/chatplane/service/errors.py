@@ -51,9 +51,13 @@ def _describe_validation(errors: list[Any]) -> str:
 _OPENAI_PATHS = ("/v1/chat/completions", "/v1/models")
 
 
-def _openai_route(request: Request) -> bool:
+def is_openai_path(path: str) -> bool:
     """OpenAI-compatible routes answer errors in OpenAI's shape, so OpenAI clients classify and retry them."""
-    return request.url.path.rstrip("/") in _OPENAI_PATHS
+    return path.rstrip("/") in _OPENAI_PATHS or path.startswith("/v1/models/")
+
+
+def _openai_route(request: Request) -> bool:
+    return is_openai_path(request.url.path)
 
 
 def install_error_handlers(app: FastAPI) -> None:

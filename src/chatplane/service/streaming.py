@@ -10,7 +10,9 @@ from chatplane.events import RunEvent
 
 
 def sse_frame(event: RunEvent) -> ServerSentEvent:
-    return ServerSentEvent(event.model_dump_json(), event=event.type, id=str(event.id))
+    """An event read from a run's record (id 0, outside the run's numbering) has no SSE id: a client's
+    ``Last-Event-ID`` stays the last id it really received."""
+    return ServerSentEvent(event.model_dump_json(), event=event.type, id=str(event.id) if event.id else None)
 
 
 def parse_last_event_id(value: str | None) -> int:

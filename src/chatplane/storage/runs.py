@@ -41,6 +41,9 @@ class Run:
     # (None once handed back at a graceful shutdown).
     recoveries: int = 0
     worker: str | None = None
+    resumed_after: int = 0
+    """Not stored: on the run a resume returns, the id of its last event before it went on (where a caller that
+    follows the resumed run starts, rather than replaying the pause)."""
 
     @classmethod
     def new(

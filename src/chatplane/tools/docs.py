@@ -4,6 +4,9 @@ Scoring is plain term overlap (distinct query words present, then total occurren
 folder of notes and needs no index. Safety: only regular files whose real path lies inside the folder are read
 (a symlink pointing elsewhere is skipped), each at most ``MAX_FILE_BYTES``, at most ``MAX_FILES`` of them, and
 all file reading happens in a worker thread so the event loop never waits on the disk.
+
+Out of the box (``CHATPLANE_DOCS_DIR`` unset and no ``./data/docs``) it searches a few short documents about
+chatplane itself that ship with it (``SAMPLE_DOCS``), so a question about documents works offline at once.
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ from pathlib import Path
 
 from langchain_core.tools import BaseTool, ToolException, tool
 
+SAMPLE_DOCS = Path(__file__).with_name("sample_docs")
+"""What chatplane is, its API, its agents and tools: searched when no folder of documents is configured."""
+DEFAULT_DOCS = Path("data/docs")
+"""The folder searched, when it exists, if ``CHATPLANE_DOCS_DIR`` is unset (relative to the working directory)."""
 SUFFIXES = (".txt", ".md")
 MAX_FILES = 2000
 MAX_FILE_BYTES = 1_000_000
@@ -88,15 +95,24 @@ def search(folder: Path, query: str, max_results: int = 3) -> list[Hit]:
     return hits[:max_results]
 
 
-def make_search_docs(docs_dir: str | Path) -> BaseTool:
-    """The ``search_docs`` tool over ``docs_dir`` (read at each call, so new documents are found at once)."""
-    folder = Path(docs_dir)
+def default_folder() -> Path:
+    """Blocking: ``./data/docs`` if it exists, else the sample documents."""
+    return DEFAULT_DOCS if DEFAULT_DOCS.is_dir() else SAMPLE_DOCS
+
+
+def make_search_docs(docs_dir: str | Path | None) -> BaseTool:
+    """The ``search_docs`` tool over ``docs_dir`` (read at each call, so new documents are found at once);
+    None (or empty): ``default_folder()``, chosen at each call too."""
+    configured = Path(docs_dir) if docs_dir else None
+
+    def find(query: str, limit: int) -> list[Hit]:
+        return search(configured or default_folder(), query, limit)
 
     @tool("search_docs")
     async def search_docs(query: str, max_results: int = 3) -> str:
         """Search the local documents for passages about `query`; returns the best passages with their file names."""
         limit = max(1, min(max_results, MAX_RESULTS))
-        hits = await asyncio.to_thread(search, folder, query, limit)
+        hits = await asyncio.to_thread(find, query, limit)
         if not hits:
             return f"No document matches {query[:80]!r}."
         return "\n\n".join(f"[{hit.file}]\n{hit.snippet}" for hit in hits)

@@ -25,9 +25,11 @@ export async function followRun(api, { response = null, runId = null, after = 0,
       }
       for await (const sse of sseEvents(response)) {
         const event = JSON.parse(sse.data);
-        if (event.id <= lastId) continue; // already handled (never expected: the server replays after lastId)
+        // Already handled (never expected: the server replays after lastId) — but a run's end may come again when
+        // re-attaching past it, and id 0 is an outcome read from the run's record, outside the numbering.
+        if (event.id !== 0 && event.id <= lastId && !TERMINAL.has(event.type)) continue;
         runId = event.run_id;
-        lastId = event.id;
+        if (event.id) lastId = event.id;
         attempts = 0;
         onEvent(event);
         if (TERMINAL.has(event.type)) outcome = "finished";

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from chatplane.core import UserServices
-from chatplane.errors import InvalidInputError, RunNotFoundError
+from chatplane.errors import InvalidInputError, RunNotFoundError, ThreadNotFoundError
 from chatplane.runs.jsonable import to_jsonable
 from chatplane.service.deps import AgentDep, CurrentUser, RunAllowedUser, SettingsDep
 from chatplane.service.langgraph.run_body import LangGraphRunCreate, langgraph_status, run_shape
@@ -44,6 +44,11 @@ async def start_run(mine: UserServices, thread_id: str, body: LangGraphRunCreate
     """A new run of ``body`` on the owner's thread (created first for ``if_not_exists: create``), or the run the
     thread waits on, resumed by its ``command``; the event id to follow it after."""
     create_as = body.assistant_id if body.if_not_exists == "create" else None
+    try:  # a thread created without a graph takes this one at its first run
+        await mine.thread_views.bind(thread_id, body.assistant_id)
+    except ThreadNotFoundError:
+        if create_as is None:
+            raise
     return await mine.runs.send_at(
         thread_id, body.run_input(), multitask=body.multitask(), agent=body.assistant_id, create_as=create_as
     )

@@ -1,4 +1,5 @@
-"""OpenAI-compatible endpoints: ``GET /v1/models`` (the agents) and ``POST /v1/chat/completions``.
+"""OpenAI-compatible endpoints: ``GET /v1/models`` (the agents), ``GET /v1/models/{id}`` and
+``POST /v1/chat/completions``.
 
 Point any OpenAI client or chat front-end at ``http://host:port/v1`` with a chatplane API key as its key.
 """
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from chatplane.agent import ProductionAgent, raise_if_unsuccessful
+from chatplane.assistant_schemas import MAX_PAGE
 from chatplane.errors import AgentMismatchError, ChatplaneError, ModelNotFoundError
 from chatplane.events import EventType, RunEvent
 from chatplane.openai_compat import (
@@ -44,14 +46,43 @@ def _chat_graphs(agent: ProductionAgent) -> list[str]:
     return [served.graph_id for served in agent.services.catalog.all() if served.has_messages]
 
 
+async def _own_assistants(agent: ProductionAgent, user: User) -> list[str]:
+    """The caller's own assistants of graphs that keep messages: each is a model too (``chatplane-<id>``)."""
+    catalog = agent.services.catalog
+    mine = await agent.for_user(user.id).assistants.search(limit=MAX_PAGE)
+    return [a.assistant_id for a in mine if not a.is_default and catalog.get(a.graph_id).has_messages]
+
+
+async def _resolve(model: str, agent: ProductionAgent, user: User) -> str:
+    """The graph or assistant ``model`` names (``chatplane-react``, ``react``, ``chatplane-<assistant id>``)."""
+    kind = agent_of(model, _chat_graphs(agent))
+    if kind is None:
+        name = model.removeprefix(MODEL_PREFIX)
+        kind = name if name in await _own_assistants(agent, user) else None
+    if kind is None:
+        raise ModelNotFoundError(f"No model {model!r}; GET /v1/models lists them.")
+    return kind
+
+
+def _model(name: str, owner: str = "chatplane") -> dict[str, Any]:
+    return {"id": f"{MODEL_PREFIX}{name}", "object": "model", "created": 0, "owned_by": owner}
+
+
 @router.get("/models", responses=_ERRORS)
 async def list_models(user: CurrentUser, agent: AgentDep) -> dict[str, Any]:
-    """The agents, as OpenAI models (``chatplane-chat``, ``chatplane-react``, ``chatplane-multi`` …)."""
-    data = [
-        {"id": f"{MODEL_PREFIX}{name}", "object": "model", "created": 0, "owned_by": "chatplane"}
-        for name in _chat_graphs(agent)
-    ]
+    """The agents, as OpenAI models (``chatplane-chat``, ``chatplane-react``, ``chatplane-multi`` …), then your own
+    assistants of them (``chatplane-<assistant id>``)."""
+    data = [_model(name) for name in _chat_graphs(agent)]
+    data += [_model(name, user.id) for name in await _own_assistants(agent, user)]
     return {"object": "list", "data": data}
+
+
+@router.get("/models/{model}", responses=_ERRORS)
+async def get_model(model: str, user: CurrentUser, agent: AgentDep) -> dict[str, Any]:
+    """One agent (or assistant) as an OpenAI model (``chatplane-react``, or just ``react``); ``model_not_found``
+    otherwise."""
+    kind = await _resolve(model, agent, user)
+    return _model(kind, "chatplane" if kind in _chat_graphs(agent) else user.id)
 
 
 async def _thread_events(events: AsyncIterator[RunEvent]) -> Events:
@@ -63,9 +94,7 @@ async def _thread_events(events: AsyncIterator[RunEvent]) -> Events:
 async def _events(
     body: ChatCompletionRequest, agent: ProductionAgent, user: User, thread_id: str | None, max_chars: int
 ) -> Events:
-    kind = agent_of(body.model, _chat_graphs(agent))
-    if kind is None:
-        raise ModelNotFoundError(f"No model {body.model!r}; GET /v1/models lists them.")
+    kind = await _resolve(body.model, agent, user)
     mine = agent.for_user(user.id)
     if thread_id:  # stateful: the thread keeps the conversation; only the new message is sent
         thread = await mine.threads.get(thread_id)
@@ -92,7 +121,7 @@ async def chat_completions(
 ) -> Response:
     """Chat Completions, streaming or not. Stateless unless a thread is named (header ``X-Chatplane-Thread`` or
     ``metadata.chatplane_thread``). The agent's own tool calls stay inside; usage is the run's real token count."""
-    check_request(body, max_messages=settings.max_messages_per_request)
+    check_request(body, max_messages=settings.max_messages_per_request, max_output_tokens=settings.max_output_tokens)
     thread_id = x_chatplane_thread or (body.metadata or {}).get("chatplane_thread")
     events = await _events(body, agent, user, str(thread_id) if thread_id else None, settings.max_message_chars)
     ids = CompletionIds(body.model)

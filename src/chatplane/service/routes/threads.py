@@ -171,7 +171,7 @@ async def create_run_stream(
     ``GET /v1/runs/{run_id}/stream`` and ``Last-Event-ID``."""
     mine = agent.for_user(user.id).runs
     run = await mine.send(thread_id, run_input(body), multitask=body.multitask)
-    return run_event_stream(mine.events(run), settings.sse_ping_s)
+    return run_event_stream(mine.events(run, run.resumed_after), settings.sse_ping_s)
 
 
 @router.get("/{thread_id}/state", response_model=ThreadState, responses=_ERRORS)

@@ -11,6 +11,11 @@ Authenticate with the ``Authorization`` header, or — browsers cannot set heade
 Server frames: ``{"type": "accepted", "run": Run}``, ``{"type": "event", "event": RunEvent}`` (the same events as
 SSE), ``{"type": "run", "run": Run}`` (after cancel/resume), ``{"type": "error", "error": {"code", "message"}}``.
 Closing the socket stops the streaming, not the runs.
+
+Every client frame gets an answer or an error frame, never an exception: each counts against the per-minute request
+limit; a frame is strict JSON checked like an HTTP body (``service.inbound``: what storage cannot hold, ``NaN``,
+nesting) — refused with an error frame, the socket kept. A binary frame or text that is not JSON gets an error frame
+and close code 1003; a refused connection (auth, unknown thread, a bad id) an error frame and ``4000 + status``.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from pydantic import ValidationError
 
 from chatplane.core import RunService
 from chatplane.errors import AuthenticationError, ChatplaneError, InvalidInputError
+from chatplane.failures import as_chatplane_error
 from chatplane.runs import Run
 from chatplane.schemas import Multitask, ResumeRequest, RunCreate
 from chatplane.service.auth import Authenticator, User
 from chatplane.service.deps import AgentDep
+from chatplane.service.inbound import check_text, parse_json
 from chatplane.service.ratelimit import RateLimits
 from chatplane.service.routes.threads import run_out
 
@@ -49,6 +56,18 @@ class _Socket:
     async def error(self, exc: ChatplaneError) -> None:
         await self.send({"type": "error", "error": {"code": exc.code, "message": exc.message}})
 
+    async def try_error(self, exc: ChatplaneError) -> bool:
+        """Send an error frame if the socket is still open; False if it is not."""
+        try:
+            await self.error(exc)
+        except Exception:
+            return False
+        return True
+
+
+class _NotJSON(Exception):
+    """A frame that is binary, or text that is not JSON: the client speaks another protocol."""
+
 
 @router.websocket("/v1/threads/{thread_id}/ws")
 async def thread_socket(websocket: WebSocket, thread_id: str, agent: AgentDep) -> None:
@@ -56,35 +75,72 @@ async def thread_socket(websocket: WebSocket, thread_id: str, agent: AgentDep) -
     socket = _Socket(websocket)
     limits: RateLimits = websocket.app.state.rate_limits
     try:
+        check_text(thread_id, "The thread id")
         user = await _authenticate(websocket)
         await limits.check_request(user)
         mine = agent.for_user(user.id)
         thread = await mine.threads.get(thread_id)
-    except (ChatplaneError, TimeoutError, ValueError, WebSocketDisconnect) as exc:
-        error = exc if isinstance(exc, ChatplaneError) else AuthenticationError()
+    except WebSocketDisconnect:
+        return
+    except Exception as exc:
+        error = _refusal(exc, thread_id)
         with contextlib.suppress(Exception):
             await socket.error(error)
-            await websocket.close(code=4000 + error.status if error.status in (401, 403, 404, 429) else 1011)
+            await websocket.close(code=4000 + error.status if 400 <= error.status < 500 else 1011)
         return
     session = _ThreadSession(socket, mine.runs, thread.thread_id, lambda: limits.check_new_run(user))
     try:
         while True:
-            frame = await websocket.receive_json()
             try:
+                frame = await _receive_frame(websocket)
+                await limits.check_request(user)
                 await session.handle(frame)
-            except ValidationError as exc:
-                first = exc.errors()[0] if exc.errors() else {"msg": "invalid frame"}
-                await socket.error(InvalidInputError(f"Invalid frame: {first.get('msg', 'invalid')}."))
-            except ChatplaneError as exc:
-                await socket.error(exc)
+            except (WebSocketDisconnect, _NotJSON):
+                raise
+            except Exception as exc:
+                if not await socket.try_error(_frame_error(exc, thread.thread_id)):
+                    return
     except WebSocketDisconnect:
         pass
-    except ValueError:  # not JSON
+    except _NotJSON:
         with contextlib.suppress(Exception):
-            await socket.error(InvalidInputError("Frames must be JSON objects."))
+            await socket.error(InvalidInputError("Frames must be JSON objects, sent as text."))
             await websocket.close(code=1003)
     finally:
         session.close()
+
+
+async def _receive_frame(websocket: WebSocket) -> Any:
+    """The next client frame, parsed and checked (``service.inbound``); ``_NotJSON`` for a binary frame or text
+    that is not JSON, ``InvalidInputError`` for JSON that is refused."""
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    if text is None:
+        raise _NotJSON
+    try:
+        return parse_json(text)
+    except InvalidInputError:
+        raise
+    except ValueError:
+        raise _NotJSON from None
+
+
+def _frame_error(exc: Exception, thread_id: str) -> ChatplaneError:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0] if exc.errors() else {"msg": "invalid frame"}
+        return InvalidInputError(f"Invalid frame: {first.get('msg', 'invalid')}.")
+    return as_chatplane_error(exc, f"thread {thread_id} (WebSocket)")
+
+
+def _refusal(exc: Exception, thread_id: str) -> ChatplaneError:
+    """Why a connection is refused: the error itself, a failed authentication, or a storage fault classified."""
+    if isinstance(exc, ChatplaneError):
+        return exc
+    if isinstance(exc, TimeoutError | ValueError | _NotJSON):
+        return AuthenticationError()
+    return as_chatplane_error(exc, f"thread {thread_id} (WebSocket)")
 
 
 class _ThreadSession:
@@ -128,8 +184,13 @@ class _ThreadSession:
         task.add_done_callback(self.forwarders.discard)
 
     async def _forward(self, run: Run, after: int) -> None:
-        async for event in self.runs.events(run, after):
-            await self.socket.send({"type": "event", "event": event.model_dump(mode="json")})
+        try:
+            async for event in self.runs.events(run, after):
+                await self.socket.send({"type": "event", "event": event.model_dump(mode="json")})
+        except (WebSocketDisconnect, RuntimeError):  # the socket closed: the run goes on
+            return
+        except Exception as exc:
+            await self.socket.try_error(as_chatplane_error(exc, f"run {run.run_id} (WebSocket)"))
 
     def close(self) -> None:
         for task in self.forwarders:
@@ -141,7 +202,7 @@ async def _authenticate(websocket: WebSocket) -> User:
     header = websocket.headers.get("authorization")
     if header or (authenticator.local_user_allowed and not await authenticator.keys.any_created()):
         return await authenticator.authenticate(header)
-    frame = await asyncio.wait_for(websocket.receive_json(), timeout=10)
+    frame = await asyncio.wait_for(_receive_frame(websocket), timeout=10)
     if not isinstance(frame, dict) or frame.get("type") != "auth" or not isinstance(frame.get("token"), str):
         raise AuthenticationError('Authenticate first: send {"type": "auth", "token": "<API key>"}.')
     return await authenticator.from_token(frame["token"])

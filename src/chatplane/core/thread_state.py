@@ -1,0 +1,155 @@
+"""A thread's LangGraph state (``ThreadStates``): the latest, at a checkpoint, its history, and updating it — for
+any graph, through the graph the thread's assistant runs.
+
+A messages graph of chatplane's keeps only the current run's messages in its checkpoint and earlier turns in the
+transcript (``chatplane.storage.transcript``): the latest state's ``messages`` is the whole conversation, the
+transcript then the working state (``merge_history``). A past checkpoint's values are what it holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
+from chatplane.core.services import Services
+from chatplane.errors import ChatplaneError, InvalidInputError, ThreadBusyError, ThreadNotFoundError
+from chatplane.failures import as_chatplane_error
+from chatplane.storage.threads import Thread
+from chatplane.storage.transcript import merge_history
+
+_CHECKPOINT_KEYS = ("checkpoint_id", "checkpoint_ns", "checkpoint_map", "thread_id")
+
+
+def checkpoint_config(thread_id: str, checkpoint: Mapping[str, Any] | None = None) -> RunnableConfig:
+    """The LangGraph config of ``thread_id`` at ``checkpoint`` (a LangGraph ``Checkpoint``; none: the latest)."""
+    configurable: dict[str, Any] = {"thread_id": thread_id, "checkpoint_ns": ""}
+    for key, value in (checkpoint or {}).items():
+        if key not in _CHECKPOINT_KEYS:
+            raise InvalidInputError(f"`checkpoint.{key}` is not a checkpoint field.")
+        if key == "thread_id" and value not in (None, thread_id):
+            raise InvalidInputError("`checkpoint.thread_id` names another thread.")
+        if key != "thread_id" and value is not None:
+            configurable[key] = value
+    return {"configurable": configurable}
+
+
+class ThreadStates:
+    """``owner``'s threads' LangGraph state (the thread itself is checked by the caller: pass one of theirs)."""
+
+    def __init__(self, services: Services, owner: str) -> None:
+        self._services = services
+        self.owner = owner
+
+    async def _graph(self, thread: Thread) -> tuple[Any, bool]:
+        target = await self._services.targets.of(thread.agent, self.owner, model=thread.model)
+        return target.graph, target.served.has_messages
+
+    async def latest(self, thread: Thread, *, subgraphs: bool = False) -> tuple[dict[str, Any], Any]:
+        """The latest values (a messages graph's whole conversation) and LangGraph's ``StateSnapshot``."""
+        try:
+            graph, has_messages = await self._graph(thread)
+            snapshot = await graph.aget_state(checkpoint_config(thread.thread_id), subgraphs=subgraphs)
+            values = dict(snapshot.values or {})
+            if has_messages:
+                archived = await self._services.storage.transcript.messages(thread.thread_id)
+                if archived or "messages" in values:
+                    values["messages"] = merge_history(archived, list(values.get("messages") or []))
+            return values, snapshot
+        except ChatplaneError:
+            raise
+        except Exception as exc:
+            raise as_chatplane_error(exc, f"thread {thread.thread_id}") from exc
+
+    async def at(self, thread: Thread, checkpoint: Mapping[str, Any], *, subgraphs: bool = False) -> Any:
+        """The ``StateSnapshot`` at ``checkpoint`` (404 if the thread has no such checkpoint)."""
+        graph, _ = await self._graph(thread)
+        config = checkpoint_config(thread.thread_id, checkpoint)
+        if await self._services.storage.checkpointer.aget_tuple(config) is None:
+            raise ThreadNotFoundError("The thread has no such checkpoint.")
+        return await graph.aget_state(config, subgraphs=subgraphs)
+
+    async def history(
+        self,
+        thread: Thread,
+        *,
+        limit: int = 10,
+        before: Mapping[str, Any] | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> list[Any]:
+        """The thread's ``StateSnapshot``s, newest first: ``limit`` of them, from ``checkpoint`` (or the latest),
+        older than ``before``, whose metadata has each key of ``metadata``."""
+        graph, _ = await self._graph(thread)
+        config = checkpoint_config(thread.thread_id, checkpoint)
+        before_config = checkpoint_config(thread.thread_id, before) if before else None
+        return [
+            snapshot
+            async for snapshot in graph.aget_state_history(
+                config, filter=metadata or None, before=before_config, limit=limit
+            )
+        ]
+
+    async def update(
+        self,
+        thread: Thread,
+        values: dict[str, Any] | list[Any] | None,
+        *,
+        as_node: str | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
+    ) -> RunnableConfig:
+        """LangGraph's ``update_state``: ``values`` written as if ``as_node`` had returned them, on the latest
+        checkpoint or on ``checkpoint`` (a fork). Refused while a run is active on the thread (409)."""
+        if await self._services.storage.runs.active(thread.thread_id):
+            raise ThreadBusyError("The thread has an active run: wait for it, or cancel it, before updating its state.")
+        graph, _ = await self._graph(thread)
+        if as_node is not None and as_node not in getattr(graph, "nodes", {}):
+            raise InvalidInputError(f"`as_node`: the graph has no node {as_node!r}.")
+        try:
+            config: RunnableConfig = await graph.aupdate_state(
+                checkpoint_config(thread.thread_id, checkpoint), values, as_node=as_node
+            )
+        except ChatplaneError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:  # LangGraph's "ambiguous update", an unknown channel …
+            raise InvalidInputError(f"The update does not suit the graph ({type(exc).__name__}).") from exc
+        except Exception as exc:
+            raise as_chatplane_error(exc, f"thread {thread.thread_id}") from exc
+        await self._services.storage.threads.touch(thread.thread_id)
+        return config
+
+    async def copy(self, thread: Thread) -> Thread:
+        """A new thread of the owner's with everything of ``thread``'s: its graph, title, metadata and model, every
+        checkpoint (history, subgraphs' and pending writes included) and its transcript. Refused while a run is
+        active on it (409): a copy is of a state that holds still."""
+        storage = self._services.storage
+        if await storage.runs.active(thread.thread_id):
+            raise ThreadBusyError("The thread has an active run: wait for it, or cancel it, before copying it.")
+        new = await storage.threads.create(
+            self.owner, thread.agent, title=thread.title, metadata=thread.metadata, model=thread.model
+        )
+        saver = storage.checkpointer
+        saved = [t async for t in saver.alist({"configurable": {"thread_id": thread.thread_id}})]
+        for item in reversed(saved):  # oldest first: each after its parent
+            configurable = item.config["configurable"]
+            target: dict[str, Any] = {
+                "thread_id": new.thread_id,
+                "checkpoint_ns": configurable.get("checkpoint_ns", ""),
+            }
+            if item.parent_config:
+                target["checkpoint_id"] = item.parent_config["configurable"]["checkpoint_id"]
+            stored = await saver.aput(
+                {"configurable": target}, item.checkpoint, item.metadata, item.checkpoint["channel_versions"]
+            )
+            by_task: dict[str, list[tuple[str, Any]]] = {}
+            for task_id, channel, value in item.pending_writes or ():
+                by_task.setdefault(task_id, []).append((channel, value))
+            for task_id, writes in by_task.items():
+                await saver.aput_writes(stored, writes, task_id)
+        await storage.db.execute(
+            "INSERT INTO chatplane_messages (thread_id, seq, message_id, tokens, data, created_at) "
+            "SELECT %s, seq, message_id, tokens, data, created_at FROM chatplane_messages WHERE thread_id = %s",
+            (new.thread_id, thread.thread_id),
+        )
+        return new
