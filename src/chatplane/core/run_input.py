@@ -4,7 +4,8 @@ A run takes one of: ``message`` (the shorthand for a graph whose state has ``mes
 ``input`` (the graph's input, checked against its input schema) or ``command`` (LangGraph's ``Command``: ``resume``
 a paused run, ``update`` the state, ``goto`` a node). Besides, ``context`` (the graph's context schema; merged over
 its assistant's), ``config`` (``configurable``, tags, metadata, a recursion limit — never the server's keys),
-``stream_mode`` (LangGraph's stream modes, passed on as events) and ``stream_subgraphs``.
+``stream_mode`` (LangGraph's stream modes, passed on as events), ``stream_subgraphs`` and ``metadata`` (the run's
+own, kept on its record).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class RunInput:
     context: dict[str, Any] | None = None
     config: dict[str, Any] | None = None
     command: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
     stream_mode: tuple[str, ...] = ()
     stream_subgraphs: bool = False
 
@@ -63,6 +65,8 @@ class RunInput:
             out["context"] = self.context
         if self.config is not None:
             out["config"] = check_config(self.config, max_recursion=max_recursion)
+        if self.metadata is not None:
+            out["metadata"] = _check_metadata(self.metadata)
         if self.stream_mode:
             out["stream_mode"] = list(dict.fromkeys(self.stream_mode))
         if self.stream_subgraphs:
@@ -70,6 +74,13 @@ class RunInput:
         if len(json.dumps(out, default=str)) > _MAX_BYTES:
             raise InvalidInputError("The run's input is larger than 1 MB.")
         return out
+
+
+def _check_metadata(metadata: Any) -> dict[str, Any]:
+    """The run's own metadata (LangGraph's ``Run.metadata``): kept on its record, given back as it came."""
+    if not isinstance(metadata, dict):
+        raise InvalidInputError("`metadata` must be an object.")
+    return dict(metadata)
 
 
 def _check_command(graph: Any, command: Any) -> dict[str, Any]:

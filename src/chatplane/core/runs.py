@@ -11,7 +11,7 @@ from langchain_core.messages import BaseMessage
 from chatplane.core.checks import check_message
 from chatplane.core.run_input import RunInput
 from chatplane.core.services import Services
-from chatplane.errors import ChatplaneError, InvalidInputError, ThreadNotFoundError
+from chatplane.errors import ChatplaneError, InvalidInputError, RunStateError, ThreadNotFoundError
 from chatplane.events import EventType, RunEvent
 from chatplane.failures import as_chatplane_error
 from chatplane.runs.stateless import stream_stateless
@@ -46,6 +46,32 @@ class RunService:
         ``agent``: the thread must talk to it (409 otherwise). ``create_as``: a missing thread is created on first
         use, talking to ``agent`` or else ``create_as`` (the seed's sessions); without it a missing thread is a 404.
         ``stream_tokens=False`` for a caller that waits for the whole answer (``RunManager.submit``)."""
+        run, _ = await self.send_at(
+            thread_id,
+            message,
+            multitask=multitask,
+            stream_tokens=stream_tokens,
+            agent=agent,
+            user_id=user_id,
+            session_id=session_id,
+            create_as=create_as,
+        )
+        return run
+
+    async def send_at(
+        self,
+        thread_id: str,
+        message: str | RunInput,
+        *,
+        multitask: Multitask,
+        stream_tokens: bool = True,
+        agent: str | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        create_as: str | None = None,
+    ) -> tuple[Run, int]:
+        """``send``, and the id of the run's event to follow it after: 0 for a new run; for a ``command`` that
+        resumed the run waiting on the thread, its ``run_resumed`` event (what it did before is not news)."""
         request = message if isinstance(message, RunInput) else RunInput(message=message)
         settings = self._services.settings
         if request.message is not None:
@@ -74,7 +100,7 @@ class RunService:
         except Exception as exc:
             raise as_chatplane_error(exc, f"thread {thread_id}") from exc
 
-    async def _submit(self, thread_id: str, request: RunInput, options: dict[str, Any]) -> Run:
+    async def _submit(self, thread_id: str, request: RunInput, options: dict[str, Any]) -> tuple[Run, int]:
         """Check ``request`` against the thread's graph — unless it is a plain message and every graph served
         keeps messages (no read needed) — then hand it to the run manager."""
         services = self._services
@@ -84,13 +110,14 @@ class RunService:
             if request.resumes_only:
                 waiting = [r for r in await services.storage.runs.active(thread_id) if r.status == "waiting"]
                 if waiting:
-                    return await self._manager.resume(waiting[0], request.command["resume"])  # type: ignore[index]
+                    return await self._manager.resume_at(waiting[0], request.command["resume"])  # type: ignore[index]
             assistant = await services.targets.assistant(thread.agent, self.owner)
             if assistant is None:
                 raise InvalidInputError("This thread's assistant no longer exists.")
             served = services.catalog.get(assistant.graph_id)
             extra = request.checked(served, assistant, max_recursion=services.settings.recursion_limit)
-        return await self._manager.submit_to(thread_id, self.owner, request.message, extra=extra, **options)
+        run = await self._manager.submit_to(thread_id, self.owner, request.message, extra=extra, **options)
+        return run, 0
 
     async def get(self, run_id: str, *, thread_id: str | None = None) -> Run:
         """The owner's run; ``thread_id``: it must belong to that thread (a 422 otherwise)."""
@@ -113,6 +140,12 @@ class RunService:
         if decisions is not None:
             value = {"decisions": decisions}
         return await self._manager.resume(await self._own(run), value)
+
+    async def delete(self, run: Run | str) -> None:
+        """Forget a finished run's record (what it did to its thread stays); an active run is a 409."""
+        run = await self._own(run)
+        if not await self._services.storage.runs.delete_finished(run.run_id, self.owner):
+            raise RunStateError("Only a finished run can be deleted; cancel it first.")
 
     async def _own(self, run: Run | str) -> Run:
         return await self.get(run) if isinstance(run, str) else run

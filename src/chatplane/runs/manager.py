@@ -211,6 +211,11 @@ class RunManager:
     async def resume(self, run: Run, value: Any) -> Run:
         """Answer a run that waits for a human (``interrupt``): it goes on, in this process, with ``value`` as what
         the interrupt returns."""
+        return (await self.resume_at(run, value))[0]
+
+    async def resume_at(self, run: Run, value: Any) -> tuple[Run, int]:
+        """``resume``, and the id of the run's ``run_resumed`` event: a stream of what the run does from now on
+        starts after it."""
         current = await self.runs.find(run.run_id)
         if (
             current is None
@@ -222,7 +227,7 @@ class RunManager:
         resumed = await self.events.append(run.run_id, "run_resumed", event)
         current.resumed_after = resumed.id - 1
         self.executor.launch(current, Command(resume=value), fresh=False)
-        return current
+        return current, resumed.id
 
     # --- following work -------------------------------------------------------------------------------------------
     def subscribe(self, run_id: str, after: int = 0, *, through_pauses: bool = False) -> AsyncIterator[RunEvent]:

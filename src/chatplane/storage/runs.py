@@ -189,6 +189,13 @@ class RunStore:
             raise RunNotFoundError()
         return run
 
+    async def delete_finished(self, run_id: str, owner: str) -> bool:
+        """Forget ``owner``'s finished run (its record; its effects on the thread stay). False if there is no
+        such finished run."""
+        finished = ", ".join(f"'{status}'" for status in sorted(FINISHED))
+        sql = f"DELETE FROM chatplane_runs WHERE run_id = %s AND owner = %s AND status IN ({finished})"
+        return await self.db.execute(sql, (run_id, owner)) > 0
+
     async def list_for_thread(self, thread_id: str, *, limit: int = 50) -> list[Run]:
         rows = await self.db.fetchall(
             f"SELECT {_COLUMNS} FROM chatplane_runs WHERE thread_id = %s ORDER BY created_at DESC LIMIT %s",

@@ -10,6 +10,8 @@ A field chatplane does not support is refused with a 422 naming it, never silent
 ``assistants``  ``/assistants``: create, get, patch, delete, search, count, versions, latest, schemas, graph
 ``threads``     ``/threads``: create, get, patch, delete, search, count, copy, state, history
 ``runs``        ``/threads/{id}/runs``, ``/runs``: create, stream, wait, join, cancel, list, get, delete, batch
+``run_body``    a run request (every field taken or refused with a 422 naming it), a run as LangGraph's ``Run``
+``stateless``   ``/runs``: stateless runs on a temporary thread (create, stream, wait, batch)
 ``stream``      chatplane's run events → LangGraph's stream parts
 ==============  ============================================================================================
 """
@@ -18,10 +20,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from chatplane.service.langgraph import assistants, runs, system, threads
+from chatplane.service.langgraph import assistants, runs, stateless, system, threads
 
 router = APIRouter(tags=["langgraph"])
-for _module in (system, assistants, threads, runs):
+for _module in (system, assistants, threads, runs, stateless):
     router.include_router(_module.router)
 
 __all__ = ["router"]

@@ -1,0 +1,146 @@
+"""A LangGraph run request (``RunCreate`` in ``langgraph-sdk``) and a chatplane run as LangGraph's ``Run``.
+
+Every field the SDK sends is either taken or refused with a 422 naming it — never silently dropped:
+
+==========================  ==================================================================================
+taken                       ``assistant_id``, ``input``, ``command``, ``config``, ``context``, ``metadata``,
+                            ``stream_mode``, ``stream_subgraphs``, ``stream_resumable`` (every run's stream is),
+                            ``multitask_strategy`` (reject, enqueue, interrupt), ``if_not_exists``,
+                            ``on_disconnect``, ``on_completion`` (stateless runs), ``after_seconds: 0``,
+                            ``strict_resume: false``
+refused (422)               ``multitask_strategy: rollback``, ``interrupt_before`` / ``interrupt_after``,
+                            ``checkpoint`` / ``checkpoint_id`` / ``checkpoint_during``, ``durability`` (a graph's
+                            is set in its project file), ``webhook``, ``after_seconds > 0``, ``feedback_keys``,
+                            ``langsmith_tracer``, ``strict_resume: true``; any other field
+==========================  ==================================================================================
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from chatplane.agents.catalog import default_assistant_id
+from chatplane.core.run_input import RunInput
+from chatplane.errors import InvalidInputError
+from chatplane.service.langgraph.stream import chatplane_modes, stream_modes
+from chatplane.storage.runs import Multitask, Run
+
+_REFUSED = {
+    "interrupt_before": "static breakpoints are not supported yet; call `interrupt()` in a node",
+    "interrupt_after": "static breakpoints are not supported yet; call `interrupt()` in a node",
+    "checkpoint": "running from an earlier checkpoint is not supported yet",
+    "checkpoint_id": "running from an earlier checkpoint is not supported yet",
+    "checkpoint_during": "a graph's durability is set in its project file",
+    "durability": "a graph's durability is set in its project file",
+    "webhook": "webhooks are not supported",
+    "feedback_keys": "LangSmith feedback is not supported",
+    "langsmith_tracer": "LangSmith tracing is set by the server",
+}
+_STATUS = {
+    "pending": "pending",
+    "running": "running",
+    "waiting": "interrupted",
+    "succeeded": "success",
+    "failed": "error",
+    "cancelled": "interrupted",
+}
+
+
+class LangGraphRunCreate(BaseModel):
+    """What ``client.runs.create`` / ``stream`` / ``wait`` send (``None`` fields are left out by the SDK)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    assistant_id: str
+    input: Any = None
+    command: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    stream_mode: str | list[str] | None = None
+    stream_subgraphs: bool = False
+    stream_resumable: bool = False
+    multitask_strategy: str | None = None
+    if_not_exists: Literal["create", "reject"] | None = None
+    on_disconnect: Literal["cancel", "continue"] | None = None
+    on_completion: Literal["delete", "keep"] | None = None
+    after_seconds: int | None = None
+    strict_resume: bool | None = None
+    interrupt_before: Any = None
+    interrupt_after: Any = None
+    checkpoint: Any = None
+    checkpoint_id: Any = None
+    checkpoint_during: Any = None
+    durability: Any = None
+    webhook: Any = None
+    feedback_keys: Any = None
+    langsmith_tracer: Any = None
+
+    def refuse_unsupported(self) -> None:
+        """A 422 naming the first field set that chatplane does not do."""
+        for name, why in _REFUSED.items():
+            if getattr(self, name) is not None:
+                raise InvalidInputError(f"`{name}` is not supported: {why}.")
+        if self.after_seconds:
+            raise InvalidInputError("`after_seconds` is not supported: a run starts when it is created.")
+        if self.strict_resume:
+            raise InvalidInputError("`strict_resume` is not supported.")
+
+    def multitask(self) -> Multitask:
+        strategy = self.multitask_strategy or "reject"
+        if strategy == "rollback":
+            raise InvalidInputError("`multitask_strategy` rollback is not supported: interrupt, reject, enqueue.")
+        if strategy not in ("reject", "enqueue", "interrupt"):
+            raise InvalidInputError("`multitask_strategy` must be reject, enqueue or interrupt.")
+        return strategy  # type: ignore[return-value]
+
+    def modes(self) -> tuple[str, ...]:
+        return stream_modes(self.stream_mode)
+
+    def run_input(self) -> RunInput:
+        """What the core checks against the thread's graph (a 422 naming the field)."""
+        self.refuse_unsupported()
+        if self.input is not None and not isinstance(self.input, dict):
+            raise InvalidInputError("`input` must be an object of the graph's input keys.")
+        return RunInput(
+            input=self.input,
+            command=self.command,
+            context=self.context,
+            config=self.config,
+            metadata=self.metadata,
+            stream_mode=chatplane_modes(self.modes()),
+            stream_subgraphs=self.stream_subgraphs,
+        )
+
+
+def _iso(timestamp: float | None) -> str | None:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat() if timestamp is not None else None
+
+
+def assistant_id_of(agent: str, graph_ids: Any) -> str:
+    """A thread's or run's ``agent`` as an assistant id (a graph id names its default assistant)."""
+    return default_assistant_id(agent) if agent in graph_ids else agent
+
+
+def run_shape(run: Run, graph_ids: Any) -> dict[str, Any]:
+    """LangGraph's ``Run``: statuses pending / running / success / error / interrupted (a paused or cancelled
+    run, as LangGraph reports both)."""
+    updated = run.finished_at or run.started_at or run.created_at
+    return {
+        "run_id": run.run_id,
+        "thread_id": run.thread_id,
+        "assistant_id": assistant_id_of(run.agent, graph_ids),
+        "created_at": _iso(run.created_at),
+        "updated_at": _iso(updated),
+        "status": _STATUS[run.status],
+        "metadata": run.input.get("metadata") or {},
+        "multitask_strategy": run.multitask,
+        "kwargs": {k: run.input[k] for k in ("input", "command", "config", "context") if k in run.input},
+    }
+
+
+def langgraph_status(status: str) -> str:
+    return _STATUS[status]

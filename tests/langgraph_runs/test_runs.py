@@ -1,0 +1,180 @@
+"""Runs through LangGraph's own client (``langgraph-sdk``, pinned in the lock file): create, stream, wait, join,
+join the stream, cancel, list, get, delete, each multitask strategy and what is refused — against a real server
+serving the demo project."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from langgraph_sdk.errors import APIStatusError
+
+pytestmark = pytest.mark.e2e
+
+
+def _new() -> str:
+    return str(uuid.uuid4())
+
+
+def _status_of(exc: pytest.ExceptionInfo[APIStatusError]) -> tuple[int, str]:
+    return exc.value.response.status_code, exc.value.response.json()["error"]["message"]
+
+
+def test_create_join_get_list_and_delete_with_the_sync_client(lg_sync_client: Any) -> None:
+    client = lg_sync_client
+    tid = _new()
+    run = client.runs.create(tid, "counter", input={"count": 1}, metadata={"origin": "test"}, if_not_exists="create")
+    assert run["thread_id"] == tid and run["status"] in ("pending", "running", "success")
+    assert client.runs.join(tid, run["run_id"]) == {"count": 2, "log": ["tick"]}
+    again = client.runs.get(tid, run["run_id"])
+    assert (again["status"], again["metadata"]) == ("success", {"origin": "test"})
+    assert again["multitask_strategy"] == "reject"
+    second = client.runs.wait(tid, "counter", input={"count": 5}, context={"step": 3, "label": "x"})
+    assert second == {"count": 8, "log": ["tick", "x"]}
+    listed = client.runs.list(tid)
+    assert [r["run_id"] for r in listed][1] == run["run_id"] and len(listed) == 2
+    assert [r["status"] for r in client.runs.list(tid, status="success", limit=1, offset=1)] == ["success"]
+    assert client.runs.list(tid, select=["run_id"])[0].keys() == {"run_id"}
+    client.runs.delete(tid, run["run_id"])
+    unbound = client.threads.create()  # no graph yet: it takes the one of its first run
+    assert client.runs.wait(unbound["thread_id"], "counter", input={"count": 0}) == {"count": 1, "log": ["tick"]}
+    with pytest.raises(APIStatusError) as missing:
+        client.runs.get(tid, run["run_id"])
+    assert missing.value.response.status_code == 404
+    with pytest.raises(APIStatusError) as unknown_thread:
+        client.runs.create(_new(), "counter", input={"count": 1})  # if_not_exists defaults to reject
+    assert unknown_thread.value.response.status_code == 404
+
+
+async def test_every_stream_mode_with_subgraphs_then_resume_with_a_command(lg_client: Any) -> None:
+    client = lg_client
+    tid = _new()
+    modes = ["values", "updates", "debug", "tasks", "checkpoints", "custom"]
+    parts = [
+        p
+        async for p in client.runs.stream(
+            tid, "approval", input={"request": "x"}, stream_mode=modes, stream_subgraphs=True, if_not_exists="create"
+        )
+    ]
+    assert parts[0].event == "metadata" and set(parts[0].data) == {"run_id", "attempt"}
+    events = {p.event.split("|")[0] for p in parts[1:]}
+    assert events == {"values", "updates", "debug", "tasks", "checkpoints"}
+    assert any(p.event.startswith("values|review:") for p in parts)  # a subgraph's part, with its namespace
+    interrupted = [p for p in parts if p.event == "values" and "__interrupt__" in p.data]
+    assert interrupted[-1].data["__interrupt__"][0]["value"] == {"question": "approve x?"}
+    assert "__interrupt__" in [p for p in parts if p.event == "values"][-1].data  # the interrupt ends the stream
+    run_id = parts[0].data["run_id"]
+    assert (await client.runs.get(tid, run_id))["status"] == "interrupted"
+
+    resumed = [p async for p in client.runs.stream(tid, "approval", command={"resume": "yes"}, stream_mode="values")]
+    assert resumed[0].event == "metadata"
+    assert resumed[-1].event == "values" and resumed[-1].data == {"request": "x", "decision": "yes", "done": True}
+    assert all("__interrupt__" not in p.data for p in resumed[1:])  # nothing from before the resume
+    assert (await client.runs.get(tid, run_id))["status"] == "success"
+
+
+async def test_the_message_modes_and_custom_on_a_messages_graph(lg_client: Any) -> None:
+    client = lg_client
+    tid = _new()
+    parts = [
+        p
+        async for p in client.runs.stream(
+            tid,
+            "support",
+            input={"messages": [{"role": "user", "content": "hi"}]},
+            stream_mode=["messages-tuple", "messages", "custom"],
+            if_not_exists="create",
+        )
+    ]
+    tuples = [p.data for p in parts if p.event == "messages"]
+    assert "".join(chunk["content"] for chunk, _ in tuples) == "support says hi"
+    assert all(chunk["type"] == "AIMessageChunk" and meta["langgraph_node"] == "answer" for chunk, meta in tuples)
+    assert [p.event for p in parts if p.event.startswith("messages/")][0] == "messages/metadata"
+    partial = [p.data for p in parts if p.event == "messages/partial"]
+    assert partial[-1][0]["content"] == "support says hi" and partial[-1][0]["type"] == "ai"
+    assert {"event": "custom", "data": {"progress": "thinking"}} in [{"event": p.event, "data": p.data} for p in parts]
+    ids = [p.id for p in parts]
+    assert len(set(ids)) == len(ids)  # one id per part: a reconnect resumes between any two
+
+
+async def test_a_dropped_stream_is_rejoined_and_every_part_arrives_exactly_once(lg_client: Any) -> None:
+    client = lg_client
+    for graph, body, modes in (
+        ("steps", {}, ["updates", "values"]),
+        ("support", {"messages": [{"role": "user", "content": "hello there"}]}, ["messages", "messages-tuple"]),
+    ):
+        tid = _new()
+        first: list[Any] = []
+        stream = client.runs.stream(
+            tid, graph, input=body, stream_mode=modes, stream_resumable=True, if_not_exists="create"
+        )
+        async for part in stream:
+            first.append(part)
+            if len(first) == 4:
+                break  # the connection drops
+        await stream.aclose()
+        run_id = first[0].data["run_id"]
+        rest = [p async for p in client.runs.join_stream(tid, run_id, stream_mode=modes, last_event_id=first[-1].id)]
+        everything = [p async for p in client.runs.join_stream(tid, run_id, stream_mode=modes)]
+        assert [(p.event, p.data) for p in first + rest] == [(p.event, p.data) for p in everything]
+        assert rest and rest[0].event != "metadata"
+
+
+async def test_cancel_and_each_multitask_strategy(lg_client: Any) -> None:
+    client = lg_client
+    tid = _new()
+    first = await client.runs.create(tid, "steps", input={}, if_not_exists="create")
+    with pytest.raises(APIStatusError) as busy:
+        await client.runs.create(tid, "steps", input={}, multitask_strategy="reject")
+    assert busy.value.response.status_code == 409
+    queued = await client.runs.create(tid, "steps", input={}, multitask_strategy="enqueue")
+    assert queued["status"] == "pending"
+    assert (await client.runs.join(tid, queued["run_id"]))["done"] == ["a", "b", "c", "a", "b", "c"]
+    assert (await client.runs.get(tid, first["run_id"]))["status"] == "success"
+
+    slow = await client.runs.create(tid, "steps", input={})
+    taking_over = await client.runs.create(tid, "steps", input={}, multitask_strategy="interrupt")
+    await client.runs.join(tid, taking_over["run_id"])
+    assert (await client.runs.get(tid, slow["run_id"]))["status"] == "interrupted"
+    assert (await client.runs.get(tid, taking_over["run_id"]))["status"] == "success"
+
+    cancelled = await client.runs.create(tid, "steps", input={})
+    await client.runs.cancel(tid, cancelled["run_id"], wait=True)
+    assert (await client.runs.get(tid, cancelled["run_id"]))["status"] == "interrupted"
+    with pytest.raises(APIStatusError) as rollback:
+        await client.runs.cancel(tid, cancelled["run_id"], action="rollback")
+    assert rollback.value.response.status_code == 422
+
+
+async def test_deleting_an_active_run_is_a_conflict(lg_client: Any) -> None:
+    client = lg_client
+    tid = _new()
+    run = await client.runs.create(tid, "steps", input={}, if_not_exists="create")
+    with pytest.raises(APIStatusError) as active:
+        await client.runs.delete(tid, run["run_id"])
+    assert active.value.response.status_code == 409
+    await client.runs.cancel(tid, run["run_id"], wait=True)
+    await client.runs.delete(tid, run["run_id"])
+
+
+_REFUSED: list[tuple[str, Any]] = [
+    ("interrupt_before", ["finish"]),
+    ("interrupt_after", "*"),
+    ("checkpoint_id", "1f0"),
+    ("durability", "exit"),
+    ("webhook", "http://127.0.0.1:9/hook"),
+    ("after_seconds", 5),
+    ("feedback_keys", ["score"]),
+    ("multitask_strategy", "rollback"),
+    ("stream_mode", "events"),
+]
+
+
+def test_a_field_chatplane_does_not_support_is_refused_by_name(lg_sync_client: Any) -> None:
+    client = lg_sync_client
+    for field, value in _REFUSED:
+        with pytest.raises(APIStatusError) as refused:
+            list(client.runs.stream(_new(), "counter", input={"count": 1}, if_not_exists="create", **{field: value}))
+        status, message = _status_of(refused)
+        assert status == 422 and (field in message or str(value) in message), (field, message)
