@@ -203,15 +203,19 @@ class ProductionAgent:
         thread_id: str | None = None,
         owner: str | None = None,
         agent: str | None = None,
+        idempotency_key: str | None = None,
     ) -> str:
         """Send ``message`` as ``user_id`` in ``session_id`` and return the answer's text.
 
         ``thread_id`` is where the session is stored (default: the session id) and ``owner`` who owns it (default:
         the user); the service derives both from the caller's credential. ``agent`` picks the agent kind of a new
         session (an existing session keeps its own; asking it for another is ``AgentMismatchError``).
-        Messages to a busy session wait their turn.
+        Messages to a busy session wait their turn. ``idempotency_key``: the same message sent again with it gets
+        the first one's answer, never a second message.
         """
-        run = await self._submit(user_id, message, session_id, thread_id, owner, agent, stream_tokens=False)
+        run = await self._submit(
+            user_id, message, session_id, thread_id, owner, agent, stream_tokens=False, idempotency_key=idempotency_key
+        )
         last, answer = await self.runs.outcome(run.run_id)
         if last is not None:
             raise_if_unsuccessful(last)
@@ -226,12 +230,13 @@ class ProductionAgent:
         thread_id: str | None = None,
         owner: str | None = None,
         agent: str | None = None,
+        idempotency_key: str | None = None,
     ) -> AsyncGenerator[str, None]:
         """Like ``achat``, but yield the answer's text piece by piece as the model generates it.
 
         Closing the generator early stops the streaming, not the run: the answer still lands in the session.
         """
-        run = await self._submit(user_id, message, session_id, thread_id, owner, agent)
+        run = await self._submit(user_id, message, session_id, thread_id, owner, agent, idempotency_key=idempotency_key)
         async for event in self.runs.subscribe(run.run_id):
             if event.type == "token" and event.data.get("text"):
                 yield event.data["text"]
@@ -286,6 +291,7 @@ class ProductionAgent:
         agent: str | None,
         *,
         stream_tokens: bool = True,
+        idempotency_key: str | None = None,
     ) -> Run:
         """The one way the seed's API sends a message: to the session's thread, created on first use."""
         check_id("user_id", user_id)
@@ -299,6 +305,7 @@ class ProductionAgent:
             user_id=user_id,
             session_id=session_id,
             create_as=self.agent_kind,
+            idempotency_key=idempotency_key,
         )
 
     # --- the seed's API, sync -------------------------------------------------------------------------------------

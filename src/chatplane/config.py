@@ -98,6 +98,12 @@ class Settings(BaseSettings):
         100, ge=5, description="LangGraph super-steps allowed per run (a ReAct round takes about 6)."
     )
     tool_timeout_s: float = Field(30.0, gt=0, description="Longest wait for one tool call.")
+    idempotency_ttl_s: float = Field(
+        86_400.0,
+        gt=0,
+        description="How long an Idempotency-Key stands: a request sent again with it within this time gets the "
+        "first one's run.",
+    )
     run_timeout_s: float = Field(
         900.0,
         gt=0,

@@ -13,6 +13,7 @@
     ├── ModelNotFoundError (404)        the OpenAI-compatible endpoint was asked for a model that is no agent
     ├── ThreadBusyError (409)           the thread already has an active run (double-texting policy `reject`)
     ├── AgentMismatchError (409)        the thread was created for another agent
+    ├── IdempotencyConflictError (422)  an Idempotency-Key sent again with another request
     ├── NoMessagesError (409)           the thread's graph keeps no ``messages`` (read its state instead)
     ├── RunStateError (409)             the run is not in a state that allows this (e.g. resume a finished run)
     ├── AssistantExistsError (409)      the caller already has an assistant with that id (``if_exists: raise``)
@@ -123,6 +124,12 @@ class AgentMismatchError(ChatplaneError):
     code = "agent_mismatch"
     status = 409
     default_message = "This thread belongs to another agent; start a new thread to use a different one."
+
+
+class IdempotencyConflictError(ChatplaneError):
+    code = "idempotency_key_reused"
+    status = 422
+    default_message = "That Idempotency-Key was used for another request; use a new key for a new request."
 
 
 class NoMessagesError(ChatplaneError):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any
 
 from langchain_core.messages import BaseMessage
 
-from chatplane.core.checks import check_message
+from chatplane.core.checks import check_id, check_message
 from chatplane.core.run_input import RunInput
 from chatplane.core.services import Services
 from chatplane.errors import ChatplaneError, InvalidInputError, RunStateError, ThreadNotFoundError
@@ -16,6 +17,7 @@ from chatplane.events import EventType, RunEvent
 from chatplane.failures import as_chatplane_error
 from chatplane.runs.stateless import stream_stateless
 from chatplane.schemas import UsageReport
+from chatplane.storage.idempotency import IdempotencyKey
 from chatplane.storage.runs import Multitask, Run
 from chatplane.storage.usage import usage_report
 
@@ -39,39 +41,17 @@ class RunService:
         user_id: str | None = None,
         session_id: str | None = None,
         create_as: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Run:
         """Send ``message`` (a user message, or any ``RunInput``) to the owner's thread: a new run, started now or
-        queued by ``multitask``. A ``command`` that only resumes goes to the run waiting on the thread, if any.
+        queued by ``multitask``. A ``command`` that only resumes goes to the run waiting on the thread, if any (the
+        run comes back with ``resumed_after``: where a caller following it starts).
 
         ``agent``: the thread must talk to it (409 otherwise). ``create_as``: a missing thread is created on first
         use, talking to ``agent`` or else ``create_as`` (the seed's sessions); without it a missing thread is a 404.
-        ``stream_tokens=False`` for a caller that waits for the whole answer (``RunManager.submit``)."""
-        run, _ = await self.send_at(
-            thread_id,
-            message,
-            multitask=multitask,
-            stream_tokens=stream_tokens,
-            agent=agent,
-            user_id=user_id,
-            session_id=session_id,
-            create_as=create_as,
-        )
-        return run
-
-    async def send_at(
-        self,
-        thread_id: str,
-        message: str | RunInput,
-        *,
-        multitask: Multitask,
-        stream_tokens: bool = True,
-        agent: str | None = None,
-        user_id: str | None = None,
-        session_id: str | None = None,
-        create_as: str | None = None,
-    ) -> tuple[Run, int]:
-        """``send``, and the id of the run's event to follow it after: 0 for a new run; for a ``command`` that
-        resumed the run waiting on the thread, its ``run_resumed`` event (what it did before is not news)."""
+        ``stream_tokens=False`` for a caller that waits for the whole answer (``RunManager.submit``).
+        ``idempotency_key``: the same request sent again with it gets the first one's run, never a second message
+        (``chatplane.storage.idempotency``); the key sent with another request is ``IdempotencyConflictError``."""
         request = message if isinstance(message, RunInput) else RunInput(message=message)
         settings = self._services.settings
         if request.message is not None:
@@ -85,6 +65,10 @@ class RunService:
             "multitask": multitask,
             "stream_tokens": stream_tokens,
         }
+        if idempotency_key is not None:
+            check_id("idempotency_key", idempotency_key)
+            key = IdempotencyKey.of(idempotency_key, thread_id, dataclasses.asdict(request), multitask, agent)
+            options["idempotency"] = dataclasses.replace(key, ttl_s=settings.idempotency_ttl_s)
         try:
             try:
                 return await self._submit(thread_id, request, options)
@@ -100,7 +84,7 @@ class RunService:
         except Exception as exc:
             raise as_chatplane_error(exc, f"thread {thread_id}") from exc
 
-    async def _submit(self, thread_id: str, request: RunInput, options: dict[str, Any]) -> tuple[Run, int]:
+    async def _submit(self, thread_id: str, request: RunInput, options: dict[str, Any]) -> Run:
         """Check ``request`` against the thread's graph — unless it is a plain message and every graph served
         keeps messages (no read needed) — then hand it to the run manager."""
         services = self._services
@@ -110,14 +94,13 @@ class RunService:
             if request.resumes_only:
                 waiting = [r for r in await services.storage.runs.active(thread_id) if r.status == "waiting"]
                 if waiting:
-                    return await self._manager.resume_at(waiting[0], request.command["resume"])  # type: ignore[index]
+                    return await self._manager.resume(waiting[0], request.command["resume"])  # type: ignore[index]
             assistant = await services.targets.assistant(thread.agent, self.owner)
             if assistant is None:
                 raise InvalidInputError("This thread's assistant no longer exists.")
             served = services.catalog.get(assistant.graph_id)
             extra = request.checked(served, assistant, max_recursion=services.settings.recursion_limit)
-        run = await self._manager.submit_to(thread_id, self.owner, request.message, extra=extra, **options)
-        return run, 0
+        return await self._manager.submit_to(thread_id, self.owner, request.message, extra=extra, **options)
 
     async def get(self, run_id: str, *, thread_id: str | None = None) -> Run:
         """The owner's run; ``thread_id``: it must belong to that thread (a 422 otherwise)."""

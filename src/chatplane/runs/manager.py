@@ -28,7 +28,7 @@ from langgraph.types import Command
 
 from chatplane.agents.registry import RunTarget
 from chatplane.config import Settings
-from chatplane.errors import RunStateError, ThreadBusyError
+from chatplane.errors import IdempotencyConflictError, RunStateError, ThreadBusyError
 from chatplane.events import RunEvent
 from chatplane.runs.eventlog import MemoryEventLog
 from chatplane.runs.events import EventLog, RunFollower
@@ -36,6 +36,7 @@ from chatplane.runs.execution import Executor, RunHooks, graph_input
 from chatplane.runs.jsonable import to_jsonable
 from chatplane.runs.leases import Leases
 from chatplane.storage.engine import Storage
+from chatplane.storage.idempotency import IdempotencyKey, KeyClaimedError, claimed
 from chatplane.storage.runs import Multitask, Run, RunStatus
 from chatplane.storage.threads import Thread, check_thread
 
@@ -121,10 +122,12 @@ class RunManager:
         multitask: Multitask,
         stream_tokens: bool = True,
         extra: dict[str, Any] | None = None,
+        idempotency: IdempotencyKey | None = None,
     ) -> Run:
         """``submit`` to the owner's thread ``thread_id``, without reading it first: ``ThreadNotFoundError`` if the
         owner has no such thread, ``AgentMismatchError`` if ``agent`` is given and the thread talks to another.
-        ``extra``: the rest of a checked ``RunInput`` (input, command, context, config, stream modes)."""
+        ``extra``: the rest of a checked ``RunInput`` (input, command, context, config, stream modes).
+        ``idempotency``: a request sent again with the same key gets the run the first one created."""
         run_input: dict[str, Any] = {"user_id": user_id, "session_id": session_id, "created_at": time.time()}
         if message is not None:
             run_input["message"] = message
@@ -132,7 +135,7 @@ class RunManager:
             run_input.update(extra)
         if not stream_tokens:
             run_input["stream_tokens"] = False
-        return await self._accept(thread_id, owner, run_input, multitask, agent=agent)
+        return await self._accept(thread_id, owner, run_input, multitask, agent=agent, idempotency=idempotency)
 
     async def retry(self, failed: Run) -> Run:
         """A new run that continues the thread from where ``failed`` stopped (its message is already there)."""
@@ -142,15 +145,34 @@ class RunManager:
         return await self._accept(failed.thread_id, failed.owner, run_input, "reject")
 
     async def _accept(
-        self, thread_id: str, owner: str, run_input: dict[str, Any], multitask: Multitask, *, agent: str | None = None
+        self,
+        thread_id: str,
+        owner: str,
+        run_input: dict[str, Any],
+        multitask: Multitask,
+        *,
+        agent: str | None = None,
+        idempotency: IdempotencyKey | None = None,
     ) -> Run:
         if multitask == "interrupt":
-            return await self._accept_interrupting(thread_id, owner, run_input, agent)
+            try:
+                return await self._accept_interrupting(thread_id, owner, run_input, agent, idempotency)
+            except KeyClaimedError:
+                replayed = await self._replayed(owner, idempotency) if idempotency is not None else None
+                if replayed is None:
+                    raise ThreadBusyError() from None  # the claiming run is gone already: try again
+                return replayed
         run = Run.new(thread_id, owner, agent or "", run_input, multitask)
         accepted = await self.turns.accept(
-            run, agent=agent, default_model=self.settings.model, claim_for=self.leases.claim_for()
+            run,
+            agent=agent,
+            default_model=self.settings.model,
+            claim_for=self.leases.claim_for(),
+            idempotency=idempotency,
         )
         if not accepted.accepted:
+            if idempotency is not None and (replayed := await self._replayed(owner, idempotency)) is not None:
+                return replayed
             check_thread(accepted.thread, owner, agent)
             raise ThreadBusyError()
         self.events.open(run.run_id, here=accepted.turn is not None)
@@ -158,8 +180,23 @@ class RunManager:
             self.executor.launch(run, graph_input(run), turn=accepted.turn)
         return run
 
+    async def _replayed(self, owner: str, idempotency: IdempotencyKey) -> Run | None:
+        """The run an earlier request with this key created (None if none stands); ``IdempotencyConflictError``
+        if that request was another one."""
+        claim = await claimed(self.runs.db, owner, idempotency)
+        if claim is None:
+            return None
+        if claim.request_hash != idempotency.request_hash:
+            raise IdempotencyConflictError()
+        return await self.runs.find(claim.run_id, owner)
+
     async def _accept_interrupting(
-        self, thread_id: str, owner: str, run_input: dict[str, Any], agent: str | None
+        self,
+        thread_id: str,
+        owner: str,
+        run_input: dict[str, Any],
+        agent: str | None,
+        idempotency: IdempotencyKey | None = None,
     ) -> Run:
         """Accept a run that cancels the thread's active runs (their partial answers kept) and goes next."""
         accepted = await self.turns.accept_interrupting(
@@ -169,6 +206,7 @@ class RunManager:
             agent=agent,
             default_model=self.settings.model,
             claim_for=self.leases.claim_for(),
+            idempotency=idempotency,
         )
         run, interrupted = accepted.run, accepted.interrupted
         self.events.open(run.run_id, here=accepted.turn is not None)
@@ -210,12 +248,8 @@ class RunManager:
 
     async def resume(self, run: Run, value: Any) -> Run:
         """Answer a run that waits for a human (``interrupt``): it goes on, in this process, with ``value`` as what
-        the interrupt returns."""
-        return (await self.resume_at(run, value))[0]
-
-    async def resume_at(self, run: Run, value: Any) -> tuple[Run, int]:
-        """``resume``, and the id of the run's ``run_resumed`` event: a stream of what the run does from now on
-        starts after it."""
+        the interrupt returns. The run comes back with ``resumed_after``: a stream of what it does from now on
+        starts there (at its ``run_resumed`` event)."""
         current = await self.runs.find(run.run_id)
         if (
             current is None
@@ -227,7 +261,7 @@ class RunManager:
         resumed = await self.events.append(run.run_id, "run_resumed", event)
         current.resumed_after = resumed.id - 1
         self.executor.launch(current, Command(resume=value), fresh=False)
-        return current, resumed.id
+        return current
 
     # --- following work -------------------------------------------------------------------------------------------
     def subscribe(self, run_id: str, after: int = 0, *, through_pauses: bool = False) -> AsyncIterator[RunEvent]:

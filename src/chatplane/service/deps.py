@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Header
 from starlette.requests import HTTPConnection
 
 from chatplane.agent import ProductionAgent
@@ -51,3 +51,12 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 AgentDep = Annotated[ProductionAgent, Depends(get_agent)]
 CurrentUser = Annotated[User, Depends(current_user)]
 RunAllowedUser = Annotated[User, Depends(run_allowed)]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=128,
+        description="Send the same request again with the same key (after a 503 or a lost connection): you get "
+        "the first request's run, never a second message. A key is good for CHATPLANE_IDEMPOTENCY_TTL_S.",
+    ),
+]

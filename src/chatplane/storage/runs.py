@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from chatplane.errors import RunNotFoundError
 from chatplane.storage.database import Database, Dialect, Result, Row, Statement, dumps, in_clause, loads
+from chatplane.storage.idempotency import IdempotencyKey, claimed_by_clause, claimed_params
 
 RunStatus = Literal["pending", "running", "waiting", "succeeded", "failed", "cancelled"]
 Multitask = Literal["reject", "enqueue", "interrupt"]
@@ -133,7 +134,13 @@ class RunStore:
 
     @staticmethod
     def accept_statement(
-        run: Run, *, agent: str | None, default_model: str | None, claim_for: tuple[str, float], dialect: Dialect
+        run: Run,
+        *,
+        agent: str | None,
+        default_model: str | None,
+        claim_for: tuple[str, float],
+        dialect: Dialect,
+        idempotency: IdempotencyKey | None = None,
     ) -> Statement:
         """One insert that accepts ``run`` (its id, thread, owner, input and multitask set), taking the thread's
         agent and model, and deciding in SQL what ``RunManager._accept_interrupting`` decides in Python: the run
@@ -156,11 +163,14 @@ class RunStore:
             "FROM chatplane_threads t, (SELECT count(*) AS n, max(created_at) AS last FROM chatplane_runs "
             f"WHERE thread_id = %s AND {_ACTIVE}) a "
             "WHERE t.thread_id = %s AND t.owner = %s AND (CAST(%s AS TEXT) IS NULL OR t.agent = %s) "
-            "AND (CAST(%s AS TEXT) <> 'reject' OR a.n = 0) "
-            "RETURNING status, agent, model, created_at"
+            "AND (CAST(%s AS TEXT) <> 'reject' OR a.n = 0)"
+            + (claimed_by_clause() if idempotency is not None else "")
+            + " RETURNING status, agent, model, created_at"
         )
         params = [run.run_id, run.multitask, dumps(run.input), run.created_at, run.created_at, default_model]
         params += [worker, lease_until, run.thread_id, run.thread_id, run.owner, agent, agent, run.multitask]
+        if idempotency is not None:
+            params += claimed_params(run.owner, idempotency, run.run_id)
         return insert, params
 
     @staticmethod

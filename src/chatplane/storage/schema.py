@@ -116,6 +116,17 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (owner, assistant_id, version)
         )""",
     ],
+    [  # 8: idempotency keys (chatplane.storage.idempotency): the run each claimed key created
+        """CREATE TABLE IF NOT EXISTS chatplane_idempotency (
+            owner TEXT NOT NULL,
+            idem_key TEXT NOT NULL,
+            request_hash TEXT NOT NULL,
+            run_id TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (owner, idem_key)
+        )""",
+        "CREATE INDEX IF NOT EXISTS chatplane_idempotency_created ON chatplane_idempotency (created_at)",
+    ],
 ]
 """Schema changes after the first release, in order; ``chatplane_schema`` records how many a database has had.
 Append new steps; never edit a released one."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from chatplane.storage.database import Database
+from chatplane.storage.idempotency import IdempotencyKey, KeyClaimedError, claim_statements, release_statement
 from chatplane.storage.prefetch import PrefetchedCheckpoint, PrefetchingSaver
 from chatplane.storage.runs import Run, RunStatus, RunStore
 from chatplane.storage.threads import Thread, ThreadStore, check_thread
@@ -77,16 +78,33 @@ class TurnStore:
 
     # --- accepting ----------------------------------------------------------------------------------------------
     async def accept(
-        self, run: Run, *, agent: str | None, default_model: str | None, claim_for: tuple[str, float]
+        self,
+        run: Run,
+        *,
+        agent: str | None,
+        default_model: str | None,
+        claim_for: tuple[str, float],
+        idempotency: IdempotencyKey | None = None,
     ) -> Acceptance:
-        """Accept ``run`` (not ``interrupt``) in one transaction and one trip; see ``RunStore.accept_statement``."""
+        """Accept ``run`` (not ``interrupt``) in one transaction and one trip; see ``RunStore.accept_statement``.
+        ``idempotency``: the key is claimed for the run in the same transaction (``chatplane.storage.idempotency``);
+        a run whose key was claimed before is not inserted."""
         dialect = self.db.dialect
-        statements = [
-            ThreadStore.lock_statement(run.thread_id, dialect),
+        statements = [ThreadStore.lock_statement(run.thread_id, dialect)]
+        if idempotency is not None:
+            statements += claim_statements(run.owner, idempotency, run.run_id)
+        statements.append(
             RunStore.accept_statement(
-                run, agent=agent, default_model=default_model, claim_for=claim_for, dialect=dialect
-            ),
-        ]
+                run,
+                agent=agent,
+                default_model=default_model,
+                claim_for=claim_for,
+                dialect=dialect,
+                idempotency=idempotency,
+            )
+        )
+        if idempotency is not None:
+            statements.append(release_statement(run.owner, idempotency, run.run_id))
         if self.holds_writes:
             statements.append(end_statement(run.thread_id))
         if self._prefetching is not None:
@@ -94,7 +112,9 @@ class TurnStore:
         # Every acceptance waits for the disk, even one whose caller hears nothing before the outcome: if a crash
         # of PostgreSQL took the acceptance back, a database back before the run ended would take its turn without
         # the run's row (the outcome updates no row).
-        locked, inserted, *reads = await self.db.batch(statements)
+        results = await self.db.batch(statements)
+        keyed = idempotency is not None
+        locked, inserted, reads = results[0], results[3 if keyed else 1], results[(5 if keyed else 2) :]
         if not RunStore.accepted(run, inserted):
             rows = locked[0]
             return Acceptance(run, accepted=False, thread=Thread.from_row(rows[0]) if rows else None)
@@ -115,8 +135,10 @@ class TurnStore:
         agent: str | None,
         default_model: str | None,
         claim_for: tuple[str, float],
+        idempotency: IdempotencyKey | None = None,
     ) -> InterruptingAcceptance:
-        """Accept a run that cancels the thread's active runs (their partial answers kept) and goes next."""
+        """Accept a run that cancels the thread's active runs (their partial answers kept) and goes next.
+        ``KeyClaimedError`` (nothing stored) if ``idempotency``'s key was claimed before."""
         async with self.db.transaction() as tx:
             thread = check_thread(await ThreadStore.lock(tx, thread_id), owner, agent)
             active = await RunStore.active_for_thread(tx, thread_id)
@@ -131,6 +153,11 @@ class TurnStore:
                 tx=tx,
                 claim_for=claim_for if claimed else None,
             )
+            if idempotency is not None:
+                expire, claim = claim_statements(owner, idempotency, run.run_id)
+                await tx.execute(*expire)
+                if not await tx.execute(*claim):
+                    raise KeyClaimedError()  # the transaction, and the run's insert, roll back
             interrupted = [r for r in active if r.status in ("running", "waiting")]
             for victim in interrupted:
                 if victim.status == "waiting":  # nobody executes it: cancel it right here

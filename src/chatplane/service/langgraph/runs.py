@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from chatplane.core import UserServices
 from chatplane.errors import InvalidInputError, RunNotFoundError, ThreadNotFoundError
 from chatplane.runs.jsonable import to_jsonable
-from chatplane.service.deps import AgentDep, CurrentUser, RunAllowedUser, SettingsDep
+from chatplane.service.deps import AgentDep, CurrentUser, IdempotencyKeyHeader, RunAllowedUser, SettingsDep
 from chatplane.service.langgraph.run_body import LangGraphRunCreate, langgraph_status, run_shape
 from chatplane.service.langgraph.stream import (
     Part,
@@ -40,7 +40,9 @@ def run_path(run: Run) -> str:
     return f"/threads/{run.thread_id}/runs/{run.run_id}"
 
 
-async def start_run(mine: UserServices, thread_id: str, body: LangGraphRunCreate) -> tuple[Run, int]:
+async def start_run(
+    mine: UserServices, thread_id: str, body: LangGraphRunCreate, idempotency_key: str | None = None
+) -> tuple[Run, int]:
     """A new run of ``body`` on the owner's thread (created first for ``if_not_exists: create``), or the run the
     thread waits on, resumed by its ``command``; the event id to follow it after."""
     create_as = body.assistant_id if body.if_not_exists == "create" else None
@@ -49,9 +51,15 @@ async def start_run(mine: UserServices, thread_id: str, body: LangGraphRunCreate
     except ThreadNotFoundError:
         if create_as is None:
             raise
-    return await mine.runs.send_at(
-        thread_id, body.run_input(), multitask=body.multitask(), agent=body.assistant_id, create_as=create_as
+    run = await mine.runs.send(
+        thread_id,
+        body.run_input(),
+        multitask=body.multitask(),
+        agent=body.assistant_id,
+        create_as=create_as,
+        idempotency_key=idempotency_key,
     )
+    return run, run.resumed_after
 
 
 async def run_values(mine: UserServices, run: Run, after: int = 0) -> dict[str, Any]:
@@ -118,37 +126,52 @@ async def _thread_run(mine: UserServices, thread_id: str, run_id: str) -> Run:
 
 @router.post("/threads/{thread_id}/runs")
 async def create_run(
-    thread_id: str, body: LangGraphRunCreate, agent: AgentDep, user: RunAllowedUser, response: Response
+    thread_id: str,
+    body: LangGraphRunCreate,
+    agent: AgentDep,
+    user: RunAllowedUser,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
     """Start a run in the background; follow it with ``join`` or its ``stream``."""
     mine = agent.for_user(user.id)
     body.modes()
-    run, _ = await start_run(mine, thread_id, body)
+    run, _ = await start_run(mine, thread_id, body, idempotency_key)
     response.headers["Content-Location"] = run_path(run)
     return run_shape(await mine.runs.get(run.run_id), agent.services.catalog)
 
 
 @router.post("/threads/{thread_id}/runs/stream")
 async def stream_run(
-    thread_id: str, body: LangGraphRunCreate, agent: AgentDep, user: RunAllowedUser, settings: SettingsDep
+    thread_id: str,
+    body: LangGraphRunCreate,
+    agent: AgentDep,
+    user: RunAllowedUser,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Start a run and stream its parts. Disconnecting leaves it running (``on_disconnect: continue``) unless
     ``on_disconnect: cancel``."""
     mine = agent.for_user(user.id)
     modes = body.modes()
-    run, after = await start_run(mine, thread_id, body)
+    run, after = await start_run(mine, thread_id, body, idempotency_key)
     cancel = body.on_disconnect == "cancel"
     return stream_response(mine, run, modes, settings.sse_ping_s, after=after, cancel_on_disconnect=cancel)
 
 
 @router.post("/threads/{thread_id}/runs/wait")
 async def wait_run(
-    thread_id: str, body: LangGraphRunCreate, agent: AgentDep, user: RunAllowedUser, response: Response
+    thread_id: str,
+    body: LangGraphRunCreate,
+    agent: AgentDep,
+    user: RunAllowedUser,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any]:
     """Start a run and answer with the thread's values once it ends or pauses."""
     mine = agent.for_user(user.id)
     body.modes()
-    run, after = await start_run(mine, thread_id, body)
+    run, after = await start_run(mine, thread_id, body, idempotency_key)
     response.headers["Content-Location"] = run_path(run)
     response.headers["Location"] = f"{run_path(run)}/join"
     return await _wait(mine, run, after, cancel=body.on_disconnect == "cancel")

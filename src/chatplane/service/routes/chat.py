@@ -13,7 +13,7 @@ from chatplane.core.checks import check_message, default_session_id
 from chatplane.errors import ChatplaneError, ForbiddenError
 from chatplane.schemas import ID_PATTERN, ChatRequest, ChatResponse, ErrorBody, HistoryResponse, ResetResponse
 from chatplane.service.auth import User, session_thread_id
-from chatplane.service.deps import AgentDep, CurrentUser, RunAllowedUser, SettingsDep
+from chatplane.service.deps import AgentDep, CurrentUser, IdempotencyKeyHeader, RunAllowedUser, SettingsDep
 
 router = APIRouter(tags=["chat"])
 
@@ -32,7 +32,9 @@ def check_user_id(user_id: str, user: User) -> None:
 
 
 @router.post("/chat", response_model=ChatResponse, responses=_ERRORS, summary="Send a message, get the answer")
-async def chat(body: ChatRequest, agent: AgentDep, user: RunAllowedUser) -> ChatResponse:
+async def chat(
+    body: ChatRequest, agent: AgentDep, user: RunAllowedUser, idempotency_key: IdempotencyKeyHeader = None
+) -> ChatResponse:
     check_user_id(body.user_id, user)
     session_id = body.session_id or default_session_id(body.user_id)
     answer = await agent.achat(
@@ -42,6 +44,7 @@ async def chat(body: ChatRequest, agent: AgentDep, user: RunAllowedUser) -> Chat
         thread_id=session_thread_id(user, session_id),
         owner=user.id,
         agent=body.agent,
+        idempotency_key=idempotency_key,
     )
     return ChatResponse(response=answer, session_id=session_id)
 
@@ -52,7 +55,11 @@ async def chat(body: ChatRequest, agent: AgentDep, user: RunAllowedUser) -> Chat
     summary="Send a message, stream the answer (SSE)",
 )
 async def chat_stream(
-    body: ChatRequest, agent: AgentDep, user: RunAllowedUser, settings: SettingsDep
+    body: ChatRequest,
+    agent: AgentDep,
+    user: RunAllowedUser,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> EventSourceResponse:
     """Server-sent events: ``token`` ``{"text"}`` as the answer is generated, then ``done`` ``{"response",
     "session_id"}``, or ``error`` ``{"error": {"code", "message"}}`` if the model fails midway."""
@@ -65,7 +72,13 @@ async def chat_stream(
         parts: list[str] = []
         try:
             async for text in agent.astream_chat(
-                body.user_id, body.message, session_id, thread_id=thread_id, owner=user.id, agent=body.agent
+                body.user_id,
+                body.message,
+                session_id,
+                thread_id=thread_id,
+                owner=user.id,
+                agent=body.agent,
+                idempotency_key=idempotency_key,
             ):
                 parts.append(text)
                 yield ServerSentEvent(json.dumps({"text": text}), event="token")

@@ -30,7 +30,7 @@ from chatplane.openai_compat import (
     to_langchain,
 )
 from chatplane.service.auth import User
-from chatplane.service.deps import AgentDep, CurrentUser, RunAllowedUser, SettingsDep
+from chatplane.service.deps import AgentDep, CurrentUser, IdempotencyKeyHeader, RunAllowedUser, SettingsDep
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
@@ -92,7 +92,12 @@ async def _thread_events(events: AsyncIterator[RunEvent]) -> Events:
 
 
 async def _events(
-    body: ChatCompletionRequest, agent: ProductionAgent, user: User, thread_id: str | None, max_chars: int
+    body: ChatCompletionRequest,
+    agent: ProductionAgent,
+    user: User,
+    thread_id: str | None,
+    max_chars: int,
+    idempotency_key: str | None = None,
 ) -> Events:
     kind = await _resolve(body.model, agent, user)
     mine = agent.for_user(user.id)
@@ -101,7 +106,9 @@ async def _events(
         if thread.agent != kind:
             raise AgentMismatchError(f"That thread talks to {MODEL_PREFIX}{thread.agent}, not {body.model}.")
         text = last_user_text(body, max_chars)
-        run = await mine.runs.send(thread_id, text, multitask="enqueue", stream_tokens=body.stream)
+        run = await mine.runs.send(
+            thread_id, text, multitask="enqueue", stream_tokens=body.stream, idempotency_key=idempotency_key
+        )
         return _thread_events(mine.runs.events(run))
     messages = to_langchain(body.messages, max_chars)
     return await mine.runs.stateless(kind, messages, stream_tokens=body.stream)
@@ -118,12 +125,15 @@ async def chat_completions(
     user: RunAllowedUser,
     settings: SettingsDep,
     x_chatplane_thread: Annotated[str | None, Header(description="Continue this chatplane thread.")] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Chat Completions, streaming or not. Stateless unless a thread is named (header ``X-Chatplane-Thread`` or
-    ``metadata.chatplane_thread``). The agent's own tool calls stay inside; usage is the run's real token count."""
+    ``metadata.chatplane_thread``). The agent's own tool calls stay inside; usage is the run's real token count.
+    ``Idempotency-Key`` makes a stateful request safe to send again (a stateless one stores no message anyway)."""
     check_request(body, max_messages=settings.max_messages_per_request, max_output_tokens=settings.max_output_tokens)
     thread_id = x_chatplane_thread or (body.metadata or {}).get("chatplane_thread")
-    events = await _events(body, agent, user, str(thread_id) if thread_id else None, settings.max_message_chars)
+    thread = str(thread_id) if thread_id else None
+    events = await _events(body, agent, user, thread, settings.max_message_chars, idempotency_key)
     ids = CompletionIds(body.model)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)

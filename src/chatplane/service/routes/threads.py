@@ -25,7 +25,7 @@ from chatplane.schemas import (
     ThreadPatch,
     ThreadState,
 )
-from chatplane.service.deps import AgentDep, CurrentUser, RunAllowedUser, SettingsDep
+from chatplane.service.deps import AgentDep, CurrentUser, IdempotencyKeyHeader, RunAllowedUser, SettingsDep
 from chatplane.service.streaming import run_event_stream
 from chatplane.storage.threads import Thread
 
@@ -137,7 +137,12 @@ async def list_runs(thread_id: str, agent: AgentDep, user: CurrentUser) -> list[
     responses={202: {"model": RunOut, "description": "Accepted (background: true)"}, **_ERRORS},
 )
 async def create_run(
-    thread_id: str, body: RunCreate, agent: AgentDep, user: RunAllowedUser, response: Response
+    thread_id: str,
+    body: RunCreate,
+    agent: AgentDep,
+    user: RunAllowedUser,
+    response: Response,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> RunOut:
     """Send a message. Waits for the answer, or with ``background: true`` answers 202 at once (a waited-for run
     streams no ``token`` events: the model gives its answer whole)."""
@@ -145,7 +150,12 @@ async def create_run(
     if body.assistant_id is not None:
         await mine.thread_views.bind(thread_id, body.assistant_id)
     run = await mine.runs.send(
-        thread_id, run_input(body), multitask=body.multitask, stream_tokens=body.background, agent=body.assistant_id
+        thread_id,
+        run_input(body),
+        multitask=body.multitask,
+        stream_tokens=body.background,
+        agent=body.assistant_id,
+        idempotency_key=idempotency_key,
     )
     if body.background:
         response.status_code = status.HTTP_202_ACCEPTED
@@ -170,13 +180,20 @@ async def create_run_stream(
     agent: AgentDep,
     user: RunAllowedUser,
     settings: SettingsDep,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Send a message and stream the run's events. Disconnecting does not stop the run: re-attach with
     ``GET /v1/runs/{run_id}/stream`` and ``Last-Event-ID``."""
     mine = agent.for_user(user.id)
     if body.assistant_id is not None:
         await mine.thread_views.bind(thread_id, body.assistant_id)
-    run = await mine.runs.send(thread_id, run_input(body), multitask=body.multitask, agent=body.assistant_id)
+    run = await mine.runs.send(
+        thread_id,
+        run_input(body),
+        multitask=body.multitask,
+        agent=body.assistant_id,
+        idempotency_key=idempotency_key,
+    )
     return run_event_stream(mine.runs.events(run, run.resumed_after), settings.sse_ping_s)
 
 

@@ -3,7 +3,7 @@
 Authenticate with the ``Authorization`` header, or — browsers cannot set headers on a WebSocket — with a first frame
 ``{"type": "auth", "token": "<API key or JWT>"}``. Client frames::
 
-    {"type": "message", "message": "...", "multitask": "reject|enqueue|interrupt"}
+    {"type": "message", "message": "...", "multitask": "reject|enqueue|interrupt", "idempotency_key": "..."?}
     {"type": "cancel", "run_id": "..."}
     {"type": "resume", "run_id": "...", "decisions": [{"type": "approve"}]}
     {"type": "attach", "run_id": "...", "after": 0}
@@ -160,7 +160,10 @@ class _ThreadSession:
         if kind == "message":
             body = RunCreate(message=frame.get("message", ""), multitask=_multitask(frame))
             await self.check_new_run()
-            run = await self.runs.send(self.thread_id, str(body.message), multitask=body.multitask)
+            key = frame.get("idempotency_key")
+            if key is not None and not isinstance(key, str):
+                raise InvalidInputError("`idempotency_key` must be a string.")
+            run = await self.runs.send(self.thread_id, str(body.message), multitask=body.multitask, idempotency_key=key)
             await self.socket.send({"type": "accepted", "run": run_out(run).model_dump(mode="json")})
             self.follow(run)
         elif kind in ("cancel", "resume", "attach"):
