@@ -4,7 +4,7 @@ A client that lost the answer to a message it sent (a 503, a dropped connection)
 accepted. With an ``Idempotency-Key`` it sends the same request again and gets the run the first one created —
 never a second message. The key is claimed in the transaction that accepts the run (``TurnStore.accept``):
 
-1. an expired claim of the same key is dropped (older than its ``ttl_s``: ``CHATPLANE_IDEMPOTENCY_TTL_S``);
+1. the owner's expired claims are dropped, this key's among them (older than ``CHATPLANE_IDEMPOTENCY_TTL_S``);
 2. the key is claimed for the new run (``ON CONFLICT DO NOTHING``: a concurrent claim in another process waits
    for this transaction, then does nothing);
 3. the run is inserted only if this transaction's claim stands (``RunStore.accept_statement``'s ``claimed_by``);
@@ -55,9 +55,9 @@ def claim_statements(owner: str, key: IdempotencyKey, run_id: str) -> list[State
     """Steps 1 and 2, before the run's insert (same transaction)."""
     now = time.time()
     return [
-        (
-            "DELETE FROM chatplane_idempotency WHERE owner = %s AND idem_key = %s AND created_at < %s",
-            (owner, key.key, now - key.ttl_s),
+        (  # the owner's expired claims, this key's among them: the table holds what still stands, per owner
+            "DELETE FROM chatplane_idempotency WHERE owner = %s AND created_at < %s",
+            (owner, now - key.ttl_s),
         ),
         (
             "INSERT INTO chatplane_idempotency (owner, idem_key, request_hash, run_id, created_at) "
