@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict, TypeVar
 
@@ -18,6 +19,21 @@ M = TypeVar("M", bound=BaseModel)
 DEFAULT_URL = "http://127.0.0.1:8000"
 STREAM_RETRIES = 3
 """How many times a dropped event stream is resumed (from the last event id) before giving up."""
+CREATE_RETRIES = 3
+"""How many times a request that creates a run is sent again — with the same ``Idempotency-Key``, so never a second
+message — after a ``503`` or a connection error."""
+
+
+def idempotency_headers(key: str | None) -> dict[str, str]:
+    """The header a run-creating request carries: the caller's key, or a fresh one for this call (its retries
+    share it)."""
+    return {"Idempotency-Key": key or uuid.uuid4().hex}
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds before the ``attempt``-th retry (0.5, 1, 2 …)."""
+    return 0.5 * float(2**attempt)
+
 
 UNSET: Any = object()
 """A keyword not given (``None`` is a value a graph's ``interrupt`` may be resumed with)."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Unpack
 
@@ -10,7 +11,16 @@ import httpx
 from httpx_sse import EventSource, connect_sse
 
 from chatplane.assistant_schemas import AssistantOut
-from chatplane.client._base import DEFAULT_URL, STREAM_RETRIES, UNSET, ClientBase, RunOptions
+from chatplane.client._base import (
+    CREATE_RETRIES,
+    DEFAULT_URL,
+    STREAM_RETRIES,
+    UNSET,
+    ClientBase,
+    RunOptions,
+    idempotency_headers,
+    retry_delay,
+)
 from chatplane.client.errors import APIConnectionError
 from chatplane.events import TERMINAL_EVENTS
 from chatplane.schemas import (
@@ -57,10 +67,30 @@ class Client(ClientBase):
         except httpx.TransportError as exc:
             raise APIConnectionError(f"Cannot reach chatplane at {self.base_url}.") from exc
 
+    def _create(self, url: str, body: dict[str, Any], key: str | None) -> httpx.Response:
+        """POST a run-creating request; after a ``503`` or a connection error, send it again with the same
+        ``Idempotency-Key`` (the server answers with the first request's run): never a second message."""
+        headers = idempotency_headers(key)
+        for attempt in range(CREATE_RETRIES + 1):
+            try:
+                response = self._http.request("POST", url, json=body, headers=headers)
+            except httpx.TransportError as exc:
+                if attempt == CREATE_RETRIES:
+                    raise APIConnectionError(f"Cannot reach chatplane at {self.base_url}.") from exc
+            else:
+                if response.status_code != 503 or attempt == CREATE_RETRIES:
+                    return response
+            time.sleep(retry_delay(attempt))
+        raise AssertionError("unreachable")
+
     # --- the seed's API -------------------------------------------------------------------------------------------
-    def chat(self, message: str, *, user_id: str, session_id: str | None = None) -> ChatResponse:
+    def chat(
+        self, message: str, *, user_id: str, session_id: str | None = None, idempotency_key: str | None = None
+    ) -> ChatResponse:
+        """Send a message to a session and get the answer (sent again by itself after a 503 or a lost connection,
+        with its ``Idempotency-Key``: never twice)."""
         body = {"user_id": user_id, "message": message, "session_id": session_id}
-        return self._parse(self._request("POST", "/chat", json=body), ChatResponse)
+        return self._parse(self._create("/chat", body, idempotency_key), ChatResponse)
 
     def history(self, session_id: str) -> HistoryResponse:
         return self._parse(self._request("GET", f"/history/{session_id}"), HistoryResponse)
@@ -119,12 +149,13 @@ class Client(ClientBase):
         message: str | None = None,
         *,
         multitask: Multitask = "reject",
+        idempotency_key: str | None = None,
         **options: Unpack[RunOptions],
     ) -> RunOut:
         """Start a run and wait for it: ``run.output`` is the answer of a messages graph, ``run.values`` the state of
         any other. Give a ``message``, or ``input=`` / ``command=`` (``RunOptions`` lists every option)."""
         body = self._run_body(message, multitask, False, options)
-        return self._parse(self._request("POST", f"/v1/threads/{thread_id}/runs", json=body), RunOut)
+        return self._parse(self._create(f"/v1/threads/{thread_id}/runs", body, idempotency_key), RunOut)
 
     def start_run(
         self,
@@ -132,11 +163,12 @@ class Client(ClientBase):
         message: str | None = None,
         *,
         multitask: Multitask = "reject",
+        idempotency_key: str | None = None,
         **options: Unpack[RunOptions],
     ) -> RunOut:
         """Start a run; returns at once with the accepted run (status pending/running). Options as ``run``."""
         body = self._run_body(message, multitask, True, options)
-        return self._parse(self._request("POST", f"/v1/threads/{thread_id}/runs", json=body), RunOut)
+        return self._parse(self._create(f"/v1/threads/{thread_id}/runs", body, idempotency_key), RunOut)
 
     def list_runs(self, thread_id: str) -> list[RunOut]:
         """The thread's latest runs, newest first."""
@@ -166,14 +198,19 @@ class Client(ClientBase):
         message: str | None = None,
         *,
         multitask: Multitask = "reject",
+        idempotency_key: str | None = None,
         **options: Unpack[RunOptions],
     ) -> Iterator[RunEvent]:
         """Start a run and iterate over its events as they happen (with ``stream_mode=``, LangGraph's parts too,
         as events of that type). A dropped connection is resumed from the last event received, so every event
         arrives exactly once. It ends when the run does, or pauses for a human."""
         body = self._run_body(message, multitask, False, options)
-        opener = connect_sse(self._http, "POST", f"/v1/threads/{thread_id}/runs/stream", json=body)
-        return self._follow(opener, None, 0)
+        headers = idempotency_headers(idempotency_key)  # a start that fails before any event is sent again
+
+        def post() -> AbstractContextManager[EventSource]:
+            return connect_sse(self._http, "POST", f"/v1/threads/{thread_id}/runs/stream", json=body, headers=headers)
+
+        return self._follow(post(), None, 0, restart=post)
 
     def attach(self, run_id: str, *, after: int = 0) -> Iterator[RunEvent]:
         """Follow a run: its events after ``after``, then live ones until it ends or waits for approval."""
@@ -183,12 +220,18 @@ class Client(ClientBase):
         return connect_sse(self._http, "GET", f"/v1/runs/{run_id}/stream", headers={"Last-Event-ID": str(after)})
 
     def _follow(
-        self, opener: AbstractContextManager[EventSource], run_id: str | None, last_id: int
+        self,
+        opener: AbstractContextManager[EventSource],
+        run_id: str | None,
+        last_id: int,
+        restart: Callable[[], AbstractContextManager[EventSource]] | None = None,
     ) -> Iterator[RunEvent]:
         retries, last = 0, None
         while True:
             try:
                 with opener as source:
+                    if source.response.status_code == 503 and restart is not None and retries < CREATE_RETRIES:
+                        raise httpx.RemoteProtocolError("unavailable: start again")  # with the same key
                     if source.response.status_code >= 400:
                         source.response.read()
                         self._raise_for_status(source.response)
@@ -201,6 +244,10 @@ class Client(ClientBase):
                         if event.type in TERMINAL_EVENTS:
                             return
             except httpx.TransportError as exc:
+                if run_id is None and restart is not None and retries < CREATE_RETRIES:
+                    retries += 1  # the run may not exist: start it again, with the same Idempotency-Key
+                    opener = restart()
+                    continue
                 if run_id is None or retries >= STREAM_RETRIES:
                     raise APIConnectionError("The event stream broke and could not be resumed.") from exc
                 if self._paused(last):
