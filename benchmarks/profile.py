@@ -69,7 +69,8 @@ async def _profile(args: argparse.Namespace, raw_path: Path) -> str:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     target = TARGETS[args.target]
     with tempfile.TemporaryDirectory(prefix="chatplane-profile-") as tmp, MockOpenAIServer(own_process=True) as mock:
-        async with launched(target, mock_url=mock.url, workdir=Path(tmp), pg_admin_url=args.pg_url) as subject:
+        src = Path(args.src).resolve() if args.src else None
+        async with launched(target, mock_url=mock.url, workdir=Path(tmp), pg_admin_url=args.pg_url, src=src) as subject:
             scenario = run_ttft if args.stream else run_concurrency
             await scenario(subject, users=args.users, turns=1, budget_s=30, drain_s=30)  # warm up
             sampler = await asyncio.create_subprocess_exec(
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--rate", type=int, default=250, help="samples per second")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--src", help="a chatplane source tree to profile (default: this repository)")
     parser.add_argument("--collapsed", help="keep py-spy's collapsed stacks here")
     parser.add_argument(
         "--pg-url", default=os.environ.get("CHATPLANE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
