@@ -193,8 +193,7 @@ class Executor:
                 requests = [{"id": i.id, "value": to_jsonable(i.value)} for i in translator.interrupts]
                 await self.events.append(run.run_id, "interrupt", {"requests": requests})
                 return
-            next_up = await self.finish(run, "succeeded", translator.usage, turn=turn)
-            await self.events.append(run.run_id, "run_completed", {"status": "succeeded", "usage": translator.usage})
+            next_up = await asyncio.shield(self._commit_success(run, translator.usage, turn))
         except asyncio.CancelledError:
             if run.run_id in self.handing_back:
                 raise  # shutting down: the run goes back to the queue as it is
@@ -272,6 +271,29 @@ class Executor:
         """For a run whose outcome was recorded elsewhere: the hooks, then its terminal event."""
         await self.hooks.call(self.hooks.finished, run)
         await self.events.append(run.run_id, kind, data)
+
+    async def _commit_success(self, run: Run, usage: dict[str, int], turn: Turn) -> list[Run] | None:
+        """Record a finished run's success with what it wrote, in one transaction (``finish``), then tell its
+        followers. One truth per turn: should the commit fail — the database gone as the outcome was committed,
+        perhaps after the commit landed — the same commit is made again, for up to three storage timeouts: it is
+        idempotent (the savers' and the transcript's writes are upserts, the outcome an update). It never falls back
+        on recording a failure with the run's writes, which would leave an answer in the thread of a run that says
+        it gave none. If the database stays away, nothing is recorded and no outcome is told: the run stays
+        ``running``, its lease lapses, and recovery settles it — from the run's own checkpoint if the commit
+        landed, by running the turn again if it did not — and its followers hear that outcome."""
+        delay, deadline = 0.25, time.monotonic() + self.settings.storage_timeout_s * 3
+        while True:
+            try:
+                next_up = await self.finish(run, "succeeded", usage, turn=turn)
+                break
+            except Exception as exc:
+                if time.monotonic() + delay > deadline:
+                    as_chatplane_error(exc, f"run {run.run_id} (its success not recorded: left for recovery)")
+                    return None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        await self.events.append(run.run_id, "run_completed", {"status": "succeeded", "usage": usage})
+        return next_up
 
     async def _record_failure(
         self, run: Run, translator: StreamTranslator, code: str, message: str, turn: Turn | None = None
