@@ -143,15 +143,21 @@ async def test_a_run_whose_outcome_was_not_recorded_is_recovered_while_others_ru
         model=f"fake:{words}?token_delay=0.1",  # 4 s an answer streamed token by token
         run_lease_s=1,
         run_recovery="fail",
+        storage_timeout_s=0.2,  # the success commit is tried again for three of these, then left for recovery
     )
     async with ProductionAgent(settings=settings) as agent:
         with monkeypatch.context() as patch:
             refused = ("SELECT * FROM chatplane_no_such_table", ())  # an error on both databases
             patch.setattr(RunStore, "finish_statement", staticmethod(lambda *a, **k: refused))
-            with pytest.raises(ChatplaneError):
-                await agent.achat("alice", "lost")  # a whole answer at once: no token delay
-        [orphan] = await agent.storage.runs.list_for_thread("session-alice")
-        assert orphan.status == "running"
+            lost = asyncio.create_task(agent.achat("alice", "lost"))  # a whole answer at once: no token delay
+            deadline = time.monotonic() + 10
+            while not (await agent.storage.runs.list_for_thread("session-alice")) or agent.runs.executor.executing():
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            [orphan] = await agent.storage.runs.list_for_thread("session-alice")
+            assert orphan.status == "running"  # its task ended without its outcome recorded
+        with pytest.raises(ChatplaneError):
+            await lost  # told the outcome recovery records
         busy = await agent.threads.create("bob", "chat")
         other = await agent.runs.submit(busy, "keep the worker busy", user_id="bob", multitask="reject")
         deadline = time.monotonic() + 10
@@ -176,7 +182,9 @@ async def test_a_run_that_keeps_losing_its_worker_is_failed_after_the_allowed_re
     from chatplane import ProductionAgent
     from chatplane.errors import ChatplaneError
 
-    settings = make_settings(storage_url=persistent_storage_url, run_lease_s=1, run_max_recoveries=1)
+    settings = make_settings(
+        storage_url=persistent_storage_url, run_lease_s=1, run_max_recoveries=1, storage_timeout_s=0.2
+    )
     original = RunStore.finish_statement
 
     def refused_but_worker_lost(run, status, usage, error_code):  # noqa: ANN001, ANN202
