@@ -59,8 +59,8 @@ class Settings(BaseSettings):
     context_budget_tokens: int | None = Field(
         None,
         ge=64,
-        description="Most tokens of history sent to the model per call (newest first); default: what fits the "
-        "embedded model, or 100,000. The thread keeps every message.",
+        description="Most tokens of history sent to the model per call (newest first); default 8,000, sized for "
+        "cost (less if the embedded model holds less). The thread keeps every message.",
     )
     openai_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("CHATPLANE_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key")
