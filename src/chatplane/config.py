@@ -59,8 +59,8 @@ class Settings(BaseSettings):
     context_budget_tokens: int | None = Field(
         None,
         ge=64,
-        description="Most tokens of history sent to the model per call (newest first); default: what fits the "
-        "embedded model, or 100,000. The thread keeps every message.",
+        description="Most tokens of history sent to the model per call (newest first); default 8,000, sized for "
+        "cost (less if the embedded model holds less). The thread keeps every message.",
     )
     openai_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("CHATPLANE_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key")
@@ -211,6 +211,18 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest a client may take to send a request's headers (from its connection, or from the first "
         "byte of a later request) before a 408 and the connection closed.",
+    )
+    connection_max_requests: int = Field(
+        1000,
+        ge=0,
+        description="Requests one client connection may carry; the last is answered with `Connection: close`, so "
+        "clients reconnect and spread over the workers again (0 = no bound).",
+    )
+    connection_max_age_s: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds a client connection may stay open; the next response after that closes it, so a "
+        "restarted worker gets its share of clients back within this time (0 = no bound).",
     )
     request_body_timeout_s: float = Field(
         30.0, gt=0, description="Longest a client may take to send a request's body before a 408."

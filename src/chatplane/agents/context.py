@@ -36,15 +36,28 @@ from chatplane.storage.transcript import Archived, Transcript
 _SYSTEM_PROMPT_ALLOWANCE = 200
 
 
+DEFAULT_CONTEXT_BUDGET_TOKENS = 8_000
+"""The history a model call gets unless told otherwise, sized for cost rather than for the model's window.
+
+Every turn pays for its whole prompt: with a budget as large as the window (100,000 tokens, the old default), a long
+thread's every turn was billed 100k input tokens (about $0.25 at $2.50 a million) and carried ~1,500 messages
+through chatplane, so throughput fell as threads grew. 8,000 tokens is the last ten to twenty exchanges of a chat
+(32 KB of text) — what a conversation needs to stay coherent — for at most about $0.02 of history a turn, and a
+prompt that stays flat once a thread is past it. Longer memory is a choice: ``CHATPLANE_CONTEXT_BUDGET_TOKENS``,
+or an assistant's ``context_budget_tokens``. The thread itself keeps every message either way.
+"""
+
+
 def context_budget(settings: Settings) -> int:
-    """The configured budget, or one that fits the embedded model's per-request context."""
+    """The configured budget, else ``DEFAULT_CONTEXT_BUDGET_TOKENS`` — less when the embedded model's per-request
+    context is smaller (a prompt it cannot hold would fail, not just cost more)."""
     if settings.context_budget_tokens:
         return settings.context_budget_tokens
     if settings.model.startswith("local:"):
         per_slot = settings.local_context_tokens // settings.local_parallel
         reply = settings.max_output_tokens or 512
-        return max(256, per_slot - reply - _SYSTEM_PROMPT_ALLOWANCE)
-    return 100_000
+        return min(DEFAULT_CONTEXT_BUDGET_TOKENS, max(256, per_slot - reply - _SYSTEM_PROMPT_ALLOWANCE))
+    return DEFAULT_CONTEXT_BUDGET_TOKENS
 
 
 def _thread_id() -> str | None:

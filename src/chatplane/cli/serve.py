@@ -64,6 +64,6 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        http=http_protocol(settings) if workers == 1 else WORKER_HTTP_PROTOCOL,  # deadlines for slow clients' headers
+        http=http_protocol(settings) if workers == 1 else WORKER_HTTP_PROTOCOL,  # header deadlines, bounded connections
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
     )

@@ -1,4 +1,5 @@
-"""How uvicorn serves the app: a deadline for each request's head, so that a slow client cannot hold a connection.
+"""How uvicorn serves the app: a deadline for each request's head (a slow client cannot hold a connection) and a
+bound on each connection's life (clients spread again over the workers after one restarts).
 
 uvicorn bounds the idle time between two requests of a connection (keep-alive, 5 s), but neither the wait for a new
 connection's first byte nor the time a client takes to send a request's headers: a client that trickles a header
@@ -8,8 +9,17 @@ request head, and each later one from its first byte, must be complete within ``
 otherwise the client gets a ``408`` and the connection is closed. The body has a deadline of its own, in ASGI
 (``middleware.BodyLimits``).
 
-This leans on two attributes of uvicorn's protocol — ``transport``, and ``cycle`` (the current request, replaced
-when the next request's head is complete) — with uvicorn pinned; ``tests/service/test_slow_clients.py`` fails if
+It also bounds how long a client keeps one connection (``BoundedConnectionProtocol``): a connection that has
+served ``CHATPLANE_CONNECTION_MAX_REQUESTS`` requests, or has been open ``CHATPLANE_CONNECTION_MAX_AGE_S``, answers
+its next request with ``Connection: close`` and is closed after that response. Clients that keep their
+connections would otherwise stay on the worker they first reached: after a worker restarts it gets no one back,
+and the next fault hits nearly every user. Closing after a complete response loses nothing — the client opens a
+new connection for its next request, which the listening socket hands to whichever worker accepts it first (an
+idle, restarted one included).
+
+This leans on three attributes of uvicorn's protocol — ``transport``, ``cycle`` (the current request, replaced
+when the next request's head is complete) and the cycle's ``keep_alive`` (read when the response starts) — with
+uvicorn pinned; ``tests/service/test_slow_clients.py`` and ``tests/service/test_connection_bounds.py`` fail if
 they move.
 """
 
@@ -85,12 +95,52 @@ class HeadDeadlineProtocol(HttpToolsProtocol):
         transport.close()
 
 
+class BoundedConnectionProtocol(HeadDeadlineProtocol):
+    """``HeadDeadlineProtocol`` that ends a connection after ``max_requests`` requests or ``max_age_s`` seconds,
+    with ``Connection: close`` on the response that reaches the bound (0 = no bound; None: the process's settings,
+    as for ``header_timeout_s``)."""
+
+    max_requests: int | None = None
+    max_age_s: float | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cls = type(self)
+        settings = get_settings() if cls.max_requests is None or cls.max_age_s is None else None
+        self._max_requests = cls.max_requests if settings is None else settings.connection_max_requests
+        self._max_age_s = cls.max_age_s if settings is None else settings.connection_max_age_s
+        self._opened_at = 0.0
+        self._served = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._opened_at = self.loop.time()
+
+    def on_headers_complete(self) -> None:
+        before = getattr(self, "cycle", None)
+        super().on_headers_complete()
+        cycle = getattr(self, "cycle", None)
+        if cycle is None or cycle is before:
+            return  # an upgrade (WebSocket): not an HTTP request of this connection's
+        self._served += 1
+        if self._bound_reached():
+            cycle.keep_alive = False  # the response says ``Connection: close``; uvicorn closes after sending it
+
+    def _bound_reached(self) -> bool:
+        too_many = bool(self._max_requests) and self._served >= (self._max_requests or 0)
+        too_old = bool(self._max_age_s) and self.loop.time() - self._opened_at >= (self._max_age_s or 0.0)
+        return too_many or too_old
+
+
 def http_protocol(settings: Settings) -> type[asyncio.Protocol]:
     """The HTTP protocol for one process serving with ``settings``."""
-    return type(
-        "ChatplaneHttpProtocol", (HeadDeadlineProtocol,), {"header_timeout_s": settings.request_header_timeout_s}
-    )
+    bounds = {
+        "header_timeout_s": settings.request_header_timeout_s,
+        "max_requests": settings.connection_max_requests,
+        "max_age_s": settings.connection_max_age_s,
+    }
+    return type("ChatplaneHttpProtocol", (BoundedConnectionProtocol,), bounds)
 
 
-WORKER_HTTP_PROTOCOL = f"{__name__}:HeadDeadlineProtocol"
-"""The protocol for worker processes, by name (its deadline read from each worker's settings)."""
+WORKER_HTTP_PROTOCOL = f"{__name__}:BoundedConnectionProtocol"
+"""The protocol for worker processes, by name (its bounds read from each worker's settings)."""

@@ -2,6 +2,7 @@
 
 ===================  ==============================================================================================
 ``engine``           ``open_storage(settings)`` → ``Storage``: the database adapter, the checkpointer, readiness
+``probe``            PostgreSQL's readiness on a connection of its own (a busy pool is not "down")
 ``database``         the async adapter for chatplane's own tables (``execute``, ``transaction``, one-trip ``batch``)
 ``schema``           chatplane's tables and their migrations
 ``turns``            the unit of work of one run: what was read as it was accepted, the writes it holds for its

@@ -29,6 +29,7 @@ from chatplane.errors import ConfigError, StorageUnavailableError
 from chatplane.storage.assistants import AssistantStore
 from chatplane.storage.database import Database, PostgresDatabase
 from chatplane.storage.prefetch import PrefetchingSaver
+from chatplane.storage.probe import PostgresProbe
 from chatplane.storage.runs import RunStore
 from chatplane.storage.schema import SQLITE_CACHE_PRAGMA, create_schema, open_sqlite_database
 from chatplane.storage.threads import ThreadStore
@@ -70,12 +71,15 @@ class Storage:
         turns: OpenTurns,
         durability: Durability,
         pool: Any = None,
+        probe: PostgresProbe | None = None,
     ) -> None:
-        """``turns``: the register the savers were built with (``chatplane.storage.unit_of_work``)."""
+        """``turns``: the register the savers were built with (``chatplane.storage.unit_of_work``); ``probe``:
+        readiness on a connection outside the pool (PostgreSQL)."""
         self.kind = kind
         self.checkpointer = checkpointer
         self.db = db  # chatplane's own tables (threads, runs …)
         self.pool = pool  # psycopg_pool.AsyncConnectionPool on PostgreSQL
+        self._probe = probe
         self.threads = ThreadStore(db)
         self.runs = RunStore(db)
         self.assistants = AssistantStore(db)
@@ -98,13 +102,12 @@ class Storage:
         return merge_history(await self.transcript.messages(thread_id), working)
 
     async def ping(self) -> bool:
-        """True when the database answers a trivial query now."""
+        """True when the database answers a trivial query now — never "false" only because the pool is busy: on
+        PostgreSQL the query runs on the probe's own connection (``chatplane.storage.probe``)."""
+        if self._probe is not None:
+            return await self._probe.ping()
         try:
-            if self.pool is not None:
-                async with self.pool.connection(timeout=2.0) as conn:
-                    await conn.execute("SELECT 1")
-            else:
-                await self.db.fetchone("SELECT 1 AS ok")
+            await self.db.fetchone("SELECT 1 AS ok")
         except STORAGE_ERRORS:
             return False
         return True
@@ -212,6 +215,7 @@ async def _open_sqlite(settings: Settings) -> AsyncIterator[Storage]:
         yield Storage("sqlite", saver, db, turns=turns, durability=settings.checkpoint_durability)
 
 
+_READY_TIMEOUT_S = 2.0  # the longest a readiness probe waits for PostgreSQL (Kubernetes' probe waits 3 s here)
 _SETUP_LOCK = 0x63706C62  # advisory lock id for LangGraph's migrations (ours use 0x63706C61)
 
 
@@ -245,6 +249,7 @@ async def _open_postgres(settings: Settings) -> AsyncIterator[Storage]:
     except STORAGE_ERRORS as exc:
         await pool.close()
         raise StorageUnavailableError(f"Cannot reach PostgreSQL at {redact_url(url)} (CHATPLANE_STORAGE_URL).") from exc
+    probe = PostgresProbe(url, min(settings.storage_timeout_s, _READY_TIMEOUT_S))
     try:
         turns = OpenTurns()
         saver = PooledPostgresSaver(pool, turns=turns)
@@ -262,6 +267,9 @@ async def _open_postgres(settings: Settings) -> AsyncIterator[Storage]:
         db = PostgresDatabase(pool)
         await create_schema(db)
         log.info("storage: postgresql at %s", redact_url(url))
-        yield Storage("postgres", saver, db, turns=turns, durability=settings.checkpoint_durability, pool=pool)
+        yield Storage(
+            "postgres", saver, db, turns=turns, durability=settings.checkpoint_durability, pool=pool, probe=probe
+        )
     finally:
+        await probe.close()
         await pool.close()
