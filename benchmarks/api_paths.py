@@ -1,13 +1,15 @@
 """The same turn through chatplane's two run APIs, in one run, one table: the native ``/v1`` path and the LangGraph
-Platform API path that ``langgraph-sdk`` (``client.runs.wait``) and ``RemoteGraph`` take.
+Platform API path that ``langgraph-sdk`` (``client.runs.wait``) and ``RemoteGraph`` take (and ``v1-input``, which
+tells the two apart: the LangGraph body over ``/v1``).
 
 =============  ==================================================================================================
 ``v1``         ``POST /v1/threads/{id}/runs {"message"}``: the run, waited for (its ``output``)
+``v1-input``   the same with LangGraph's ``{"input": {"messages": [...]}}`` for a body instead of ``message``
 ``langgraph``  ``POST /threads/{id}/runs/wait {"assistant_id": "chat", "input": {"messages": [...]}}`` — the body
                ``client.runs.wait(thread_id, "chat", input=...)`` sends; the thread's values back
 =============  ==================================================================================================
 
-Both over raw HTTP on the load generator's aiohttp client (one connection per user), so the comparison is the
+All over raw HTTP on the load generator's aiohttp client (one connection per user), so the comparison is the
 server's and not two client libraries'. Each user's thread is created before the clock starts; every (path, users)
 gets a fresh ``chatplane-sqlite`` server on fresh storage and the same mock model. ``langgraph dev`` (langgraph-api's
 in-memory server) is not installed here, so it is not a column::
@@ -35,7 +37,7 @@ from benchmarks.mock_openai import MockOpenAIServer
 from benchmarks.options import add_mock_options, add_pg_url_option
 from benchmarks.targets import TARGETS, launched
 
-PATHS = ("v1", "langgraph")
+PATHS = ("v1", "v1-input", "langgraph")
 Turn = Callable[[aiohttp.ClientSession, str], Awaitable[None]]
 
 
@@ -49,14 +51,18 @@ async def _post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], o
 
 async def new_thread(path: str, client: aiohttp.ClientSession, base: str) -> Turn:
     """Create the user's thread on ``path`` (not timed); → one turn on it."""
-    if path == "v1":
+    if path.startswith("v1"):
         thread = await _post(client, f"{base}/v1/threads", {"agent": "chat"}, lambda d: "thread_id" in d)
         url = f"{base}/v1/threads/{thread['thread_id']}/runs"
 
         async def v1_turn(session: aiohttp.ClientSession, text: str) -> None:
             await _post(session, url, {"message": text}, lambda d: d.get("status") == "succeeded")
 
-        return v1_turn
+        async def v1_input_turn(session: aiohttp.ClientSession, text: str) -> None:
+            body = {"input": {"messages": [{"role": "user", "content": text}]}}
+            await _post(session, url, body, lambda d: d.get("status") == "succeeded")
+
+        return v1_turn if path == "v1" else v1_input_turn
     thread = await _post(client, f"{base}/threads", {"metadata": {"graph_id": "chat"}}, lambda d: "thread_id" in d)
     url = f"{base}/threads/{thread['thread_id']}/runs/wait"
 
@@ -122,10 +128,11 @@ def _row(result: Result) -> str:
 
 
 def table(results: list[Result]) -> str:
-    """One Markdown table: each user count on both paths, and the LangGraph path's throughput against ``v1``'s."""
+    """One Markdown table: each user count on every path, and each path's throughput against ``v1``'s."""
     lines = [
-        "| users | path | turns ok / errors | turns/s | p50 ms | p95 ms | server CPU ms/turn | vs `v1` |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| users | path | turns ok / errors | turns/s | p50 ms | p95 ms | server CPU ms/turn | vs `v1` "
+        "| speed probe ms |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     native = {r.users: r.summary()["throughput"] for r in results if r.scenario == "api-v1"}
     for r in results:
@@ -134,7 +141,8 @@ def table(results: list[Result]) -> str:
         ratio = f"{s['throughput'] / base:.0%}" if base and s["throughput"] else "—"
         lines.append(
             f"| {r.users} | `{r.scenario.removeprefix('api-')}` | {s['ok']} / {s['errors']} | "
-            f"{s['throughput'] or 0:.1f} | {_ms(s['p50'])} | {_ms(s['p95'])} | {_num(s['cpu_ms_per_turn'])} | {ratio} |"
+            f"{s['throughput'] or 0:.1f} | {_ms(s['p50'])} | {_ms(s['p95'])} | {_num(s['cpu_ms_per_turn'])} | "
+            f"{ratio} | {_num(s['speed_probe_ms'])} |"
         )
     return "\n".join(lines)
 
