@@ -27,6 +27,18 @@ chromium:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# The useStream browser test's page (tests/langgraph_ui): npm packages pinned by its package-lock.json, bundled by
+# esbuild; rebuilt only when missing or older than its sources.
+UI := tests/langgraph_ui
+$(UI)/node_modules/.package-lock.json: $(UI)/package.json $(UI)/package-lock.json
+	cd $(UI) && npm ci --no-audit --no-fund --loglevel=error
+
+$(UI)/dist/app.js: $(UI)/node_modules/.package-lock.json $(UI)/src/main.jsx $(UI)/index.html
+	cd $(UI) && npm run --silent build
+
+.PHONY: langgraph-ui
+langgraph-ui: $(UI)/dist/app.js
+
 .PHONY: help
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -43,7 +55,7 @@ chat: $(RUNTIME_STAMP) ## Chat in the terminal with the embedded model
 	$(BIN)/chatplane chat
 
 .PHONY: test
-test: $(DEV_STAMP) chromium ## Install test dependencies (and Chromium), then run every test
+test: $(DEV_STAMP) chromium langgraph-ui ## Install test dependencies (Chromium, the useStream page), then run every test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: bench

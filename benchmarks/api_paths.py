@@ -1,0 +1,176 @@
+"""The same turn through chatplane's two run APIs, in one run, one table: the native ``/v1`` path and the LangGraph
+Platform API path that ``langgraph-sdk`` (``client.runs.wait``) and ``RemoteGraph`` take (and ``v1-input``, which
+tells the two apart: the LangGraph body over ``/v1``).
+
+=============  ==================================================================================================
+``v1``         ``POST /v1/threads/{id}/runs {"message"}``: the run, waited for (its ``output``)
+``v1-input``   the same with LangGraph's ``{"input": {"messages": [...]}}`` for a body instead of ``message``
+``langgraph``  ``POST /threads/{id}/runs/wait {"assistant_id": "chat", "input": {"messages": [...]}}`` — the body
+               ``client.runs.wait(thread_id, "chat", input=...)`` sends; the thread's values back
+=============  ==================================================================================================
+
+All over raw HTTP on the load generator's aiohttp client (one connection per user), so the comparison is the
+server's and not two client libraries'. Each user's thread is created before the clock starts; every (path, users)
+gets a fresh ``chatplane-sqlite`` server on fresh storage and the same mock model. ``langgraph dev`` (langgraph-api's
+in-memory server) is not installed here, so it is not a column::
+
+    python -m benchmarks.api_paths                      # 1, 50 and 200 users, 10 turns each
+    python -m benchmarks.api_paths --users 1,50 --turns 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from benchmarks.load import Result, Subject, _client, _measured, _message, run_loop
+from benchmarks.mock_openai import MockOpenAIServer
+from benchmarks.options import add_mock_options, add_pg_url_option
+from benchmarks.targets import TARGETS, launched
+
+PATHS = ("v1", "v1-input", "langgraph")
+Turn = Callable[[aiohttp.ClientSession, str], Awaitable[None]]
+
+
+async def _post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], ok: Callable[[Any], bool]) -> Any:
+    async with client.post(url, json=body) as response:
+        data = await response.json(content_type=None)
+        if response.status not in (200, 201) or not ok(data):
+            raise RuntimeError(f"HTTP {response.status}: {str(data)[:200]}")
+        return data
+
+
+async def new_thread(path: str, client: aiohttp.ClientSession, base: str) -> Turn:
+    """Create the user's thread on ``path`` (not timed); → one turn on it."""
+    if path.startswith("v1"):
+        thread = await _post(client, f"{base}/v1/threads", {"agent": "chat"}, lambda d: "thread_id" in d)
+        url = f"{base}/v1/threads/{thread['thread_id']}/runs"
+
+        async def v1_turn(session: aiohttp.ClientSession, text: str) -> None:
+            await _post(session, url, {"message": text}, lambda d: d.get("status") == "succeeded")
+
+        async def v1_input_turn(session: aiohttp.ClientSession, text: str) -> None:
+            body = {"input": {"messages": [{"role": "user", "content": text}]}}
+            await _post(session, url, body, lambda d: d.get("status") == "succeeded")
+
+        return v1_turn if path == "v1" else v1_input_turn
+    thread = await _post(client, f"{base}/threads", {"metadata": {"graph_id": "chat"}}, lambda d: "thread_id" in d)
+    url = f"{base}/threads/{thread['thread_id']}/runs/wait"
+
+    async def langgraph_turn(session: aiohttp.ClientSession, text: str) -> None:
+        body = {"assistant_id": "chat", "input": {"messages": [{"role": "user", "content": text}]}}
+        await _post(session, url, body, lambda d: isinstance(d, dict) and "__error__" not in d and "messages" in d)
+
+    return langgraph_turn
+
+
+async def run_path(subject: Subject, path: str, *, users: int, turns: int, budget_s: float) -> Result:
+    """``users`` at once on ``path``, ``turns`` turns each, after one unmeasured turn each (threads warm)."""
+    result = Result(f"api-{path}", subject.name, users, turns)
+    tag = uuid.uuid4().hex[:6]
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [await stack.enter_async_context(_client()) for _ in range(users)]
+        turns_of = [await new_thread(path, client, subject.url) for client in clients]
+        await asyncio.gather(
+            *(turn(client, f"[{tag}] warm-up") for turn, client in zip(turns_of, clients, strict=True))
+        )
+        deadline = time.monotonic() + budget_s
+
+        async def user(i: int) -> None:
+            for n in range(turns):
+                if time.monotonic() > deadline:
+                    result.stopped = f"budget {budget_s:g} s"
+                    return
+                started = time.perf_counter()
+                try:
+                    await turns_of[i](clients[i], _message(tag, i, n))
+                except (TimeoutError, RuntimeError, aiohttp.ClientError) as exc:
+                    result.error(str(exc)[:200] or type(exc).__name__)
+                    continue
+                result.ok += 1
+                result.latencies.append(time.perf_counter() - started)
+
+        async with _measured(subject, result):
+            await asyncio.gather(*(user(i) for i in range(users)))
+    return result
+
+
+async def run(args: argparse.Namespace) -> list[Result]:
+    results: list[Result] = []
+    config = {"ttft": args.mock_ttft, "tokens": args.mock_tokens, "token_interval": args.mock_token_interval}
+    target = TARGETS["chatplane-sqlite"]
+    mock = MockOpenAIServer(own_process=True, **config)
+    with tempfile.TemporaryDirectory(prefix="chatplane-api-paths-") as tmp, mock:
+        for users in args.users:
+            for path in PATHS:
+                async with launched(target, mock_url=mock.url, workdir=Path(tmp), pg_admin_url=args.pg_url) as subject:
+                    result = await run_path(subject, path, users=users, turns=args.turns, budget_s=args.budget)
+                print(f"  {path:<10} {users:>4} users: {_row(result)}", flush=True)
+                results.append(result)
+    return results
+
+
+def _row(result: Result) -> str:
+    s = result.summary()
+    return (
+        f"{s['ok']} ok, {s['errors']} errors, {s['throughput'] or 0:.1f} turns/s, p50 {_ms(s['p50'])} ms, "
+        f"p95 {_ms(s['p95'])} ms, {_num(s['cpu_ms_per_turn'])} ms CPU/turn"
+    )
+
+
+def table(results: list[Result]) -> str:
+    """One Markdown table: each user count on every path, and each path's throughput against ``v1``'s."""
+    lines = [
+        "| users | path | turns ok / errors | turns/s | p50 ms | p95 ms | server CPU ms/turn | vs `v1` "
+        "| speed probe ms |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    native = {r.users: r.summary()["throughput"] for r in results if r.scenario == "api-v1"}
+    for r in results:
+        s = r.summary()
+        base = native.get(r.users)
+        ratio = f"{s['throughput'] / base:.0%}" if base and s["throughput"] else "—"
+        lines.append(
+            f"| {r.users} | `{r.scenario.removeprefix('api-')}` | {s['ok']} / {s['errors']} | "
+            f"{s['throughput'] or 0:.1f} | {_ms(s['p50'])} | {_ms(s['p95'])} | {_num(s['cpu_ms_per_turn'])} | "
+            f"{ratio} | {_num(s['speed_probe_ms'])} |"
+        )
+    return "\n".join(lines)
+
+
+def _ms(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds * 1000:.0f}"
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.api_paths", description=__doc__.split("\n")[0])
+    parser.add_argument("--users", default="1,50,200", help="concurrency levels, comma list")
+    parser.add_argument("--turns", type=int, default=10, help="measured turns per user")
+    parser.add_argument("--budget", type=float, default=120.0, help="seconds per run before no new turn starts")
+    add_mock_options(parser)
+    add_pg_url_option(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    args.users = [int(n) for n in args.users.split(",") if n]
+    results = run_loop(run(args))
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
