@@ -69,7 +69,7 @@ async def _profile(args: argparse.Namespace, raw_path: Path) -> str:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     target = TARGETS[args.target]
     with tempfile.TemporaryDirectory(prefix="chatplane-profile-") as tmp, MockOpenAIServer(own_process=True) as mock:
-        src = Path(args.src).resolve() if args.src else None
+        src = Path(args.src) if args.src else None  # made absolute in main()
         async with launched(target, mock_url=mock.url, workdir=Path(tmp), pg_admin_url=args.pg_url, src=src) as subject:
             scenario = run_ttft if args.stream else run_concurrency
             await scenario(subject, users=args.users, turns=1, budget_s=30, drain_s=30)  # warm up
@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> None:
         "--pg-url", default=os.environ.get("CHATPLANE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
     )
     args = parser.parse_args(argv)
+    if args.src:
+        args.src = str(Path(args.src).resolve())
     with tempfile.TemporaryDirectory() as tmp:
         raw_path = Path(args.collapsed) if args.collapsed else Path(tmp) / "stacks.txt"
         headline = run_loop(_profile(args, raw_path))
