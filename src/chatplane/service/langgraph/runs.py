@@ -44,7 +44,11 @@ async def start_run(
     mine: UserServices, thread_id: str, body: LangGraphRunCreate, idempotency_key: str | None = None
 ) -> tuple[Run, int]:
     """A new run of ``body`` on the owner's thread (created first for ``if_not_exists: create``), or the run the
-    thread waits on, resumed by its ``command``; the event id to follow it after."""
+    thread waits on, resumed by its ``command``; the event id to follow it after.
+
+    The model streams token by token only when a part asks for tokens (``messages``, ``messages-tuple``): a run
+    that is waited for, or streams only ``values`` / ``updates``, gets each answer whole — streaming every token
+    to nobody costs a good part of a turn (as for ``/v1``'s waited runs)."""
     create_as = body.assistant_id if body.if_not_exists == "create" else None
     try:  # a thread created without a graph takes this one at its first run
         await mine.thread_views.bind(thread_id, body.assistant_id)
@@ -58,6 +62,7 @@ async def start_run(
         agent=body.assistant_id,
         create_as=create_as,
         idempotency_key=idempotency_key,
+        stream_tokens=bool({"messages", "messages-tuple"} & set(body.modes())),
     )
     return run, run.resumed_after
 
@@ -66,7 +71,7 @@ async def run_values(mine: UserServices, run: Run, after: int = 0) -> dict[str, 
     """Once the run ends or pauses: its thread's values (with ``__interrupt__`` when it waits, as LangGraph's last
     ``values`` part has it), or ``{"__error__": {"error", "message"}}`` if it failed."""
     last = None
-    async for event in follow(mine.runs, run, after):
+    async for event in follow(mine.runs, run, after):  # from ``after``: a resumed run's old pause is not its end
         last = event
     if last is not None and last.type == "run_failed":
         error = last.data.get("error") or {}
