@@ -156,3 +156,26 @@ def test_sigterm_hands_a_long_run_back_to_another_process(server_factory, cluste
         assert run["status"] == "succeeded"
         messages = client.get(f"/v1/threads/{tid}/messages").json()["messages"]
         assert [m["content"] for m in messages] == ["hand me over", REPLY]
+
+
+def test_a_dead_worker_s_runs_are_taken_over_before_its_leases_run_out(server_factory, cluster_env, pg_url) -> None:
+    """PostgreSQL ends a killed worker's session and frees its advisory lock: another worker notices and takes its
+    runs over then, not when their leases would have run out."""
+    import psycopg
+
+    env = {**cluster_env, "CHATPLANE_RUN_LEASE_S": "20", "CHATPLANE_MODEL": f"fake:{REPLY}?token_delay=0.05"}
+    doomed, survivor = server_factory(env), server_factory(env)
+    with httpx.Client(base_url=doomed.url, timeout=30) as on_doomed:
+        tid = on_doomed.post("/v1/threads", json={}).json()["thread_id"]
+        run_id = on_doomed.post(f"/v1/threads/{tid}/runs", json={"message": "go", "background": True}).json()["run_id"]
+        _wait_for(lambda: on_doomed.get(f"/v1/runs/{run_id}").json()["status"] == "running")
+        time.sleep(1.0)  # its lease renewed at least once
+    with psycopg.connect(pg_url) as conn:
+        lease_until = conn.execute("SELECT lease_until FROM chatplane_runs WHERE run_id = %s", (run_id,)).fetchone()[0]
+    doomed.kill()  # kill -9, mid-run
+    with httpx.Client(base_url=survivor.url, timeout=30) as client:
+        _wait_for(lambda: client.get(f"/v1/runs/{run_id}").json()["status"] == "succeeded", timeout=60)
+        finished_at = client.get(f"/v1/runs/{run_id}").json()["finished_at"]
+        messages = client.get(f"/v1/threads/{tid}/messages").json()["messages"]
+    assert finished_at < lease_until  # taken over (and done) while the dead worker's lease still stood
+    assert [m["role"] for m in messages] == ["user", "assistant"] and messages[1]["content"] == REPLY

@@ -23,6 +23,7 @@ from chatplane.config import Settings
 from chatplane.errors import WorkerLostError
 from chatplane.failures import as_chatplane_error
 from chatplane.runs.execution import Executor, graph_input
+from chatplane.runs.liveness import WorkerLiveness
 from chatplane.storage.runs import Run, RunStore
 from chatplane.storage.threads import ThreadStore
 
@@ -36,7 +37,17 @@ def worker_id() -> str:
 class Leases:
     """This process's claims on runs, and the background jobs that keep them (heartbeat) and recover others'."""
 
-    def __init__(self, *, runs: RunStore, threads: ThreadStore, settings: Settings, executor: Executor) -> None:
+    def __init__(
+        self,
+        *,
+        runs: RunStore,
+        threads: ThreadStore,
+        settings: Settings,
+        executor: Executor,
+        postgres_url: str | None = None,
+    ) -> None:
+        """``postgres_url``: the database is PostgreSQL — a dead worker is noticed by its session ending
+        (``chatplane.runs.liveness``), before its leases run out."""
         self.runs = runs
         self.threads = threads
         self.settings = settings
@@ -46,6 +57,9 @@ class Leases:
         self._recovering: set[str] = set()  # runs recovery took over here and is deciding about (not launched yet)
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._reaper_task: asyncio.Task[None] | None = None
+        self.liveness = (
+            WorkerLiveness(postgres_url, self.worker, trust_after_s=settings.run_lease_s) if postgres_url else None
+        )
 
     def lease(self) -> float:
         return time.time() + self.settings.run_lease_s
@@ -59,7 +73,10 @@ class Leases:
         """Start the heartbeat (leases, cancel requests) and the reaper (recovery)."""
         lease = self.settings.run_lease_s
         self._heartbeat_task = asyncio.create_task(self._every(lease / 5, self._heartbeat), name="runs-heartbeat")
-        self._reaper_task = asyncio.create_task(self._every(lease / 2, self._reap), name="runs-reaper")
+        # With PostgreSQL a dead worker is noticed by its session (``_notice_dead_workers``): the reaper looks as
+        # often as the heartbeat beats; otherwise leases are what tell, and every half lease is enough.
+        every = lease / 5 if self.liveness is not None else lease / 2
+        self._reaper_task = asyncio.create_task(self._every(every, self._reap), name="runs-reaper")
 
     async def aclose(self, grace_s: float | None = None) -> None:
         """Stop: let running runs finish for ``grace_s`` (default: none), then hand the rest back to the queue."""
@@ -82,6 +99,8 @@ class Leases:
             self._heartbeat_task.cancel()
         background = [t for t in (self._heartbeat_task, self._reaper_task) if t is not None]
         await asyncio.gather(*background, return_exceptions=True)
+        if self.liveness is not None:
+            await self.liveness.aclose()
 
     async def _every(self, interval: float, job: Callable[[], Awaitable[None]]) -> None:
         while True:
@@ -140,8 +159,20 @@ class Leases:
             # Again if something in between swallowed an earlier cancel; not once it has reached the run.
             self.executor.cancel_here(run_id, unless_stopping=True)
 
+    async def _notice_dead_workers(self) -> None:
+        """End the leases of the runs of workers whose database session is gone and who missed two renewals."""
+        if self.liveness is None:
+            return
+        dead = await self.liveness.dead(await self.runs.running_workers())
+        if dead:
+            lease = self.settings.run_lease_s
+            ended = await self.runs.end_leases(dead, time.time() + lease * 0.6)
+            if ended:
+                log.warning("worker(s) %s gone (their sessions ended): %d run(s) to recover", ", ".join(dead), ended)
+
     async def _reap(self) -> None:
         """Recover runs whose worker is gone, and start pending runs nobody will start."""
+        await self._notice_dead_workers()
         for run in await self.runs.expired(time.time()):
             # A run handed back at a graceful shutdown (no worker) was not lost: it is not counted.
             lost = run.worker is not None

@@ -66,7 +66,13 @@ class RunManager:
             graph_for=graph_for,
             after_run=self._after_run,
         )
-        self.leases = Leases(runs=self.runs, threads=self.threads, settings=settings, executor=self.executor)
+        self.leases = Leases(
+            runs=self.runs,
+            threads=self.threads,
+            settings=settings,
+            executor=self.executor,
+            postgres_url=settings.storage_url if storage.kind == "postgres" else None,
+        )
         self.follower = RunFollower(self.events, self.runs)
 
     @property

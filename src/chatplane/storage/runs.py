@@ -359,6 +359,23 @@ class RunStore:
         )
         return [Run.from_row(r) for r in rows]
 
+    async def running_workers(self) -> list[str]:
+        """The workers holding running runs."""
+        rows = await self.db.fetchall(
+            "SELECT DISTINCT worker FROM chatplane_runs WHERE status = 'running' AND worker IS NOT NULL"
+        )
+        return [str(r["worker"]) for r in rows]
+
+    async def end_leases(self, workers: list[str], renewed_before: float) -> int:
+        """End now the leases of ``workers``' running runs not renewed since ``renewed_before`` (their worker is
+        dead: recovery takes them in this round). How many."""
+        clause, ids = in_clause(self.db.dialect, workers)
+        return await self.db.execute(
+            f"UPDATE chatplane_runs SET lease_until = 0 WHERE status = 'running' AND worker {clause} "
+            "AND lease_until < %s",
+            (*ids, renewed_before),
+        )
+
     async def stranded_threads(self, limit: int = 20) -> list[str]:
         """Threads with pending runs and nothing running or waiting (their next run has no one to start it)."""
         rows = await self.db.fetchall(
