@@ -158,7 +158,10 @@ class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     message: str | None = Field(
-        None, min_length=1, description="A user message: the shorthand for a graph whose state has `messages`."
+        None,
+        min_length=1,
+        description="A user message: the shorthand for a graph whose state has `messages`. A run with none of "
+        "`message`, `input`, `command` goes on from the thread's checkpoint (after a breakpoint).",
     )
     input: dict[str, Any] | None = Field(None, description="The graph's input (GET /agents has its JSON schema).")
     command: RunCommand | None = Field(None, description="Resume a paused run, update the state, or go to a node.")
@@ -176,6 +179,15 @@ class RunCreate(BaseModel):
         description="LangGraph stream modes to pass on as events of that name, besides chatplane's own.",
     )
     stream_subgraphs: bool = Field(False, description="Stream the parts of subgraphs too (with their namespace).")
+    interrupt_before: Literal["*"] | list[str] | None = Field(
+        None, description="Static breakpoints: stop before these nodes (`*`: every node); a run with no input goes on."
+    )
+    interrupt_after: Literal["*"] | list[str] | None = Field(None, description="Stop after these nodes.")
+    durability: Literal["exit", "async", "sync"] | None = Field(
+        None,
+        description="When the run's checkpoints are written: `exit` (once, with its outcome), `async` / `sync` (each "
+        "step); default: the graph's (the built-in agents: CHATPLANE_CHECKPOINT_DURABILITY; a project's: `async`).",
+    )
     assistant_id: AgentName | None = Field(
         None,
         description="The assistant (or graph) to run: the thread's (409 if it talks to another); a thread with no "

@@ -159,16 +159,26 @@ async def test_deleting_an_active_run_is_a_conflict(lg_client: Any) -> None:
 
 
 _REFUSED: list[tuple[str, Any]] = [
-    ("interrupt_before", ["finish"]),
-    ("interrupt_after", "*"),
     ("checkpoint_id", "1f0"),
-    ("durability", "exit"),
     ("webhook", "http://127.0.0.1:9/hook"),
     ("after_seconds", 5),
     ("feedback_keys", ["score"]),
     ("multitask_strategy", "rollback"),
     ("stream_mode", "events"),
 ]
+
+
+def test_a_static_breakpoint_is_resumed_with_input_none(lg_sync_client: Any) -> None:
+    """``interrupt_before`` stops the run before the node; the thread reports ``interrupted``; a run with
+    ``input=None`` goes on from there (what Aegra refuses)."""
+    client = lg_sync_client
+    tid = _new()
+    client.runs.wait(tid, "steps", input={}, if_not_exists="create", interrupt_before=["b"], durability="sync")
+    thread = client.threads.get(tid)
+    assert thread["status"] == "interrupted" and thread["values"]["done"] == ["a"]
+    assert client.threads.get_state(tid)["next"] == ["b"]
+    values = client.runs.wait(tid, "steps", input=None)
+    assert values["done"] == ["a", "b", "c"] and client.threads.get(tid)["status"] == "idle"
 
 
 def test_a_field_chatplane_does_not_support_is_refused_by_name(lg_sync_client: Any) -> None:

@@ -89,7 +89,6 @@ async def test_a_graph_without_messages_takes_input_and_context(api: httpx.Async
         ({"command": {"goto": "nowhere"}}, "`command.goto`"),
         ({"command": {"update": {"nope": 1}}}, "`command.update.nope`"),
         ({"input": {}, "message": "both"}, "one of `message`, `input` or `command`"),
-        ({}, "one of `message`, `input` or `command`"),
     ],
 )
 async def test_a_bad_run_is_a_422_naming_the_field_and_stores_nothing(
@@ -249,3 +248,16 @@ async def test_a_run_names_its_assistant(api: httpx.AsyncClient) -> None:
     assert first.status_code == 200 and first.json()["values"]["count"] == 2  # the thread took the counter graph
     other = await api.post(f"/v1/threads/{tid}/runs", json={"input": {}, "assistant_id": "chat"})
     assert other.status_code == 409
+
+
+async def test_a_static_breakpoint_stops_the_run_and_a_run_with_no_input_goes_on(api: httpx.AsyncClient) -> None:
+    tid = await _thread(api, "steps")
+    body = {"input": {}, "interrupt_before": ["b"], "durability": "sync"}
+    first = await api.post(f"/v1/threads/{tid}/runs", json=body)
+    assert first.status_code == 200, first.text
+    state = (await api.get(f"/v1/threads/{tid}/state")).json()
+    assert state["values"]["done"] == ["a"] and state["next"] == ["b"]
+    assert (await api.post(f"/v1/threads/{tid}/runs", json={})).status_code == 200  # no input: goes on from b
+    assert (await api.get(f"/v1/threads/{tid}/state")).json()["values"]["done"] == ["a", "b", "c"]
+    bad = await api.post(f"/v1/threads/{tid}/runs", json={"input": {}, "interrupt_after": ["nowhere"]})
+    assert bad.status_code == 422 and "`interrupt_after`" in bad.json()["error"]["message"]

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from chatplane.agents.inputs import check_context, check_input
-from chatplane.agents.registry import Served
+from chatplane.agents.registry import Durability, Served
 from chatplane.agents.run_config import check_config
 from chatplane.core.targets import AssistantSettings
 from chatplane.errors import InvalidInputError
@@ -34,6 +34,9 @@ class RunInput:
     metadata: dict[str, Any] | None = None
     stream_mode: tuple[str, ...] = ()
     stream_subgraphs: bool = False
+    interrupt_before: tuple[str, ...] | Literal["*"] = ()
+    interrupt_after: tuple[str, ...] | Literal["*"] = ()
+    durability: Durability | None = None
 
     @property
     def plain(self) -> bool:
@@ -48,8 +51,11 @@ class RunInput:
     def checked(self, served: Served, assistant: AssistantSettings, *, max_recursion: int) -> dict[str, Any]:
         """What the run record keeps of it (``Run.input``), or ``InvalidInputError`` naming the field."""
         given = [name for name in ("message", "input", "command") if getattr(self, name) is not None]
-        if len(given) != 1:
-            raise InvalidInputError("A run takes one of `message`, `input` or `command`.")
+        if len(given) > 1:
+            raise InvalidInputError(
+                "A run takes one of `message`, `input` or `command` (none: it goes on from the "
+                "thread's checkpoint, as after a breakpoint)."
+            )
         graph = served.sample
         out: dict[str, Any] = {}
         if self.message is not None and not served.has_messages:
@@ -71,6 +77,12 @@ class RunInput:
             out["stream_mode"] = list(dict.fromkeys(self.stream_mode))
         if self.stream_subgraphs:
             out["stream_subgraphs"] = True
+        for field in ("interrupt_before", "interrupt_after"):
+            nodes = getattr(self, field)
+            if nodes:
+                out[field] = _check_nodes(graph, nodes, field)
+        if self.durability is not None:
+            out["durability"] = self.durability
         if len(json.dumps(out, default=str)) > _MAX_BYTES:
             raise InvalidInputError("The run's input is larger than 1 MB.")
         return out
@@ -81,6 +93,18 @@ def _check_metadata(metadata: Any) -> dict[str, Any]:
     if not isinstance(metadata, dict):
         raise InvalidInputError("`metadata` must be an object.")
     return dict(metadata)
+
+
+def _check_nodes(graph: Any, nodes: Any, field: str) -> Any:
+    """Static breakpoint nodes: ``"*"`` (every node) or names of the graph's nodes."""
+    if nodes == "*":
+        return "*"
+    if not isinstance(nodes, list | tuple) or not all(isinstance(n, str) for n in nodes):
+        raise InvalidInputError(f'`{field}` must be "*" or a list of node names.')
+    for node in nodes:
+        if node not in graph.nodes or node.startswith("__"):
+            raise InvalidInputError(f"`{field}`: this graph has no node {node!r}.")
+    return list(nodes)
 
 
 def _check_command(graph: Any, command: Any) -> dict[str, Any]:

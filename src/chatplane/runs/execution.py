@@ -219,10 +219,13 @@ class Executor:
         ends the loop: a cancel that lands while an event is being appended (Redis) still lets LangGraph write where
         the run stopped — held, for the outcome — before the cancel is recorded, rather than when the abandoned
         generator is collected, in some other context."""
-        durability = target.served.durability
+        durability = run.input.get("durability") or target.served.durability
         if durability != "exit":
             turn.write_through()  # a checkpoint per step, committed as it comes
         options: dict[str, Any] = {"durability": durability}
+        for breakpoint in ("interrupt_before", "interrupt_after"):
+            if run.input.get(breakpoint):
+                options[breakpoint] = run.input[breakpoint]
         if target.context is not None:
             options["context"] = target.context
         events = translator.run(

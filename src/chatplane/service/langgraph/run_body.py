@@ -7,10 +7,11 @@ taken                       ``assistant_id``, ``input``, ``command``, ``config``
                             ``stream_mode``, ``stream_subgraphs``, ``stream_resumable`` (every run's stream is),
                             ``multitask_strategy`` (reject, enqueue, interrupt), ``if_not_exists``,
                             ``on_disconnect``, ``on_completion`` (stateless runs), ``after_seconds: 0``,
-                            ``strict_resume: false``
-refused (422)               ``multitask_strategy: rollback``, ``interrupt_before`` / ``interrupt_after``,
-                            ``checkpoint`` / ``checkpoint_id`` / ``checkpoint_during``, ``durability`` (a graph's
-                            is set in its project file), ``webhook``, ``after_seconds > 0``, ``feedback_keys``,
+                            ``strict_resume: false``, ``interrupt_before`` / ``interrupt_after`` (static
+                            breakpoints; ``input: null`` goes on), ``durability``
+refused (422)               ``multitask_strategy: rollback``,
+                            ``checkpoint`` / ``checkpoint_id`` / ``checkpoint_during``,
+                            ``webhook``, ``after_seconds > 0``, ``feedback_keys``,
                             ``langsmith_tracer``, ``strict_resume: true``; any other field
 ==========================  ==================================================================================
 """
@@ -23,18 +24,16 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from chatplane.agents.catalog import default_assistant_id
+from chatplane.agents.registry import Durability
 from chatplane.core.run_input import RunInput
 from chatplane.errors import InvalidInputError
 from chatplane.service.langgraph.stream import chatplane_modes, stream_modes
 from chatplane.storage.runs import Multitask, Run
 
 _REFUSED = {
-    "interrupt_before": "static breakpoints are not supported yet; call `interrupt()` in a node",
-    "interrupt_after": "static breakpoints are not supported yet; call `interrupt()` in a node",
     "checkpoint": "running from an earlier checkpoint is not supported yet",
     "checkpoint_id": "running from an earlier checkpoint is not supported yet",
     "checkpoint_during": "a graph's durability is set in its project file",
-    "durability": "a graph's durability is set in its project file",
     "webhook": "webhooks are not supported",
     "feedback_keys": "LangSmith feedback is not supported",
     "langsmith_tracer": "LangSmith tracing is set by the server",
@@ -113,7 +112,26 @@ class LangGraphRunCreate(BaseModel):
             metadata=self.metadata,
             stream_mode=chatplane_modes(self.modes()),
             stream_subgraphs=self.stream_subgraphs,
+            interrupt_before=_breakpoints(self.interrupt_before, "interrupt_before"),
+            interrupt_after=_breakpoints(self.interrupt_after, "interrupt_after"),
+            durability=_durability(self.durability),
         )
+
+
+def _breakpoints(nodes: Any, field: str) -> tuple[str, ...] | Literal["*"]:
+    if nodes is None:
+        return ()
+    if nodes == "*":
+        return "*"
+    if not isinstance(nodes, list) or not all(isinstance(n, str) for n in nodes):
+        raise InvalidInputError(f'`{field}` must be "*" or a list of node names.')
+    return tuple(nodes)
+
+
+def _durability(value: Any) -> Durability | None:
+    if value is None or value in ("exit", "async", "sync"):
+        return value  # type: ignore[no-any-return]
+    raise InvalidInputError("`durability` must be `exit`, `async` or `sync`.")
 
 
 def _iso(timestamp: float | None) -> str | None:

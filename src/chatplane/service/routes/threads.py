@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
@@ -45,7 +45,14 @@ def run_input(body: RunCreate) -> RunInput:
         command=body.command.model_dump(exclude_unset=True) if body.command is not None else None,
         stream_mode=tuple(body.stream_mode),
         stream_subgraphs=body.stream_subgraphs,
+        interrupt_before=_nodes(body.interrupt_before),
+        interrupt_after=_nodes(body.interrupt_after),
+        durability=body.durability,
     )
+
+
+def _nodes(nodes: list[str] | str | None) -> tuple[str, ...] | Literal["*"]:
+    return "*" if nodes == "*" else tuple(nodes or ())
 
 
 def thread_out(thread: Thread) -> ThreadOut:
