@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -33,7 +34,7 @@ from benchmarks.pg_cluster import ThrowawayCluster
 from benchmarks.procs import ServerProcess, clean_env, free_port
 from benchmarks.report import environment
 from benchmarks.soak_client import Users, create_threads, user_loop
-from benchmarks.soak_report import Fault, gave_up, per_fault, per_minute, verdict_table
+from benchmarks.soak_report import Fault, gave_up, per_fault, per_minute, raw, verdict_table
 from benchmarks.soak_verify import verify
 from benchmarks.targets import CHATPLANE_NO_QUOTAS
 
@@ -180,6 +181,8 @@ async def _measure(args: argparse.Namespace, cluster: ThrowawayCluster, server: 
     print(f"[soak] users done at {time.monotonic() - started:.0f} s; settling", file=sys.stderr, flush=True)
     await asyncio.sleep(args.settle)
     verdict = await verify(users, cluster.url)
+    if args.json:
+        await asyncio.to_thread(Path(args.json).write_text, json.dumps(raw(users, faults, started)))
     parts = [
         about,
         verdict_table(verdict, users),
@@ -210,6 +213,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--settle", type=float, default=30.0, help="then seconds before runs count as orphaned")
     parser.add_argument("--redis-url", default=os.environ.get("CHATPLANE_SOAK_REDIS_URL", "redis://127.0.0.1:6379/12"))
     parser.add_argument("--output", help="also write the report to this file")
+    parser.add_argument("--json", help="write every message and attempt the users saw to this file")
     add_mock_options(parser)
     return parser
 

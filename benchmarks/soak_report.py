@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from benchmarks.load import percentile
 from benchmarks.report import table
@@ -25,29 +26,54 @@ def _ms(seconds: float | None) -> str:
     return f"{seconds:.1f} s" if seconds >= 10 else f"{seconds * 1000:.0f} ms"
 
 
+def _minute_row(label: str, messages: Sequence[Message], low: float, high: float, span: float) -> list[str]:
+    done = [m.latency for m in messages if m.accepted_at is not None and low <= m.accepted_at < high]
+    latencies = sorted(x for x in done if x is not None)
+    failed = sum(1 for m in messages for a in m.attempts if a.status != 200 and low <= a.ended < high)
+    rate = f"{len(latencies) / span:.1f}" if span > 0 else "—"
+    p50, p99 = _ms(percentile(latencies, 50)), _ms(percentile(latencies, 99))
+    return [label, str(len(latencies)), rate, p50, p99, str(failed)]
+
+
 def per_minute(users: Users, started: float) -> str:
     """Turns accepted in each minute (by the 200's arrival), turns/s, p50/p99 of a message's latency as its user
-    saw it (first send to the 200, resends included), and requests that failed in that minute."""
+    saw it (first send to the 200, resends included), and requests that failed in that minute; then the drain
+    (the users' last messages, after the end: no rate, as no new message starts)."""
     messages = users.all_messages()
-    minutes = int((max((m.accepted_at or 0) for m in messages) - started) // 60) + 1 if messages else 0
     rows = []
-    for minute in range(minutes):
-        low, high = started + minute * 60, started + (minute + 1) * 60
-        done = [m.latency for m in messages if m.accepted_at is not None and low <= m.accepted_at < high]
-        latencies = sorted(x for x in done if x is not None)
-        failed = sum(1 for m in messages for a in m.attempts if a.status != 200 and low <= a.ended < high)
-        span = min(high, max(m.accepted_at or 0 for m in messages)) - low
-        rows.append(
-            [
-                str(minute + 1),
-                str(len(latencies)),
-                f"{len(latencies) / max(span, 1.0):.1f}",
-                _ms(percentile(latencies, 50)),
-                _ms(percentile(latencies, 99)),
-                str(failed),
-            ]
-        )
+    low = started
+    while low < users.stop_at - 1e-6:
+        high = min(low + 60, users.stop_at)
+        rows.append(_minute_row(str(len(rows) + 1), messages, low, high, high - low))
+        low = high
+    rows.append(_minute_row("drain", messages, users.stop_at, float("inf"), 0))
     return table(["minute", "turns", "turns/s", "p50", "p99", "failed requests"], rows)
+
+
+def raw(users: Users, faults: Sequence[Fault], started: float) -> dict[str, Any]:
+    """Everything the users saw, times in seconds from the start: for ``--json``."""
+
+    def t(x: float | None) -> float | None:
+        return None if x is None else round(x - started, 3)
+
+    return {
+        "faults": [{"kind": f.kind, "at": t(f.at), "detail": f.detail, "took_s": f.took_s} for f in faults],
+        "threads": {str(u): thread for u, thread in users.threads.items()},
+        "messages": [
+            {
+                "user": m.user,
+                "seq": m.seq,
+                "key": m.key,
+                "first_sent": t(m.first_sent),
+                "accepted_at": t(m.accepted_at),
+                "run_id": m.run_id,
+                "run_status": m.run_status,
+                "gave_up": m.gave_up,
+                "attempts": [[t(a.started), t(a.ended), a.status, a.error] for a in m.attempts],
+            }
+            for m in users.all_messages()
+        ],
+    }
 
 
 def _recovery(fault: Fault, until: float, messages: Sequence[Message], users: Users, started: float) -> list[str]:
