@@ -40,7 +40,7 @@ def per_minute(users: Users, started: float) -> str:
     saw it (first send to the 200, resends included), and requests that failed in that minute; then the drain
     (the users' last messages, after the end: no rate, as no new message starts)."""
     messages = users.all_messages()
-    rows = []
+    rows: list[list[str]] = []
     low = started
     while low < users.stop_at - 1e-6:
         high = min(low + 60, users.stop_at)
