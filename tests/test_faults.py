@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from tests.pg_cluster import ThrowawayCluster
+from benchmarks.pg_cluster import ThrowawayCluster
 from tests.servers import free_port
 
 pytestmark = pytest.mark.e2e
