@@ -44,7 +44,7 @@ def assemble(events: list[dict[str, Any]]) -> str:
     return "".join(texts.values())
 
 
-@pytest.mark.parametrize("agent", ["chat", "react"])
+@pytest.mark.parametrize("agent", ["chat", "react", "multi"])
 async def test_the_failed_attempt_is_retracted_on_the_run_stream(client_for, storage_url: str, agent: str) -> None:
     client = await client_for(make_settings(storage_url=storage_url), model=_dropping())
     tid = (await client.post("/v1/threads", json={"agent": agent})).json()["thread_id"]

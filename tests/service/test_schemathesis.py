@@ -28,7 +28,7 @@ from tests.conftest import make_settings
 from tests.servers import ServerProcess, free_port
 
 pytestmark = pytest.mark.e2e
-EXAMPLES = {"sqlite": 25, "postgres": 8}
+EXAMPLES = {"sqlite": 25, "postgres": 15}
 
 
 async def _key(url: str) -> str:
