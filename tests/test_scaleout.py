@@ -179,3 +179,35 @@ def test_a_dead_worker_s_runs_are_taken_over_before_its_leases_run_out(server_fa
         messages = client.get(f"/v1/threads/{tid}/messages").json()["messages"]
     assert finished_at < lease_until  # taken over (and done) while the dead worker's lease still stood
     assert [m["role"] for m in messages] == ["user", "assistant"] and messages[1]["content"] == REPLY
+
+
+async def _same_key(urls: list[str], tid: str, n: int) -> list[httpx.Response]:
+    clients = [httpx.AsyncClient(base_url=url, timeout=60) for url in urls]
+    body = {"message": "all at once", "multitask": "enqueue"}
+    try:
+        return await asyncio.gather(
+            *(
+                clients[i % len(clients)].post(
+                    f"/v1/threads/{tid}/runs", json=body, headers={"Idempotency-Key": "k-two-processes"}
+                )
+                for i in range(n)
+            )
+        )
+    finally:
+        for client in clients:
+            await client.aclose()
+
+
+def test_twenty_requests_with_one_key_across_processes_make_one_run(server_factory, cluster_env) -> None:
+    env = {**cluster_env, "CHATPLANE_MODEL": "fake:echo?token_delay=0.01"}
+    a, b = server_factory(env), server_factory(env)
+    with httpx.Client(base_url=a.url, timeout=30) as on_a:
+        tid = on_a.post("/v1/threads", json={}).json()["thread_id"]
+        answers = asyncio.run(_same_key([a.url, b.url], tid, 20))
+        assert {r.status_code for r in answers} == {200}, [r.text for r in answers if r.status_code != 200]
+        assert len({r.json()["run_id"] for r in answers}) == 1
+        assert len({r.text for r in answers}) == 1  # 20 identical answers
+        assert answers[0].json()["output"]["content"] == "echo: all at once"
+        messages = on_a.get(f"/v1/threads/{tid}/messages").json()["messages"]
+        assert [m["content"] for m in messages] == ["all at once", "echo: all at once"]
+        assert len(on_a.get(f"/v1/threads/{tid}/runs").json()) == 1

@@ -39,7 +39,7 @@ from chatplane.errors import (
     SessionNotFoundError,
     error_from_code,
 )
-from chatplane.events import RunEvent
+from chatplane.events import Retraction, RunEvent
 from chatplane.failures import as_chatplane_error
 from chatplane.llm import ModelHandle, open_chat_model
 from chatplane.runs import Run, RunManager
@@ -235,11 +235,18 @@ class ProductionAgent:
         """Like ``achat``, but yield the answer's text piece by piece as the model generates it.
 
         Closing the generator early stops the streaming, not the run: the answer still lands in the session.
+        A model attempt that failed and is tried again yields a ``Retraction`` (an empty piece): the last
+        ``dropped`` characters yielded are void, the retry's text follows.
         """
         run = await self._submit(user_id, message, session_id, thread_id, owner, agent, idempotency_key=idempotency_key)
+        streamed: dict[str | None, int] = {}  # characters yielded, by message id
         async for event in self.runs.subscribe(run.run_id):
             if event.type == "token" and event.data.get("text"):
+                message_id = event.data.get("message_id")
+                streamed[message_id] = streamed.get(message_id, 0) + len(event.data["text"])
                 yield event.data["text"]
+            elif event.type == "retract":
+                yield Retraction(streamed.pop(event.data.get("message_id"), 0))
             raise_if_unsuccessful(event)
 
     async def aget_history(

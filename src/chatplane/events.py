@@ -8,6 +8,9 @@ type              data
 ================  =================================================================================================
 run_started       ``{"thread_id", "agent", "message"}`` — ``message``: the user's message (id, role, content)
 token             ``{"text", "message_id", "agent"}`` — a piece of the answer as the model generates it
+retract           ``{"message_id", "agent"}`` — the model attempt that streamed these tokens failed and is tried
+                  again (retry or fallback model): drop the text of ``message_id`` shown so far; the retry's
+                  tokens follow under a new ``message_id``
 message           ``{"message": Message}`` — a complete message (assistant answer, tool result …)
 tool_call         ``{"id", "name", "args", "agent"}`` — the agent asked for a tool
 tool_result       ``{"tool_call_id", "name", "content", "status"}``
@@ -32,6 +35,7 @@ from pydantic import BaseModel, Field
 EventType = Literal[
     "run_started",
     "token",
+    "retract",
     "message",
     "tool_call",
     "tool_result",
@@ -57,6 +61,24 @@ TERMINAL_EVENTS = frozenset({"run_completed", "run_failed", "run_cancelled"})
 """After one of these a run emits nothing more."""
 PAUSE_EVENTS = frozenset({"interrupt"})
 """A stream ends here too; it goes on (new ids) once the run is resumed."""
+
+ATTEMPT_FAILED = {"chatplane": "model_attempt_failed"}
+"""What a failed model attempt writes to LangGraph's ``custom`` stream (``ModelAttemptMiddleware``), in order with
+its tokens, so the run's translator can retract what the attempt streamed. Never passed on to clients."""
+
+
+class Retraction(str):
+    """A piece of a streamed answer's text that is none (``""``): the last ``dropped`` characters streamed are
+    void — the model attempt that wrote them failed and is being tried again. ``ProductionAgent.astream_chat``
+    yields it on a ``retract`` event: code that joins the pieces is unchanged by it, code that honours it drops
+    those characters (the retry's text follows)."""
+
+    dropped: int
+
+    def __new__(cls, dropped: int) -> Retraction:
+        piece = super().__new__(cls, "")
+        piece.dropped = dropped
+        return piece
 
 
 class RunEvent(BaseModel):

@@ -170,3 +170,29 @@ def test_history_renders_tool_calls_and_markdown(server_factory, tmp_path) -> No
     assert "**" not in (child.before or "")
     child.sendline("/quit")
     child.expect(pexpect.EOF)
+
+
+RETRIED_MODEL = "fake:first attempt words here|the real answer is this?fail=drop"
+
+
+def _retried_answer(child: pexpect.spawn) -> str:  # type: ignore[type-arg]
+    child.expect("you ›")
+    child.sendline("hi")
+    child.expect(r"\(the model was tried again; its answer:\)")
+    child.expect("you ›")
+    shown = str(child.before)
+    child.sendline("/quit")
+    child.expect(pexpect.EOF)
+    return shown
+
+
+def test_a_retried_model_attempt_starts_the_answer_over(tmp_path) -> None:
+    child = _spawn(["chat", "--model", RETRIED_MODEL, "--storage", "memory://"], tmp_path)
+    shown = _retried_answer(child)
+    assert "the real answer is this" in shown and "first" not in shown
+
+
+def test_a_retried_model_attempt_starts_the_answer_over_against_a_server(server_factory, tmp_path) -> None:
+    server = server_factory({"CHATPLANE_MODEL": RETRIED_MODEL, "CHATPLANE_STORAGE_URL": "memory://"})
+    shown = _retried_answer(_spawn(["chat", "--url", server.url], tmp_path))
+    assert "the real answer is this" in shown and "first" not in shown

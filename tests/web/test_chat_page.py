@@ -213,3 +213,13 @@ def test_phone_width_keeps_the_thread_list_in_a_drawer(server_factory, open_brow
     menu.click()
     chat.thread("Give me a list").locator(".thread-open").click()
     expect(chat.assistant.locator("li")).to_have_count(3)
+
+
+def test_a_retried_model_attempt_replaces_its_partial_answer(server_factory, open_browser) -> None:
+    # The first attempt streams "first attempt" and drops; the retry answers: the page shows the retry's text only.
+    reply = "first attempt words here|the real answer is this"
+    server = server_factory(fake_model(reply, fail="drop", token_delay=0.05))
+    chat = ChatPage(open_browser(), server.url).open()
+    chat.send("hi")
+    expect(chat.assistant.locator(".content")).to_have_text("the real answer is this")
+    expect(chat.assistant).to_have_count(1)

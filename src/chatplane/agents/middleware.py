@@ -20,6 +20,7 @@ from langchain_core.messages import AIMessage
 from langgraph.errors import GraphBubbleUp
 
 from chatplane.errors import ChatplaneError, ModelError, ModelTimeoutError, describe_exception
+from chatplane.events import ATTEMPT_FAILED
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,9 @@ def keep_first_tool_call(response: ModelResponse[Any]) -> ModelResponse[Any]:
 
 
 class ModelAttemptMiddleware(AgentMiddleware[SessionState, Any, Any]):
-    """One attempt at a model call: bounded by ``timeout_s`` (``TimeoutError`` after it), its failure logged.
+    """One attempt at a model call: bounded by ``timeout_s`` (``TimeoutError`` after it), its failure logged and
+    told to the run's stream (``ATTEMPT_FAILED`` on LangGraph's ``custom`` mode, right after the attempt's last
+    token), so the tokens it streamed are retracted before a retry or a fallback model streams its own.
 
     The log line names the exception type, status and location only (``describe_exception``), never its text.
     """
@@ -95,6 +98,8 @@ class ModelAttemptMiddleware(AgentMiddleware[SessionState, Any, Any]):
             raise
         except Exception as exc:
             log.warning("model call to %s failed (%s)", type(request.model).__name__, describe_exception(exc))
+            if request.runtime is not None:
+                request.runtime.stream_writer(dict(ATTEMPT_FAILED))
             raise
 
 

@@ -16,6 +16,7 @@ from chatplane.cli.conversations import Conversation, LocalConversation, RemoteC
 from chatplane.cli.history import show_history
 from chatplane.client.errors import ChatplaneClientError
 from chatplane.errors import ChatplaneError
+from chatplane.events import Retraction
 from chatplane.schemas import ID_PATTERN
 
 CHAT_HELP = (
@@ -92,6 +93,9 @@ def _repl(conversation: Conversation) -> None:
         answer = conversation.stream(line)
         try:
             for text in answer:
+                if isinstance(text, Retraction):  # what was shown is void: the answer starts over below it
+                    console.print("\n[dim](the model was tried again; its answer:)[/dim]")
+                    continue
                 console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
             console.print()
         except (ChatplaneError, ChatplaneClientError) as exc:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from chatplane.config import Settings
 from chatplane.errors import ChatplaneError
-from chatplane.events import TERMINAL_EVENTS
+from chatplane.events import TERMINAL_EVENTS, Retraction
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
@@ -51,8 +51,9 @@ class Said:
 class Conversation(Protocol):
     """One terminal chat: the current session, its agent, and what the /commands do to them.
 
-    ``stream``: the answer's text as it is generated; closing the generator early (Ctrl-C) stops the answer —
-    on a server, the run is cancelled, so the next message does not wait behind it."""
+    ``stream``: the answer's text as it is generated, with a ``Retraction`` where a model attempt failed and is
+    tried again (the text since the attempt began is void); closing the generator early (Ctrl-C) stops the
+    answer — on a server, the run is cancelled, so the next message does not wait behind it."""
 
     session: str
     agent_name: str | None
@@ -131,11 +132,16 @@ class RemoteConversation:
     def stream(self, message: str) -> Generator[str, None, None]:
         run_id: str | None = None
         over = False
+        streamed: dict[str | None, int] = {}  # characters shown, by message id
         try:
             for event in self.client.stream(self.session, message, multitask="enqueue"):
                 run_id, over = event.run_id, event.type in TERMINAL_EVENTS
                 if event.type == "token":
+                    message_id = event.data.get("message_id")
+                    streamed[message_id] = streamed.get(message_id, 0) + len(event.data["text"])
                     yield str(event.data["text"])
+                elif event.type == "retract":
+                    yield Retraction(streamed.pop(event.data.get("message_id"), 0))
                 elif event.type == "run_failed":
                     raise ChatplaneError(event.data["error"]["message"])
         except (KeyboardInterrupt, GeneratorExit):  # Ctrl-C, inside the stream or while its text was shown

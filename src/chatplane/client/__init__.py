@@ -8,6 +8,10 @@
             if event.type == "token":
                 print(event.data["text"], end="", flush=True)
 
+A ``retract`` event ``{"message_id"}`` says that the model attempt which streamed that message's tokens failed and
+is tried again: a client that shows the text drops what it got under that ``message_id`` (the retry's tokens follow
+under another). The SDK hands events over as they come and keeps no text of its own.
+
 A run of any graph takes ``input=``, ``context=``, ``config=``, ``command=``, ``stream_mode=`` and
 ``stream_subgraphs=`` besides (or instead of) the message (``RunOptions``); ``resume(run_id, value=...)`` answers a
 graph's ``interrupt(...)``, ``thread_state`` reads its state, and ``create_assistant`` & co. configure graphs.

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+from langgraph.errors import InvalidUpdateError
 
 from chatplane.core.services import Services
 from chatplane.errors import ChatplaneError, InvalidInputError, ThreadBusyError, ThreadNotFoundError
@@ -112,7 +113,7 @@ class ThreadStates:
             )
         except ChatplaneError:
             raise
-        except (ValueError, KeyError, TypeError) as exc:  # LangGraph's "ambiguous update", an unknown channel …
+        except (ValueError, KeyError, TypeError, InvalidUpdateError) as exc:  # an ambiguous update, a list of values …
             raise InvalidInputError(f"The update does not suit the graph ({type(exc).__name__}).") from exc
         except Exception as exc:
             raise as_chatplane_error(exc, f"thread {thread.thread_id}") from exc

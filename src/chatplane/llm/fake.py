@@ -12,6 +12,8 @@ Spec grammar (what follows ``fake:`` in a model id)::
     ...?token_delay=0.01      wait between tokens
     ...?fail=error            raise a provider-style error (with a fake secret in its text)
     ...?fail=hang             never answer (for timeout tests)
+    ...?fail=drop             the first streamed answer stops halfway with a dropped connection (retried: the
+                              retry answers with the next reply)
     tool:calculator:{"expression":"2*21"}|It is 42.
                               a tool call (name, JSON arguments), then, on the next call, an answer
 
@@ -82,12 +84,16 @@ class ScriptedChatModel(BaseChatModel):
     proves concurrency without depending on how fast the machine is. A server that serialises calls never
     gathers them, so its peak stays 1."""
     gather_timeout: float = 10.0
+    drops: int = 0
+    """How many streamed answers (the first ones) stop halfway with a ``ConnectionError``, as a dropped stream
+    does: a transient failure, so chatplane's model retry tries again (and gets the script's next reply)."""
 
     _gathered: asyncio.Event | None = PrivateAttr(default=None)
     _cycle: Iterator[Reply] | None = PrivateAttr(default=None)
     _in_flight: int = PrivateAttr(default=0)
     _peak: int = PrivateAttr(default=0)
     _calls: int = PrivateAttr(default=0)
+    _dropped: int = PrivateAttr(default=0)
     _prompts: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
 
     @classmethod
@@ -100,11 +106,13 @@ class ScriptedChatModel(BaseChatModel):
                     options[key] = float(value)
                 elif key == "fail" and value in ("error", "hang"):
                     options[key] = value
+                elif key == "fail" and value == "drop":
+                    options["drops"] = 1
                 else:
                     raise ValueError(key)
         except ValueError as exc:
             raise ConfigError(
-                f"Bad fake model spec {spec!r}: options are delay=<s>, token_delay=<s>, fail=error|hang."
+                f"Bad fake model spec {spec!r}: options are delay=<s>, token_delay=<s>, fail=error|hang|drop."
             ) from exc
         if script == "echo":
             return cls(echo=True, **options)
@@ -190,6 +198,10 @@ class ScriptedChatModel(BaseChatModel):
             self._raise_if_failing()
             reply = self._next_reply(messages)
             tokens = _TOKEN.findall(reply.text) or [""]
+            dropping = self._dropped < self.drops
+            if dropping:
+                self._dropped += 1
+                tokens = tokens[: max(1, len(tokens) // 2)]
             for i, token in enumerate(tokens):
                 if i and self.token_delay:
                     await asyncio.sleep(self.token_delay)
@@ -197,6 +209,8 @@ class ScriptedChatModel(BaseChatModel):
                 if run_manager:
                     await run_manager.on_llm_new_token(token, chunk=chunk)
                 yield chunk
+            if dropping:
+                raise ConnectionError("the fake model's stream dropped")
             if reply.tool_calls:
                 yield ChatGenerationChunk(
                     message=AIMessageChunk(

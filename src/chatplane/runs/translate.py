@@ -1,5 +1,9 @@
 """A graph's run as chatplane run events: ``StreamTranslator.run`` streams it (modes ``updates``, and ``messages``
-for tokens; subgraphs for agents that nest graphs) and turns LangGraph's stream parts into events."""
+and ``custom`` for tokens; subgraphs for agents that nest graphs) and turns LangGraph's stream parts into events.
+
+A model attempt that fails after streaming tokens (and is retried, or handed to a fallback model) says so on the
+``custom`` mode (``ATTEMPT_FAILED``, from ``ModelAttemptMiddleware``): its tokens are retracted (a ``retract``
+event) and forgotten as the run's partial answer, so neither a client nor a cancel keeps them."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 
-from chatplane.events import EventType, StreamMode
+from chatplane.events import ATTEMPT_FAILED, EventType, StreamMode
 from chatplane.messages import message_to_wire
 from chatplane.runs.jsonable import to_jsonable
 
@@ -24,6 +28,10 @@ def _mode_data(mode: str, data: Any) -> Any:
         chunk, metadata = data
         return [to_jsonable(chunk), to_jsonable({k: v for k, v in metadata.items() if not k.startswith("__")})]
     return to_jsonable(data)
+
+
+def _attempt_failed(part: tuple[Any, ...]) -> bool:
+    return part[1] == "custom" and bool(part[2] == ATTEMPT_FAILED)
 
 
 @dataclass
@@ -69,14 +77,14 @@ class StreamTranslator:
         LangGraph's ``version="v1"`` parts (tuples) are read here: ``"v2"`` wraps each in a dict and maps outputs
         to the state schema, work nothing here uses."""
         self._passed = frozenset(modes)
-        own = ["messages", "updates"] if tokens else ["updates"]
+        own = ["messages", "updates", "custom"] if tokens else ["updates"]
         wanted = [*own, *(m for m in modes if m not in own)]
         with_ns = nested or subgraphs
         parts = graph.astream(graph_input, config, stream_mode=wanted, subgraphs=with_ns, **options)
         async with contextlib.aclosing(parts):  # closed now, not when collected: see RunManager._execute
             async for part in parts:
                 part = part if with_ns else ((), *part)
-                if part[1] in self._passed:
+                if part[1] in self._passed and not _attempt_failed(part):
                     yield part[1], {"namespace": list(part[0] or ()), "data": _mode_data(part[1], part[2])}
                 if part[1] in own:
                     for event in self.feed(part):
@@ -89,6 +97,8 @@ class StreamTranslator:
         if kind == "messages":
             chunk, metadata = data if isinstance(data, tuple) else (None, None)
             return self._token(chunk, metadata or {}, namespace)
+        if _attempt_failed(part):
+            return self._retract(namespace)
         if kind == "updates" and isinstance(data, dict):
             out: Emitted = []
             for node, update in data.items():
@@ -110,6 +120,14 @@ class StreamTranslator:
             return []
         previous, self.agent = self.agent, agent
         return [("handoff", {"from": previous, "to": agent})] if previous is not None else []
+
+    def _retract(self, namespace: tuple[str, ...]) -> Emitted:
+        """A model attempt in ``namespace`` failed: what it streamed is void (the retry streams anew)."""
+        partial = self.partial
+        if partial is None or partial.namespace != namespace:
+            return []
+        self.partial = None
+        return [("retract", {"message_id": partial.message_id, "agent": partial.agent})] if partial.text else []
 
     def _token(self, chunk: Any, metadata: dict[str, Any], namespace: tuple[str, ...]) -> Emitted:
         if not isinstance(chunk, AIMessageChunk):

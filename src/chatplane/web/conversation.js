@@ -111,6 +111,10 @@ export class Conversation {
       case "token":
         this.addToken(data.message_id ?? `partial:${event.run_id}`, data.agent, data.text, event.run_id);
         break;
+      case "retract":
+        // The model attempt that streamed this text failed and is tried again: its text is void.
+        this.retract(data.message_id ?? `partial:${event.run_id}`);
+        break;
       case "message": {
         const m = data.message;
         if (m?.role !== "assistant") break;
@@ -220,6 +224,15 @@ export class Conversation {
     entry.el.classList.remove("streaming");
     if (status === "cancelled") this.markStopped(entry);
     this.render(entry);
+  }
+
+  /** Drop a streamed message's bubble that a failed model attempt left (the retry streams a new one). */
+  retract(id) {
+    const entry = this.messages.get(id);
+    if (!entry || entry.complete) return;
+    this.dirty.delete(entry);
+    entry.el.remove();
+    this.messages.delete(id);
   }
 
   dropEmpty(id) {

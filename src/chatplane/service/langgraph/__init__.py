@@ -20,9 +20,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from chatplane.schemas import ErrorBody
 from chatplane.service.langgraph import assistants, runs, stateless, system, threads
 
-router = APIRouter(tags=["langgraph"])
+# Every route answers a refusal with chatplane's error body: documented, so that clients (and schemathesis) know it.
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422, 429, 503)
+}
+router = APIRouter(tags=["langgraph"], responses=_ERRORS)
 for _module in (system, assistants, threads, runs, stateless):
     router.include_router(_module.router)
 

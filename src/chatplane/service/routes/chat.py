@@ -11,6 +11,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from chatplane.core.checks import check_message, default_session_id
 from chatplane.errors import ChatplaneError, ForbiddenError
+from chatplane.events import Retraction
 from chatplane.schemas import ID_PATTERN, ChatRequest, ChatResponse, ErrorBody, HistoryResponse, ResetResponse
 from chatplane.service.auth import User, session_thread_id
 from chatplane.service.deps import AgentDep, CurrentUser, IdempotencyKeyHeader, RunAllowedUser, SettingsDep
@@ -62,7 +63,9 @@ async def chat_stream(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> EventSourceResponse:
     """Server-sent events: ``token`` ``{"text"}`` as the answer is generated, then ``done`` ``{"response",
-    "session_id"}``, or ``error`` ``{"error": {"code", "message"}}`` if the model fails midway."""
+    "session_id"}``, or ``error`` ``{"error": {"code", "message"}}`` if the model fails midway. ``retract``
+    ``{"dropped": n}``: a model attempt failed and is tried again — drop the last n characters received; the
+    retry's text follows. ``done`` holds the answer without them."""
     check_user_id(body.user_id, user)
     check_message(body.message, settings.max_message_chars)  # refuse bad input with a 422 before streaming
     session_id = body.session_id or default_session_id(body.user_id)
@@ -80,6 +83,11 @@ async def chat_stream(
                 agent=body.agent,
                 idempotency_key=idempotency_key,
             ):
+                if isinstance(text, Retraction):
+                    kept = "".join(parts)
+                    parts[:] = [kept[: len(kept) - text.dropped]]
+                    yield ServerSentEvent(json.dumps({"dropped": text.dropped}), event="retract")
+                    continue
                 parts.append(text)
                 yield ServerSentEvent(json.dumps({"text": text}), event="token")
         except ChatplaneError as exc:

@@ -167,7 +167,7 @@ class _ThreadSession:
             await self.socket.send({"type": "accepted", "run": run_out(run).model_dump(mode="json")})
             self.follow(run)
         elif kind in ("cancel", "resume", "attach"):
-            run = await self.runs.get(str(frame.get("run_id", "")), thread_id=self.thread_id)
+            run = await self.runs.get(_run_id(frame), thread_id=self.thread_id)
             if kind == "cancel":
                 run = await self.runs.cancel(run)
                 await self.socket.send({"type": "run", "run": run_out(run).model_dump(mode="json")})
@@ -218,6 +218,16 @@ def _multitask(frame: dict[str, Any]) -> Multitask:
     return value  # type: ignore[no-any-return]
 
 
+def _run_id(frame: dict[str, Any]) -> str:
+    value = frame.get("run_id")
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError("`run_id` must be a run's id (a string).")
+    return value
+
+
 def _after(frame: dict[str, Any]) -> int:
+    """``after`` as sent (absent: 0); anything but a whole number from 0 is refused, not read as 0."""
     value = frame.get("after", 0)
-    return value if isinstance(value, int) and value >= 0 else 0
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidInputError("`after` must be an event id (a whole number, from 0).")
+    return value
