@@ -368,7 +368,9 @@ async def test_recovery_takes_over_only_the_run_as_it_read_it(manager: RunManage
     monkeypatch.setattr(manager.runs, "expired", AsyncMock(return_value=[stale]))
     await manager.leases._reap()
     assert taken_over == []
-    assert await _holder(manager, run_id) == {"worker": "other", "lease_until": 1, "recoveries": 1}
+    holder = await _holder(manager, run_id)
+    # Unchanged hands (on PostgreSQL the reaper also saw that 'other' holds no session: its lease was ended early).
+    assert (holder["worker"], holder["recoveries"]) == ("other", 1) and holder["lease_until"] in (0, 1)
     monkeypatch.setattr(manager.runs, "expired", expired)
     await manager.leases._reap()
     assert taken_over == [("other", 1, True)]

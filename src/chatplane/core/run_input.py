@@ -44,6 +44,11 @@ class RunInput:
         return self.message is not None and self == RunInput(message=self.message)
 
     @property
+    def goes_on(self) -> bool:
+        """None of ``message``, ``input``, ``command``: the run goes on from the thread's checkpoint (a breakpoint)."""
+        return self.message is None and self.input is None and self.command is None
+
+    @property
     def resumes_only(self) -> bool:
         """A ``command`` that only resumes (a run waiting on the thread takes it)."""
         return self.command is not None and set(self.command) == {"resume"} and self.input is None

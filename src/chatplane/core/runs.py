@@ -100,6 +100,13 @@ class RunService:
                 raise InvalidInputError("This thread's assistant no longer exists.")
             served = services.catalog.get(assistant.graph_id)
             extra = request.checked(served, assistant, max_recursion=services.settings.recursion_limit)
+            if request.goes_on:
+                _, snapshot = await services.state(thread_id, thread.agent, self.owner)
+                if not getattr(snapshot, "next", ()):
+                    raise InvalidInputError(
+                        "Send `message`, `input` or `command`: this thread has no run stopped at a breakpoint to "
+                        "go on with."
+                    )
         return await self._manager.submit_to(thread_id, self.owner, request.message, extra=extra, **options)
 
     async def get(self, run_id: str, *, thread_id: str | None = None) -> Run:
