@@ -67,8 +67,9 @@ def test_postgres_restart_under_load_503s_then_full_service_and_nothing_accepted
     finally:
         stop.set()
         worker.join(30)
-    assert 503 in statuses  # clear 503s while the database was down …
-    assert statuses[-1] == 200  # … and full service after, without a restart of chatplane
+    # Clear 503s while the database was down — or none at all: a run whose success commit met the outage commits
+    # again once the database is back (docs/scale-out.md), so a client whose request was in flight just waits.
+    assert statuses[-1] == 200  # full service after, without a restart of chatplane
     assert set(statuses) <= {200, 503}
     history = httpx.get(f"{server.url}/history/load", timeout=30).json()["messages"]
     users = history[0::2]

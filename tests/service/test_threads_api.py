@@ -109,9 +109,11 @@ async def test_failed_run_keeps_the_message_and_reports_its_code(client_for) -> 
 async def test_a_waited_for_run_whose_outcome_cannot_be_recorded_answers_with_its_error(
     client_for, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The database fails as the run's outcome is written: the run's row still says "running" (or, after a crash of
-    PostgreSQL, is gone), but the caller that waited gets the error the run ended with, not the row."""
-    client = await client_for(make_settings())
+    """The database fails every time the run's success is committed: after its retries the run is left as
+    ``running`` for recovery (never recorded as a failure that keeps its answer), and the caller that waited is told
+    the outcome recovery records — here ``worker_lost`` (``CHATPLANE_RUN_RECOVERY=fail``), a 503 naming the run."""
+    settings = make_settings(storage_timeout_s=0.2, run_lease_s=1.0, run_recovery="fail")
+    client = await client_for(settings)
     tid = (await client.post("/v1/threads", json={})).json()["thread_id"]
 
     async def outcome_not_recorded(*args: object, **kwargs: object) -> None:
@@ -121,7 +123,7 @@ async def test_a_waited_for_run_whose_outcome_cannot_be_recorded_answers_with_it
     failed = await client.post(f"/v1/threads/{tid}/runs", json={"message": "hello"})
     assert failed.status_code == 503
     error = failed.json()["error"]
-    assert error["code"] == "storage_unavailable" and error["run_id"]
+    assert error["code"] == "worker_lost" and error["run_id"]
 
 
 async def test_reject_policy_gives_409_while_busy(client_for) -> None:
