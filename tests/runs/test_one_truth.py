@@ -85,3 +85,22 @@ async def test_a_success_that_cannot_be_recorded_is_settled_by_recovery(persiste
             await asyncio.sleep(0.05)
         texts = [m.text for m in await mine.threads.messages(thread.thread_id)]
         assert status == "succeeded" and texts == ["hello", "echo: hello"]
+
+
+async def test_a_waiting_client_hears_a_success_recorded_but_never_logged(
+    persistent_storage_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outcome was committed, but its process could not tell so (the connection lost after each commit, or the
+    process killed between commit and log): the run's log never gets its last event. A client waiting on the run
+    hears the outcome from the run's record once the log has been silent for a while."""
+    monkeypatch.setattr("chatplane.runs.eventlog.SILENCE_S", 0.2)
+    settings = make_settings(storage_url=persistent_storage_url, storage_timeout_s=0.2)
+    async with ProductionAgent(settings=settings) as agent:
+        failures = _fail_success_commits(agent, "after", times=1000)
+        mine = agent.for_user("u")
+        thread = await mine.threads.create()
+        run = await mine.runs.send(thread.thread_id, "hello", multitask="reject")
+        last, _ = await asyncio.wait_for(agent.runs.outcome(run.run_id), 30)
+        assert failures() >= 1  # told while its process still retries the commit that already landed
+        assert last is not None and last.type == "run_completed" and last.data["status"] == "succeeded"
+        assert [m.text for m in await mine.threads.messages(thread.thread_id)] == ["hello", "echo: hello"]

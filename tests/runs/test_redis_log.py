@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from chatplane.events import RunEvent
+from chatplane.runs.events import EventLogUnavailable
 from chatplane.runs.redis_log import RedisEventLog
 
 
@@ -206,3 +207,46 @@ async def test_an_event_whose_json_does_not_start_with_its_id_takes_two_trips(lo
     await asyncio.sleep(0.1)
     events = [await here.append(run_id, "run_started", {}), await here.append(run_id, "run_completed", {})]
     assert await asyncio.wait_for(remote, 10) == events and [e.id for e in events] == [1, 2]
+
+
+async def test_a_follower_elsewhere_hears_an_outcome_that_was_never_logged(logs, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The run's process died between recording its outcome and logging it: after a silence the follower asks the
+    run's record (``silence``), and ends with what it says."""
+    monkeypatch.setattr("chatplane.runs.redis_log._BLOCK_MS", 100)
+    here, there = logs
+    run_id = uuid.uuid4().hex
+    here.open(run_id, here=True)
+    await here.append(run_id, "run_started", {})
+    asked: list[str] = []
+
+    async def silence() -> RunEvent | None:
+        asked.append("asked")
+        if len(asked) < 3:
+            return None  # still under way: keep waiting
+        return RunEvent(id=0, type="run_completed", run_id=run_id, data={"status": "succeeded"})
+
+    events = [e async for e in there.subscribe(run_id, 0, silence=silence)]
+    assert [(e.id, e.type) for e in events] == [(1, "run_started"), (0, "run_completed")]
+    assert len(asked) == 3
+
+
+async def test_a_follower_elsewhere_gives_way_to_the_record_when_redis_fails(logs) -> None:  # type: ignore[no-untyped-def]
+    """A read failing mid-run raises EventLogUnavailable (the follower reads the record): the in-process log never
+    sees a run that executes in another process, so it is no fallback for one."""
+    here, there = logs
+    run_id = uuid.uuid4().hex
+    here.open(run_id, here=True)
+    await here.append(run_id, "run_started", {})
+
+    async def fails(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ConnectionError("Redis went away")
+
+    seen: list[int] = []
+    follower = there.subscribe(run_id, 0)
+    seen.append((await anext(follower)).id)
+    there._reader.xread = fails  # type: ignore[method-assign]
+    with pytest.raises(EventLogUnavailable):
+        await anext(follower)
+    assert seen == [1]
+    with pytest.raises(EventLogUnavailable):  # while Redis counts as down, at once
+        await anext(there.subscribe(run_id, 0))

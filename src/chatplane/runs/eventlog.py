@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from chatplane.events import PAUSE_EVENTS, TERMINAL_EVENTS, EventType, RunEvent
+from chatplane.runs.events import SILENCE_S, Silence
 
 
 class _RunLog:
@@ -81,10 +82,18 @@ class MemoryEventLog:
         log = self._logs.get(run_id)
         return log is not None and bool(log.events)
 
-    async def subscribe(self, run_id: str, after: int = 0, *, through_pauses: bool = False) -> AsyncIterator[RunEvent]:
+    async def subscribe(
+        self,
+        run_id: str,
+        after: int = 0,
+        *,
+        through_pauses: bool = False,
+        silence: Silence | None = None,
+    ) -> AsyncIterator[RunEvent]:
         """Events with id > ``after``, then live ones, until the run ends (or pauses for a human, unless
         ``through_pauses``). Past the end of a run that has ended: its last event again, at once — a client that
-        re-attaches there learns that the run is over instead of waiting for events that will never come."""
+        re-attaches there learns that the run is over instead of waiting for events that will never come. After
+        ``SILENCE_S`` without an event, ``silence`` is asked for the run's outcome: an event it gives ends this."""
         log = self._log(run_id, create=True)
         assert log is not None
         position = after
@@ -93,7 +102,16 @@ class MemoryEventLog:
                 if log.closed and position >= len(log.events):
                     position = len(log.events) - 1
                 while position >= len(log.events):
-                    await log.changed.wait()
+                    if silence is None:
+                        await log.changed.wait()
+                        continue
+                    try:
+                        async with asyncio.timeout(SILENCE_S):
+                            await log.changed.wait()
+                    except TimeoutError:
+                        if (outcome := await silence()) is not None:
+                            yield outcome
+                            return
                 batch = log.events[position:]
             for event in batch:
                 position = event.id

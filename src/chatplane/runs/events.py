@@ -10,7 +10,7 @@ without an SSE id, so that a client's ``Last-Event-ID`` stays the last id it rea
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 from chatplane.errors import error_from_code
@@ -19,6 +19,18 @@ from chatplane.storage.runs import RunStore
 
 OUTSIDE_THE_LOG = 0
 """The id of an event read from a run's record rather than its log (``RunFollower``)."""
+
+SILENCE_S = 5.0
+"""How long a follower waits for a run's next event before it reads the run's record (``Silence``)."""
+
+Silence = Callable[[], Awaitable[RunEvent | None]]
+"""What a log's subscriber does after ``SILENCE_S`` without an event: the run's outcome from its record, if it has
+ended (the log may never get its last event: the process died between recording the outcome and logging it), else
+None, and the subscriber goes on waiting."""
+
+
+class EventLogUnavailable(Exception):
+    """The log cannot be read now (Redis unreachable): the follower reads the run's record instead."""
 
 
 class EventLog(Protocol):
@@ -32,7 +44,12 @@ class EventLog(Protocol):
 
     def open(self, run_id: str, *, here: bool = False) -> None: ...
     async def append(self, run_id: str, type: EventType, data: dict[str, Any] | None = None) -> RunEvent: ...
-    def subscribe(self, run_id: str, after: int = 0, *, through_pauses: bool = False) -> AsyncIterator[RunEvent]: ...
+    def subscribe(
+        self, run_id: str, after: int = 0, *, through_pauses: bool = False, silence: Silence | None = None
+    ) -> AsyncIterator[RunEvent]:
+        """The run's events after ``after``, then live ones, until it ends (or pauses); after ``SILENCE_S`` without
+        an event, ``silence`` may end it with the run's recorded outcome. Raises ``EventLogUnavailable``."""
+        ...
 
 
 class RunFollower:
@@ -55,25 +72,38 @@ class RunFollower:
                 async for event in self._poll_outcome(run_id, through_pauses):
                     yield event
                 return
-        async for event in self.log.subscribe(run_id, after, through_pauses=through_pauses):
-            yield event
+        async def silence() -> RunEvent | None:
+            return await self._recorded_outcome(run_id, through_pauses)
+
+        try:
+            async for event in self.log.subscribe(run_id, after, through_pauses=through_pauses, silence=silence):
+                yield event
+        except EventLogUnavailable:
+            async for event in self._poll_outcome(run_id, through_pauses):
+                yield event
 
     async def _poll_outcome(self, run_id: str, through_pauses: bool) -> AsyncIterator[RunEvent]:
         """The outcome of a run whose events this process cannot see, from the runs table."""
-        while True:
-            run = await self.runs.find(run_id)
-            if run is None or run.finished:
-                status = run.status if run is not None else "failed"
-                kind: EventType = {"succeeded": "run_completed", "cancelled": "run_cancelled"}.get(status, "run_failed")  # type: ignore[assignment]
-                data: dict[str, Any] = {"status": status}
-                if run is not None and run.error_code:
-                    data["error"] = {"code": run.error_code, "message": error_from_code(run.error_code).message}
-                yield RunEvent(id=OUTSIDE_THE_LOG, type=kind, run_id=run_id, data=data)
-                return
-            if run.status == "waiting" and not through_pauses:
-                yield RunEvent(id=OUTSIDE_THE_LOG, type="interrupt", run_id=run_id, data={"requests": []})
+        while True:  # the record is in the database, which tells no one when it changes: polled
+            if (event := await self._recorded_outcome(run_id, through_pauses)) is not None:
+                yield event
                 return
             await asyncio.sleep(0.5)
+
+    async def _recorded_outcome(self, run_id: str, through_pauses: bool) -> RunEvent | None:
+        """The run's outcome as its record tells it — its end, or (unless ``through_pauses``) its pause — as one
+        event outside the log's numbering; None while it is still under way."""
+        run = await self.runs.find(run_id)
+        if run is None or run.finished:
+            status = run.status if run is not None else "failed"
+            kind: EventType = {"succeeded": "run_completed", "cancelled": "run_cancelled"}.get(status, "run_failed")  # type: ignore[assignment]
+            data: dict[str, Any] = {"status": status}
+            if run is not None and run.error_code:
+                data["error"] = {"code": run.error_code, "message": error_from_code(run.error_code).message}
+            return RunEvent(id=OUTSIDE_THE_LOG, type=kind, run_id=run_id, data=data)
+        if run.status == "waiting" and not through_pauses:
+            return RunEvent(id=OUTSIDE_THE_LOG, type="interrupt", run_id=run_id, data={"requests": []})
+        return None
 
     async def outcome(self, run_id: str) -> tuple[RunEvent | None, dict[str, Any] | None]:
         """Wait until the run finishes or pauses: its last event, and its answer (the newest complete assistant

@@ -171,20 +171,27 @@ class Leases:
                 log.warning("worker(s) %s gone (their sessions ended): %d run(s) to recover", ", ".join(dead), ended)
 
     async def _reap(self) -> None:
-        """Recover runs whose worker is gone, and start pending runs nobody will start."""
+        """Recover runs whose worker is gone — all of a round's at once: each waits on the database, and the users
+        of a dead worker's runs all wait for theirs — and start pending runs nobody will start."""
         await self._notice_dead_workers()
-        for run in await self.runs.expired(time.time()):
-            # A run handed back at a graceful shutdown (no worker) was not lost: it is not counted.
-            lost = run.worker is not None
+        await asyncio.gather(*(self._recover(run) for run in await self.runs.expired(time.time())))
+        for thread_id in await self.runs.stranded_threads():
+            await self.continue_thread(thread_id)
+
+    async def _recover(self, run: Run) -> None:
+        """Take ``run`` over for this worker, unless another process got it first, and resume or fail it."""
+        # A run handed back at a graceful shutdown (no worker) was not lost: it is not counted.
+        lost = run.worker is not None
+        try:
             if not await self.runs.take_over(run, self.worker, self.lease(), lost=lost):
-                continue  # another process got it first
+                return  # another process got it first
             self._recovering.add(run.run_id)  # its lease renewed meanwhile (a slow database)
             try:
                 await self._take_over(run, lost)
             finally:
                 self._recovering.discard(run.run_id)
-        for thread_id in await self.runs.stranded_threads():
-            await self.continue_thread(thread_id)
+        except Exception as exc:  # one run's failure must not stop the others' recovery; its lease lapses again
+            as_chatplane_error(exc, f"run {run.run_id} (recovery)")
 
     async def _take_over(self, run: Run, lost: bool) -> None:
         """Resume ``run``, which recovery took over here — or fail it (``worker_lost``) if so configured, or if its

@@ -4,7 +4,8 @@ One stream per run (``chatplane:run:<id>``, capped, expiring an hour after the r
 ``INCR`` counter beside it, so they stay contiguous even when another process takes over a run. An event is one
 trip to Redis: a script numbers it, adds it to the stream and, for a run's last event, sets both keys to expire
 (two trips where Redis refuses scripts). When Redis is unreachable the log degrades to the in-process one
-(single-process behaviour) with a warning, and tries Redis again after a pause — it never fails a run.
+(single-process behaviour) with a warning, and tries Redis again after a pause — it never fails a run. A follower of
+a run this process does not hold then raises ``EventLogUnavailable``: its ``RunFollower`` reads the run's record.
 
 A run that starts in the process that accepted it (``open(run_id, here=True)``: the common case, an idle thread)
 also keeps its events in memory, with the same ids, and followers in that process read them there: no blocking
@@ -24,6 +25,7 @@ from redis.exceptions import NoPermissionError, RedisError, ResponseError
 
 from chatplane.events import PAUSE_EVENTS, TERMINAL_EVENTS, EventType, RunEvent
 from chatplane.runs.eventlog import MemoryEventLog
+from chatplane.runs.events import EventLogUnavailable, Silence
 
 log = logging.getLogger("chatplane.runs")
 
@@ -155,19 +157,29 @@ class RedisEventLog:
                 pipe.expire(f"{key}:seq", expire)
             await pipe.execute()
 
-    async def subscribe(self, run_id: str, after: int = 0, *, through_pauses: bool = False) -> AsyncIterator[RunEvent]:
+    async def subscribe(
+        self,
+        run_id: str,
+        after: int = 0,
+        *,
+        through_pauses: bool = False,
+        silence: Silence | None = None,
+    ) -> AsyncIterator[RunEvent]:
+        held_here = run_id in self._here or self._local.has_events(run_id)
         if not self._available():
-            async for event in self._local.subscribe(run_id, after, through_pauses=through_pauses):
+            if not held_here:
+                raise EventLogUnavailable(run_id)  # it runs elsewhere: only its record can tell
+            async for event in self._local.subscribe(run_id, after, through_pauses=through_pauses, silence=silence):
                 yield event
             return
         key = f"chatplane:run:{run_id}"
-        if run_id in self._here or self._local.has_events(run_id):
+        if held_here:
             # Started here (or logged here while Redis was down): the copy in memory, to its end or first pause.
             last: RunEvent | None = None
-            async for event in self._local.subscribe(run_id, after, through_pauses=False):
+            async for event in self._local.subscribe(run_id, after, through_pauses=False, silence=silence):
                 last, after = event, event.id
                 yield event
-            if last is None or last.type in TERMINAL_EVENTS:
+            if last is None or last.type in TERMINAL_EVENTS or last.id == 0:  # id 0: the outcome from its record
                 return
             # Paused: the run may be resumed in any process, so what follows is read from the stream.
             if not through_pauses and not await self._newer_than(key, after):
@@ -178,10 +190,13 @@ class RedisEventLog:
                 batch: Any = await self._reader.xread({key: cursor}, count=500, block=_BLOCK_MS)
             except (RedisError, OSError) as exc:
                 self._degrade(exc)
-                async for event in self._local.subscribe(run_id, after, through_pauses=through_pauses):
-                    yield event
-                return
+                raise EventLogUnavailable(run_id) from None
             entries: list[Any] = batch[0][1] if batch else []
+            if not entries and silence is not None and (outcome := await silence()) is not None:
+                # _BLOCK_MS without an event, and the run's record says it is over: its worker died between recording
+                # the outcome and logging it, and no event will ever come.
+                yield outcome
+                return
             for stream_id, fields in entries:
                 cursor = stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
                 event = RunEvent.model_validate_json(fields[b"e"])
