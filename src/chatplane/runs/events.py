@@ -72,6 +72,7 @@ class RunFollower:
                 async for event in self._poll_outcome(run_id, through_pauses):
                     yield event
                 return
+
         async def silence() -> RunEvent | None:
             return await self._recorded_outcome(run_id, through_pauses)
 
