@@ -47,6 +47,19 @@ def test_create_join_get_list_and_delete_with_the_sync_client(lg_sync_client: An
     assert unknown_thread.value.response.status_code == 404
 
 
+def test_a_waited_run_of_a_messages_graph_answers_with_the_whole_conversation(lg_sync_client: Any) -> None:
+    """chatplane keeps earlier turns in the thread's transcript, not its checkpoint: what ``wait`` and ``join``
+    answer merges them, as LangGraph's own state would hold every message."""
+    client = lg_sync_client
+    tid = client.threads.create()["thread_id"]  # no graph yet: its first run binds it
+    for text in ("one", "two", "three"):
+        values = client.runs.wait(tid, "chat", input={"messages": [{"role": "user", "content": text}]})
+    contents = [m["content"] for m in values["messages"]]
+    assert contents == ["one", "echo: one", "two", "echo: two", "three", "echo: three"]
+    assert client.threads.get_state(tid)["values"]["messages"] == values["messages"]
+    assert client.threads.get(tid)["metadata"].get("graph_id", "chat") == "chat"
+
+
 async def test_every_stream_mode_with_subgraphs_then_resume_with_a_command(lg_client: Any) -> None:
     client = lg_client
     tid = _new()

@@ -19,6 +19,7 @@ from chatplane.runs.stateless import stream_stateless
 from chatplane.schemas import UsageReport
 from chatplane.storage.idempotency import IdempotencyKey
 from chatplane.storage.runs import Multitask, Run
+from chatplane.storage.thread_search import ThreadSearch
 from chatplane.storage.usage import usage_report
 
 
@@ -42,6 +43,7 @@ class RunService:
         session_id: str | None = None,
         create_as: str | None = None,
         idempotency_key: str | None = None,
+        bind: bool = False,
     ) -> Run:
         """Send ``message`` (a user message, or any ``RunInput``) to the owner's thread: a new run, started now or
         queued by ``multitask``. A ``command`` that only resumes goes to the run waiting on the thread, if any (the
@@ -51,7 +53,9 @@ class RunService:
         use, talking to ``agent`` or else ``create_as`` (the seed's sessions); without it a missing thread is a 404.
         ``stream_tokens=False`` for a caller that waits for the whole answer (``RunManager.submit``).
         ``idempotency_key``: the same request sent again with it gets the first one's run, never a second message
-        (``chatplane.storage.idempotency``); the key sent with another request is ``IdempotencyConflictError``."""
+        (``chatplane.storage.idempotency``); the key sent with another request is ``IdempotencyConflictError``.
+        ``bind``: a thread no run was made on yet is pointed at ``agent`` first (the LangGraph API's threads take
+        their graph from their first run), in the same read of the thread as the checks."""
         request = message if isinstance(message, RunInput) else RunInput(message=message)
         settings = self._services.settings
         if request.message is not None:
@@ -71,26 +75,31 @@ class RunService:
             options["idempotency"] = dataclasses.replace(key, ttl_s=settings.idempotency_ttl_s)
         try:
             try:
-                return await self._submit(thread_id, request, options)
+                return await self._submit(thread_id, request, options, bind)
             except ThreadNotFoundError:
                 if create_as is None:
                     raise
                 threads = self._services.storage.threads
                 create_as = await self._services.targets.thread_agent(agent or create_as, self.owner)
                 await threads.ensure(thread_id, self.owner, agent, create_as, session_id)
-                return await self._submit(thread_id, request, options)
+                return await self._submit(thread_id, request, options, bind=False)
         except ChatplaneError:
             raise
         except Exception as exc:
             raise as_chatplane_error(exc, f"thread {thread_id}") from exc
 
-    async def _submit(self, thread_id: str, request: RunInput, options: dict[str, Any]) -> Run:
+    async def _submit(self, thread_id: str, request: RunInput, options: dict[str, Any], bind: bool) -> Run:
         """Check ``request`` against the thread's graph — unless it is a plain message and every graph served
-        keeps messages (no read needed) — then hand it to the run manager."""
+        keeps messages (no read needed) — then hand it to the run manager; ``bind``: see ``send``."""
         services = self._services
         extra: dict[str, Any] = {}
-        if not (request.plain and services.catalog.all_keep_messages):
-            thread = await services.storage.threads.get(thread_id, self.owner)
+        agent = options["agent"]
+        if bind or not (request.plain and services.catalog.all_keep_messages):
+            threads = services.storage.threads
+            thread = await threads.get(thread_id, self.owner)
+            if bind and agent is not None and thread.agent != agent:
+                if await ThreadSearch(services.storage.db).rebind(thread_id, self.owner, agent):
+                    thread = await threads.get(thread_id, self.owner)
             if request.resumes_only:
                 waiting = [r for r in await services.storage.runs.active(thread_id) if r.status == "waiting"]
                 if waiting:

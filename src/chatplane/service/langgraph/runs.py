@@ -18,7 +18,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from chatplane.core import UserServices
-from chatplane.errors import InvalidInputError, RunNotFoundError, ThreadNotFoundError
+from chatplane.errors import InvalidInputError, RunNotFoundError
 from chatplane.runs.jsonable import to_jsonable
 from chatplane.service.deps import AgentDep, CurrentUser, IdempotencyKeyHeader, RunAllowedUser, SettingsDep
 from chatplane.service.langgraph.run_body import LangGraphRunCreate, langgraph_status, run_shape
@@ -50,11 +50,6 @@ async def start_run(
     that is waited for, or streams only ``values`` / ``updates``, gets each answer whole — streaming every token
     to nobody costs a good part of a turn (as for ``/v1``'s waited runs)."""
     create_as = body.assistant_id if body.if_not_exists == "create" else None
-    try:  # a thread created without a graph takes this one at its first run
-        await mine.thread_views.bind(thread_id, body.assistant_id)
-    except ThreadNotFoundError:
-        if create_as is None:
-            raise
     run = await mine.runs.send(
         thread_id,
         body.run_input(),
@@ -63,6 +58,7 @@ async def start_run(
         create_as=create_as,
         idempotency_key=idempotency_key,
         stream_tokens=bool({"messages", "messages-tuple"} & set(body.modes())),
+        bind=True,  # a thread created without a graph takes this one at its first run
     )
     return run, run.resumed_after
 
@@ -76,7 +72,8 @@ async def run_values(mine: UserServices, run: Run, after: int = 0) -> dict[str, 
     if last is not None and last.type == "run_failed":
         error = last.data.get("error") or {}
         return {"__error__": {"error": error.get("code", "error"), "message": error.get("message", "")}}
-    values, snapshot = await mine.threads.state(run.thread_id)
+    # A messages graph's values are the whole conversation (its earlier turns are in the thread's transcript).
+    values, snapshot = await mine.thread_views.states.latest(await mine.threads.get(run.thread_id))
     out: dict[str, Any] = to_jsonable(values)
     interrupts = getattr(snapshot, "interrupts", ()) or ()
     if interrupts:
@@ -143,7 +140,7 @@ async def create_run(
     body.modes()
     run, _ = await start_run(mine, thread_id, body, idempotency_key)
     response.headers["Content-Location"] = run_path(run)
-    return run_shape(await mine.runs.get(run.run_id), agent.services.catalog)
+    return run_shape(run, agent.services.catalog)
 
 
 @router.post("/threads/{thread_id}/runs/stream")
