@@ -72,15 +72,6 @@ class ThreadViews:
                 raise ThreadExistsError() from exc
             return _existing(found, if_exists)
 
-    async def bind(self, thread_id: str, agent: str) -> Thread:
-        """Point the owner's thread at ``agent`` (an assistant or graph id) if no run was made on it yet; the
-        thread as it is now (a thread that ran keeps its graph)."""
-        kind = await self._services.targets.thread_agent(agent, self.owner)
-        thread = await self._store.get(thread_id, self.owner)
-        if thread.agent != kind and await self._search.rebind(thread_id, self.owner, kind):
-            thread = await self._store.get(thread_id, self.owner)
-        return thread
-
     async def view(self, thread: Thread | str) -> ThreadView:
         if isinstance(thread, str):
             thread = await self._store.get(thread, self.owner)

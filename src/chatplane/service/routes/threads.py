@@ -154,8 +154,6 @@ async def create_run(
     """Send a message. Waits for the answer, or with ``background: true`` answers 202 at once (a waited-for run
     streams no ``token`` events: the model gives its answer whole)."""
     mine = agent.for_user(user.id)
-    if body.assistant_id is not None:
-        await mine.thread_views.bind(thread_id, body.assistant_id)
     run = await mine.runs.send(
         thread_id,
         run_input(body),
@@ -163,6 +161,7 @@ async def create_run(
         stream_tokens=body.background,
         agent=body.assistant_id,
         idempotency_key=idempotency_key,
+        bind=body.assistant_id is not None,  # a thread no run was made on yet takes this assistant
     )
     if body.background:
         response.status_code = status.HTTP_202_ACCEPTED
@@ -192,14 +191,13 @@ async def create_run_stream(
     """Send a message and stream the run's events. Disconnecting does not stop the run: re-attach with
     ``GET /v1/runs/{run_id}/stream`` and ``Last-Event-ID``."""
     mine = agent.for_user(user.id)
-    if body.assistant_id is not None:
-        await mine.thread_views.bind(thread_id, body.assistant_id)
     run = await mine.runs.send(
         thread_id,
         run_input(body),
         multitask=body.multitask,
         agent=body.assistant_id,
         idempotency_key=idempotency_key,
+        bind=body.assistant_id is not None,  # a thread no run was made on yet takes this assistant
     )
     return run_event_stream(mine.runs.events(run, run.resumed_after), settings.sse_ping_s)
 
