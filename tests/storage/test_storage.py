@@ -686,3 +686,21 @@ def test_a_prefetched_checkpoint_is_forgotten_once_the_run_has_written() -> None
     assert Turn("r", "t", held=HeldWrites(), prefetched=PrefetchedCheckpoint("t", ([], 0))).first_read(config) == (
         ([], 0),
     )
+
+
+async def test_a_threads_active_runs_are_found_without_walking_its_finished_ones(persistent_storage_url: str) -> None:
+    """Read twice a turn (accepting a run, finishing one): the plan uses the index of active runs only, so a thread's
+    2,000th turn costs what its 10th does (``benchmarks.long_thread``)."""
+    from chatplane.storage.runs import RunStore
+
+    async with open_storage(make_settings(storage_url=persistent_storage_url)) as storage:
+        sql, params = RunStore.active_statement("some-thread")
+        if storage.kind == "postgres":
+            async with storage.db.transaction() as tx:  # a tiny table is read whole: ask for the index's plan
+                await tx.execute("SET LOCAL enable_seqscan = off")
+                rows = await tx.fetchall("EXPLAIN " + sql, params)
+            plan = " ".join(str(next(iter(r.values()))) for r in rows)
+        else:
+            rows = await storage.db.fetchall("EXPLAIN QUERY PLAN " + sql, params)
+            plan = " ".join(str(r["detail"]) for r in rows)
+        assert "chatplane_runs_thread_active" in plan
