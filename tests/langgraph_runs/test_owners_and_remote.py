@@ -71,6 +71,14 @@ async def test_a_second_user_sees_nothing_of_the_first_s_runs(
         assert missing.value.response.content in bodies  # the same bytes as a run that does not exist
         resumed = await alice.runs.wait(tid, "approval", command={"resume": "yes"})
         assert resumed == {"request": "x", "decision": "yes", "done": True}
+        # a run waiting for a human, rolled back: the checkpoint its pause wrote goes with it
+        paused = await alice.runs.wait(tid, "approval", input={"request": "y"})
+        assert paused["__interrupt__"][0]["value"] == {"question": "approve y?"}
+        (waiting, _) = await alice.runs.list(tid)
+        await alice.runs.cancel(tid, waiting["run_id"], action="rollback")
+        state = await alice.threads.get_state(tid)
+        assert state["values"] == resumed and state["next"] == [] and state["tasks"] == []
+        assert [r["run_id"] for r in await alice.runs.list(tid)] == [run["run_id"]]
 
 
 async def test_a_stateless_run_has_a_temporary_thread(lg_client: Any) -> None:

@@ -4,6 +4,7 @@ serving the demo project."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -155,9 +156,24 @@ async def test_cancel_and_each_multitask_strategy(lg_client: Any) -> None:
     cancelled = await client.runs.create(tid, "steps", input={})
     await client.runs.cancel(tid, cancelled["run_id"], wait=True)
     assert (await client.runs.get(tid, cancelled["run_id"]))["status"] == "interrupted"
-    with pytest.raises(APIStatusError) as rollback:
-        await client.runs.cancel(tid, cancelled["run_id"], action="rollback")
-    assert rollback.value.response.status_code == 422
+
+    # rollback: the run is undone — its steps' checkpoints deleted, its record gone — as a strategy and as a cancel
+    before = (await client.threads.get_state(tid))["values"]["done"]
+    undone = await client.runs.create(tid, "steps", input={})
+    await asyncio.sleep(0.5)  # step a has checkpointed
+    rolling = await client.runs.create(tid, "steps", input={}, multitask_strategy="rollback")
+    assert rolling["multitask_strategy"] == "rollback"
+    await client.runs.join(tid, rolling["run_id"])
+    with pytest.raises(APIStatusError) as gone:
+        await client.runs.get(tid, undone["run_id"])
+    assert gone.value.response.status_code == 404
+    after = (await client.threads.get_state(tid))["values"]["done"]
+    assert after == [*before, "a", "b", "c"]
+    dropped = await client.runs.create(tid, "steps", input={})
+    await asyncio.sleep(0.5)
+    await client.runs.cancel(tid, dropped["run_id"], wait=True, action="rollback")
+    assert (await client.threads.get_state(tid))["values"]["done"] == after
+    assert [r["run_id"] for r in await client.runs.list(tid, limit=100)].count(dropped["run_id"]) == 0
 
 
 async def test_deleting_an_active_run_is_a_conflict(lg_client: Any) -> None:

@@ -125,9 +125,10 @@ class RunService:
             raise InvalidInputError("That run belongs to another thread.")
         return run
 
-    async def cancel(self, run: Run | str) -> Run:
-        """Stop the run now; what the model had generated is kept in the thread, marked ``cancelled``."""
-        return await self._manager.cancel(await self._own(run))
+    async def cancel(self, run: Run | str, *, roll_back: bool = False) -> Run:
+        """Stop the run now; what the model had generated is kept in the thread, marked ``cancelled``.
+        ``roll_back``: undo it instead — nothing it did stays in the thread, and its record is deleted."""
+        return await self._manager.cancel(await self._own(run), roll_back=roll_back)
 
     async def retry(self, run: Run | str) -> Run:
         """A new run continuing the thread from where a failed run stopped."""

@@ -107,6 +107,7 @@ class Executor:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.handing_back: set[str] = set()  # runs cancelled for shutdown: another process resumes them
         self.stopping: set[str] = set()  # runs whose cancel reached them: closing the graph, recording the cancel
+        self.rolling_back: set[str] = set()  # runs cancelled to be undone (LangGraph's ``rollback``)
 
     def executing(self) -> list[str]:
         return [run_id for run_id, task in self.tasks.items() if not task.done()]
@@ -125,14 +126,17 @@ class Executor:
         if self.tasks.get(run_id) is task:
             del self.tasks[run_id]
             self.stopping.discard(run_id)
+            self.rolling_back.discard(run_id)
 
-    def cancel_here(self, run_id: str, *, unless_stopping: bool = False) -> bool:
+    def cancel_here(self, run_id: str, *, unless_stopping: bool = False, roll_back: bool = False) -> bool:
         """Cancel the run's task if it executes here; False if it does not. ``unless_stopping``: not again once
         the cancel has reached the run (a second one would cut short its closing of the graph or its recording of
-        the cancel)."""
+        the cancel). ``roll_back``: and undo it — nothing it did stays in its thread, and its record goes."""
         task = self.tasks.get(run_id)
         if task is None or task.done():
             return False
+        if roll_back:
+            self.rolling_back.add(run_id)
         if not (unless_stopping and run_id in self.stopping):
             task.cancel()
         return True
@@ -197,7 +201,10 @@ class Executor:
         except asyncio.CancelledError:
             if run.run_id in self.handing_back:
                 raise  # shutting down: the run goes back to the queue as it is
-            next_up = await asyncio.shield(self._record_cancel(run, target, translator, turn))
+            if run.run_id in self.rolling_back:
+                next_up = await asyncio.shield(self._record_rollback(run, translator))
+            else:
+                next_up = await asyncio.shield(self._record_cancel(run, target, translator, turn))
         except Exception as exc:
             error = as_chatplane_error(exc, f"run {run.run_id}")
             next_up = await asyncio.shield(self._record_failure(run, translator, error.code, error.message, turn))
@@ -331,6 +338,19 @@ class Executor:
         with contextlib.suppress(Exception):
             next_up = await self.finish(run, "cancelled", translator.usage)
         await self.events.append(run.run_id, "run_cancelled", {"status": "cancelled"})
+        return next_up
+
+    async def _record_rollback(self, run: Run, translator: StreamTranslator) -> list[Run] | None:
+        """A run cancelled to be undone: recorded ``cancelled`` with every checkpoint it wrote deleted and nothing it
+        held written, in one transaction; its followers told; then its record deleted (LangGraph's ``rollback``:
+        the run is gone, as if it never was)."""
+        next_up = None
+        with contextlib.suppress(Exception):
+            next_up = await self.turns.finish(run, "cancelled", translator.usage, roll_back=True)
+            await self.hooks.call(self.hooks.finished, run)
+        await self.events.append(run.run_id, "run_cancelled", {"status": "cancelled", "rolled_back": True})
+        with contextlib.suppress(Exception):
+            await self.turns.runs.delete_finished(run.run_id, run.owner)
         return next_up
 
     # --- a run's input, for recovery --------------------------------------------------------------------------------

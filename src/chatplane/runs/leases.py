@@ -155,9 +155,9 @@ class Leases:
         executing = self.executor.executing() + list(self._recovering)
         if not executing:
             return
-        for run_id in await self.runs.heartbeat(self.worker, self.lease(), executing):
+        for run_id, roll_back in await self.runs.heartbeat(self.worker, self.lease(), executing):
             # Again if something in between swallowed an earlier cancel; not once it has reached the run.
-            self.executor.cancel_here(run_id, unless_stopping=True)
+            self.executor.cancel_here(run_id, unless_stopping=True, roll_back=roll_back)
 
     async def _notice_dead_workers(self) -> None:
         """End the leases of the runs of workers whose database session is gone and who missed two renewals."""

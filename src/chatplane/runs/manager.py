@@ -160,9 +160,9 @@ class RunManager:
         agent: str | None = None,
         idempotency: IdempotencyKey | None = None,
     ) -> Run:
-        if multitask == "interrupt":
+        if multitask in ("interrupt", "rollback"):
             try:
-                return await self._accept_interrupting(thread_id, owner, run_input, agent, idempotency)
+                return await self._accept_interrupting(thread_id, owner, run_input, multitask, agent, idempotency)
             except KeyClaimedError:
                 replayed = await self._replayed(owner, idempotency) if idempotency is not None else None
                 if replayed is None:
@@ -201,14 +201,18 @@ class RunManager:
         thread_id: str,
         owner: str,
         run_input: dict[str, Any],
+        multitask: Multitask,
         agent: str | None,
         idempotency: IdempotencyKey | None = None,
     ) -> Run:
-        """Accept a run that cancels the thread's active runs (their partial answers kept) and goes next."""
+        """Accept a run that cancels the thread's active runs (``interrupt``: their partial answers kept;
+        ``rollback``: undone, nothing of them left) and goes next."""
+        roll_back = multitask == "rollback"
         accepted = await self.turns.accept_interrupting(
             thread_id,
             owner,
             run_input,
+            multitask=multitask,
             agent=agent,
             default_model=self.settings.model,
             claim_for=self.leases.claim_for(),
@@ -217,10 +221,10 @@ class RunManager:
         run, interrupted = accepted.run, accepted.interrupted
         self.events.open(run.run_id, here=accepted.turn is not None)
         for victim in interrupted:
-            if victim.status == "cancelled":
-                await self.executor.after_finish(victim, "run_cancelled", {"status": "cancelled"})
+            if victim.status == "cancelled":  # it was waiting for a human: cancelled with the acceptance
+                await self._cancelled_inactive(victim, roll_back)
             else:
-                await self._request_cancel(victim)
+                await self._request_cancel(victim, roll_back)
         if accepted.turn is not None:
             self.executor.launch(run, graph_input(run), turn=accepted.turn)
         elif interrupted and all(v.status == "cancelled" for v in interrupted):
@@ -228,17 +232,18 @@ class RunManager:
         return run
 
     # --- stopping and resuming ------------------------------------------------------------------------------------
-    async def cancel(self, run: Run) -> Run:
-        """Cancel a pending, running or waiting run, wherever it runs. A finished run is left as it is."""
+    async def cancel(self, run: Run, *, roll_back: bool = False) -> Run:
+        """Cancel a pending, running or waiting run, wherever it runs. A finished run is left as it is.
+        ``roll_back``: undo it too — every checkpoint it wrote deleted, then its record (LangGraph's ``rollback``)."""
         current = await self.runs.find(run.run_id) or run
         if current.status in ("pending", "waiting"):
             if await self.runs.cancel_inactive(current):
-                await self.executor.after_finish(current, "run_cancelled", {"status": "cancelled"})
+                await self._cancelled_inactive(current, roll_back)
                 await self.leases.continue_thread(current.thread_id)
                 return current
             current = await self.runs.find(run.run_id) or current  # it moved on meanwhile
         if current.status == "running":
-            await self._request_cancel(current)
+            await self._request_cancel(current, roll_back)
             async for _ in self.subscribe(run.run_id, 0, through_pauses=True):
                 pass
         return await self.runs.find(run.run_id) or current
@@ -248,9 +253,20 @@ class RunManager:
         for run in await self.runs.active(thread_id):
             await self.cancel(run)
 
-    async def _request_cancel(self, run: Run) -> None:
-        if not self.executor.cancel_here(run.run_id):  # running in another process: its heartbeat sees the flag
-            await self.runs.request_cancel(run.run_id)
+    async def _request_cancel(self, run: Run, roll_back: bool = False) -> None:
+        if not self.executor.cancel_here(run.run_id, roll_back=roll_back):
+            await self.runs.request_cancel(run.run_id, roll_back=roll_back)  # in another process: its heartbeat
+
+    async def _cancelled_inactive(self, run: Run, roll_back: bool) -> None:
+        """Tell whom it concerns that ``run``, which nobody executed, was cancelled; ``roll_back``: first delete what
+        it wrote (a run paused for a human wrote its checkpoint), and its record after."""
+        if roll_back:
+            await self.turns.finish(run, "cancelled", run.usage, roll_back=True)
+        await self.executor.after_finish(
+            run, "run_cancelled", {"status": "cancelled", **({"rolled_back": True} if roll_back else {})}
+        )
+        if roll_back:
+            await self.runs.delete_finished(run.run_id, run.owner)
 
     async def resume(self, run: Run, value: Any) -> Run:
         """Answer a run that waits for a human (``interrupt``): it goes on, in this process, with ``value`` as what

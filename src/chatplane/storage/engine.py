@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from langchain_core.messages import AnyMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.memory import InMemorySaver
 
 from chatplane.config import Settings
 from chatplane.errors import ConfigError, StorageUnavailableError
@@ -91,6 +92,7 @@ class Storage:
             durability=durability,
             saver_takes_part=isinstance(checkpointer, TakesPartInTurns),
             prefetching=checkpointer if isinstance(checkpointer, PrefetchingSaver) else None,
+            memory_saver=checkpointer if isinstance(checkpointer, InMemorySaver) else None,
         )
 
     async def thread_messages(self, thread_id: str) -> list[AnyMessage]:
@@ -178,8 +180,6 @@ async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
     """Open the storage named by ``settings.storage_url``, create its tables, and close it on exit."""
     kind = storage_kind(settings.storage_url)
     if kind == "memory":
-        from langgraph.checkpoint.memory import InMemorySaver
-
         async with open_sqlite_database(":memory:", settings.storage_timeout_s) as db:
             yield Storage("memory", InMemorySaver(), db, turns=OpenTurns(), durability=settings.checkpoint_durability)
     elif kind == "sqlite":

@@ -13,7 +13,7 @@ from chatplane.storage.database import Database, Dialect, Result, Row, Statement
 from chatplane.storage.idempotency import IdempotencyKey, claimed_by_clause, claimed_params
 
 RunStatus = Literal["pending", "running", "waiting", "succeeded", "failed", "cancelled"]
-Multitask = Literal["reject", "enqueue", "interrupt"]
+Multitask = Literal["reject", "enqueue", "interrupt", "rollback"]
 FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 
 _COLUMNS = (
@@ -21,6 +21,8 @@ _COLUMNS = (
     "finished_at, model"
 )
 _ACTIVE = "status IN ('pending', 'running', 'waiting')"
+_ROLL_BACK = 2
+"""``cancel_requested`` of a run to cancel and undo (LangGraph's ``rollback``); 1 is a plain cancel."""
 
 
 @dataclass
@@ -295,9 +297,10 @@ class RunStore:
         """The thread's pending, running and waiting runs, oldest first."""
         return await self.active_for_thread(self.db, thread_id)
 
-    async def heartbeat(self, worker: str, lease_until: float, run_ids: Sequence[str]) -> list[str]:
+    async def heartbeat(self, worker: str, lease_until: float, run_ids: Sequence[str]) -> list[tuple[str, bool]]:
         """Extend the leases of ``run_ids``, the runs this worker is executing; the ids of this worker's runs a
-        cancel was requested for. A run the worker holds but no longer executes — its task ended without its
+        cancel was requested for, each with whether it is to be rolled back (``request_cancel``). A run the
+        worker holds but no longer executes — its task ended without its
         outcome recorded, say while the database was unreachable — is not renewed: its lease runs out, and
         recovery (``RunManager._reap``) takes it, rather than its thread staying busy for as long as the worker
         has other runs."""
@@ -307,10 +310,11 @@ class RunStore:
             (lease_until, worker, *ids),
         )
         rows = await self.db.fetchall(
-            "SELECT run_id FROM chatplane_runs WHERE worker = %s AND status = 'running' AND cancel_requested = 1",
+            "SELECT run_id, cancel_requested FROM chatplane_runs WHERE worker = %s AND status = 'running' "
+            "AND cancel_requested > 0",
             (worker,),
         )
-        return [r["run_id"] for r in rows]
+        return [(r["run_id"], int(r["cancel_requested"]) == _ROLL_BACK) for r in rows]
 
     async def cancel_inactive(self, run: Run) -> bool:
         """Cancel ``run`` if it is still as read (pending or waiting: nobody executes it); False if it moved on."""
@@ -337,8 +341,11 @@ class RunStore:
             )
         return int(changed) > 0
 
-    async def request_cancel(self, run_id: str) -> None:
-        await self.db.execute("UPDATE chatplane_runs SET cancel_requested = 1 WHERE run_id = %s", (run_id,))
+    async def request_cancel(self, run_id: str, *, roll_back: bool = False) -> None:
+        """Ask whichever process executes the run to cancel it (``roll_back``: and undo it); its heartbeat reads
+        the request."""
+        kind = _ROLL_BACK if roll_back else 1
+        await self.db.execute("UPDATE chatplane_runs SET cancel_requested = %s WHERE run_id = %s", (kind, run_id))
 
     async def release(self, run_ids: list[str], worker: str) -> None:
         """Hand runs back (graceful shutdown): their lease ends now, so another process resumes them. Only those

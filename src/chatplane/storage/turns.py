@@ -19,10 +19,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from chatplane.storage.database import Database
+from langgraph.checkpoint.memory import InMemorySaver
+
+from chatplane.storage.database import Database, Statement
 from chatplane.storage.idempotency import IdempotencyKey, KeyClaimedError, claim_statements, release_statement
 from chatplane.storage.prefetch import PrefetchedCheckpoint, PrefetchingSaver
-from chatplane.storage.runs import Run, RunStatus, RunStore
+from chatplane.storage.rollback import delete_in_memory, delete_statements
+from chatplane.storage.runs import Multitask, Run, RunStatus, RunStore
 from chatplane.storage.threads import Thread, ThreadStore, check_thread
 from chatplane.storage.transcript import end_of, end_statement
 from chatplane.storage.unit_of_work import HeldWrites, OpenTurns, Turn
@@ -63,9 +66,11 @@ class TurnStore:
         durability: Durability,
         saver_takes_part: bool,
         prefetching: PrefetchingSaver | None,
+        memory_saver: InMemorySaver | None = None,
     ) -> None:
         """``saver_takes_part``: the checkpointer holds a turn's writes when asked (chatplane's savers);
-        ``prefetching``: the checkpointer whose first read a run's acceptance can do (chatplane's savers)."""
+        ``prefetching``: the checkpointer whose first read a run's acceptance can do (chatplane's savers);
+        ``memory_saver``: the checkpointer, when it keeps checkpoints in memory rather than in ``db``."""
         self.db = db
         self.runs = runs
         self.open_turns = turns
@@ -75,6 +80,7 @@ class TurnStore:
         writes: a transcript append held while the checkpoint that drops the moved messages is not would lose them,
         should the outcome fail."""
         self._prefetching = prefetching
+        self._memory_saver = memory_saver
 
     # --- accepting ----------------------------------------------------------------------------------------------
     async def accept(
@@ -132,6 +138,7 @@ class TurnStore:
         owner: str,
         run_input: dict[str, Any],
         *,
+        multitask: Multitask = "interrupt",
         agent: str | None,
         default_model: str | None,
         claim_for: tuple[str, float],
@@ -148,7 +155,7 @@ class TurnStore:
                 owner,
                 thread.agent,
                 run_input,
-                "interrupt",
+                multitask,
                 model=thread.model or default_model,
                 tx=tx,
                 claim_for=claim_for if claimed else None,
@@ -190,6 +197,7 @@ class TurnStore:
         error_code: str | None = None,
         *,
         turn: Turn | None = None,
+        roll_back: bool = False,
     ) -> list[Run]:
         """Record the outcome; the thread's runs still active, oldest first.
 
@@ -199,14 +207,22 @@ class TurnStore:
         read after it sees what they decided; one that comes later waits for this one and sees the run finished.
 
         ``turn``: what it holds goes first in the same transaction — the thread's state and the run's outcome
-        change together or not at all; kept for another outcome if this one fails."""
+        change together or not at all; kept for another outcome if this one fails. ``roll_back``: instead, every
+        checkpoint the run wrote is deleted in that transaction (``chatplane.storage.rollback``), and what it holds
+        is dropped: the thread is as it was before the run."""
         if not run.thread_id:  # a stateless run
             await self.runs.finish(run, status, usage, error_code)
             return []
-        held = turn.held if turn is not None and turn.held is not None else HeldWrites()
+        held = turn.held if turn is not None and turn.held is not None and not roll_back else HeldWrites()
+        undo: list[Statement] = []
+        if roll_back and self._memory_saver is not None:
+            delete_in_memory(self._memory_saver, run.thread_id, run.run_id)
+        elif roll_back:
+            undo = delete_statements(self.db.dialect, run.thread_id, run.run_id)
         with held.taken() as written:
             *_, active = await self.db.batch(
                 [
+                    *undo,
                     *written,
                     ThreadStore.touch_statement(run.thread_id),
                     RunStore.finish_statement(run, status, usage, error_code),

@@ -5,12 +5,11 @@ Every field the SDK sends is either taken or refused with a 422 naming it — ne
 ==========================  ==================================================================================
 taken                       ``assistant_id``, ``input``, ``command``, ``config``, ``context``, ``metadata``,
                             ``stream_mode``, ``stream_subgraphs``, ``stream_resumable`` (every run's stream is),
-                            ``multitask_strategy`` (reject, enqueue, interrupt), ``if_not_exists``,
+                            ``multitask_strategy`` (reject, enqueue, interrupt, rollback), ``if_not_exists``,
                             ``on_disconnect``, ``on_completion`` (stateless runs), ``after_seconds: 0``,
                             ``strict_resume: false``, ``interrupt_before`` / ``interrupt_after`` (static
                             breakpoints; ``input: null`` goes on), ``durability``
-refused (422)               ``multitask_strategy: rollback``,
-                            ``checkpoint`` / ``checkpoint_id`` / ``checkpoint_during``,
+refused (422)               ``checkpoint`` / ``checkpoint_id`` / ``checkpoint_during``,
                             ``webhook``, ``after_seconds > 0``, ``feedback_keys``,
                             ``langsmith_tracer``, ``strict_resume: true``; any other field
 ==========================  ==================================================================================
@@ -90,10 +89,8 @@ class LangGraphRunCreate(BaseModel):
 
     def multitask(self) -> Multitask:
         strategy = self.multitask_strategy or "reject"
-        if strategy == "rollback":
-            raise InvalidInputError("`multitask_strategy` rollback is not supported: interrupt, reject, enqueue.")
-        if strategy not in ("reject", "enqueue", "interrupt"):
-            raise InvalidInputError("`multitask_strategy` must be reject, enqueue or interrupt.")
+        if strategy not in ("reject", "enqueue", "interrupt", "rollback"):
+            raise InvalidInputError("`multitask_strategy` must be reject, enqueue, interrupt or rollback.")
         return strategy  # type: ignore[return-value]
 
     def modes(self) -> tuple[str, ...]:

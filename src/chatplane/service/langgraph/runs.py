@@ -18,7 +18,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import JSONResponse
 
 from chatplane.core import UserServices
-from chatplane.errors import InvalidInputError, RunNotFoundError
+from chatplane.errors import RunNotFoundError
 from chatplane.runs.jsonable import to_jsonable
 from chatplane.service.deps import AgentDep, CurrentUser, IdempotencyKeyHeader, RunAllowedUser, SettingsDep
 from chatplane.service.langgraph.run_body import LangGraphRunCreate, langgraph_status, run_shape
@@ -231,12 +231,12 @@ async def cancel_run(
     wait: Annotated[bool, Query()] = False,
     action: Annotated[Literal["interrupt", "rollback"], Query()] = "interrupt",
 ) -> Response:
-    """Cancel the run (``action: interrupt``; what it did so far stays). ``rollback`` is refused (422)."""
-    if action == "rollback":
-        raise InvalidInputError("`action` 'rollback' is not supported; cancel with 'interrupt'.")
+    """Cancel the run: ``interrupt`` keeps what it did so far; ``rollback`` undoes it (its checkpoints, then its
+    record, are deleted: the thread is as before it). ``wait``: answer once it has stopped."""
     mine = agent.for_user(user.id)
-    run = await mine.runs.cancel(await _thread_run(mine, thread_id, run_id))
-    if wait:
+    roll_back = action == "rollback"
+    run = await mine.runs.cancel(await _thread_run(mine, thread_id, run_id), roll_back=roll_back)
+    if wait and not roll_back:  # a rolled-back run has no record left to show
         return JSONResponse(run_shape(run, agent.services.catalog))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
