@@ -66,6 +66,18 @@ bench: $(DEV_STAMP) ## Benchmarks at the issue's sizes (about 40 min, wants a qu
 bench-quick: $(DEV_STAMP) ## Benchmarks at small sizes (~6-8 min) -> benchmarks/RESULTS.md
 	$(BIN)/python -m benchmarks.run --quick $(BENCH_ARGS)
 
+# ``langgraph dev`` for the LangGraph API benchmark (benchmarks.api_paths), in a venv of its own: its pins are not
+# chatplane's.
+LANGGRAPH_DEV_VENV := .venv-langgraph-dev
+$(LANGGRAPH_DEV_VENV)/.installed: benchmarks/langgraph_dev/requirements.txt
+	@test -x $(LANGGRAPH_DEV_VENV)/bin/python || $(PYTHON) -m venv $(LANGGRAPH_DEV_VENV)
+	$(LANGGRAPH_DEV_VENV)/bin/python -m pip --disable-pip-version-check -q install -r $<
+	@touch $@
+
+.PHONY: bench-langgraph-dev
+bench-langgraph-dev: $(DEV_STAMP) $(LANGGRAPH_DEV_VENV)/.installed ## The LangGraph API path beside /v1 and `langgraph dev` (~15 min)
+	$(BIN)/python -m benchmarks.api_paths --langgraph-dev $(BENCH_ARGS)
+
 .PHONY: lint
 lint: $(DEV_STAMP) ## ruff + mypy
 	$(BIN)/ruff check .

@@ -7,15 +7,19 @@ tells the two apart: the LangGraph body over ``/v1``).
 ``v1-input``   the same with LangGraph's ``{"input": {"messages": [...]}}`` for a body instead of ``message``
 ``langgraph``  ``POST /threads/{id}/runs/wait {"assistant_id": "chat", "input": {"messages": [...]}}`` — the body
                ``client.runs.wait(thread_id, "chat", input=...)`` sends; the thread's values back
+``langgraph-dev`` (``--langgraph-dev``) the same requests to ``langgraph dev``, langgraph-api's in-memory server,
+               serving LangChain's ``create_agent`` on the same mock (``benchmarks/langgraph_dev``), with
+               ``--n-jobs-per-worker`` as many as there are users (its default, 10, would queue the rest)
 =============  ==================================================================================================
 
 All over raw HTTP on the load generator's aiohttp client (one connection per user), so the comparison is the
 server's and not two client libraries'. Each user's thread is created before the clock starts; every (path, users)
-gets a fresh ``chatplane-sqlite`` server on fresh storage and the same mock model. ``langgraph dev`` (langgraph-api's
-in-memory server) is not installed here, so it is not a column::
+gets a fresh ``chatplane-sqlite`` server on fresh storage and the same mock model. ``langgraph dev`` runs from a
+virtualenv of its own (``make .venv-langgraph-dev``; ``make bench-langgraph-dev`` runs this with it)::
 
     python -m benchmarks.api_paths                      # 1, 50 and 200 users, 10 turns each
     python -m benchmarks.api_paths --users 1,50 --turns 3
+    python -m benchmarks.api_paths --langgraph-dev      # and langgraph dev beside them
 """
 
 from __future__ import annotations
@@ -23,10 +27,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +40,14 @@ import aiohttp
 from benchmarks.load import Result, Subject, _client, _measured, _message, run_loop
 from benchmarks.mock_openai import MockOpenAIServer
 from benchmarks.options import add_mock_options, add_pg_url_option
+from benchmarks.procs import REPO_ROOT, ServerProcess, clean_env, free_port
+from benchmarks.storage_probes import NoStorage
 from benchmarks.targets import TARGETS, launched
 
 PATHS = ("v1", "v1-input", "langgraph")
+LANGGRAPH_DEV = "langgraph-dev"
+LANGGRAPH_DEV_VENV = REPO_ROOT / ".venv-langgraph-dev"
+LANGGRAPH_DEV_PROJECT = Path(__file__).parent / "langgraph_dev"
 Turn = Callable[[aiohttp.ClientSession, str], Awaitable[None]]
 
 
@@ -51,7 +61,7 @@ async def _post(client: aiohttp.ClientSession, url: str, body: dict[str, Any], o
 
 async def new_thread(path: str, client: aiohttp.ClientSession, base: str) -> Turn:
     """Create the user's thread on ``path`` (not timed); → one turn on it."""
-    if path.startswith("v1"):
+    if path.startswith("v1"):  # chatplane's own API
         thread = await _post(client, f"{base}/v1/threads", {"agent": "chat"}, lambda d: "thread_id" in d)
         url = f"{base}/v1/threads/{thread['thread_id']}/runs"
 
@@ -104,15 +114,44 @@ async def run_path(subject: Subject, path: str, *, users: int, turns: int, budge
     return result
 
 
+@contextlib.asynccontextmanager
+async def langgraph_dev(mock_url: str, workdir: Path, users: int) -> AsyncIterator[Subject]:
+    """``langgraph dev`` serving ``benchmarks/langgraph_dev`` from a folder of its own (it keeps its state there)."""
+    binary = LANGGRAPH_DEV_VENV / "bin" / "langgraph"
+    if not binary.exists():
+        raise SystemExit(f"{binary} not found: `make .venv-langgraph-dev` installs langgraph dev")
+    port = free_port()
+    project = workdir / f"langgraph-dev-{port}"
+    shutil.copytree(LANGGRAPH_DEV_PROJECT, project, ignore=shutil.ignore_patterns("requirements.txt", ".langgraph_api"))
+    argv = [str(binary), "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--n-jobs-per-worker", str(max(users, 10)), "--config", "langgraph.json"]
+    env = {"OPENAI_BASE_URL": f"{mock_url}/v1", "OPENAI_API_KEY": "x", "LANGGRAPH_CLI_NO_ANALYTICS": "1"}
+    env |= {"LOG_LEVEL": "WARNING", "PYTHONPATH": ""}
+    server = ServerProcess(
+        argv, clean_env(env), port=port, cwd=project, health_path="/ok", log_path=workdir / f"langgraph-dev-{port}.log"
+    )
+    await server.start(120.0)
+    try:
+        yield Subject(LANGGRAPH_DEV, server.url, mock_url, server.pid, NoStorage(), streaming=False)
+    finally:
+        server.stop()
+
+
 async def run(args: argparse.Namespace) -> list[Result]:
     results: list[Result] = []
     config = {"ttft": args.mock_ttft, "tokens": args.mock_tokens, "token_interval": args.mock_token_interval}
     target = TARGETS["chatplane-sqlite"]
     mock = MockOpenAIServer(own_process=True, **config)
+    paths = [*PATHS, LANGGRAPH_DEV] if args.langgraph_dev else list(PATHS)
     with tempfile.TemporaryDirectory(prefix="chatplane-api-paths-") as tmp, mock:
         for users in args.users:
-            for path in PATHS:
-                async with launched(target, mock_url=mock.url, workdir=Path(tmp), pg_admin_url=args.pg_url) as subject:
+            for path in paths:
+                server = (
+                    langgraph_dev(mock.url, Path(tmp), users)
+                    if path == LANGGRAPH_DEV
+                    else launched(target, mock_url=mock.url, workdir=Path(tmp), pg_admin_url=args.pg_url)
+                )
+                async with server as subject:
                     result = await run_path(subject, path, users=users, turns=args.turns, budget_s=args.budget)
                 print(f"  {path:<10} {users:>4} users: {_row(result)}", flush=True)
                 results.append(result)
@@ -160,6 +199,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--users", default="1,50,200", help="concurrency levels, comma list")
     parser.add_argument("--turns", type=int, default=10, help="measured turns per user")
     parser.add_argument("--budget", type=float, default=120.0, help="seconds per run before no new turn starts")
+    parser.add_argument(
+        "--langgraph-dev", action="store_true", help="also langgraph dev (from .venv-langgraph-dev), same requests"
+    )
     add_mock_options(parser)
     add_pg_url_option(parser)
     return parser
