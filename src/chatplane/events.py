@@ -52,9 +52,12 @@ EventType = Literal[
     "debug",
     "tasks",
     "checkpoints",
+    "events",
 ]
-StreamMode = Literal["values", "updates", "messages", "custom", "debug", "tasks", "checkpoints"]
-"""LangGraph's stream modes a run can be asked for (each part becomes an event of that type)."""
+StreamMode = Literal["values", "updates", "messages", "custom", "debug", "tasks", "checkpoints", "events"]
+"""LangGraph's stream modes a run can be asked for (each part becomes an event of that type). ``events`` is
+LangChain's callback events (``astream_events`` v2: every model, tool and chain start, stream and end), as
+langgraph-api streams them for that mode."""
 STREAM_MODES: tuple[StreamMode, ...] = get_args(StreamMode)
 
 TERMINAL_EVENTS = frozenset({"run_completed", "run_failed", "run_cancelled"})

@@ -34,6 +34,29 @@ def _attempt_failed(part: tuple[Any, ...]) -> bool:
     return part[1] == "custom" and bool(part[2] == ATTEMPT_FAILED)
 
 
+_EVENT = object()
+"""The namespace slot of a part that is a callback event (``_parts_with_events``), not a LangGraph stream part."""
+
+
+async def _parts_with_events(
+    graph: Any, graph_input: Any, config: RunnableConfig, **options: Any
+) -> AsyncGenerator[Any, None]:
+    """The graph's stream parts, as ``astream`` gives them, and between them LangChain's callback events as
+    ``(_EVENT, "events", event)`` — the ``events`` stream mode, which LangGraph's ``astream`` does not have:
+    ``astream_events`` (v2) runs the graph, its root's ``on_chain_stream`` events carry the parts (what langgraph-api
+    does for that mode); events tagged ``langsmith:hidden`` are left out, as there."""
+    root: str | None = None
+    events = graph.astream_events(graph_input, config, version="v2", **options)
+    async with contextlib.aclosing(events):
+        async for event in events:
+            if root is None:
+                root = event["run_id"]  # the graph's own ``on_chain_start`` comes first
+            if event["event"] == "on_chain_stream" and event["run_id"] == root:
+                yield event["data"]["chunk"]
+            elif "langsmith:hidden" not in (event.get("tags") or ()):
+                yield (_EVENT, "events", event)
+
+
 @dataclass
 class PartialMessage:
     """An answer being generated: what was streamed so far, by whom, from which graph node."""
@@ -78,12 +101,18 @@ class StreamTranslator:
         to the state schema, work nothing here uses."""
         self._passed = frozenset(modes)
         own = ["messages", "updates", "custom"] if tokens else ["updates"]
-        wanted = [*own, *(m for m in modes if m not in own)]
+        wanted = [*own, *(m for m in modes if m not in own and m != "events")]
         with_ns = nested or subgraphs
-        parts = graph.astream(graph_input, config, stream_mode=wanted, subgraphs=with_ns, **options)
+        if "events" in modes:
+            parts = _parts_with_events(graph, graph_input, config, stream_mode=wanted, subgraphs=with_ns, **options)
+        else:
+            parts = graph.astream(graph_input, config, stream_mode=wanted, subgraphs=with_ns, **options)
         async with contextlib.aclosing(parts):  # closed now, not when collected: see RunManager._execute
             async for part in parts:
-                part = part if with_ns else ((), *part)
+                part = part if with_ns or part[0] is _EVENT else ((), *part)
+                if part[0] is _EVENT:
+                    yield "events", {"namespace": [], "data": to_jsonable(part[2])}
+                    continue
                 if part[1] in self._passed and not _attempt_failed(part):
                     yield part[1], {"namespace": list(part[0] or ()), "data": _mode_data(part[1], part[2])}
                 if part[1] in own:

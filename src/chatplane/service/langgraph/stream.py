@@ -32,8 +32,18 @@ from chatplane.events import PAUSE_EVENTS, STREAM_MODES, RunEvent
 from chatplane.runs.jsonable import to_jsonable
 from chatplane.storage.runs import Run
 
-LANGGRAPH_MODES = ("values", "updates", "messages", "messages-tuple", "custom", "debug", "tasks", "checkpoints")
-"""The stream modes a run may ask for here; LangGraph's ``events``, ``tools`` and ``lifecycle`` are refused."""
+LANGGRAPH_MODES = (
+    "values",
+    "updates",
+    "messages",
+    "messages-tuple",
+    "custom",
+    "debug",
+    "tasks",
+    "checkpoints",
+    "events",
+)
+"""The stream modes a run may ask for here; LangGraph's ``tools`` and ``lifecycle`` are refused."""
 
 Part = tuple[str, str, Any]
 """``(id, event, data)``."""
