@@ -104,3 +104,24 @@ async def test_a_waiting_client_hears_a_success_recorded_but_never_logged(
         assert failures() >= 1  # told while its process still retries the commit that already landed
         assert last is not None and last.type == "run_completed" and last.data["status"] == "succeeded"
         assert [m.text for m in await mine.threads.messages(thread.thread_id)] == ["hello", "echo: hello"]
+
+
+async def test_a_finished_run_whose_events_are_gone_still_answers(persistent_storage_url: str) -> None:
+    """Waiting on a run whose events this process cannot see any more (its log expired, or its worker died with
+    the answer checkpointed and recovery had nothing left to say) gives its outcome from its record — and its answer
+    from its thread's state, not nothing."""
+    settings = make_settings(storage_url=persistent_storage_url)
+    async with ProductionAgent(settings=settings) as agent:
+        mine = agent.for_user("u")
+        thread = await mine.threads.create()
+        first = await mine.runs.send(thread.thread_id, "hello", multitask="reject")
+        await mine.runs.outcome(first)
+        agent.runs.events._logs.pop(first.run_id)  # type: ignore[attr-defined]
+        last, answer = await asyncio.wait_for(mine.runs.outcome(first), 10)
+        assert last is not None and last.type == "run_completed" and last.id == 0  # from the record
+        assert answer is not None and answer["content"] == "echo: hello"
+        second = await mine.runs.send(thread.thread_id, "again", multitask="reject")
+        await mine.runs.outcome(second)
+        agent.runs.events._logs.pop(first.run_id, None)  # type: ignore[attr-defined]
+        _, stale = await mine.runs.outcome(first)
+        assert stale is None  # the latest checkpoint is a later run's: no answer rather than the wrong one

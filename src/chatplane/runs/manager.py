@@ -24,12 +24,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from langchain_core.messages import AIMessage
 from langgraph.types import Command
 
 from chatplane.agents.registry import RunTarget
 from chatplane.config import Settings
 from chatplane.errors import IdempotencyConflictError, RunStateError, ThreadBusyError
 from chatplane.events import RunEvent
+from chatplane.messages import message_to_wire
 from chatplane.runs.eventlog import MemoryEventLog
 from chatplane.runs.events import EventLog, RunFollower
 from chatplane.runs.execution import Executor, RunHooks, graph_input
@@ -295,8 +297,31 @@ class RunManager:
         await self.follower.outcome(run_id)
 
     async def outcome(self, run_id: str) -> tuple[RunEvent | None, dict[str, Any] | None]:
-        """Wait until the run finishes or pauses: its last event, and its answer (``RunFollower.outcome``)."""
-        return await self.follower.outcome(run_id)
+        """Wait until the run finishes or pauses: its last event, and its answer (``RunFollower.outcome``). A run
+        that succeeded without its answer among the events followed — recovered after its worker died with the
+        answer already checkpointed, so the attempt that finished it had nothing left to say — answers from its
+        thread's state."""
+        last, answer = await self.follower.outcome(run_id)
+        if answer is None and last is not None and last.type == "run_completed":
+            answer = await self._answer_in_state(run_id)
+        return last, answer
+
+    async def _answer_in_state(self, run_id: str) -> dict[str, Any] | None:
+        """The run's answer from the thread's latest checkpoint, if that is the run's own (a chatplane messages graph
+        keeps only the current run's messages there): its last assistant message without tool calls."""
+        run = await self.runs.find(run_id)
+        if run is None or not run.thread_id:
+            return None
+        target = await self.executor.graph_for(run)
+        if not target.served.has_messages:
+            return None
+        snapshot = await target.graph.aget_state({"configurable": {"thread_id": run.thread_id}})
+        if (snapshot.metadata or {}).get("run_id") != run_id:
+            return None
+        for message in reversed((snapshot.values or {}).get("messages") or []):
+            if isinstance(message, AIMessage) and not message.tool_calls and message.text:
+                return message_to_wire(message).model_dump()
+        return None
 
     def active_runs(self) -> int:
         return len(self.executor.executing())
