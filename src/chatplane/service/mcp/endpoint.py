@@ -1,0 +1,108 @@
+"""``/mcp``: the MCP server (streamable HTTP) on the mcp SDK's low-level ``Server`` and its
+``StreamableHTTPSessionManager``.
+
+The route (``McpEndpoint``) is added when the app is built; the server and its session manager are built and
+started by the lifespan (``mcp_sessions``) and stopped before the agent closes. Each request is authenticated as
+every route is (``deps.current_user``: a 401 with the stable error body without a credential, the rate limit); the
+caller is then handed to the SDK as its ``scope["user"]``, so a session answers only the user who opened it
+(another user's session id is the SDK's 404, as an unknown one), and to the tool handlers on the request the SDK
+passes them (``request.state.user``).
+
+On a loopback server that lets the local user in without a credential, the SDK's DNS-rebinding protection is on:
+a web page cannot reach that user's agents by pointing a name of its own at 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from mcp import types
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.lowlevel import Server
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.requests import Request
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+import chatplane
+from chatplane.agent import ProductionAgent
+from chatplane.config import Settings
+from chatplane.service.auth import Authenticator, User
+from chatplane.service.deps import current_user
+from chatplane.service.mcp.tools import assistant_tools, call_assistant
+from chatplane.service.ratelimit import RateLimits
+
+log = logging.getLogger("chatplane.mcp")
+
+PATH = "/mcp"
+_LOOPBACK_HOSTS = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*"]
+_INSTRUCTIONS = (
+    "Each tool is a chatplane assistant. Call it with a `message`; the conversation with that assistant goes on "
+    "across calls in this session (or pass `thread` to continue a chatplane thread of yours)."
+)
+
+
+class McpEndpoint:
+    """The ASGI app at ``/mcp``: authenticate, then hand the request to the session manager."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        user = await current_user(request)  # a refusal is the app's error response (its exception handlers)
+        scope["user"] = AuthenticatedUser(AccessToken(token="", client_id=user.id, scopes=[], subject=user.id))
+        manager: StreamableHTTPSessionManager = request.app.state.mcp_sessions
+        await manager.handle_request(scope, receive, send)
+
+
+def add_mcp_route(app: FastAPI) -> None:
+    app.router.routes.append(Route(PATH, McpEndpoint(), methods=["GET", "POST", "DELETE"], include_in_schema=False))
+
+
+@asynccontextmanager
+async def mcp_sessions(
+    app: FastAPI, agent: ProductionAgent, settings: Settings, authenticator: Authenticator
+) -> AsyncIterator[None]:
+    """The MCP server and its session manager, running while the app serves (``app.state.mcp_sessions``)."""
+    security = None
+    if authenticator.local_user_allowed:
+        security = TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=_LOOPBACK_HOSTS,
+            allowed_origins=[f"http://{host}" for host in _LOOPBACK_HOSTS] + list(settings.cors_origins),
+        )
+    manager = StreamableHTTPSessionManager(
+        _server(agent, app.state.rate_limits),
+        security_settings=security,
+        max_request_body_size=settings.max_body_bytes,
+    )
+    async with manager.run():
+        app.state.mcp_sessions = manager
+        yield
+
+
+def _server(agent: ProductionAgent, limits: RateLimits) -> Server[Any, Request]:
+    server: Server[Any, Request] = Server("chatplane", version=chatplane.__version__, instructions=_INSTRUCTIONS)
+
+    def caller() -> tuple[User, str]:
+        request = server.request_context.request
+        assert request is not None  # streamable HTTP passes every request its HTTP request
+        return request.state.user, request.headers.get(MCP_SESSION_ID_HEADER, "")
+
+    @server.list_tools()  # type: ignore[no-untyped-call, untyped-decorator]
+    async def list_tools() -> list[types.Tool]:
+        user, _ = caller()
+        return await assistant_tools(agent, user)
+
+    # Arguments are checked by ``call_assistant``: the SDK's check uses one tool cache for every caller.
+    @server.call_tool(validate_input=False)  # type: ignore[untyped-decorator]
+    async def call_tool(name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        user, session_id = caller()
+        return await call_assistant(agent, user, session_id, name, arguments, limits.check_new_run)
+
+    return server
