@@ -62,7 +62,7 @@ def make_lifespan(
                     if own_process:
                         _freeze_start_up_objects()
                     app.state.a2a_rpc = a2a_dispatcher(agent, app.state.rate_limits)
-                    async with mcp_sessions(app, agent, settings, app.state.authenticator):
+                    async with mcp_sessions(app, agent, settings):
                         log.info("chatplane ready: model %s, storage %s", settings.model, agent.storage.kind)
                         yield
                 finally:

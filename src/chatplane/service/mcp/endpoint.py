@@ -8,16 +8,21 @@ caller is then handed to the SDK as its ``scope["user"]``, so a session answers 
 (another user's session id is the SDK's 404, as an unknown one), and to the tool handlers on the request the SDK
 passes them (``request.state.user``).
 
-On a loopback server that lets the local user in without a credential, the SDK's DNS-rebinding protection is on:
-a web page cannot reach that user's agents by pointing a name of its own at 127.0.0.1.
+The local user (a loopback development server without keys, where no credential is asked) is answered only on a
+loopback host name and from no foreign origin: MCP servers must guard against DNS rebinding, where a web page
+points a name of its own at 127.0.0.1 and talks to whoever needs no credential there. (The mcp SDK's own check
+is fixed per session manager; this one applies only while no credential is asked, so a server behind a proxy is
+not refused once it has keys.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from mcp import types
@@ -26,15 +31,15 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 import chatplane
 from chatplane.agent import ProductionAgent
-from chatplane.config import Settings
-from chatplane.service.auth import Authenticator, User
+from chatplane.config import LOOPBACK_HOSTS, Settings
+from chatplane.errors import ForbiddenError
+from chatplane.service.auth import User
 from chatplane.service.deps import current_user
 from chatplane.service.mcp.tools import assistant_tools, call_assistant
 from chatplane.service.ratelimit import RateLimits
@@ -42,7 +47,6 @@ from chatplane.service.ratelimit import RateLimits
 log = logging.getLogger("chatplane.mcp")
 
 PATH = "/mcp"
-_LOOPBACK_HOSTS = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*"]
 _INSTRUCTIONS = (
     "Each tool is a chatplane assistant. Call it with a `message`; the conversation with that assistant goes on "
     "across calls in this session (or pass `thread` to continue a chatplane thread of yours)."
@@ -55,9 +59,25 @@ class McpEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         user = await current_user(request)  # a refusal is the app's error response (its exception handlers)
+        if user.via == "local":
+            _refuse_rebinding(request)
         scope["user"] = AuthenticatedUser(AccessToken(token="", client_id=user.id, scopes=[], subject=user.id))
         manager: StreamableHTTPSessionManager = request.app.state.mcp_sessions
         await manager.handle_request(scope, receive, send)
+
+
+def _refuse_rebinding(request: Request) -> None:
+    host = (request.headers.get("host") or "").lower()
+    origin = request.headers.get("origin")
+    if _host_name(host) not in LOOPBACK_HOSTS or (origin and _host_name(urlsplit(origin).netloc) not in LOOPBACK_HOSTS):
+        raise ForbiddenError("Without a credential, /mcp answers only on a loopback address (127.0.0.1, localhost).")
+
+
+def _host_name(netloc: str) -> str:
+    """``host:port`` → ``host`` (``[::1]:8000`` → ``::1``)."""
+    if netloc.startswith("["):
+        return netloc[1:].partition("]")[0]
+    return netloc.rpartition(":")[0] if netloc.count(":") == 1 else netloc
 
 
 def add_mcp_route(app: FastAPI) -> None:
@@ -65,25 +85,30 @@ def add_mcp_route(app: FastAPI) -> None:
 
 
 @asynccontextmanager
-async def mcp_sessions(
-    app: FastAPI, agent: ProductionAgent, settings: Settings, authenticator: Authenticator
-) -> AsyncIterator[None]:
+async def mcp_sessions(app: FastAPI, agent: ProductionAgent, settings: Settings) -> AsyncIterator[None]:
     """The MCP server and its session manager, running while the app serves (``app.state.mcp_sessions``)."""
-    security = None
-    if authenticator.local_user_allowed:
-        security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=_LOOPBACK_HOSTS,
-            allowed_origins=[f"http://{host}" for host in _LOOPBACK_HOSTS] + list(settings.cors_origins),
-        )
     manager = StreamableHTTPSessionManager(
-        _server(agent, app.state.rate_limits),
-        security_settings=security,
-        max_request_body_size=settings.max_body_bytes,
+        _server(agent, app.state.rate_limits), max_request_body_size=settings.max_body_bytes
     )
-    async with manager.run():
-        app.state.mcp_sessions = manager
+    # The manager's task group lives in a task of its own: entered and exited there, whichever task runs the
+    # lifespan's start and end (uvicorn uses one; an in-process test harness may not).
+    running, stop = asyncio.Event(), asyncio.Event()
+
+    async def serve() -> None:
+        async with manager.run():
+            running.set()
+            await stop.wait()
+
+    task = asyncio.create_task(serve(), name="mcp-sessions")
+    await asyncio.wait([task, asyncio.create_task(running.wait())], return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()  # it failed to start: raise why
+    app.state.mcp_sessions = manager
+    try:
         yield
+    finally:
+        stop.set()
+        await task
 
 
 def _server(agent: ProductionAgent, limits: RateLimits) -> Server[Any, Request]:
