@@ -33,10 +33,25 @@ def _model() -> ScriptedChatModel:
 
 
 @asynccontextmanager
-async def mcp_session(http: httpx.AsyncClient, url: str = f"{BASE}/mcp") -> AsyncIterator[ClientSession]:
+async def mcp_session(
+    http: httpx.AsyncClient, url: str = f"{BASE}/mcp", session_id: str | None = None
+) -> AsyncIterator[ClientSession]:
+    """The SDK's client on ``http``; ``session_id``: as if the server had given it this id (it keeps no session:
+    any id a client sends back is one)."""
+    if session_id is not None:
+        http = _with_session_id(http, session_id)
     async with streamable_http_client(url, http_client=http) as (read, write, _), ClientSession(read, write) as s:
         await s.initialize()
         yield s
+
+
+def _with_session_id(http: httpx.AsyncClient, session_id: str) -> httpx.AsyncClient:
+    async def force(request: httpx.Request) -> None:
+        request.headers["mcp-session-id"] = session_id
+
+    return httpx.AsyncClient(
+        transport=http._transport, base_url=http.base_url, headers=http.headers, event_hooks={"request": [force]}
+    )
 
 
 def _asgi_client(client: httpx.AsyncClient, key: str | None = None, base: str = BASE) -> httpx.AsyncClient:
@@ -111,19 +126,13 @@ async def test_own_assistants_are_tools_of_their_owner_only(client_for, tmp_path
             nowhere = await bobs.call_tool("chat", {"message": "x", "thread": "no-such-thread"})
             assert not_his.isError and _text(not_his) == _text(nowhere)
 
-        # Nor Alice's MCP session: the SDK answers another user's session id as an unknown one.
+        # Nor through Alice's MCP session id: the same id is a conversation of Bob's own.
         session_id = await _session_id_of(client, keys["alice"])
-        for key, status in ((keys["bob"], 404), ("", 401)):
-            probe = await bob.post(
-                "/mcp",
-                json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                headers={
-                    "mcp-session-id": session_id,
-                    "accept": "application/json, text/event-stream",
-                    "authorization": f"Bearer {key}" if key else "",
-                },
-            )
-            assert probe.status_code == status
+        async with mcp_session(alice, session_id=session_id) as as_alice:
+            assert _text(await as_alice.call_tool("chat", {"message": "one"})) == "#1: one"
+        async with mcp_session(bob, session_id=session_id) as as_bob:
+            his = await as_bob.call_tool("chat", {"message": "two"})
+        assert _text(his) == "#1: two"
         # Alice's thread holds only her own turn.
         messages = (await alice.get(f"/v1/threads/{alices_thread}/messages")).json()["messages"]
         assert [m["content"] for m in messages] == ["mine", "#1: mine"]
@@ -187,7 +196,12 @@ async def test_a_credential_is_required_once_keys_exist_and_local_access_stays_o
     async with _asgi_client(client) as local:
         from_page = await local.post("/mcp", json=initialize, headers={**accept, "origin": "http://evil.example"})
         assert from_page.status_code == 403
-        assert (await local.post("/mcp", json=initialize, headers=accept)).status_code == 200
+        opened = await local.post("/mcp", json=initialize, headers=accept)
+        assert opened.status_code == 200 and len(opened.headers["mcp-session-id"]) == 32
+        for method in ("GET", "DELETE"):  # no stream of the server's own, no session state to end
+            refused = await local.request(method, "/mcp", headers={"mcp-session-id": opened.headers["mcp-session-id"]})
+            assert refused.status_code == 405 and refused.headers["allow"] == "POST"
+            assert refused.json()["error"]["code"] == "method_not_allowed"
 
     keys = await _keys(client, "alice")
     async with _asgi_client(client) as anonymous:
@@ -202,6 +216,31 @@ async def test_a_credential_is_required_once_keys_exist_and_local_access_stays_o
         mcp_session(keyed, "http://mcp.example.com/mcp") as session,
     ):  # with a credential, any host name (a server behind a proxy)
         assert [t.name for t in (await session.list_tools()).tools] == ["chat", "react", "multi"]
+
+
+class _RoundRobin(httpx.AsyncBaseTransport):
+    """Each request to the next of several apps: a client whose connections land on different processes."""
+
+    def __init__(self, apps: list[Any]) -> None:
+        self._transports = [httpx.ASGITransport(app=app) for app in apps]
+        self.calls = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        return await self._transports[self.calls % len(self._transports)].handle_async_request(request)
+
+
+@pytest.mark.postgres
+async def test_a_session_goes_on_in_whichever_process_a_request_reaches(client_for, pg_url: str) -> None:
+    """Two servers on one PostgreSQL database, the requests of one MCP session alternating between them: the
+    conversation goes on (the session lives in no process)."""
+    settings = make_settings(storage_url=pg_url)
+    one, two = await client_for(settings, model=_model()), await client_for(settings, model=_model())
+    transport = _RoundRobin([one.app, two.app])  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as http, mcp_session(http) as session:
+        answers = [_text(await session.call_tool("chat", {"message": word})) for word in ("a", "b", "c", "d")]
+    assert answers == ["#1: a", "#2: b", "#3: c", "#4: d"]
+    assert transport.calls >= 6
 
 
 @pytest.mark.e2e

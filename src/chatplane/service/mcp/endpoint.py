@@ -3,22 +3,28 @@
 
 The route (``McpEndpoint``) is added when the app is built; the server and its session manager are built and
 started by the lifespan (``mcp_sessions``) and stopped before the agent closes. Each request is authenticated as
-every route is (``deps.current_user``: a 401 with the stable error body without a credential, the rate limit); the
-caller is then handed to the SDK as its ``scope["user"]``, so a session answers only the user who opened it
-(another user's session id is the SDK's 404, as an unknown one), and to the tool handlers on the request the SDK
-passes them (``request.state.user``).
+every route is (``deps.current_user``: a 401 with the stable error body without a credential, the rate limit), and
+the caller reaches the tool handlers on the request the SDK passes them (``request.state.user``).
+
+**Sessions keep no state in the process.** The SDK's stateful mode keeps each session in the memory of the
+process that opened it, so with several workers or hosts a client's next request, on another connection, would
+find no session there (a 404, a new session). chatplane's API processes are stateless, so the SDK runs stateless
+and the session id is issued here, on the ``initialize`` response, as a random id the client sends back: a
+conversation is the thread derived from (caller, session id, assistant) — any process finds it, and another user
+sending the same id reaches a thread of their own, never the first user's. With no state there is nothing for a
+``GET`` stream to carry (the server sends no requests or notifications of its own) and nothing to end: both are
+405s, which MCP clients take as "not offered".
 
 The local user (a loopback development server without keys, where no credential is asked) is answered only on a
 loopback host name and from no foreign origin: MCP servers must guard against DNS rebinding, where a web page
-points a name of its own at 127.0.0.1 and talks to whoever needs no credential there. (The mcp SDK's own check
-is fixed per session manager; this one applies only while no credential is asked, so a server behind a proxy is
-not refused once it has keys.)
+points a name of its own at 127.0.0.1 and talks to whoever needs no credential there.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import json
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,14 +32,14 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from mcp import types
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from mcp.server.auth.provider import AccessToken
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 import chatplane
 from chatplane.agent import ProductionAgent
@@ -44,9 +50,9 @@ from chatplane.service.deps import current_user
 from chatplane.service.mcp.tools import assistant_tools, call_assistant
 from chatplane.service.ratelimit import RateLimits
 
-log = logging.getLogger("chatplane.mcp")
 
 PATH = "/mcp"
+_ALLOW = {"Allow": "POST"}
 _INSTRUCTIONS = (
     "Each tool is a chatplane assistant. Call it with a `message`; the conversation with that assistant goes on "
     "across calls in this session (or pass `thread` to continue a chatplane thread of yours)."
@@ -54,16 +60,39 @@ _INSTRUCTIONS = (
 
 
 class McpEndpoint:
-    """The ASGI app at ``/mcp``: authenticate, then hand the request to the session manager."""
+    """The ASGI app at ``/mcp``: authenticate, then hand the request to the session manager, a session id added to
+    the answer of an ``initialize``."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
         user = await current_user(request)  # a refusal is the app's error response (its exception handlers)
         if user.via == "local":
             _refuse_rebinding(request)
-        scope["user"] = AuthenticatedUser(AccessToken(token="", client_id=user.id, scopes=[], subject=user.id))
+        if request.method != "POST":
+            raise HTTPException(405, "This MCP server sends nothing of its own and keeps no session to end.", _ALLOW)
+        body = await request.body()  # within the app's body limits; handed on as it came
+        session_id = uuid.uuid4().hex if _is_initialize(body) else None
+
+        pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def replay() -> Message:
+            return pending.pop() if pending else await receive()
+
+        async def answer(message: Message) -> None:
+            if session_id is not None and message["type"] == "http.response.start":
+                MutableHeaders(scope=message).append(MCP_SESSION_ID_HEADER, session_id)
+            await send(message)
+
         manager: StreamableHTTPSessionManager = request.app.state.mcp_sessions
-        await manager.handle_request(scope, receive, send)
+        await manager.handle_request(scope, replay, answer)
+
+
+def _is_initialize(body: bytes) -> bool:
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(message, dict) and message.get("method") == "initialize"
 
 
 def _refuse_rebinding(request: Request) -> None:
@@ -88,7 +117,10 @@ def add_mcp_route(app: FastAPI) -> None:
 async def mcp_sessions(app: FastAPI, agent: ProductionAgent, settings: Settings) -> AsyncIterator[None]:
     """The MCP server and its session manager, running while the app serves (``app.state.mcp_sessions``)."""
     manager = StreamableHTTPSessionManager(
-        _server(agent, app.state.rate_limits), max_request_body_size=settings.max_body_bytes
+        _server(agent, app.state.rate_limits),
+        stateless=True,  # sessions are ids issued by ``McpEndpoint``, kept by no process
+        json_response=True,  # an answer is one JSON body: the server streams nothing else
+        max_request_body_size=settings.max_body_bytes,
     )
     # The manager's task group lives in a task of its own: entered and exited there, whichever task runs the
     # lifespan's start and end (uvicorn uses one; an in-process test harness may not).

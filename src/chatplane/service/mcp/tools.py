@@ -9,6 +9,7 @@ from (caller, session, assistant), created at the first call, so no other caller
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -84,7 +85,12 @@ async def call_assistant(
         mine = agent.for_user(user.id)
         assistant = await _tool_assistant(agent, mine, name)
         await gate(user)
-        thread_id = thread or session_thread_id(user, f"mcp\x00{session_id}\x00{assistant}")
+        if thread:
+            thread_id = thread
+        elif session_id:
+            thread_id = session_thread_id(user, f"mcp\x00{session_id}\x00{assistant}")
+        else:  # a client that keeps no session: a conversation of one call (``thread`` continues it)
+            thread_id = str(uuid.uuid4())
         run = await mine.runs.send(
             thread_id,
             message,
