@@ -228,7 +228,7 @@ def _agent_role(text: str) -> pb.SendMessageRequest:
 @pytest.mark.e2e
 async def test_stream_then_cancel_over_a_real_server(server_factory, tmp_path: Path) -> None:
     """The a2a-sdk client against ``chatplane serve``: a streamed task, cancelled from a second client while it
-    works; the stream ends with the canceled state."""
+    works; the stream ends with the canceled state. Then a task followed by subscribing to it, cancelled."""
     server = server_factory(
         {"CHATPLANE_MODEL": "fake:never?fail=hang", "CHATPLANE_STORAGE_URL": f"sqlite:///{tmp_path / 'db'}"}
     )
@@ -250,3 +250,18 @@ async def test_stream_then_cancel_over_a_real_server(server_factory, tmp_path: P
         assert cancelled is not None and cancelled.status.state == pb.TASK_STATE_CANCELED
         got = await canceller.get_task(pb.GetTaskRequest(id=task_id))
         assert got.status.state == pb.TASK_STATE_CANCELED
+
+        # A task started without waiting, followed by subscribing to it, cancelled while followed.
+        started = await _task(canceller, _send("again", got.context_id, now=True))
+        followed = []
+        async for event in streaming.subscribe(pb.SubscribeToTaskRequest(id=started.id)):
+            followed.append(event.WhichOneof("payload"))
+            if len(followed) == 1:
+                assert event.task.id == started.id
+                await canceller.cancel_task(pb.CancelTaskRequest(id=started.id))
+            elif event.WhichOneof("payload") == "status_update":
+                last = event.status_update.status.state
+        assert followed[0] == "task" and last == pb.TASK_STATE_CANCELED
+        with pytest.raises(UnsupportedOperationError):  # a finished task has nothing more to follow
+            async for _ in streaming.subscribe(pb.SubscribeToTaskRequest(id=started.id)):
+                pass
