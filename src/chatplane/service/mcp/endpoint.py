@@ -50,7 +50,6 @@ from chatplane.service.deps import current_user
 from chatplane.service.mcp.tools import assistant_tools, call_assistant
 from chatplane.service.ratelimit import RateLimits
 
-
 PATH = "/mcp"
 _ALLOW = {"Allow": "POST"}
 _INSTRUCTIONS = (
