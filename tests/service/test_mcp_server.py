@@ -65,6 +65,15 @@ async def _keys(client: httpx.AsyncClient, *users: str) -> dict[str, str]:
     return {user: (await store.create(user))[1] for user in users}
 
 
+_INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+_ACCEPT = {"accept": "application/json, text/event-stream"}
+
+
 def _text(result: Any) -> str:
     return "".join(block.text for block in result.content)
 
@@ -182,13 +191,7 @@ async def test_a_credential_is_required_once_keys_exist_and_local_access_stays_o
     client_for, tmp_path: Path
 ) -> None:
     client = await client_for(make_settings(storage_url=f"sqlite:///{tmp_path / 'db'}"), model=_model())
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
-    }
-    accept = {"accept": "application/json, text/event-stream"}
+    initialize, accept = _INITIALIZE, _ACCEPT
     # No key yet: the local user, but only on a loopback name (a DNS-rebinding page cannot use it).
     async with _asgi_client(client, base="http://evil.example") as foreign:
         refused = await foreign.post("/mcp", json=initialize, headers=accept)
@@ -228,6 +231,28 @@ class _RoundRobin(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.calls += 1
         return await self._transports[self.calls % len(self._transports)].handle_async_request(request)
+
+
+async def test_a_browser_page_of_an_allowed_origin_may_use_it(client_for) -> None:
+    """CORS: the session and protocol headers may be sent and the session id read by a page of an origin in
+    ``CHATPLANE_CORS_ORIGINS`` (the local user's origin check lets it in too)."""
+    page = "http://app.example"
+    client = await client_for(make_settings(cors_origins=[page]), model=_model())
+    async with _asgi_client(client) as http:
+        preflight = await http.options(
+            "/mcp",
+            headers={
+                "origin": page,
+                "access-control-request-method": "POST",
+                "access-control-request-headers": "content-type, mcp-session-id, mcp-protocol-version",
+            },
+        )
+        assert preflight.status_code == 200
+        allowed = preflight.headers["access-control-allow-headers"].lower()
+        assert "mcp-session-id" in allowed and "mcp-protocol-version" in allowed
+        opened = await http.post("/mcp", json=_INITIALIZE, headers={**_ACCEPT, "origin": page})
+        assert opened.status_code == 200
+        assert "mcp-session-id" in opened.headers["access-control-expose-headers"].lower()
 
 
 @pytest.mark.postgres

@@ -43,8 +43,10 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Api-Key", "X-Request-ID"],
-            expose_headers=["Retry-After", "X-Request-ID", "Content-Location", "Location", "X-Pagination-Next"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Api-Key", "X-Request-ID"]
+            + ["Mcp-Session-Id", "Mcp-Protocol-Version", "A2A-Version"],  # browser MCP and A2A clients
+            expose_headers=["Retry-After", "X-Request-ID", "Content-Location", "Location", "X-Pagination-Next"]
+            + ["Mcp-Session-Id"],
         )
     app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, timeout_s=settings.request_body_timeout_s)
     app.add_middleware(UnexpectedErrorGuard)  # sees whatever nothing else handled

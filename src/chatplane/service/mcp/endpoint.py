@@ -16,8 +16,9 @@ sending the same id reaches a thread of their own, never the first user's. With 
 405s, which MCP clients take as "not offered".
 
 The local user (a loopback development server without keys, where no credential is asked) is answered only on a
-loopback host name and from no foreign origin: MCP servers must guard against DNS rebinding, where a web page
-points a name of its own at 127.0.0.1 and talks to whoever needs no credential there.
+loopback host name and from no foreign origin (only loopback ones and ``CHATPLANE_CORS_ORIGINS``): MCP servers
+must guard against DNS rebinding, where a web page points a name of its own at 127.0.0.1 and talks to whoever
+needs no credential there.
 """
 
 from __future__ import annotations
@@ -95,9 +96,17 @@ def _is_initialize(body: bytes) -> bool:
 
 
 def _refuse_rebinding(request: Request) -> None:
+    """For the local user: a loopback ``Host``, and no ``Origin`` but a loopback one or one of
+    ``CHATPLANE_CORS_ORIGINS``."""
+    settings: Settings = request.app.state.settings
     host = (request.headers.get("host") or "").lower()
     origin = request.headers.get("origin")
-    if _host_name(host) not in LOOPBACK_HOSTS or (origin and _host_name(urlsplit(origin).netloc) not in LOOPBACK_HOSTS):
+    foreign_origin = (
+        origin is not None
+        and _host_name(urlsplit(origin).netloc) not in LOOPBACK_HOSTS
+        and origin not in settings.cors_origins
+    )
+    if _host_name(host) not in LOOPBACK_HOSTS or foreign_origin:
         raise ForbiddenError("Without a credential, /mcp answers only on a loopback address (127.0.0.1, localhost).")
 
 
