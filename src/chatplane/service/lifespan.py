@@ -5,9 +5,9 @@
     security           authentication, rate limits, the API-key change listener
     run observation    run hooks, the model / tool callback handler
     retention job      when CHATPLANE_RETENTION_DAYS is set
-    MCP sessions       the /mcp server's session manager
+    MCP server         the /mcp server's session manager (its requests' tasks); A2A's dispatcher
       — serve —
-    MCP sessions       open sessions closed
+    MCP server         requests still in it cancelled
     retention job      stops before storage closes
     security, agent    running runs get the shutdown grace, then are handed back to the queue
     observability      traces flushed last: the spans of runs that finished during the grace are exported
