@@ -1,14 +1,17 @@
-"""The same turn through chatplane's two run APIs, in one run, one table: the native ``/v1`` path and the LangGraph
+"""The same turn through chatplane's run APIs, in one run, one table: the native ``/v1`` path, the LangGraph
 Platform API path that ``langgraph-sdk`` (``client.runs.wait``) and ``RemoteGraph`` take (and ``v1-input``, which
-tells the two apart: the LangGraph body over ``/v1``).
+tells the two apart: the LangGraph body over ``/v1``), and the MCP and A2A paths.
 
 =============  ==================================================================================================
 ``v1``         ``POST /v1/threads/{id}/runs {"message"}``: the run, waited for (its ``output``)
 ``v1-input``   the same with LangGraph's ``{"input": {"messages": [...]}}`` for a body instead of ``message``
 ``langgraph``  ``POST /threads/{id}/runs/wait {"assistant_id": "chat", "input": {"messages": [...]}}`` — the body
                ``client.runs.wait(thread_id, "chat", input=...)`` sends; the thread's values back
-``langgraph-dev`` (``--langgraph-dev``) the same requests to ``langgraph dev``, langgraph-api's in-memory server,
-               serving LangChain's ``create_agent`` on the same mock (``benchmarks/langgraph_dev``), with
+``mcp``        ``POST /mcp`` ``tools/call`` of the ``chat`` tool in an MCP session (opened before the clock starts;
+               its thread is made by the first, unmeasured turn), as the mcp SDK's client sends it
+``a2a``        ``POST /a2a/chat`` ``SendMessage`` in the context the first, unmeasured turn started (A2A 1.0)
+``langgraph-dev`` (``--langgraph-dev``) the ``langgraph`` requests to ``langgraph dev``, langgraph-api's in-memory
+               server, serving LangChain's ``create_agent`` on the same mock (``benchmarks/langgraph_dev``), with
                ``--n-jobs-per-worker`` as many as there are users (its default, 10, would queue the rest)
 =============  ==================================================================================================
 
@@ -44,7 +47,8 @@ from benchmarks.procs import REPO_ROOT, ServerProcess, clean_env, free_port
 from benchmarks.storage_probes import NoStorage
 from benchmarks.targets import TARGETS, launched
 
-PATHS = ("v1", "v1-input", "langgraph")
+PATHS = ("v1", "v1-input", "langgraph", "mcp", "a2a")
+_MCP_HEADERS = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
 LANGGRAPH_DEV = "langgraph-dev"
 LANGGRAPH_DEV_VENV = REPO_ROOT / ".venv-langgraph-dev"
 LANGGRAPH_DEV_PROJECT = Path(__file__).parent / "langgraph_dev"
@@ -73,6 +77,10 @@ async def new_thread(path: str, client: aiohttp.ClientSession, base: str) -> Tur
             await _post(session, url, body, lambda d: d.get("status") == "succeeded")
 
         return v1_turn if path == "v1" else v1_input_turn
+    if path == "mcp":
+        return await _mcp_session(client, base)
+    if path == "a2a":
+        return _a2a_context(base)
     thread = await _post(client, f"{base}/threads", {"metadata": {"graph_id": "chat"}}, lambda d: "thread_id" in d)
     url = f"{base}/threads/{thread['thread_id']}/runs/wait"
 
@@ -81,6 +89,46 @@ async def new_thread(path: str, client: aiohttp.ClientSession, base: str) -> Tur
         await _post(session, url, body, lambda d: isinstance(d, dict) and "__error__" not in d and "messages" in d)
 
     return langgraph_turn
+
+
+async def _mcp_session(client: aiohttp.ClientSession, base: str) -> Turn:
+    """An MCP session (``initialize``, ``notifications/initialized``); → a ``tools/call`` of ``chat`` in it."""
+    init = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "1"}}
+    body = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": init}
+    async with client.post(f"{base}/mcp", json=body, headers=_MCP_HEADERS) as response:
+        await response.read()
+        headers = {**_MCP_HEADERS, "mcp-session-id": response.headers["mcp-session-id"]}
+    async with client.post(
+        f"{base}/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers
+    ) as response:
+        await response.read()
+
+    async def mcp_turn(session: aiohttp.ClientSession, text: str) -> None:
+        call = {"name": "chat", "arguments": {"message": text}}
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": call}
+        async with session.post(f"{base}/mcp", json=body, headers=headers) as response:
+            data = await response.json(content_type=None)
+        if response.status != 200 or data.get("result", {}).get("isError") is not False:
+            raise RuntimeError(f"HTTP {response.status}: {str(data)[:200]}")
+
+    return mcp_turn
+
+
+def _a2a_context(base: str) -> Turn:
+    """→ a ``SendMessage`` to ``chat``; the first starts a context, the next go on in it."""
+    context: dict[str, str] = {}
+
+    async def a2a_turn(session: aiohttp.ClientSession, text: str) -> None:
+        message = {"messageId": uuid.uuid4().hex, "role": "ROLE_USER", "parts": [{"text": text}], **context}
+        body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message}}
+        async with session.post(f"{base}/a2a/chat", json=body, headers={"A2A-Version": "1.0"}) as response:
+            data = await response.json(content_type=None)
+        task = (data.get("result") or {}).get("task") or {}
+        if response.status != 200 or task.get("status", {}).get("state") != "TASK_STATE_COMPLETED":
+            raise RuntimeError(f"HTTP {response.status}: {str(data)[:200]}")
+        context["contextId"] = task["contextId"]
+
+    return a2a_turn
 
 
 async def run_path(subject: Subject, path: str, *, users: int, turns: int, budget_s: float) -> Result:

@@ -9,9 +9,10 @@ from langchain_core.language_models import BaseChatModel
 import chatplane
 from chatplane.config import Settings, get_settings
 from chatplane.observability.operations import Operations
-from chatplane.service import langgraph
+from chatplane.service import a2a, langgraph
 from chatplane.service.errors import install_error_handlers
 from chatplane.service.lifespan import make_lifespan
+from chatplane.service.mcp import add_mcp_route
 from chatplane.service.middleware import BodyLimits, InboundCheck, UnexpectedErrorGuard
 from chatplane.service.observe import observe
 from chatplane.service.routes import agents, assistants, chat, health, openai, runs, threads, usage, web, ws
@@ -42,8 +43,10 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Api-Key", "X-Request-ID"],
-            expose_headers=["Retry-After", "X-Request-ID", "Content-Location", "Location", "X-Pagination-Next"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Api-Key", "X-Request-ID"]
+            + ["Mcp-Session-Id", "Mcp-Protocol-Version", "A2A-Version"],  # browser MCP and A2A clients
+            expose_headers=["Retry-After", "X-Request-ID", "Content-Location", "Location", "X-Pagination-Next"]
+            + ["Mcp-Session-Id"],
         )
     app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, timeout_s=settings.request_body_timeout_s)
     app.add_middleware(UnexpectedErrorGuard)  # sees whatever nothing else handled
@@ -51,6 +54,8 @@ def create_app(
     for module in (chat, threads, runs, assistants, ws, openai, agents, health, web, usage):
         app.include_router(module.router)
     app.include_router(langgraph.router)  # the LangGraph Platform API, at the root path
+    add_mcp_route(app)  # /mcp: assistants as MCP tools
+    app.include_router(a2a.router)  # A2A: agent cards, /a2a/{assistant}
     return app
 
 

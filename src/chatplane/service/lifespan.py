@@ -5,7 +5,9 @@
     security           authentication, rate limits, the API-key change listener
     run observation    run hooks, the model / tool callback handler
     retention job      when CHATPLANE_RETENTION_DAYS is set
+    MCP server         the /mcp server's session manager (its requests' tasks); A2A's dispatcher
       — serve —
+    MCP server         requests still in it cancelled
     retention job      stops before storage closes
     security, agent    running runs get the shutdown grace, then are handed back to the queue
     observability      traces flushed last: the spans of runs that finished during the grace are exported
@@ -28,7 +30,9 @@ from chatplane.config import Settings, production_problems
 from chatplane.errors import ChatplaneError, ConfigError, describe_exception
 from chatplane.observability.operations import Operations
 from chatplane.retention import RetentionJob
+from chatplane.service.a2a import a2a_dispatcher
 from chatplane.service.auth import Authenticator
+from chatplane.service.mcp import mcp_sessions
 from chatplane.service.ratelimit import RateLimits
 from chatplane.storage.key_changes import KeyChangeListener
 from chatplane.storage.keys import ApiKeyStore
@@ -57,8 +61,10 @@ def make_lifespan(
                     app.state.agent = agent
                     if own_process:
                         _freeze_start_up_objects()
-                    log.info("chatplane ready: model %s, storage %s", settings.model, agent.storage.kind)
-                    yield
+                    app.state.a2a_rpc = a2a_dispatcher(agent, app.state.rate_limits)
+                    async with mcp_sessions(app, agent, settings):
+                        log.info("chatplane ready: model %s, storage %s", settings.model, agent.storage.kind)
+                        yield
                 finally:
                     if retention is not None:
                         await retention.stop()
