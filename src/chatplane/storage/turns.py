@@ -23,6 +23,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from chatplane.storage.database import Database, Statement
 from chatplane.storage.idempotency import IdempotencyKey, KeyClaimedError, claim_statements, release_statement
+from chatplane.storage.named_batch import NamedBatch
 from chatplane.storage.prefetch import PrefetchedCheckpoint, PrefetchingSaver
 from chatplane.storage.rollback import delete_in_memory, delete_statements
 from chatplane.storage.runs import Multitask, Run, RunStatus, RunStore
@@ -96,39 +97,32 @@ class TurnStore:
         ``idempotency``: the key is claimed for the run in the same transaction (``chatplane.storage.idempotency``);
         a run whose key was claimed before is not inserted."""
         dialect = self.db.dialect
-        statements = [ThreadStore.lock_statement(run.thread_id, dialect)]
+        batch = NamedBatch()
+        batch.add("lock", ThreadStore.lock_statement(run.thread_id, dialect))
         if idempotency is not None:
-            statements += claim_statements(run.owner, idempotency, run.run_id)
-        statements.append(
-            RunStore.accept_statement(
-                run,
-                agent=agent,
-                default_model=default_model,
-                claim_for=claim_for,
-                dialect=dialect,
-                idempotency=idempotency,
-            )
+            batch.add("claim", *claim_statements(run.owner, idempotency, run.run_id))
+        insert = RunStore.accept_statement(
+            run, agent=agent, default_model=default_model, claim_for=claim_for, dialect=dialect, idempotency=idempotency
         )
+        batch.add("insert", insert)
         if idempotency is not None:
-            statements.append(release_statement(run.owner, idempotency, run.run_id))
+            batch.add("release", release_statement(run.owner, idempotency, run.run_id))
         if self.holds_writes:
-            statements.append(end_statement(run.thread_id))
+            batch.add("transcript_end", end_statement(run.thread_id))
         if self._prefetching is not None:
-            statements += self._prefetching.latest_statements(run.thread_id, run.run_id)
+            batch.add("checkpoint", *self._prefetching.latest_statements(run.thread_id, run.run_id))
         # Every acceptance waits for the disk, even one whose caller hears nothing before the outcome: if a crash
         # of PostgreSQL took the acceptance back, a database back before the run ended would take its turn without
         # the run's row (the outcome updates no row).
-        results = await self.db.batch(statements)
-        keyed = idempotency is not None
-        locked, inserted, reads = results[0], results[3 if keyed else 1], results[(5 if keyed else 2) :]
-        if not RunStore.accepted(run, inserted):
-            rows = locked[0]
+        results = await batch.run(self.db)
+        if not RunStore.accepted(run, results["insert"][0]):
+            rows = results["lock"][0][0]
             return Acceptance(run, accepted=False, thread=Thread.from_row(rows[0]) if rows else None)
         if run.status != "running":  # queued behind the thread's active run
             return Acceptance(run, accepted=True)
         # Nobody else writes the thread's transcript or checkpoints until this run ends: the reads hold.
-        transcript_end = end_of(reads.pop(0)) if self.holds_writes else None
-        prefetched = PrefetchedCheckpoint(run.thread_id, *reads) if self._prefetching is not None else None
+        transcript_end = end_of(results["transcript_end"][0]) if self.holds_writes else None
+        prefetched = PrefetchedCheckpoint(run.thread_id, *results["checkpoint"]) if self._prefetching else None
         turn = Turn(run.run_id, run.thread_id, held=self._held(), transcript_end=transcript_end, prefetched=prefetched)
         return Acceptance(run, accepted=True, turn=turn)
 
