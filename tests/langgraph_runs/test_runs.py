@@ -195,6 +195,27 @@ async def test_cancel_and_each_multitask_strategy(lg_client: Any) -> None:
     assert [r["run_id"] for r in await client.runs.list(tid, limit=100)].count(dropped["run_id"]) == 0
 
 
+async def test_cancel_many_by_ids_and_by_status(lg_client: Any) -> None:
+    client = lg_client
+    one, two = _new(), _new()
+    running = await client.runs.create(one, "steps", input={}, if_not_exists="create")
+    queued = await client.runs.create(one, "steps", input={}, multitask_strategy="enqueue")
+    elsewhere = await client.runs.create(two, "steps", input={}, if_not_exists="create")
+    with pytest.raises(APIStatusError) as not_there:  # a run of another thread: as if it did not exist
+        await client.runs.cancel_many(thread_id=one, run_ids=[running["run_id"], elsewhere["run_id"]])
+    assert not_there.value.response.status_code == 404
+    assert (await client.runs.get(one, running["run_id"]))["status"] in ("pending", "running")
+    await client.runs.cancel_many(thread_id=one, run_ids=[queued["run_id"]])
+    assert (await client.runs.get(one, queued["run_id"]))["status"] == "interrupted"
+    await client.runs.cancel_many(status="all")
+    for tid, run in ((one, running), (two, elsewhere)):
+        await client.runs.join(tid, run["run_id"])
+        assert (await client.runs.get(tid, run["run_id"]))["status"] == "interrupted"
+    with pytest.raises(APIStatusError) as both:
+        await client.runs.cancel_many(thread_id=one, run_ids=[running["run_id"]], status="all")
+    assert both.value.response.status_code == 422
+
+
 async def test_deleting_an_active_run_is_a_conflict(lg_client: Any) -> None:
     client = lg_client
     tid = _new()

@@ -5,20 +5,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage
 
 from chatplane.core.checks import check_id, check_message
 from chatplane.core.run_input import RunInput
 from chatplane.core.services import Services
-from chatplane.errors import ChatplaneError, InvalidInputError, RunStateError, ThreadNotFoundError
+from chatplane.errors import ChatplaneError, InvalidInputError, RunNotFoundError, RunStateError, ThreadNotFoundError
 from chatplane.events import EventType, RunEvent
 from chatplane.failures import as_chatplane_error
 from chatplane.runs.stateless import stream_stateless
 from chatplane.schemas import UsageReport
 from chatplane.storage.idempotency import IdempotencyKey
-from chatplane.storage.runs import Multitask, Run
+from chatplane.storage.runs import Multitask, Run, RunStatus
 from chatplane.storage.thread_search import ThreadSearch
 from chatplane.storage.usage import usage_report
 
@@ -129,6 +129,32 @@ class RunService:
         """Stop the run now; what the model had generated is kept in the thread, marked ``cancelled``.
         ``roll_back``: undo it instead — nothing it did stays in the thread, and its record is deleted."""
         return await self._manager.cancel(await self._own(run), roll_back=roll_back)
+
+    async def cancel_many(
+        self,
+        *,
+        thread_id: str | None = None,
+        run_ids: list[str] | None = None,
+        status: Literal["pending", "running", "all"] | None = None,
+        roll_back: bool = False,
+    ) -> int:
+        """Cancel several of the owner's runs: those ``run_ids`` of thread ``thread_id`` (each must be the owner's
+        and on that thread: a 404 otherwise, before any is cancelled), or every one ``status`` names (``all``:
+        pending, running and waiting). How many were cancelled."""
+        if status is not None:
+            if thread_id is not None or run_ids:
+                raise InvalidInputError("Give `status`, or `thread_id` with `run_ids`, not both.")
+            wanted: list[RunStatus] = ["pending", "running", "waiting"] if status == "all" else [status]
+            runs = await self._services.storage.runs.of_owner(self.owner, wanted)
+        else:
+            if thread_id is None or not run_ids:
+                raise InvalidInputError("Give `thread_id` and `run_ids`, or a `status`.")
+            runs = [await self.get(run_id) for run_id in dict.fromkeys(run_ids)]
+            if any(run.thread_id != thread_id for run in runs):
+                raise RunNotFoundError()  # as if it did not exist: it is not that thread's
+        for run in runs:
+            await self._manager.cancel(run, roll_back=roll_back)
+        return len(runs)
 
     async def retry(self, run: Run | str) -> Run:
         """A new run continuing the thread from where a failed run stopped."""

@@ -293,6 +293,15 @@ class RunStore:
             claimed: bool = await self.claim(tx, run, worker, lease_until)
         return claimed
 
+    async def of_owner(self, owner: str, statuses: Sequence[RunStatus], *, limit: int = 1000) -> list[Run]:
+        """``owner``'s runs in one of ``statuses``, oldest first (at most ``limit``)."""
+        clause, values = in_clause(self.db.dialect, list(statuses))
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM chatplane_runs WHERE owner = %s AND status {clause} ORDER BY created_at LIMIT %s",
+            (owner, *values, limit),
+        )
+        return [Run.from_row(r) for r in rows]
+
     async def active(self, thread_id: str) -> list[Run]:
         """The thread's pending, running and waiting runs, oldest first."""
         return await self.active_for_thread(self.db, thread_id)

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Header, Query, Response, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from chatplane.core import UserServices
 from chatplane.errors import RunNotFoundError
@@ -269,3 +270,27 @@ async def join_stream(
     cursor = parse_cursor(last_event_id)
     cancel = cancel_on_disconnect
     return stream_response(mine, run, modes, settings.sse_ping_s, cursor=cursor, cancel_on_disconnect=cancel)
+
+
+class RunsCancel(BaseModel):
+    """``POST /runs/cancel`` (``client.runs.cancel_many``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    thread_id: str | None = None
+    run_ids: list[str] | None = Field(None, max_length=1000)
+    status: Literal["pending", "running", "all"] | None = None
+
+
+@router.post("/runs/cancel", status_code=status.HTTP_204_NO_CONTENT)
+async def cancel_runs(
+    body: RunsCancel,
+    agent: AgentDep,
+    user: CurrentUser,
+    action: Annotated[Literal["interrupt", "rollback"], Query()] = "interrupt",
+) -> Response:
+    """Cancel several of the caller's runs: ``run_ids`` of ``thread_id``, or every one with ``status`` (``pending``,
+    ``running``, or ``all`` of the active ones); ``action`` as for one run."""
+    await agent.for_user(user.id).runs.cancel_many(
+        thread_id=body.thread_id, run_ids=body.run_ids, status=body.status, roll_back=action == "rollback"
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
