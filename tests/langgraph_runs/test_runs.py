@@ -256,3 +256,34 @@ def test_a_field_chatplane_does_not_support_is_refused_by_name(lg_sync_client: A
             list(client.runs.stream(_new(), "counter", input={"count": 1}, if_not_exists="create", **{field: value}))
         status, message = _status_of(refused)
         assert status == 422 and (field in message or str(value) in message), (field, message)
+
+
+async def test_the_thread_stream_follows_every_run_of_the_thread(lg_client: Any) -> None:
+    """``client.threads.join_stream``: each run's parts in its own modes, then ``run_done``; ``lifecycle`` only the
+    runs' starts and ends."""
+    client = lg_client
+    tid = (await client.threads.create(graph_id="counter"))["thread_id"]
+    seen: dict[str, list[Any]] = {"run_modes": [], "lifecycle": []}
+
+    async def listen(mode: str) -> None:
+        async for part in await client.threads.join_stream(tid, stream_mode=mode):
+            seen[mode].append(part)
+            if sum(1 for p in seen[mode] if p.event == "metadata" and p.data.get("status") == "run_done") == 2:
+                return
+
+    listeners = [asyncio.create_task(listen(mode)) for mode in seen]
+    await asyncio.sleep(0.5)
+    first = await client.runs.wait(tid, "counter", input={"count": 1})
+    second = await client.runs.create(tid, "counter", input={"count": 10}, stream_mode=["updates"])
+    await client.runs.join(tid, second["run_id"])
+    await asyncio.wait_for(asyncio.gather(*listeners), 30)
+    events = [(p.event, p.data.get("status") if p.event == "metadata" else None) for p in seen["run_modes"]]
+    assert events[:3] == [("metadata", None), ("values", None), ("values", None)]
+    assert ("metadata", "run_done") in events and ("updates", None) in events
+    assert [p.data for p in seen["run_modes"] if p.event == "values"][-1] == first
+    assert [p.event for p in seen["lifecycle"]] == ["metadata"] * 4
+    assert seen["lifecycle"][-1].data == {"status": "run_done", "run_id": second["run_id"]}
+    with pytest.raises(APIStatusError) as unknown:
+        async for _ in await client.threads.join_stream(tid, stream_mode="everything"):  # type: ignore[arg-type]
+            pass
+    assert unknown.value.response.status_code == 422

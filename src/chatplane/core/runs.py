@@ -130,6 +130,11 @@ class RunService:
         ``roll_back``: undo it instead — nothing it did stays in the thread, and its record is deleted."""
         return await self._manager.cancel(await self._own(run), roll_back=roll_back)
 
+    async def active_on(self, thread_id: str) -> list[Run]:
+        """The pending, running and waiting runs of the owner's thread, oldest first."""
+        await self._services.storage.threads.get(thread_id, self.owner)  # 404 unless it is theirs
+        return await self._services.storage.runs.active(thread_id)
+
     async def cancel_many(
         self,
         *,

@@ -37,6 +37,11 @@ from chatplane.storage.runs import Run
 router = APIRouter()
 
 
+def own_modes(run: Run) -> list[str]:
+    """The LangGraph stream modes ``run`` was started with (``messages-tuple`` for its messages)."""
+    return ["messages-tuple" if m == "messages" else m for m in run.input.get("stream_mode") or ["values"]]
+
+
 def run_path(run: Run) -> str:
     return f"/threads/{run.thread_id}/runs/{run.run_id}"
 
@@ -264,9 +269,8 @@ async def join_stream(
     ``stream_mode`` defaults to the run's own (``messages-tuple`` for its messages)."""
     mine = agent.for_user(user.id)
     run = await _thread_run(mine, thread_id, run_id)
-    own = ["messages-tuple" if m == "messages" else m for m in run.input.get("stream_mode") or ["values"]]
     asked = [m for m in stream_mode or () if m]  # the SDK sends ``stream_mode=`` for none
-    modes = stream_modes(asked or own)
+    modes = stream_modes(asked or own_modes(run))
     cursor = parse_cursor(last_event_id)
     cancel = cancel_on_disconnect
     return stream_response(mine, run, modes, settings.sse_ping_s, cursor=cursor, cancel_on_disconnect=cancel)
