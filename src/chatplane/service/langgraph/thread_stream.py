@@ -1,11 +1,11 @@
 """``GET /threads/{thread_id}/stream``: LangGraph's thread stream (``client.threads.join_stream``) — every run of the
 thread as it comes, each run's parts in the modes it was started with, then ``metadata`` ``{"status": "run_done"}``.
 
-``stream_mode`` (or ``stream_modes``): ``run_modes`` (the runs' parts, the default), ``lifecycle`` (only each run's first ``metadata``
-and its ``run_done``), ``state_update`` (accepted; chatplane sends no such part: a state update is not an event
-here). A run already under way when the client joins is streamed from its start. The stream is live only:
-``Last-Event-ID`` is not taken (the ids are each run's own, ``<run_id>:<part id>``). Between runs the thread's
-runs are looked at once a second.
+``stream_mode`` (or ``stream_modes``): ``run_modes`` (the runs' parts, the default), ``lifecycle`` (only each run's
+first ``metadata`` and its ``run_done``), ``state_update`` (accepted; chatplane sends no such part: a state update
+is not an event here). A run already under way when the client joins is streamed from its start. The stream is
+live only: ``Last-Event-ID`` is not taken (the ids are each run's own, ``<run_id>:<part id>``). Between runs the
+thread's runs are looked at once a second.
 """
 
 from __future__ import annotations
