@@ -6,10 +6,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chatplane.schemas import Message, Multitask
 
-_MULTITASK = Field(
-    "reject",
-    description="If the thread is busy: `reject` (409), `enqueue` (wait for the active run, then branch), `interrupt` "
-    "(cancel it first). A run waiting for a human is a 409 whatever the policy.",
+_MULTITASK_DOC = (
+    "If the thread is busy: `reject` (409), `enqueue` (wait for the active run, then branch), `interrupt` (cancel it "
+    "first). A run waiting for a human is a 409 whatever the policy."
 )
 
 
@@ -17,14 +16,14 @@ class MessageEdit(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     message: str = Field(min_length=1, description="The user message's new text: a new branch from just before it.")
-    multitask: Multitask = _MULTITASK
+    multitask: Multitask = Field("reject", description=_MULTITASK_DOC)
     background: bool = Field(False, description="Answer 202 at once instead of waiting for the new answer.")
 
 
 class Regenerate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    multitask: Multitask = _MULTITASK
+    multitask: Multitask = Field("reject", description=_MULTITASK_DOC)
     background: bool = Field(False, description="Answer 202 at once instead of waiting for the new answer.")
 
 
@@ -34,7 +33,7 @@ class BranchSwitch(BaseModel):
     message_id: str = Field(
         min_length=1, max_length=200, description="A message on any branch: the newest branch through it is current."
     )
-    multitask: Multitask = _MULTITASK
+    multitask: Multitask = Field("reject", description=_MULTITASK_DOC)
 
 
 class ForkCreate(BaseModel):

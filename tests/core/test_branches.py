@@ -11,6 +11,7 @@ from chatplane.llm.fake import ScriptedChatModel
 from chatplane.storage.keys import ApiKeyStore
 from tests.conftest import make_settings
 
+
 def _saw(prompt: list[BaseMessage]) -> str:
     """The fake model's answer: the user messages it was shown, in order (what the run saw as context)."""
     return "saw " + ",".join(m.text for m in prompt if m.type == "human")
@@ -236,3 +237,60 @@ async def test_edits_and_sends_on_a_busy_thread_follow_the_multitask_policy(clie
     assert branch[0] in ("e3", "e4") and len(branch) % 2 == 0
     for user, answer in zip(branch[::2], branch[1::2], strict=True):  # every answer saw exactly this branch
         assert answer == "saw " + ",".join(branch[: branch.index(user) + 1 : 2])
+
+
+# --- the LangGraph API: history as branch points, a run from one of them, copy ---------------------------------------
+
+
+async def _lg_wait(client: Any, tid: str, body: dict[str, Any]) -> dict[str, Any]:
+    got = await client.post(f"/threads/{tid}/runs/wait", json={"assistant_id": "chat", **body})
+    assert got.status_code == 200, got.text
+    return got.json()
+
+
+def _contents(values: dict[str, Any]) -> list[str]:
+    return [m["content"] for m in values["messages"]]
+
+
+async def test_langgraph_history_and_runs_from_a_checkpoint_follow_branches(client_for, storage_url: str) -> None:
+    client = await _client(client_for, storage_url)
+    tid = (await client.post("/threads", json={})).json()["thread_id"]
+    for text in ("u1", "u2", "u3"):
+        await _lg_wait(client, tid, {"input": {"messages": [{"role": "user", "content": text}]}})
+    history = (await client.post(f"/threads/{tid}/history", json={"limit": 10})).json()
+    assert [len(s["values"]["messages"]) for s in history] == [6, 4, 2, 0]
+    assert all(
+        s["parent_checkpoint"]["checkpoint_id"] == p["checkpoint_id"]
+        for s, p in zip(history, history[1:], strict=False)
+    )
+    assert history[-1]["parent_checkpoint"] is None
+    page = (await client.post(f"/threads/{tid}/history", json={"limit": 2, "before": history[1]["checkpoint"]})).json()
+    assert [s["checkpoint_id"] for s in page] == [history[2]["checkpoint_id"], history[3]["checkpoint_id"]]
+
+    # Edit u2 as LangGraph's clients do: a run from the parent checkpoint of the state where u2 first appears.
+    parent = history[1]["parent_checkpoint"]
+    edited = await _lg_wait(
+        client, tid, {"input": {"messages": [{"role": "user", "content": "u2-edited"}]}, "checkpoint": parent}
+    )
+    assert _contents(edited)[-1] == "saw u1,u2-edited"
+    latest = (await client.get(f"/threads/{tid}/state")).json()
+    assert _contents(latest["values"]) == ["u1", "saw u1", "u2-edited", "saw u1,u2-edited"]
+    # Regenerate: the same, with no input.
+    again = await _lg_wait(client, tid, {"input": None, "checkpoint_id": parent["checkpoint_id"]})
+    assert _contents(again)[-1] == "saw u1,u2-edited"
+    latest = (await client.get(f"/threads/{tid}/state")).json()
+    assert _contents(latest["values"]) == ["u1", "saw u1", "u2-edited", "saw u1,u2-edited"]
+    branch = await _branch(client, tid)
+    assert branch[2]["siblings"]["count"] == 3  # u2, u2-edited, and u2-edited again
+    state = (await client.get(f"/threads/{tid}/state/{parent['checkpoint_id']}")).json()
+    assert _contents(state["values"]) == ["u1", "saw u1"]
+
+    # A copy follows the current branch.
+    copied = (await client.post(f"/threads/{tid}/copy")).json()["thread_id"]
+    assert _texts(await _branch(client, copied)) == _texts(branch)
+    assert (await _send(client, copied, "u3c"))["output"]["content"] == "saw u1,u2-edited,u3c"
+
+    bad = await client.post(
+        f"/threads/{tid}/runs/wait", json={"assistant_id": "chat", "input": None, "checkpoint_id": "1ef-not-a-point"}
+    )
+    assert bad.status_code == 422

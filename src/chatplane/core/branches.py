@@ -31,6 +31,7 @@ from chatplane.errors import (
     MessageNotFoundError,
     NoMessagesError,
     ThreadBusyError,
+    ThreadNotFoundError,
 )
 from chatplane.failures import as_chatplane_error
 from chatplane.storage import branches
@@ -209,6 +210,51 @@ class Branches:
                 (new.thread_id, source.thread_id, source.seq),
             )
         return new
+
+    async def run_from(
+        self, thread_id: str, point: int, request: RunInput, *, multitask: Multitask = "reject", **send: Any
+    ) -> Run:
+        """A run from branch point ``point`` (the seq of a row of the thread, on any branch; 0: its start — what the
+        LangGraph API calls running from a checkpoint): with input, a new branch from there that starts with it (an
+        edit); with none, the user message that follows it on the current branch again (a regenerate)."""
+        thread = await self._settled(thread_id, multitask)
+        if point and not await self._storage.db.fetchone(
+            "SELECT 1 AS x FROM chatplane_messages WHERE thread_id = %s AND seq = %s", (thread_id, point)
+        ):
+            raise ThreadNotFoundError("The thread has no such checkpoint.")
+        if request.message is None and request.input is None and request.command is None:
+            entries = await self._storage.transcript.entries(thread_id)
+            own = [i for i, e in enumerate(entries) if e.thread_id == thread_id]
+            at = (
+                next((i for i in own if entries[i].seq == point), -1)
+                if point
+                else (own[0] - 1 if own else len(entries) - 1)
+            )
+            following = entries[at + 1] if at + 1 < len(entries) else None
+            if following is None or not isinstance(following.message, HumanMessage):
+                raise InvalidInputError(
+                    "Running from that checkpoint needs `input`: no user message follows it on the current branch."
+                )
+            request = RunInput(message=following.message.text)
+        await self._move_head(thread, point)
+        return await self._runs.send(thread_id, request, multitask=multitask, **send)
+
+    async def points(self, thread_id: str) -> tuple[Thread, builtins.list[tuple[int, builtins.list[AnyMessage]]]]:
+        """The thread's current branch as branch points, oldest first: ``(seq, messages up to it)`` at its start
+        (seq 0) and at the end of each of its own turns but the last; then ``(-1, every message)``."""
+        thread = await self._storage.threads.get(thread_id, self.owner)
+        items = await self.current(thread_id)
+        entries = await self._storage.transcript.entries(thread_id)
+        messages = [item.message for item in items]
+        own = [i for i, e in enumerate(entries) if e.thread_id == thread_id]
+        first_own = own[0] if own else len(entries)
+        out = [(0, messages[:first_own])]
+        for i in own:
+            ends_turn = i + 1 < len(messages) and isinstance(messages[i + 1], HumanMessage)
+            if ends_turn:
+                out.append((entries[i].seq, messages[: i + 1]))
+        out.append((-1, messages))
+        return thread, out
 
     # --- the steps ----------------------------------------------------------------------------------------------
     async def _graph(self, thread: Thread) -> Any:
