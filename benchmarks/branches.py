@@ -4,9 +4,10 @@ branches beside one with none (docs/performance.md#branches-issue-26).
 Each thread is built through ``/v1`` in-process (``httpx.ASGITransport``; the scripted fake model answers at once,
 so what is timed is chatplane's own work): ``--turns`` turns, and for the branched thread a regenerate of the last
 answer every ``turns / branches`` turns, so its current branch runs through every branch (the most spans a read of
-it can cross). Then ``--measured`` more turns are timed one by one, and the storage's size is read before and after
-them (SQLite: ``page_count × page_size``; PostgreSQL: ``pg_total_relation_size`` of chatplane's and the saver's
-tables).
+it can cross). Both threads live in one server and are built and timed in alternation, so that whatever else the
+machine does weighs on both alike. Then ``--measured`` turns of each are timed (wall and the process's CPU: the
+whole server runs in it, but not PostgreSQL), and the storage's size is read before and after each thread's
+(SQLite: ``page_count × page_size``; PostgreSQL: ``pg_total_relation_size`` of chatplane's and the saver's tables).
 
     .venv/bin/python -m benchmarks.branches [--turns 1000] [--branches 50] [--measured 100] [--backend sqlite,postgres]
 """
@@ -55,50 +56,76 @@ async def _size(app: Any, kind: str) -> int:
     return total
 
 
-async def _turn(client: httpx.AsyncClient, tid: str, text: str) -> float:
-    start = time.perf_counter()
+async def _turn(client: httpx.AsyncClient, tid: str, text: str) -> tuple[float, float]:
+    """One turn: its wall time and the CPU time this process (the whole server) spent on it."""
+    start, cpu = time.perf_counter(), time.process_time()
     got = await client.post(f"/v1/threads/{tid}/runs", json={"message": text})
-    elapsed = time.perf_counter() - start
+    elapsed, spent = time.perf_counter() - start, time.process_time() - cpu
     if got.status_code != 200:
         raise RuntimeError(f"turn failed: {got.status_code}")
-    return elapsed
+    return elapsed, spent
 
 
-async def _measure(url: str, kind: str, turns: int, branches: int, measured: int) -> dict[str, Any]:
+async def _regenerate(client: httpx.AsyncClient, tid: str) -> None:
+    answer = (await client.get(f"/v1/threads/{tid}/branch")).json()["messages"][-1]["message"]["id"]
+    got = await client.post(f"/v1/threads/{tid}/messages/{answer}/regenerate", json={})
+    if got.status_code != 200:
+        raise RuntimeError(f"regenerate failed: {got.status_code}")
+
+
+async def _measure(url: str, kind: str, turns: int, branches: int, measured: int) -> list[dict[str, Any]]:
+    """Two threads in one server, built and measured turn by turn in alternation (so that whatever else the machine
+    does weighs on both alike): one with no branches, one with ``branches``."""
     settings = Settings(_env_file=None, model="fake:echo", storage_url=url)
     app = create_app(settings, model=ScriptedChatModel(echo=True))
+    text = "lorem ipsum " * 8
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench", timeout=60) as client,
     ):
-        tid = (await client.post("/v1/threads", json={})).json()["thread_id"]
-        every = turns // branches if branches else 0
+        plain = (await client.post("/v1/threads", json={})).json()["thread_id"]
+        branched = (await client.post("/v1/threads", json={})).json()["thread_id"]
+        every = max(1, turns // (branches + 1)) if branches else 0  # the last branch well before the measured turns
         made = 0
         for n in range(1, turns + 1):
-            await _turn(client, tid, f"message {n}: " + "lorem ipsum " * 8)
+            await _turn(client, plain, f"message {n}: {text}")
+            await _turn(client, branched, f"message {n}: {text}")
             if every and n % every == 0 and made < branches:
-                answer = (await client.get(f"/v1/threads/{tid}/branch")).json()["messages"][-1]["message"]["id"]
-                got = await client.post(f"/v1/threads/{tid}/messages/{answer}/regenerate", json={})
-                if got.status_code != 200:
-                    raise RuntimeError(f"regenerate failed: {got.status_code}")
+                await _regenerate(client, branched)
                 made += 1
-        before = await _size(app, kind)
-        times = [await _turn(client, tid, f"measured {n}: " + "lorem ipsum " * 8) for n in range(measured)]
-        after = await _size(app, kind)
-        spans = len(
+        sizes = {plain: [await _size(app, kind)], branched: []}
+        times: dict[str, list[tuple[float, float]]] = {plain: [], branched: []}
+        for n in range(measured):  # the storage grows by one thread's turns at a time: measured separately
+            times[plain].append(await _turn(client, plain, f"measured {n}: {text}"))
+        sizes[plain].append(await _size(app, kind))
+        sizes[branched].append(sizes[plain][-1])
+        for n in range(measured):
+            times[branched].append(await _turn(client, branched, f"measured {n}: {text}"))
+        sizes[branched].append(await _size(app, kind))
+        for n in range(measured):  # and again, interleaved, for the time
+            times[plain].append(await _turn(client, plain, f"again {n}: {text}"))
+            times[branched].append(await _turn(client, branched, f"again {n}: {text}"))
+        starts = len(
             await app.state.agent.storage.db.fetchall(
-                "SELECT seq FROM chatplane_messages WHERE thread_id = %s AND parent_seq IS NOT NULL", (tid,)
+                "SELECT seq FROM chatplane_messages WHERE thread_id = %s AND parent_seq IS NOT NULL", (branched,)
             )
         )
-    times.sort()
-    return {
-        "backend": kind,
-        "branches": made,
-        "branch starts": spans,
-        "bytes/turn": (after - before) / measured,
-        "median ms": statistics.median(times) * 1000,
-        "p90 ms": times[int(len(times) * 0.9)] * 1000,
-    }
+    rows = []
+    for tid, count in ((plain, 0), (branched, made)):
+        wall = sorted(t for t, _ in times[tid])
+        cpu = sorted(c for _, c in times[tid])
+        rows.append(
+            {
+                "backend": kind,
+                "branches": count,
+                "branch starts": starts if count else 0,
+                "bytes/turn": (sizes[tid][1] - sizes[tid][0]) / measured,
+                "median ms": statistics.median(wall) * 1000,
+                "p90 ms": wall[int(len(wall) * 0.9)] * 1000,
+                "cpu ms": statistics.median(cpu) * 1000,
+            }
+        )
+    return rows
 
 
 async def _pg_database() -> tuple[str, str]:
@@ -116,33 +143,34 @@ async def _drop(name: str) -> None:
 async def _run(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     for kind in args.backend.split(","):
-        for branches in (0, args.branches):
-            if kind == "sqlite":
-                with tempfile.TemporaryDirectory() as tmp:
-                    url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-                    rows.append(await _measure(url, kind, args.turns, branches, args.measured))
-            else:
-                name, url = await _pg_database()
-                try:
-                    rows.append(await _measure(url, kind, args.turns, branches, args.measured))
-                finally:
-                    await _drop(name)
+        if kind == "sqlite":
+            with tempfile.TemporaryDirectory() as tmp:
+                url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+                rows += await _measure(url, kind, args.turns, args.branches, args.measured)
+        else:
+            name, url = await _pg_database()
+            try:
+                rows += await _measure(url, kind, args.turns, args.branches, args.measured)
+            finally:
+                await _drop(name)
     return rows
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     out = [
-        "| storage | branches | bytes stored / turn | turn, median | turn, p90 | vs no branches (median) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| storage | branches | bytes stored / turn | turn, median | turn, p90 | CPU / turn, median "
+        "| vs no branches (median turn / CPU) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    base: dict[str, float] = {}
+    base: dict[str, tuple[float, float]] = {}
     for row in rows:
         if row["branches"] == 0:
-            base[row["backend"]] = row["median ms"]
-        ratio = row["median ms"] / base[row["backend"]] if row["backend"] in base else float("nan")
+            base[row["backend"]] = (row["median ms"], row["cpu ms"])
+        wall, cpu = base.get(row["backend"], (float("nan"), float("nan")))
         out.append(
             f"| {row['backend']} | {row['branches']} | {row['bytes/turn']:,.0f} | {row['median ms']:.1f} ms "
-            f"| {row['p90 ms']:.1f} ms | {ratio:.2f}× |"
+            f"| {row['p90 ms']:.1f} ms | {row['cpu ms']:.1f} ms | {row['median ms'] / wall:.2f}× / "
+            f"{row['cpu ms'] / cpu:.2f}× |"
         )
     return "\n".join(out)
 
