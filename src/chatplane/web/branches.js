@@ -2,7 +2,7 @@
 // ("‹ 2 / 3 ›"), fork into a new chat. The current branch comes from GET /v1/threads/{id}/branch; every change is
 // made by the server, then the thread is shown again as the server has it — so a reload shows the same branch.
 
-import { h } from "./dom.js";
+import { h, icon } from "./dom.js";
 
 const enc = encodeURIComponent;
 
@@ -37,8 +37,9 @@ export class Branches {
     el.querySelector(".branch-bar")?.remove();
     const { message, siblings } = item;
     const user = message.role === "user";
-    const button = (label, text, onclick) =>
-      h("button", { type: "button", class: "branch-action", "aria-label": label, title: label, onclick }, text);
+    // Icons, not words, on the buttons: a message's text stays its text (the arrows only where there are versions).
+    const button = (label, content, onclick) =>
+      h("button", { type: "button", class: "branch-action", "aria-label": label, title: label, onclick }, content);
     const versions = siblings
       ? [
           button("Previous version", "‹", () => this.act(() => this.move(threadId, siblings, -1))),
@@ -47,12 +48,12 @@ export class Branches {
         ]
       : [];
     const actions = user
-      ? [button("Edit message", "Edit", () => this.startEdit(el, message, threadId))]
+      ? [button("Edit message", icon("pencil"), () => this.startEdit(el, message, threadId))]
       : [
-          button("Regenerate answer", "Regenerate", () =>
+          button("Regenerate answer", icon("regenerate"), () =>
             this.act(() => this.api().post(`/v1/threads/${enc(threadId)}/messages/${enc(message.id)}/regenerate`, {})),
           ),
-          button("Fork from here", "Fork", () => this.fork(threadId, message.id)),
+          button("Fork from here", icon("fork"), () => this.fork(threadId, message.id)),
         ];
     el.append(h("div", { class: "branch-bar" }, versions, actions));
   }
