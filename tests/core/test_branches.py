@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from langchain_core.messages import BaseMessage
@@ -294,3 +295,35 @@ async def test_langgraph_history_and_runs_from_a_checkpoint_follow_branches(clie
         f"/threads/{tid}/runs/wait", json={"assistant_id": "chat", "input": None, "checkpoint_id": "1ef-not-a-point"}
     )
     assert bad.status_code == 422
+
+
+async def test_retention_keeps_every_reachable_branch_and_what_forks_refer_to(
+    client_for, persistent_storage_url: str
+) -> None:
+    from chatplane.retention.prune import prune
+
+    day = 86_400.0
+    client = await _client(client_for, persistent_storage_url)
+    agent = client.app.state.agent
+    live = await _thread_with_turns(client, 3)
+    old_branch = await _branch(client, live)
+    await client.post(f"/v1/threads/{live}/messages/{old_branch[2]['message']['id']}/edit", json={"message": "v2"})
+    await _send(client, live, "v3")
+    new_branch = await _branch(client, live)
+    old = await _thread_with_turns(client, 2)
+    fork = (await client.post(f"/v1/threads/{old}/fork", json={})).json()["thread_id"]
+    now = time.time() + 2 * day
+    for thread_id in (old, fork):  # the source is old; its fork was used recently
+        idle = 40 * day if thread_id == old else day
+        await agent.storage.db.execute(
+            "UPDATE chatplane_threads SET updated_at = %s WHERE thread_id = %s", (now - idle, thread_id)
+        )
+
+    report = await prune(agent.storage, 30 * day, now)
+    assert report.threads == 1
+    assert (await client.get(f"/v1/threads/{old}")).status_code == 404
+    assert await _messages(client, fork) == ["u1", "saw u1", "u2", "saw u1,u2"]  # what the fork refers to stays
+    assert _texts(await _branch(client, live)) == _texts(new_branch)
+    back = await client.post(f"/v1/threads/{live}/branch", json={"message_id": old_branch[2]["message"]["id"]})
+    assert _texts(back.json()["messages"]) == _texts(old_branch)  # the other branch is still reachable
+    assert (await _send(client, fork, "f3"))["output"]["content"] == "saw u1,u2,f3"
