@@ -14,6 +14,7 @@ in the same statement), so a run accepted meanwhile makes the change a 409 rathe
 from __future__ import annotations
 
 import builtins
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,18 +141,18 @@ class Branches:
     ) -> Run:
         """A new branch from just before ``message_id`` (a user message of the current branch) with ``text`` in its
         place, and the run that answers it. The old branch stays, reachable with ``switch``."""
-        thread = await self._settled(thread_id, multitask)
+        settled = await self._settled(thread_id, multitask)
         entries = await self._storage.transcript.entries(thread_id)
         i = _index(entries, message_id)
         if not isinstance(entries[i].message, HumanMessage):
             raise InvalidInputError("Only a user message can be edited; regenerate an answer instead.")
-        await self._move_head(thread, _fork_point(entries, i, thread_id))
+        await self._move_head(settled, _fork_point(entries, i, thread_id))
         return await self._runs.send(thread_id, RunInput(message=text), multitask=multitask, **send)
 
     async def regenerate(self, thread_id: str, message_id: str, *, multitask: Multitask = "reject", **send: Any) -> Run:
         """A new answer to the turn of ``message_id`` (an answer, or the user message it answers) on a new branch: the
         turn's user message sent again from the same point. The other answers stay, reachable with ``switch``."""
-        thread = await self._settled(thread_id, multitask)
+        settled = await self._settled(thread_id, multitask)
         entries = await self._storage.transcript.entries(thread_id)
         i = _index(entries, message_id)
         while i >= 0 and not isinstance(entries[i].message, HumanMessage):
@@ -159,12 +160,12 @@ class Branches:
         if i < 0:
             raise InvalidInputError("That message answers no user message: there is nothing to regenerate.")
         text = entries[i].message.text
-        await self._move_head(thread, _fork_point(entries, i, thread_id))
+        await self._move_head(settled, _fork_point(entries, i, thread_id))
         return await self._runs.send(thread_id, RunInput(message=text), multitask=multitask, **send)
 
     async def switch(self, thread_id: str, message_id: str, *, multitask: Multitask = "reject") -> None:
         """Make the newest branch through ``message_id`` (a message on any branch of the thread) the current one."""
-        thread = await self._settled(thread_id, multitask)
+        settled = await self._settled(thread_id, multitask)
         db = self._storage.db
         row = await db.fetchone(
             "SELECT seq FROM chatplane_messages WHERE thread_id = %s AND message_id = %s", (thread_id, message_id)
@@ -185,14 +186,14 @@ class Branches:
         }
         for tip in sorted(ends, reverse=True):  # each branch's last row: the newest branch through it
             if any(span.lo <= seq <= span.hi for span in tree.spans(tip)):
-                await self._move_head(thread, tip, last=tree.last)
+                await self._move_head(settled, tip, last=tree.last)
                 return
         raise MessageNotFoundError()  # pragma: no cover - every row is on the branch ending at its segment's end
 
     async def fork(self, thread_id: str, message_id: str | None = None, *, title: str | None = None) -> Thread:
         """A new thread of the owner's whose history is ``thread_id``'s current branch up to the end of
         ``message_id``'s turn (or all of it): it refers to those stored messages, it copies none."""
-        thread = await self._settled(thread_id, "reject")
+        thread, _ = await self._settled(thread_id, "reject")
         entries = await self._storage.transcript.entries(thread_id)
         if message_id is None:
             end = len(entries) - 1
@@ -217,7 +218,7 @@ class Branches:
         """A run from branch point ``point`` (the seq of a row of the thread, on any branch; 0: its start — what the
         LangGraph API calls running from a checkpoint): with input, a new branch from there that starts with it (an
         edit); with none, the user message that follows it on the current branch again (a regenerate)."""
-        thread = await self._settled(thread_id, multitask)
+        settled = await self._settled(thread_id, multitask)
         if point and not await self._storage.db.fetchone(
             "SELECT 1 AS x FROM chatplane_messages WHERE thread_id = %s AND seq = %s", (thread_id, point)
         ):
@@ -236,7 +237,7 @@ class Branches:
                     "Running from that checkpoint needs `input`: no user message follows it on the current branch."
                 )
             request = RunInput(message=following.message.text)
-        await self._move_head(thread, point)
+        await self._move_head(settled, point)
         return await self._runs.send(thread_id, request, multitask=multitask, **send)
 
     async def points(self, thread_id: str) -> tuple[Thread, builtins.list[tuple[int, builtins.list[AnyMessage]]]]:
@@ -272,9 +273,12 @@ class Branches:
             raise as_chatplane_error(exc, f"thread {thread.thread_id}") from exc
         return list((snapshot.values or {}).get("messages") or [])
 
-    async def _settled(self, thread_id: str, multitask: Multitask) -> Thread:
-        """The owner's thread, with no active run (by ``multitask``) and its working state archived and cleared."""
+    async def _settled(self, thread_id: str, multitask: Multitask) -> tuple[Thread, float]:
+        """The owner's thread, with no active run (by ``multitask``) and its working state archived and cleared.
+        And when it began: a run accepted from then on, even one that ends before the head moves, makes
+        ``_move_head`` a 409."""
         thread = await self._storage.threads.get(thread_id, self.owner)
+        since = time.time()
         graph = await self._graph(thread)
         for _ in range(_SETTLE_ATTEMPTS):
             active = await self._storage.runs.active(thread_id)
@@ -297,15 +301,17 @@ class Branches:
                 raise
             except Exception as exc:
                 raise as_chatplane_error(exc, f"thread {thread_id}") from exc
-        return thread
+        return thread, since
 
-    async def _move_head(self, thread: Thread, head: int, *, last: int | None = None) -> None:
+    async def _move_head(self, settled: tuple[Thread, float], head: int, *, last: int | None = None) -> None:
         """Make the branch ending at ``head`` current — unless a run became active meanwhile (409)."""
+        thread, since = settled
         value = None if last is not None and head == last else head
         changed = await self._storage.db.execute(
             "UPDATE chatplane_threads SET head = %s WHERE thread_id = %s AND owner = %s AND NOT EXISTS "
-            "(SELECT 1 FROM chatplane_runs WHERE thread_id = %s AND status IN ('pending', 'running', 'waiting'))",
-            (value, thread.thread_id, self.owner, thread.thread_id),
+            "(SELECT 1 FROM chatplane_runs WHERE thread_id = %s AND (status IN ('pending', 'running', 'waiting') "
+            "OR created_at >= %s))",
+            (value, thread.thread_id, self.owner, thread.thread_id, since),
         )
         self._storage.transcript.forget(thread.thread_id)
         if not changed:
