@@ -93,18 +93,16 @@ async def _measure(url: str, kind: str, turns: int, branches: int, measured: int
             if every and n % every == 0 and made < branches:
                 await _regenerate(client, branched)
                 made += 1
-        sizes = {plain: [await _size(app, kind)], branched: []}
+        sizes: dict[str, int] = {}
         times: dict[str, list[tuple[float, float]]] = {plain: [], branched: []}
-        for n in range(measured):  # the storage grows by one thread's turns at a time: measured separately
-            times[plain].append(await _turn(client, plain, f"measured {n}: {text}"))
-        sizes[plain].append(await _size(app, kind))
-        sizes[branched].append(sizes[plain][-1])
-        for n in range(measured):
-            times[branched].append(await _turn(client, branched, f"measured {n}: {text}"))
-        sizes[branched].append(await _size(app, kind))
-        for n in range(measured):  # and again, interleaved, for the time
-            times[plain].append(await _turn(client, plain, f"again {n}: {text}"))
-            times[branched].append(await _turn(client, branched, f"again {n}: {text}"))
+        for tid in (plain, branched):  # the storage grows by one thread's turns at a time: each measured alone
+            before = await _size(app, kind)
+            for n in range(measured):
+                await _turn(client, tid, f"measured {n}: {text}")
+            sizes[tid] = await _size(app, kind) - before
+        for n in range(measured):  # the time: turn by turn in alternation
+            times[plain].append(await _turn(client, plain, f"timed {n}: {text}"))
+            times[branched].append(await _turn(client, branched, f"timed {n}: {text}"))
         starts = len(
             await app.state.agent.storage.db.fetchall(
                 "SELECT seq FROM chatplane_messages WHERE thread_id = %s AND parent_seq IS NOT NULL", (branched,)
@@ -119,7 +117,7 @@ async def _measure(url: str, kind: str, turns: int, branches: int, measured: int
                 "backend": kind,
                 "branches": count,
                 "branch starts": starts if count else 0,
-                "bytes/turn": (sizes[tid][1] - sizes[tid][0]) / measured,
+                "bytes/turn": sizes[tid] / measured,
                 "median ms": statistics.median(wall) * 1000,
                 "p90 ms": wall[int(len(wall) * 0.9)] * 1000,
                 "cpu ms": statistics.median(cpu) * 1000,

@@ -41,8 +41,10 @@ def run_point(checkpoint: Any, checkpoint_id: Any, thread_id: str) -> int | None
         checkpoint_id = checkpoint_id or checkpoint.get("checkpoint_id")
     point = branch_point(checkpoint_id if isinstance(checkpoint_id, str) else None)
     if point is None:
+        field = "checkpoint" if checkpoint is not None else "checkpoint_id"
         raise InvalidInputError(
-            "A run starts from a branch point of the thread's history (`turn.N`, POST /threads/{id}/history)."
+            f"`{field}`: a run starts from a branch point of the thread's history (`turn.N`, "
+            "POST /threads/{id}/history); chatplane's checkpoints hold only a run's working state."
         )
     return point
 
