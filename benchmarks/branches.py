@@ -103,10 +103,14 @@ async def _measure(url: str, kind: str, turns: int, branches: int, measured: int
         for n in range(measured):  # the time: turn by turn in alternation
             times[plain].append(await _turn(client, plain, f"timed {n}: {text}"))
             times[branched].append(await _turn(client, branched, f"timed {n}: {text}"))
-        starts = len(
-            await app.state.agent.storage.db.fetchall(
-                "SELECT seq FROM chatplane_messages WHERE thread_id = %s AND parent_seq IS NOT NULL", (branched,)
+        starts = (  # only when branches were made: with --branches 0 it runs on a source tree without them too
+            len(
+                await app.state.agent.storage.db.fetchall(
+                    "SELECT seq FROM chatplane_messages WHERE thread_id = %s AND parent_seq IS NOT NULL", (branched,)
+                )
             )
+            if made
+            else 0
         )
     rows = []
     for tid, count in ((plain, 0), (branched, made)):
