@@ -9,6 +9,7 @@
     ├── SessionNotFoundError (404)      no such session for this caller
     ├── ThreadNotFoundError (404)       no such thread for this caller (another user's looks the same)
     ├── RunNotFoundError (404)          no such run for this caller
+    ├── MessageNotFoundError (404)      the caller's thread has no such message (on any of its branches)
     ├── AssistantNotFoundError (404)    no such assistant (or version) for this caller (another user's looks the same)
     ├── ModelNotFoundError (404)        the OpenAI-compatible endpoint was asked for a model that is no agent
     ├── ThreadBusyError (409)           the thread already has an active run (double-texting policy `reject`)
@@ -100,6 +101,12 @@ class RunNotFoundError(ChatplaneError):
     code = "run_not_found"
     status = 404
     default_message = "No such run."
+
+
+class MessageNotFoundError(ChatplaneError):
+    code = "message_not_found"
+    status = 404
+    default_message = "The thread has no such message."
 
 
 class AssistantNotFoundError(ChatplaneError):

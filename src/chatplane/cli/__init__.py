@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from chatplane.cli import keys, threads
+from chatplane.cli import branches, keys, threads
 from chatplane.cli.agents import agents
 from chatplane.cli.chat import chat
 from chatplane.cli.prune import prune
@@ -22,6 +22,7 @@ app.command()(prune)
 app.command()(agents)
 app.add_typer(keys.app, name="keys")
 app.add_typer(threads.app, name="threads")
+app.add_typer(branches.app, name="branch")
 
 
 def main() -> None:

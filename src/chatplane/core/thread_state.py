@@ -17,6 +17,7 @@ from langgraph.errors import InvalidUpdateError
 from chatplane.core.services import Services
 from chatplane.errors import ChatplaneError, InvalidInputError, ThreadBusyError, ThreadNotFoundError
 from chatplane.failures import as_chatplane_error
+from chatplane.storage.branches import copy_branches
 from chatplane.storage.threads import Thread
 from chatplane.storage.transcript import merge_history
 
@@ -149,8 +150,10 @@ class ThreadStates:
             for task_id, writes in by_task.items():
                 await saver.aput_writes(stored, writes, task_id)
         await storage.db.execute(
-            "INSERT INTO chatplane_messages (thread_id, seq, message_id, tokens, data, created_at) "
-            "SELECT %s, seq, message_id, tokens, data, created_at FROM chatplane_messages WHERE thread_id = %s",
+            "INSERT INTO chatplane_messages (thread_id, seq, message_id, tokens, data, created_at, parent_seq) "
+            "SELECT %s, seq, message_id, tokens, data, created_at, parent_seq FROM chatplane_messages "
+            "WHERE thread_id = %s",
             (new.thread_id, thread.thread_id),
         )
+        await copy_branches(storage.db, thread.thread_id, new.thread_id)  # its branches, the current one current
         return new

@@ -33,6 +33,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from chatplane.storage import branches
 from chatplane.storage.database import Database, in_clause
 from chatplane.storage.engine import Storage
 from chatplane.storage.threads import ThreadStore
@@ -153,8 +154,8 @@ async def _delete_thread(
         if report.dry_run:
             return True
         await tx.execute("DELETE FROM chatplane_runs WHERE thread_id = %s", (thread_id,))
-        await tx.execute("DELETE FROM chatplane_messages WHERE thread_id = %s", (thread_id,))
         await tx.execute("DELETE FROM chatplane_threads WHERE thread_id = %s", (thread_id,))
+        await branches.release(tx, thread_id)  # its transcript, unless a fork of it still reads it
     # After the registry row: from now on the thread is unknown to every request, so nothing writes to it again.
     await storage.checkpointer.adelete_thread(thread_id)
     return True

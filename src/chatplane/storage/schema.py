@@ -132,6 +132,18 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX IF NOT EXISTS chatplane_runs_thread_active ON chatplane_runs (thread_id, created_at) "
         "WHERE status IN ('pending', 'running', 'waiting')",
     ],
+    [  # branches (chatplane.storage.branches): a branch's first row names its parent; a thread's head; forks
+        "ALTER TABLE chatplane_messages ADD COLUMN parent_seq INTEGER",
+        "CREATE INDEX IF NOT EXISTS chatplane_messages_branches ON chatplane_messages (thread_id, parent_seq) "
+        "WHERE parent_seq IS NOT NULL",
+        "ALTER TABLE chatplane_threads ADD COLUMN head INTEGER",
+        """CREATE TABLE IF NOT EXISTS chatplane_fork_refs (
+            thread_id TEXT PRIMARY KEY,
+            fork_of TEXT NOT NULL,
+            fork_head INTEGER NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS chatplane_fork_refs_source ON chatplane_fork_refs (fork_of)",
+    ],
 ]
 """Schema changes after the first release, in order; ``chatplane_schema`` records how many a database has had.
 Append new steps; never edit a released one."""

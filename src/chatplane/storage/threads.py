@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatplane.errors import AgentMismatchError, InvalidInputError, ThreadNotFoundError
+from chatplane.storage import branches
 from chatplane.storage.database import INTEGRITY_ERRORS, Database, Dialect, Row, Statement, dumps, loads
 
 _COLUMNS = "thread_id, owner, agent, session_id, title, metadata, created_at, updated_at, expires_at, model"
@@ -172,9 +173,9 @@ class ThreadStore:
         """Everything stored for a thread, whoever owns it: checkpoints, transcript, run records, the registry row.
         (Stop its runs first; ``ProductionAgent.delete_thread`` does.)"""
         await checkpointer.adelete_thread(thread_id)
-        await self.db.execute("DELETE FROM chatplane_messages WHERE thread_id = %s", (thread_id,))
         await self.db.execute("DELETE FROM chatplane_runs WHERE thread_id = %s", (thread_id,))
         await self.db.execute("DELETE FROM chatplane_threads WHERE thread_id = %s", (thread_id,))
+        await branches.release(self.db, thread_id)  # its transcript, unless a fork of it still reads it
 
     async def delete(self, thread_id: str, owner: str) -> bool:
         return (

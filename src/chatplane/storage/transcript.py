@@ -15,6 +15,8 @@ writes its own messages twice (once in its checkpoint, once here on the next tur
   (``TranscriptEnd``, read when the run was accepted, under the thread's lock) and holds the run's append back with
   its checkpoint (``chatplane.storage.unit_of_work``): both commit with the run's outcome, in one transaction and no
   trip of their own, and the cached tail is checked against that end rather than against the table.
+* A thread's history is a tree (``chatplane.storage.branches``): every read here follows the thread's current branch,
+  and an append continues it. A thread that never branched reads and writes exactly as before.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any, NamedTuple
 from langchain_core.messages import AnyMessage, BaseMessage, message_to_dict, messages_from_dict
 from langchain_core.messages.utils import count_tokens_approximately
 
+from chatplane.storage import branches
 from chatplane.storage.database import Database, Result, Statement
 from chatplane.storage.unit_of_work import OpenTurns, TranscriptEnd
 
@@ -67,18 +70,35 @@ class _Tail:
 NO_TRANSCRIPT: TranscriptEnd = (0, "")
 """Where a thread's transcript ends when it has none."""
 
+SWITCHED = "\x00switched"
+"""The message id of a transcript end whose thread was just switched to another branch (its head is set): no cached
+tail matches it, and the run's append resets the head."""
+FORKED = "\x00forked"
+"""The message id of the end of a forked thread with no rows of its own (its history is another thread's)."""
+
 
 def end_statement(thread_id: str) -> Statement:
-    """The statement that reads where ``thread_id``'s transcript ends (``end_of`` its result)."""
+    """The statement that reads where ``thread_id``'s transcript ends (``end_of`` its result), and whether its
+    current branch ends elsewhere (``chatplane.storage.branches``)."""
     return (
-        "SELECT seq, message_id FROM chatplane_messages WHERE thread_id = %s ORDER BY seq DESC LIMIT 1",
-        (thread_id,),
+        "SELECT t.head, (SELECT fork_of FROM chatplane_fork_refs WHERE thread_id = %s) AS fork_of, m.seq, "
+        "m.message_id FROM chatplane_threads AS t LEFT JOIN (SELECT seq, message_id FROM chatplane_messages "
+        "WHERE thread_id = %s ORDER BY seq DESC LIMIT 1) AS m ON true WHERE t.thread_id = %s",
+        (thread_id, thread_id, thread_id),
     )
 
 
 def end_of(result: Result) -> TranscriptEnd:
     rows = result[0]
-    return (int(rows[0]["seq"]), str(rows[0]["message_id"])) if rows else NO_TRANSCRIPT
+    if not rows:
+        return NO_TRANSCRIPT
+    row = rows[0]
+    seq = int(row["seq"]) if row["seq"] is not None else 0
+    if row["head"] is not None:
+        return (seq, SWITCHED)
+    if row["seq"] is None:
+        return (0, FORKED) if row["fork_of"] is not None else NO_TRANSCRIPT
+    return (seq, str(row["message_id"]))
 
 
 class _HeldAppend(NamedTuple):
@@ -153,13 +173,10 @@ class Transcript:
             return 0
         statement, new = _insert(thread_id, messages)
         if turn is not None and end is not None:
-            turn.hold([statement])
+            turn.hold([statement, branches.head_reset(thread_id)] if end[1] == SWITCHED else [statement])
             self._held_append(thread_id, run_id, end, cached, new)
             return len(new)
-        if turn is not None:
-            rows = (await self.db.batch([statement], flush_later=True))[0][0]
-        else:
-            rows = await self.db.fetchall(*statement)
+        rows = (await self.db.batch([statement, branches.head_reset(thread_id)], flush_later=turn is not None))[0][0]
         tail = self._tails.get(thread_id)
         if tail is not None:
             seqs = sorted(int(row["seq"]) for row in rows)
@@ -209,11 +226,18 @@ class Transcript:
             return list(tail.entries)
         if tail is not None and tail.tokens_wanted == max_tokens:
             rows = await self.db.fetchall(
-                "SELECT seq, message_id, tokens, data FROM chatplane_messages WHERE thread_id = %s AND seq >= %s "
-                "ORDER BY seq LIMIT %s",
-                (thread_id, tail.last_seq, _PAGE),
+                "SELECT seq, message_id, tokens, data, parent_seq, "
+                "(SELECT head FROM chatplane_threads WHERE thread_id = %s) AS head "
+                "FROM chatplane_messages WHERE thread_id = %s AND seq >= %s ORDER BY seq LIMIT %s",
+                (thread_id, thread_id, tail.last_seq, _PAGE),
             )
-            if rows and int(rows[0]["seq"]) == tail.last_seq and rows[0]["message_id"] == tail.last_id:
+            if (
+                rows
+                and int(rows[0]["seq"]) == tail.last_seq
+                and rows[0]["message_id"] == tail.last_id
+                and rows[0]["head"] is None  # the branch goes on from the cached tail, in a straight line
+                and all(row["parent_seq"] is None for row in rows[1:])
+            ):
                 if len(rows) < _PAGE:
                     if len(rows) > 1:
                         self._grew(tail.extend(int(rows[-1]["seq"]), rows[-1]["message_id"], _archived(rows[1:])))
@@ -227,31 +251,35 @@ class Transcript:
         return []
 
     async def _load_tail(self, thread_id: str, max_tokens: int) -> _Tail | None:
+        """The newest messages of the thread's current branch worth ``max_tokens``, span by span, newest first."""
         rows: list[dict[str, Any]] = []
-        total, before = 0, None
-        while total < max_tokens:
-            where, params = "thread_id = %s", [thread_id]
-            if before is not None:
-                where += " AND seq < %s"
-                params.append(before)
-            page = await self.db.fetchall(
-                f"SELECT seq, message_id, tokens, data FROM chatplane_messages WHERE {where} "
-                "ORDER BY seq DESC LIMIT %s",
-                (*params, _PAGE),
-            )
-            for row in page:
-                rows.append(row)
-                total += int(row["tokens"])
-                if total >= max_tokens:
+        total = 0
+        for span in await branches.path(self.db, thread_id):
+            before = span.hi + 1
+            while total < max_tokens:
+                page = await self.db.fetchall(
+                    "SELECT seq, message_id, tokens, data FROM chatplane_messages WHERE thread_id = %s "
+                    "AND seq >= %s AND seq < %s ORDER BY seq DESC LIMIT %s",
+                    (span.thread_id, span.lo, before, _PAGE),
+                )
+                for row in page:
+                    rows.append({**row, "own": span.thread_id == thread_id})
+                    total += int(row["tokens"])
+                    if total >= max_tokens:
+                        break
+                if len(page) < _PAGE:
                     break
-            if len(page) < _PAGE:
+                before = page[-1]["seq"]
+            if total >= max_tokens:
                 break
-            before = page[-1]["seq"]
         if not rows:
             return None
         last = rows[0]
         rows.reverse()
-        tail = _Tail(int(last["seq"]), str(last["message_id"]), tokens_wanted=max_tokens)
+        if last["own"]:
+            tail = _Tail(int(last["seq"]), str(last["message_id"]), tokens_wanted=max_tokens)
+        else:  # a fork's history, all another thread's: never current for this thread's own rows
+            tail = _Tail(0, FORKED, tokens_wanted=max_tokens)
         tail.extend(tail.last_seq, tail.last_id, _archived(rows))
         return tail
 
@@ -275,35 +303,75 @@ class Transcript:
             self._cached_tokens -= oldest.tokens
 
     async def messages(self, thread_id: str) -> list[AnyMessage]:
-        """Every archived message of the thread, oldest first."""
-        rows = await self.db.fetchall(
-            "SELECT data FROM chatplane_messages WHERE thread_id = %s ORDER BY seq", (thread_id,)
-        )
-        return _decode(rows)
+        """Every archived message of the thread's current branch, oldest first."""
+        return [entry.message for entry in await self.entries(thread_id)]
+
+    async def entries(self, thread_id: str, tip: int | None = None) -> list[Entry]:
+        """The archived messages of the thread's current branch (or the one ending at ``tip``), oldest first, with
+        where each is stored."""
+        out: list[Entry] = []
+        for span in reversed(await branches.path(self.db, thread_id, tip)):
+            rows = await self.db.fetchall(
+                "SELECT seq, parent_seq, data FROM chatplane_messages WHERE thread_id = %s AND seq BETWEEN %s AND %s "
+                "ORDER BY seq",
+                (span.thread_id, span.lo, span.hi),
+            )
+            for row, message in zip(rows, _decode(rows), strict=True):
+                parent = row["parent_seq"]
+                out.append(Entry(span.thread_id, int(row["seq"]), int(parent) if parent is not None else None, message))
+        return out
 
     async def count(self, thread_id: str) -> int:
-        row = await self.db.fetchone("SELECT count(*) AS n FROM chatplane_messages WHERE thread_id = %s", (thread_id,))
-        return int(row["n"]) if row else 0
+        """How many archived messages the thread's current branch has."""
+        total = 0
+        for span in await branches.path(self.db, thread_id):
+            row = await self.db.fetchone(
+                "SELECT count(*) AS n FROM chatplane_messages WHERE thread_id = %s AND seq BETWEEN %s AND %s",
+                (span.thread_id, span.lo, span.hi),
+            )
+            total += int(row["n"]) if row else 0
+        return total
+
+    def forget(self, thread_id: str) -> None:
+        """Drop the thread's cached tail (its current branch changed)."""
+        self._forget(thread_id)
+        self._held.pop(thread_id, None)
+
+
+class Entry(NamedTuple):
+    """An archived message and where it is stored: ``thread_id`` (a fork's history is partly its source's), ``seq``,
+    and ``parent_seq`` when it starts a branch."""
+
+    thread_id: str
+    seq: int
+    parent_seq: int | None
+    message: AnyMessage
 
 
 def _insert(thread_id: str, messages: Sequence[BaseMessage]) -> tuple[Statement, list[Archived]]:
     """The one statement that archives ``messages`` after the thread's last row, skipping those archived already
     (no transaction needed); and the messages as ``Archived``."""
-    values, params, new = [], [], []
+    values: list[str] = []
+    params: list[Any] = []
+    new: list[Archived] = []
     for n, message in enumerate(messages, 1):
         tokens = count_tokens_approximately([message])
         new.append(Archived(tokens, message))  # type: ignore[arg-type]
         values.append("(%s, %s, %s, %s)")
         params += [n, str(message.id), tokens, _encode(message)]
     # (``WHERE true``: SQLite's grammar needs it between an INSERT's SELECT and its ON CONFLICT.)
+    # The first row continues the thread's current branch: its parent is the head, if one is set (a branch switched
+    # to); else, like every other row, the row before it (``chatplane.storage.branches``).
     sql = (
-        "INSERT INTO chatplane_messages (thread_id, seq, message_id, tokens, data, created_at) "
-        "SELECT %s, last.seq + v.column1, v.column2, v.column3, v.column4, %s "
-        "FROM (SELECT coalesce(max(seq), 0) AS seq FROM chatplane_messages WHERE thread_id = %s) AS last, "
+        "INSERT INTO chatplane_messages (thread_id, seq, message_id, tokens, data, created_at, parent_seq) "
+        "SELECT %s, last.seq + v.column1, v.column2, v.column3, v.column4, %s, "
+        "CASE WHEN v.column1 = 1 THEN last.head END "
+        "FROM (SELECT coalesce(max(seq), 0) AS seq, (SELECT head FROM chatplane_threads WHERE thread_id = %s) AS head "
+        "FROM chatplane_messages WHERE thread_id = %s) AS last, "
         f"(VALUES {', '.join(values)}) AS v WHERE true "
         "ON CONFLICT (thread_id, message_id) DO NOTHING RETURNING seq"
     )
-    return (sql, [thread_id, time.time(), thread_id, *params]), new
+    return (sql, [thread_id, time.time(), thread_id, thread_id, *params]), new
 
 
 def _after_archived(items: Sequence[Any], tail: _Tail) -> list[Any]:

@@ -8,6 +8,7 @@
 
 import { Api, ApiError } from "./api.js";
 import { Banners } from "./banners.js";
+import { Branches } from "./branches.js";
 import { Conversation } from "./conversation.js";
 import { AgentCatalog } from "./agents.js";
 import { closeDrawer, isPhone } from "./drawer.js";
@@ -61,6 +62,16 @@ const threads = new ThreadList($("thread-list"), {
   onRename: renameThread,
   onDelete: deleteThread,
   agentLabel: (agent) => state.catalog.resolve(agent).label,
+});
+const branches = new Branches({
+  api: () => state.api,
+  onChanged: () => (state.thread ? openThread(state.thread, { focus: false }) : null),
+  onForked: (thread) => {
+    threads.upsert(thread);
+    return openThread(thread);
+  },
+  onError: (err) => showError(err),
+  isBusy: () => Boolean(state.run),
 });
 
 // --- start-up and signing in ------------------------------------------------------------------------------------
@@ -188,6 +199,7 @@ async function openThread(thread, { focus = true } = {}) {
       if (view !== state.view) return;
       if (messages.length) conversation.showHistory(messages, state.catalog.resolve(thread.agent).label);
       else conversation.showEmpty();
+      if (messages.length) await decorateBranches(thread.thread_id, view);
     }
     const run = await findActiveRun(thread.thread_id);
     if (view !== state.view || !run) return;
@@ -204,6 +216,16 @@ async function openThread(thread, { focus = true } = {}) {
       newChat();
     }
     showError(err);
+  }
+}
+
+/** Edit, regenerate, versions and fork on the shown messages (branches.js); a failure leaves them plain. */
+async function decorateBranches(threadId, view = state.view) {
+  try {
+    if (view !== state.view || state.thread?.thread_id !== threadId) return;
+    await branches.decorate(conversation.root, threadId);
+  } catch {
+    // the messages stay as they are, without their controls
   }
 }
 
@@ -361,6 +383,7 @@ async function follow({ response = null, threadId, runId = null, after = 0, mess
     store.setRun(null);
     endRun(run);
     if (state.thread?.thread_id === threadId && isGraph(state.thread.agent)) await refreshState(threadId);
+    else if (state.thread?.thread_id === threadId) await decorateBranches(threadId);
   } catch (err) {
     if (run.controller.signal.aborted) return;
     endRun(run);

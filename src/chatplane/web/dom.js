@@ -37,6 +37,8 @@ const ICONS = {
   tool: "M14.5 6.5a4 4 0 0 0-5.3 5.3L4 17l3 3 5.2-5.2a4 4 0 0 0 5.3-5.3l-2.6 2.6-2.6-.6-.6-2.6z",
   close: "M6 6l12 12M18 6L6 18",
   handoff: "M4 12h14M13 7l5 5-5 5",
+  regenerate: "M20 11a8 8 0 1 0-2.3 5.7M20 5v6h-6",
+  fork: "M7 4v6a4 4 0 0 0 4 4h2a4 4 0 0 1 4 4v2M7 10v10M17 4v6",
 };
 
 /** A small line icon (decorative: hidden from screen readers; label the button instead). */

@@ -9,7 +9,9 @@ taken                       ``assistant_id``, ``input``, ``command``, ``config``
                             ``on_disconnect``, ``on_completion`` (stateless runs), ``after_seconds: 0``,
                             ``strict_resume: false``, ``interrupt_before`` / ``interrupt_after`` (static
                             breakpoints; ``input: null`` goes on), ``durability``
-refused (422)               ``checkpoint`` / ``checkpoint_id`` / ``checkpoint_during``,
+                            ``checkpoint`` / ``checkpoint_id`` on a thread's run: a branch point of its history
+                            (``turn.N``; ``branch_states``)
+refused (422)               ``checkpoint`` / ``checkpoint_id`` of a stateless run, ``checkpoint_during``,
                             ``webhook``, ``after_seconds > 0``, ``feedback_keys``,
                             ``langsmith_tracer``, ``strict_resume: true``; any other field
 ==========================  ==================================================================================
@@ -30,8 +32,8 @@ from chatplane.service.langgraph.stream import chatplane_modes, stream_modes
 from chatplane.storage.runs import Multitask, Run
 
 _REFUSED = {
-    "checkpoint": "running from an earlier checkpoint is not supported yet",
-    "checkpoint_id": "running from an earlier checkpoint is not supported yet",
+    "checkpoint": "a stateless run has no earlier checkpoint",
+    "checkpoint_id": "a stateless run has no earlier checkpoint",
     "checkpoint_during": "a graph's durability is set in its project file",
     "webhook": "webhooks are not supported",
     "feedback_keys": "LangSmith feedback is not supported",
@@ -77,9 +79,12 @@ class LangGraphRunCreate(BaseModel):
     feedback_keys: Any = None
     langsmith_tracer: Any = None
 
-    def refuse_unsupported(self) -> None:
-        """A 422 naming the first field set that chatplane does not do."""
+    def refuse_unsupported(self, *, from_checkpoint: bool = False) -> None:
+        """A 422 naming the first field set that chatplane does not do (``from_checkpoint``: a thread's run, which
+        may start from a branch point)."""
         for name, why in _REFUSED.items():
+            if from_checkpoint and name in ("checkpoint", "checkpoint_id"):
+                continue
             if getattr(self, name) is not None:
                 raise InvalidInputError(f"`{name}` is not supported: {why}.")
         if self.after_seconds:
@@ -96,9 +101,9 @@ class LangGraphRunCreate(BaseModel):
     def modes(self) -> tuple[str, ...]:
         return stream_modes(self.stream_mode)
 
-    def run_input(self) -> RunInput:
+    def run_input(self, *, from_checkpoint: bool = False) -> RunInput:
         """What the core checks against the thread's graph (a 422 naming the field)."""
-        self.refuse_unsupported()
+        self.refuse_unsupported(from_checkpoint=from_checkpoint)
         if self.input is not None and not isinstance(self.input, dict):
             raise InvalidInputError("`input` must be an object of the graph's input keys.")
         return RunInput(

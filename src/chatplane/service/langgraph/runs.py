@@ -22,6 +22,7 @@ from chatplane.core import UserServices
 from chatplane.errors import RunNotFoundError
 from chatplane.runs.jsonable import to_jsonable
 from chatplane.service.deps import AgentDep, CurrentUser, IdempotencyKeyHeader, RunAllowedUser, SettingsDep
+from chatplane.service.langgraph.branch_states import run_point
 from chatplane.service.langgraph.run_body import LangGraphRunCreate, langgraph_status, run_shape
 from chatplane.service.langgraph.stream import (
     Part,
@@ -56,6 +57,18 @@ async def start_run(
     that is waited for, or streams only ``values`` / ``updates``, gets each answer whole — streaming every token
     to nobody costs a good part of a turn (as for ``/v1``'s waited runs)."""
     create_as = body.assistant_id if body.if_not_exists == "create" else None
+    point = run_point(body.checkpoint, body.checkpoint_id, thread_id)
+    if point is not None:  # a new branch from a point of the thread's history (chatplane.core.branches)
+        run = await mine.branches.run_from(
+            thread_id,
+            point,
+            body.run_input(from_checkpoint=True),
+            multitask=body.multitask(),
+            agent=body.assistant_id,
+            idempotency_key=idempotency_key,
+            stream_tokens=bool({"messages", "messages-tuple"} & set(body.modes())),
+        )
+        return run, run.resumed_after
     run = await mine.runs.send(
         thread_id,
         body.run_input(),

@@ -18,9 +18,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from chatplane.assistant_schemas import MAX_PAGE, Metadata
 from chatplane.core.thread_status import ThreadStatus
 from chatplane.core.thread_views import ThreadView
-from chatplane.errors import InvalidInputError
+from chatplane.errors import InvalidInputError, NoMessagesError
 from chatplane.schemas import ID_PATTERN
 from chatplane.service.deps import AgentDep, CurrentUser
+from chatplane.service.langgraph import branch_states
 from chatplane.service.langgraph.shapes import checkpoint_dict, select, state_dict, thread_dict, thread_interrupts
 
 router = APIRouter(prefix="/threads")
@@ -198,6 +199,9 @@ async def get_state(
 async def get_state_at(thread_id: str, body: StateAt, agent: AgentDep, user: CurrentUser) -> dict[str, Any]:
     mine = agent.for_user(user.id)
     thread = await mine.threads.get(thread_id)
+    point = branch_states.branch_point(body.checkpoint.checkpoint_id)
+    if point is not None:
+        return select(await branch_states.state_at(mine, thread_id, point), body.select)
     snapshot = await mine.thread_views.states.at(thread, _checkpoint(body.checkpoint) or {}, subgraphs=body.subgraphs)
     return select(state_dict(snapshot), body.select)
 
@@ -212,6 +216,9 @@ async def get_state_at_id(
 ) -> dict[str, Any]:
     mine = agent.for_user(user.id)
     thread = await mine.threads.get(thread_id)
+    point = branch_states.branch_point(checkpoint_id)
+    if point is not None:
+        return await branch_states.state_at(mine, thread_id, point)
     return state_dict(await mine.thread_views.states.at(thread, {"checkpoint_id": checkpoint_id}, subgraphs=subgraphs))
 
 
@@ -236,6 +243,14 @@ async def get_history(
     mine = agent.for_user(user.id)
     thread = await mine.threads.get(thread_id)
     before = {"checkpoint_id": body.before} if isinstance(body.before, str) else _checkpoint(body.before)
+    if body.checkpoint is None and not body.metadata:
+        try:  # a messages graph's thread: its current branch, turn by turn
+            states = await branch_states.history(
+                mine, thread_id, limit=body.limit, before=(before or {}).get("checkpoint_id")
+            )
+            return [select(s, body.select) for s in states]
+        except NoMessagesError:
+            pass
     snapshots = await mine.thread_views.states.history(
         thread, limit=body.limit, before=before, checkpoint=_checkpoint(body.checkpoint), metadata=body.metadata
     )
