@@ -17,9 +17,9 @@ from langgraph.errors import InvalidUpdateError
 from chatplane.core.services import Services
 from chatplane.errors import ChatplaneError, InvalidInputError, ThreadBusyError, ThreadNotFoundError
 from chatplane.failures import as_chatplane_error
+from chatplane.runs.jsonable import to_jsonable
 from chatplane.storage.branches import copy_branches
 from chatplane.storage.threads import Thread
-from chatplane.storage.transcript import merge_history
 
 _CHECKPOINT_KEYS = ("checkpoint_id", "checkpoint_ns", "checkpoint_map", "thread_id")
 
@@ -49,16 +49,23 @@ class ThreadStates:
         return target.graph, target.served.has_messages
 
     async def latest(self, thread: Thread, *, subgraphs: bool = False) -> tuple[dict[str, Any], Any]:
-        """The latest values (a messages graph's whole conversation) and LangGraph's ``StateSnapshot``."""
+        """The latest values, as JSON (``to_jsonable``), and LangGraph's ``StateSnapshot``. A messages graph's
+        ``messages`` are its whole conversation: the transcript's (read as stored, never built into messages:
+        every LangGraph ``wait`` answers with them), then the working state's not archived yet."""
         try:
             graph, has_messages = await self._graph(thread)
             snapshot = await graph.aget_state(checkpoint_config(thread.thread_id), subgraphs=subgraphs)
             values = dict(snapshot.values or {})
+            working = list(values.pop("messages", None) or [])
+            out: dict[str, Any] = to_jsonable(values)
             if has_messages:
-                archived = await self._services.storage.transcript.messages(thread.thread_id)
-                if archived or "messages" in values:
-                    values["messages"] = merge_history(archived, list(values.get("messages") or []))
-            return values, snapshot
+                archived = await self._services.storage.transcript.as_json(thread.thread_id)
+                if archived or working:
+                    known = {m.get("id") for m in archived}
+                    out["messages"] = [*archived, *(to_jsonable(m) for m in working if m.id not in known)]
+            elif working:
+                out["messages"] = to_jsonable(working)
+            return out, snapshot
         except ChatplaneError:
             raise
         except Exception as exc:

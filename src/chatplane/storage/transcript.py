@@ -32,7 +32,8 @@ from langchain_core.messages import AnyMessage, BaseMessage, message_to_dict, me
 from langchain_core.messages.utils import count_tokens_approximately
 
 from chatplane.storage import branches
-from chatplane.storage.database import Database, Result, Statement
+from chatplane.storage.database import Database, Row, Statement
+from chatplane.storage.transcript_end import FORKED, NO_TRANSCRIPT, SWITCHED
 from chatplane.storage.unit_of_work import OpenTurns, TranscriptEnd
 
 _PAGE = 200
@@ -65,40 +66,6 @@ class _Tail:
         while self.entries and self.tokens - self.entries[0].tokens >= self.tokens_wanted:
             self.tokens -= self.entries.popleft().tokens
         return self.tokens - before
-
-
-NO_TRANSCRIPT: TranscriptEnd = (0, "")
-"""Where a thread's transcript ends when it has none."""
-
-SWITCHED = "\x00switched"
-"""The message id of a transcript end whose thread was just switched to another branch (its head is set): no cached
-tail matches it, and the run's append resets the head."""
-FORKED = "\x00forked"
-"""The message id of the end of a forked thread with no rows of its own (its history is another thread's)."""
-
-
-def end_statement(thread_id: str) -> Statement:
-    """The statement that reads where ``thread_id``'s transcript ends (``end_of`` its result), and whether its
-    current branch ends elsewhere (``chatplane.storage.branches``)."""
-    return (
-        "SELECT t.head, (SELECT fork_of FROM chatplane_fork_refs WHERE thread_id = %s) AS fork_of, m.seq, "
-        "m.message_id FROM chatplane_threads AS t LEFT JOIN (SELECT seq, message_id FROM chatplane_messages "
-        "WHERE thread_id = %s ORDER BY seq DESC LIMIT 1) AS m ON true WHERE t.thread_id = %s",
-        (thread_id, thread_id, thread_id),
-    )
-
-
-def end_of(result: Result) -> TranscriptEnd:
-    rows = result[0]
-    if not rows:
-        return NO_TRANSCRIPT
-    row = rows[0]
-    seq = int(row["seq"]) if row["seq"] is not None else 0
-    if row["head"] is not None:
-        return (seq, SWITCHED)
-    if row["seq"] is None:
-        return (0, FORKED) if row["fork_of"] is not None else NO_TRANSCRIPT
-    return (seq, str(row["message_id"]))
 
 
 class _HeldAppend(NamedTuple):
@@ -310,15 +277,28 @@ class Transcript:
         """The archived messages of the thread's current branch (or the one ending at ``tip``), oldest first, with
         where each is stored."""
         out: list[Entry] = []
+        for span, rows in await self._branch_rows(thread_id, tip):
+            for row, message in zip(rows, _decode(rows), strict=True):
+                parent = row["parent_seq"]
+                out.append(Entry(span.thread_id, int(row["seq"]), int(parent) if parent is not None else None, message))
+        return out
+
+    async def as_json(self, thread_id: str) -> list[dict[str, Any]]:
+        """The archived messages of the thread's current branch, oldest first, as JSON: each one's ``model_dump()``
+        as stored — what ``to_jsonable`` makes of the message, without building the message (for an API that only
+        sends them on: a thread's whole conversation, every turn of the LangGraph API's ``wait``)."""
+        return [json.loads(row["data"])["data"] for _, rows in await self._branch_rows(thread_id) for row in rows]
+
+    async def _branch_rows(self, thread_id: str, tip: int | None = None) -> list[tuple[branches.Span, list[Row]]]:
+        """The rows of the current branch (or the one ending at ``tip``), span by span, oldest first."""
+        out = []
         for span in reversed(await branches.path(self.db, thread_id, tip)):
             rows = await self.db.fetchall(
                 "SELECT seq, parent_seq, data FROM chatplane_messages WHERE thread_id = %s AND seq BETWEEN %s AND %s "
                 "ORDER BY seq",
                 (span.thread_id, span.lo, span.hi),
             )
-            for row, message in zip(rows, _decode(rows), strict=True):
-                parent = row["parent_seq"]
-                out.append(Entry(span.thread_id, int(row["seq"]), int(parent) if parent is not None else None, message))
+            out.append((span, rows))
         return out
 
     async def count(self, thread_id: str) -> int:

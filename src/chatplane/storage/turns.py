@@ -28,7 +28,7 @@ from chatplane.storage.prefetch import PrefetchedCheckpoint, PrefetchingSaver
 from chatplane.storage.rollback import delete_in_memory, delete_statements
 from chatplane.storage.runs import Multitask, Run, RunStatus, RunStore
 from chatplane.storage.threads import Thread, ThreadStore, check_thread
-from chatplane.storage.transcript import end_of, end_statement
+from chatplane.storage.transcript_end import end_of, end_statement
 from chatplane.storage.unit_of_work import HeldWrites, OpenTurns, Turn
 
 Durability = Literal["sync", "async", "exit"]
