@@ -20,6 +20,7 @@ from chatplane.schemas import UsageReport
 from chatplane.storage.idempotency import IdempotencyKey
 from chatplane.storage.runs import Multitask, Run
 from chatplane.storage.usage import usage_report
+from chatplane.webhooks.guard import check_webhook_url
 
 
 class RunService:
@@ -42,6 +43,7 @@ class RunService:
         session_id: str | None = None,
         create_as: str | None = None,
         idempotency_key: str | None = None,
+        webhook: str | None = None,
     ) -> Run:
         """Send ``message`` (a user message, or any ``RunInput``) to the owner's thread: a new run, started now or
         queued by ``multitask``. A ``command`` that only resumes goes to the run waiting on the thread, if any (the
@@ -51,19 +53,23 @@ class RunService:
         use, talking to ``agent`` or else ``create_as`` (the seed's sessions); without it a missing thread is a 404.
         ``stream_tokens=False`` for a caller that waits for the whole answer (``RunManager.submit``).
         ``idempotency_key``: the same request sent again with it gets the first one's run, never a second message
-        (``chatplane.storage.idempotency``); the key sent with another request is ``IdempotencyConflictError``."""
+        (``chatplane.storage.idempotency``); the key sent with another request is ``IdempotencyConflictError``.
+        ``webhook``: a URL told the run's outcome when it ends (``chatplane.webhooks``)."""
         request = message if isinstance(message, RunInput) else RunInput(message=message)
         settings = self._services.settings
         if request.message is not None:
             check_message(request.message, settings.max_message_chars)
         if agent is not None:
             agent = await self._services.targets.thread_agent(agent, self.owner)
+        if webhook is not None:
+            check_webhook_url(webhook, production=settings.env == "production")
         options: dict[str, Any] = {
             "user_id": user_id or self.owner,
             "session_id": session_id,
             "agent": agent,
             "multitask": multitask,
             "stream_tokens": stream_tokens,
+            "webhook": webhook,
         }
         if idempotency_key is not None:
             check_id("idempotency_key", idempotency_key)
@@ -88,7 +94,9 @@ class RunService:
         """Check ``request`` against the thread's graph — unless it is a plain message and every graph served
         keeps messages (no read needed) — then hand it to the run manager."""
         services = self._services
-        extra: dict[str, Any] = {}
+        options = dict(options)
+        webhook = options.pop("webhook", None)
+        extra: dict[str, Any] = {"webhook": webhook} if webhook else {}
         if not (request.plain and services.catalog.all_keep_messages):
             thread = await services.storage.threads.get(thread_id, self.owner)
             if request.resumes_only:
@@ -99,7 +107,7 @@ class RunService:
             if assistant is None:
                 raise InvalidInputError("This thread's assistant no longer exists.")
             served = services.catalog.get(assistant.graph_id)
-            extra = request.checked(served, assistant, max_recursion=services.settings.recursion_limit)
+            extra.update(request.checked(served, assistant, max_recursion=services.settings.recursion_limit))
             if request.goes_on:
                 _, snapshot = await services.state(thread_id, thread.agent, self.owner)
                 if not getattr(snapshot, "next", ()):

@@ -5,7 +5,9 @@
     security           authentication, rate limits, the API-key change listener
     run observation    run hooks, the model / tool callback handler
     retention job      when CHATPLANE_RETENTION_DAYS is set
+    automation         the scheduler (due schedules) and the webhook dispatcher
       — serve —
+    automation         stops before storage closes
     retention job      stops before storage closes
     security, agent    running runs get the shutdown grace, then are handed back to the queue
     observability      traces flushed last: the spans of runs that finished during the grace are exported
@@ -29,6 +31,7 @@ from chatplane.errors import ChatplaneError, ConfigError, describe_exception
 from chatplane.observability.operations import Operations
 from chatplane.retention import RetentionJob
 from chatplane.service.auth import Authenticator
+from chatplane.service.automation import start_automation
 from chatplane.service.ratelimit import RateLimits
 from chatplane.storage.key_changes import KeyChangeListener
 from chatplane.storage.keys import ApiKeyStore
@@ -53,6 +56,7 @@ def make_lifespan(
             try:
                 _observe_runs(agent, operations)
                 retention = _start_retention(agent, settings, operations)
+                automation = start_automation(agent, settings, app.state.rate_limits)
                 try:
                     app.state.agent = agent
                     if own_process:
@@ -60,6 +64,7 @@ def make_lifespan(
                     log.info("chatplane ready: model %s, storage %s", settings.model, agent.storage.kind)
                     yield
                 finally:
+                    await automation.aclose()
                     if retention is not None:
                         await retention.stop()
             finally:

@@ -63,6 +63,7 @@ async def start_run(
         create_as=create_as,
         idempotency_key=idempotency_key,
         stream_tokens=bool({"messages", "messages-tuple"} & set(body.modes())),
+        webhook=body.webhook,
     )
     return run, run.resumed_after
 

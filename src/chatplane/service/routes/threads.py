@@ -163,6 +163,7 @@ async def create_run(
         stream_tokens=body.background,
         agent=body.assistant_id,
         idempotency_key=idempotency_key,
+        webhook=body.webhook,
     )
     if body.background:
         response.status_code = status.HTTP_202_ACCEPTED
@@ -200,6 +201,7 @@ async def create_run_stream(
         multitask=body.multitask,
         agent=body.assistant_id,
         idempotency_key=idempotency_key,
+        webhook=body.webhook,
     )
     return run_event_stream(mine.runs.events(run, run.resumed_after), settings.sse_ping_s)
 
