@@ -129,11 +129,12 @@ class ScheduleService:
             changes["schedule"] = check_schedule(spec.schedule)
         if spec.timezone is not None:
             changes["timezone"] = check_timezone(spec.timezone)
-        if spec.payload:
-            merged = {**current.payload, **spec.payload}
-            if spec.payload.get("message") is not None:
+        given = {name: value for name, value in (spec.payload or {}).items() if value is not None}
+        if given:
+            merged = {**current.payload, **given}
+            if "message" in given:
                 merged.pop("input", None)
-            if spec.payload.get("input") is not None:
+            if "input" in given:
                 merged.pop("message", None)
             changes["payload"] = self._check_payload(merged)
         if spec.metadata is not None:
