@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +16,13 @@ _SCHEDULE = (
     "first (`*/10 * * * * *`)."
 )
 _WEBHOOK = "A URL told each run's outcome when it ends: a signed POST (see docs/security.md); https only in production."
+
+
+def epoch(moment: datetime | None) -> float | None:
+    """``moment`` as a UNIX time; one without an offset is taken as UTC."""
+    if moment is None:
+        return None
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
 
 
 class _Body(BaseModel):
@@ -38,7 +45,7 @@ class ScheduleCreate(_Body):
     multitask: Multitask | None = Field(None, description="If the thread is busy at a tick (default `enqueue`).")
     metadata: dict[str, Any] | None = Field(None, description="Yours to keep on the schedule.")
     webhook: str | None = Field(None, description=_WEBHOOK, max_length=2048)
-    end_time: datetime | None = Field(None, description="No run after this moment (ISO 8601, with its offset).")
+    end_time: datetime | None = Field(None, description="No run after this moment (ISO 8601; UTC without an offset).")
     enabled: bool = True
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chatplane.assistant_schemas import MAX_PAGE
 from chatplane.core.schedules import ScheduleService, ScheduleSpec
 from chatplane.errors import InvalidInputError
+from chatplane.schedule_schemas import epoch
 from chatplane.schemas import ID_PATTERN
 from chatplane.service.deps import AgentDep, CurrentUser
 from chatplane.service.langgraph.run_body import assistant_id_of
@@ -141,7 +142,7 @@ def _spec(body: CronCreate | CronPatch, **fields: Any) -> ScheduleSpec:
         payload=body.payload(),
         metadata=body.metadata,
         webhook=body.webhook,
-        end_time=body.end_time.timestamp() if body.end_time is not None else None,
+        end_time=epoch(body.end_time),
         enabled=body.enabled,
         **fields,
     )

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from chatplane.core.schedules import ScheduleService, ScheduleSpec
-from chatplane.schedule_schemas import ScheduleCreate, ScheduleList, ScheduleOut, SchedulePatch
+from chatplane.schedule_schemas import ScheduleCreate, ScheduleList, ScheduleOut, SchedulePatch, epoch
 from chatplane.service.deps import AgentDep, CurrentUser
 from chatplane.service.routes.threads import _ERRORS
 from chatplane.storage.schedules import Schedule
@@ -53,7 +53,7 @@ async def create_schedule(body: ScheduleCreate, agent: AgentDep, user: CurrentUs
         payload={name: getattr(body, name) for name in _PAYLOAD},
         metadata=body.metadata,
         webhook=body.webhook,
-        end_time=body.end_time.timestamp() if body.end_time is not None else None,
+        end_time=epoch(body.end_time),
         enabled=body.enabled,
     )
     return schedule_out(await _service(agent, user).create(spec))
@@ -88,7 +88,7 @@ async def update_schedule(schedule_id: str, body: SchedulePatch, agent: AgentDep
         payload={name: getattr(body, name) for name in _PAYLOAD if getattr(body, name) is not None},
         metadata=body.metadata,
         webhook=body.webhook,
-        end_time=body.end_time.timestamp() if body.end_time is not None else None,
+        end_time=epoch(body.end_time),
         enabled=body.enabled,
     )
     clear_end = "end_time" in given and body.end_time is None
