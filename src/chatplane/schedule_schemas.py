@@ -106,7 +106,9 @@ class WebhookAttempt(BaseModel):
 class WebhookDelivery(BaseModel):
     run_id: str
     url: str
-    status: Literal["pending", "delivered", "failed"]
+    status: Literal["waiting", "pending", "delivered", "failed"] = Field(
+        description="`waiting`: the run has not ended; `pending`: being delivered (or waiting for a retry)."
+    )
     created_at: float
     next_attempt_at: float | None
     give_up_at: float

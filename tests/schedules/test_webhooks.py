@@ -54,7 +54,7 @@ async def settled(client: httpx.AsyncClient, run_id: str, headers: dict[str, str
     """The run's delivery once it is delivered or given up."""
     for _ in range(400):
         answer = await client.get(f"/v1/runs/{run_id}/webhook", headers=headers)
-        if answer.status_code == 200 and answer.json()["status"] != "pending":
+        if answer.status_code == 200 and answer.json()["status"] in ("delivered", "failed"):
             return dict(answer.json())
         await asyncio.sleep(0.025)
     raise AssertionError(f"the webhook of {run_id} never settled")
@@ -177,6 +177,26 @@ async def test_a_pending_delivery_survives_a_restart(tmp_path: Path) -> None:
         assert delivery["status"] == "delivered" and [a["attempt"] for a in delivery["attempts"]] == [1, 2]
         assert [a["status_code"] for a in delivery["attempts"]] == [500, 204]
         assert len(receiver.at("/fail")) == 2
+
+
+async def test_a_run_whose_process_stopped_before_telling_the_dispatcher_is_still_reported(client_for) -> None:
+    """The delivery is recorded (``waiting``) as the run is accepted: if the run's end is recorded but the process
+    stops before making it due, any dispatcher's sweep finds the ended run and delivers it."""
+    from chatplane.webhooks.dispatcher import WebhookDispatcher
+
+    with webhook_receiver() as receiver:
+        client = await client_for(settings())
+        hooks = client.app.state.agent.runs.hooks.finished  # type: ignore[attr-defined]
+        [told] = [h for h in hooks if isinstance(getattr(h, "__self__", None), WebhookDispatcher)]
+        hooks.remove(told)  # as if the process had died right after recording the outcome
+        thread = (await client.post("/v1/threads", json={}, headers=ALICE)).json()["thread_id"]
+        body = {"message": "hi", "webhook": f"{receiver.url}/ok", "background": True}
+        run_id = (await client.post(f"/v1/threads/{thread}/runs", json=body, headers=ALICE)).json()["run_id"]
+        delivery = await settled(client, run_id)
+        assert delivery["status"] == "delivered" and len(delivery["attempts"]) == 1
+        [request] = receiver.at("/ok")
+        assert request.headers["webhook-id"] == run_id
+        assert httpx.Response(200, content=request.body).json()["status"] == "succeeded"
 
 
 async def test_secrets_are_per_user_and_rotate(client_for) -> None:

@@ -20,6 +20,7 @@ from chatplane.schemas import UsageReport
 from chatplane.storage.idempotency import IdempotencyKey
 from chatplane.storage.runs import Multitask, Run
 from chatplane.storage.usage import usage_report
+from chatplane.storage.webhooks import WebhookStore
 from chatplane.webhooks.guard import check_webhook_url
 
 
@@ -90,6 +91,14 @@ class RunService:
         except Exception as exc:
             raise as_chatplane_error(exc, f"thread {thread_id}") from exc
 
+    async def _expect_webhook(self, run: Run) -> Run:
+        """A run that names a webhook gets its delivery row now (``chatplane.storage.webhooks``): its end is then
+        reported even if the process that records it stops before telling the dispatcher."""
+        url = run.input.get("webhook")
+        if url:
+            await WebhookStore(self._services.storage.db).expect(run.run_id, run.owner, url)
+        return run
+
     async def _submit(self, thread_id: str, request: RunInput, options: dict[str, Any]) -> Run:
         """Check ``request`` against the thread's graph — unless it is a plain message and every graph served
         keeps messages (no read needed) — then hand it to the run manager."""
@@ -115,7 +124,8 @@ class RunService:
                         "Send `message`, `input` or `command`: this thread has no run stopped at a breakpoint to "
                         "go on with."
                     )
-        return await self._manager.submit_to(thread_id, self.owner, request.message, extra=extra, **options)
+        run = await self._manager.submit_to(thread_id, self.owner, request.message, extra=extra, **options)
+        return await self._expect_webhook(run) if webhook else run
 
     async def get(self, run_id: str, *, thread_id: str | None = None) -> Run:
         """The owner's run; ``thread_id``: it must belong to that thread (a 422 otherwise)."""

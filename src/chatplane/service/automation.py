@@ -31,7 +31,7 @@ def start_automation(agent: ProductionAgent, settings: Settings, rate_limits: Ra
     services = agent.services
     db = agent.storage.db
     worker = agent.runs.worker
-    webhooks = WebhookDispatcher(WebhookStore(db), settings, worker)
+    webhooks = WebhookDispatcher(WebhookStore(db), agent.storage.runs, settings, worker)
     agent.runs.hooks.finished.append(webhooks.run_finished)
 
     async def admit(owner: str) -> None:

@@ -1,9 +1,11 @@
 """Webhook deliveries and their attempts, and each user's signing secret (``WebhookStore``).
 
-A finished run that named a webhook gets one delivery row (its run id is the key: one delivery per run, however
-many times its end is reported). Deliveries are the queue: any process claims due ones the way schedules are
-claimed (``SKIP LOCKED`` and a lease on PostgreSQL), so a delivery waiting for its next attempt survives a restart
-and is made by exactly one process. Every attempt is a row of its own.
+A run that names a webhook gets one delivery row (its run id is the key: one delivery per run, however many times
+its end is reported): ``waiting`` from its acceptance, ``pending`` (due) once it has ended. The row written at
+acceptance lets a run's end be reported even if the process that recorded it died before telling the dispatcher:
+``ended_waiting`` finds such rows by their run's status. Deliveries are the queue: any process claims due ones the
+way schedules are claimed (``SKIP LOCKED`` and a lease on PostgreSQL), so a delivery waiting for its next attempt
+survives a restart and is made by exactly one process. Every attempt is a row of its own.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, Literal
 
 from chatplane.storage.database import INTEGRITY_ERRORS, Database, Row, dumps, loads
 
-DeliveryStatus = Literal["pending", "delivered", "failed"]
+DeliveryStatus = Literal["waiting", "pending", "delivered", "failed"]
 _COLUMNS = "run_id, owner, url, payload, status, attempts, created_at, next_attempt_at, give_up_at, finished_at"
 
 
@@ -89,16 +91,37 @@ class WebhookStore:
         return new
 
     # --- deliveries -----------------------------------------------------------------------------------------------
+    async def expect(self, run_id: str, owner: str, url: str) -> None:
+        """A ``waiting`` delivery for an accepted run: made due when the run ends (``enqueue`` or ``end_waiting``)."""
+        now = time.time()
+        await self.db.execute(
+            f"INSERT INTO chatplane_webhooks ({_COLUMNS}) VALUES (%s, %s, %s, '{{}}', 'waiting', 0, %s, NULL, %s, "
+            "NULL) ON CONFLICT (run_id) DO NOTHING",
+            (run_id, owner, url, now, now),
+        )
+
     async def enqueue(self, run_id: str, owner: str, url: str, payload: dict[str, Any], give_up_after_s: float) -> bool:
-        """A delivery of ``payload`` to ``url`` for the run, due now; False if the run has one already."""
+        """The run's delivery of ``payload`` to ``url``, due now; False if it was due already (or made)."""
         now = time.time()
         return bool(
             await self.db.execute(
                 f"INSERT INTO chatplane_webhooks ({_COLUMNS}) VALUES (%s, %s, %s, %s, 'pending', 0, %s, %s, %s, NULL) "
-                "ON CONFLICT (run_id) DO NOTHING",
+                "ON CONFLICT (run_id) DO UPDATE SET status = 'pending', payload = excluded.payload, "
+                "next_attempt_at = excluded.next_attempt_at, give_up_at = excluded.give_up_at "
+                "WHERE chatplane_webhooks.status = 'waiting'",
                 (run_id, owner, url, dumps(payload), now, now, now + give_up_after_s),
             )
         )
+
+    async def ended_waiting(self, limit: int = 50) -> list[str]:
+        """Runs whose delivery still waits although they have ended: their outcome was recorded by a process that
+        stopped before it could make the delivery due."""
+        rows = await self.db.fetchall(
+            "SELECT w.run_id FROM chatplane_webhooks w JOIN chatplane_runs r ON r.run_id = w.run_id "
+            "WHERE w.status = 'waiting' AND r.status IN ('succeeded', 'failed', 'cancelled') LIMIT %s",
+            (limit,),
+        )
+        return [str(row["run_id"]) for row in rows]
 
     async def claim_due(self, now: float, worker: str, lease_until: float, limit: int = 20) -> list[Delivery]:
         """Claim up to ``limit`` deliveries due at ``now`` that no live lease holds, until ``lease_until``."""

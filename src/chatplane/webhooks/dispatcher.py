@@ -1,8 +1,10 @@
 """Webhook deliveries: a run that named a ``webhook`` is reported there when it ends — signed, retried with backoff
 for a bounded time, every attempt recorded.
 
-``run_finished`` (a run hook) records the delivery in the database, in the process where the run ended; every
-process's ``WebhookDispatcher`` claims due deliveries (``WebhookStore.claim_due``), makes one attempt each through
+A run that names a webhook gets a ``waiting`` delivery as it is accepted (``RunService.send``); ``run_finished``
+(a run hook) makes it due, in the process where the run ended — and should that process die first, any process's
+sweep (``ended_waiting``) makes it due from the run's record. Every process's ``WebhookDispatcher`` claims due
+deliveries (``WebhookStore.claim_due``), makes one attempt each through
 the SSRF guard (``chatplane.webhooks.guard``) and records it. A delivery left pending by a process that stopped is
 made by whichever process claims it next. Retries wait ``webhook_backoff_s``, doubling up to 5 minutes, until
 ``webhook_retry_s`` after the run ended; a URL the guard refuses is not retried.
@@ -22,7 +24,7 @@ import httpx
 from chatplane.config import Settings
 from chatplane.errors import error_from_code
 from chatplane.failures import as_chatplane_error
-from chatplane.storage.runs import Run
+from chatplane.storage.runs import Run, RunStore
 from chatplane.storage.webhooks import Attempt, Delivery, WebhookStore
 from chatplane.webhooks import signing
 from chatplane.webhooks.guard import Guard, post
@@ -30,6 +32,8 @@ from chatplane.webhooks.guard import Guard, post
 log = logging.getLogger("chatplane.webhooks")
 
 MAX_BACKOFF_S = 300.0
+_SWEEP_EVERY = 10
+"""Rounds of the loop between two looks for runs that ended without their delivery made due."""
 
 
 def outcome_payload(run: Run) -> dict[str, Any]:
@@ -53,23 +57,35 @@ def outcome_payload(run: Run) -> dict[str, Any]:
 
 
 class WebhookDispatcher:
-    def __init__(self, store: WebhookStore, settings: Settings, worker: str) -> None:
+    def __init__(self, store: WebhookStore, runs: RunStore, settings: Settings, worker: str) -> None:
         self.store = store
+        self.runs = runs
         self.settings = settings
         self.worker = worker
         self.guard = Guard(settings.webhook_allowlist, production=settings.env == "production")
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
+        self._rounds = 0
 
     # --- the run hook ---------------------------------------------------------------------------------------------
     async def run_finished(self, run: Run) -> None:
-        """Record the delivery of a finished run that named a webhook; the loop makes it at once."""
+        """Make the delivery of a finished run that named a webhook due; the loop makes it at once."""
         url = run.input.get("webhook")
         if not url or not run.finished:
             return
         await self.store.enqueue(run.run_id, run.owner, url, outcome_payload(run), self.settings.webhook_retry_s)
         self._wake.set()
+
+    async def end_waiting(self) -> int:
+        """Make due the deliveries of runs that ended without their process telling (it stopped first)."""
+        ended = 0
+        for run_id in await self.store.ended_waiting():
+            run = await self.runs.find(run_id)
+            if run is not None and run.finished:
+                await self.run_finished(run)
+                ended += 1
+        return ended
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -96,6 +112,9 @@ class WebhookDispatcher:
                     await self._wake.wait()
             self._wake.clear()
             try:
+                if self._rounds % _SWEEP_EVERY == 0:
+                    await self.end_waiting()
+                self._rounds += 1
                 await self.deliver_due()
             except Exception as exc:
                 as_chatplane_error(exc, f"webhooks ({self.worker})")

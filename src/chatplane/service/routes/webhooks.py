@@ -29,11 +29,11 @@ async def rotate_secret(agent: AgentDep, user: CurrentUser) -> WebhookSecret:
 
 @router.get("/v1/runs/{run_id}/webhook", response_model=WebhookDelivery, responses=_ERRORS)
 async def run_webhook(run_id: str, agent: AgentDep, user: CurrentUser) -> WebhookDelivery:
-    """The delivery of the run's outcome to its webhook, with every attempt (404 until the run has ended)."""
+    """The delivery of the run's outcome to its webhook, with every attempt (``waiting`` until the run ends)."""
     await agent.for_user(user.id).runs.get(run_id)  # the same 404 for another user's run as for a missing one
     delivery = await WebhookStore(agent.storage.db).get(run_id, user.id)
     if delivery is None:
-        raise WebhookNotFoundError("That run names no webhook, or has not ended yet.")
+        raise WebhookNotFoundError()
     return WebhookDelivery(
         run_id=delivery.run_id,
         url=delivery.url,
