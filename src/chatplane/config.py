@@ -230,6 +230,27 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     sse_ping_s: float = Field(15.0, gt=0, description="Heartbeat comment interval on event streams.")
 
+    # --- schedules and webhooks ----------------------------------------------------------------------------------
+    max_schedules_per_user: int = Field(100, ge=0, description="Schedules (crons) one user may keep; 0 = no limit.")
+    schedule_poll_s: float = Field(
+        1.0, gt=0, description="How often each process looks for due schedules (and webhook deliveries)."
+    )
+    webhook_allowlist: list[str] = Field(
+        default_factory=list,
+        description="Hosts, addresses or networks (CIDR) webhooks may reach even though they are loopback, private "
+        'or link-local (JSON list), e.g. ["127.0.0.1"] for a local receiver; empty: public addresses only.',
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, description="Longest one webhook delivery attempt may take.")
+    webhook_retry_s: float = Field(
+        3600.0, ge=0, description="How long a failing webhook is retried (with backoff) before it is given up."
+    )
+    webhook_backoff_s: float = Field(
+        2.0, gt=0, description="Wait before the first retry of a failed webhook; it doubles each time (to 5 min)."
+    )
+    webhook_max_response_bytes: int = Field(
+        65_536, ge=0, description="Most bytes of a webhook receiver's response read before the connection is closed."
+    )
+
     # --- assistants -----------------------------------------------------------------------------------------------
     max_assistants_per_user: int = Field(
         1000, ge=0, description="Assistants one user may keep (the graphs' defaults not counted); 0 = no limit."

@@ -11,6 +11,8 @@
     ├── RunNotFoundError (404)          no such run for this caller
     ├── MessageNotFoundError (404)      the caller's thread has no such message (on any of its branches)
     ├── AssistantNotFoundError (404)    no such assistant (or version) for this caller (another user's looks the same)
+    ├── ScheduleNotFoundError (404)     no such schedule for this caller (another user's looks the same)
+    ├── WebhookNotFoundError (404)      the caller's run named no webhook
     ├── ModelNotFoundError (404)        the OpenAI-compatible endpoint was asked for a model that is no agent
     ├── ThreadBusyError (409)           the thread already has an active run (double-texting policy `reject`)
     ├── AgentMismatchError (409)        the thread was created for another agent
@@ -22,6 +24,7 @@
     ├── AssistantReadOnlyError (409)    a graph's default assistant cannot be changed (it comes from the project)
     ├── AssistantLimitError (422)       the caller has as many assistants as a user may keep
     ├── RunLimitError (422)             the run needed more model/tool calls or steps than allowed
+    ├── ScheduleLimitError (422)        the caller has as many schedules as a user may keep
     ├── DependencyError                 something we depend on failed; the caller may retry
     │   ├── ModelError (502)            the model provider failed or refused
     │   ├── ModelTimeoutError (504)     the model took longer than `model_timeout_s`
@@ -178,6 +181,24 @@ class AssistantLimitError(ChatplaneError):
     code = "assistant_limit_reached"
     status = 422
     default_message = "You have as many assistants as a user may keep; delete one first."
+
+
+class ScheduleNotFoundError(ChatplaneError):
+    code = "schedule_not_found"
+    status = 404
+    default_message = "No such schedule."
+
+
+class WebhookNotFoundError(ChatplaneError):
+    code = "webhook_not_found"
+    status = 404
+    default_message = "That run names no webhook."
+
+
+class ScheduleLimitError(ChatplaneError):
+    code = "schedule_limit_reached"
+    status = 422
+    default_message = "You have as many schedules as a user may keep; delete one first."
 
 
 class RunLimitError(ChatplaneError):

@@ -198,6 +198,11 @@ class RunCreate(BaseModel):
         description="If the thread is busy: `reject` (409), `enqueue` (run after), `interrupt` (cancel the active).",
     )
     background: bool = Field(False, description="Answer 202 at once instead of waiting for the run to finish.")
+    webhook: str | None = Field(
+        None,
+        max_length=2048,
+        description="A URL told the run's outcome when it ends: a signed POST, retried (see docs/security.md).",
+    )
 
 
 class RunError(BaseModel):

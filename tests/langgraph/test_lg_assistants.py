@@ -63,7 +63,7 @@ async def _assistants(url: str, keys: dict[str, str]) -> None:
 async def _assistants_as(alice: Any, bob: Any, nobody: Any) -> None:
     assert await alice.http.get("/ok") == {"ok": True}
     info = await alice.http.get("/info")
-    assert info["flags"]["assistants"] is True and info["flags"]["crons"] is False
+    assert info["flags"]["assistants"] is True and info["flags"]["crons"] is True
     assert await _status(nobody.http.get("/info")) == 401
 
     # each graph's default, under LangGraph's own id

@@ -229,7 +229,7 @@ async def test_deleting_an_active_run_is_a_conflict(lg_client: Any) -> None:
 
 _REFUSED: list[tuple[str, Any]] = [
     ("checkpoint_id", "1f0"),
-    ("webhook", "http://127.0.0.1:9/hook"),
+    ("webhook", "ftp://127.0.0.1:9/hook"),
     ("after_seconds", 5),
     ("feedback_keys", ["score"]),
     ("stream_mode", "tools"),

@@ -36,7 +36,9 @@ from chatplane.client.errors import (
     RateLimitError,
     ServerError,
 )
+from chatplane.schedule_schemas import ScheduleOut, WebhookDelivery
 from chatplane.schemas import AgentList, RunCommand, RunEvent, RunOut, ThreadState
+from chatplane.webhooks.signing import verify as verify_webhook
 
 __all__ = [
     "APIConnectionError",
@@ -56,6 +58,9 @@ __all__ = [
     "RunEvent",
     "RunOptions",
     "RunOut",
+    "ScheduleOut",
     "ServerError",
     "ThreadState",
+    "WebhookDelivery",
+    "verify_webhook",
 ]

@@ -57,6 +57,8 @@ class RunOptions(TypedDict, total=False):
     """LangGraph stream modes, each part an event of that type: ``values``, ``updates``, ``messages``, ``custom`` …"""
     stream_subgraphs: bool
     """Stream the subgraphs' parts too (``event.data["namespace"]`` says whose)."""
+    webhook: str
+    """A URL told the run's outcome when it ends: a signed POST (``chatplane.client.verify_webhook``)."""
 
 
 _RUN_OPTIONS = frozenset(RunOptions.__annotations__)
@@ -99,6 +101,8 @@ class ClientBase:
             body["stream_mode"] = [mode] if isinstance(mode, str) else list(mode)
         if options.get("stream_subgraphs"):
             body["stream_subgraphs"] = True
+        if options.get("webhook"):
+            body["webhook"] = options["webhook"]
         return body
 
     @staticmethod

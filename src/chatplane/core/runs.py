@@ -21,6 +21,8 @@ from chatplane.storage.idempotency import IdempotencyKey
 from chatplane.storage.runs import Multitask, Run, RunStatus
 from chatplane.storage.thread_search import ThreadSearch
 from chatplane.storage.usage import usage_report
+from chatplane.storage.webhooks import WebhookStore
+from chatplane.webhooks.guard import check_webhook_url
 
 
 class RunService:
@@ -44,6 +46,7 @@ class RunService:
         create_as: str | None = None,
         idempotency_key: str | None = None,
         bind: bool = False,
+        webhook: str | None = None,
     ) -> Run:
         """Send ``message`` (a user message, or any ``RunInput``) to the owner's thread: a new run, started now or
         queued by ``multitask``. A ``command`` that only resumes goes to the run waiting on the thread, if any (the
@@ -55,19 +58,23 @@ class RunService:
         ``idempotency_key``: the same request sent again with it gets the first one's run, never a second message
         (``chatplane.storage.idempotency``); the key sent with another request is ``IdempotencyConflictError``.
         ``bind``: a thread no run was made on yet is pointed at ``agent`` first (the LangGraph API's threads take
-        their graph from their first run), in the same read of the thread as the checks."""
+        their graph from their first run), in the same read of the thread as the checks.
+        ``webhook``: a URL told the run's outcome when it ends (``chatplane.webhooks``)."""
         request = message if isinstance(message, RunInput) else RunInput(message=message)
         settings = self._services.settings
         if request.message is not None:
             check_message(request.message, settings.max_message_chars)
         if agent is not None:
             agent = await self._services.targets.thread_agent(agent, self.owner)
+        if webhook is not None:
+            check_webhook_url(webhook, production=settings.env == "production")
         options: dict[str, Any] = {
             "user_id": user_id or self.owner,
             "session_id": session_id,
             "agent": agent,
             "multitask": multitask,
             "stream_tokens": stream_tokens,
+            "webhook": webhook,
         }
         if idempotency_key is not None:
             check_id("idempotency_key", idempotency_key)
@@ -88,11 +95,21 @@ class RunService:
         except Exception as exc:
             raise as_chatplane_error(exc, f"thread {thread_id}") from exc
 
+    async def _expect_webhook(self, run: Run) -> Run:
+        """A run that names a webhook gets its delivery row now (``chatplane.storage.webhooks``): its end is then
+        reported even if the process that records it stops before telling the dispatcher."""
+        url = run.input.get("webhook")
+        if url:
+            await WebhookStore(self._services.storage.db).expect(run.run_id, run.owner, url)
+        return run
+
     async def _submit(self, thread_id: str, request: RunInput, options: dict[str, Any], bind: bool) -> Run:
         """Check ``request`` against the thread's graph — unless it is a plain message and every graph served
         keeps messages (no read needed) — then hand it to the run manager; ``bind``: see ``send``."""
         services = self._services
-        extra: dict[str, Any] = {}
+        options = dict(options)
+        webhook = options.pop("webhook", None)
+        extra: dict[str, Any] = {"webhook": webhook} if webhook else {}
         agent = options["agent"]
         if bind or not (request.plain and services.catalog.all_keep_messages):
             threads = services.storage.threads
@@ -108,7 +125,7 @@ class RunService:
             if assistant is None:
                 raise InvalidInputError("This thread's assistant no longer exists.")
             served = services.catalog.get(assistant.graph_id)
-            extra = request.checked(served, assistant, max_recursion=services.settings.recursion_limit)
+            extra.update(request.checked(served, assistant, max_recursion=services.settings.recursion_limit))
             if request.goes_on:
                 _, snapshot = await services.state(thread_id, thread.agent, self.owner)
                 if not getattr(snapshot, "next", ()):
@@ -116,7 +133,8 @@ class RunService:
                         "Send `message`, `input` or `command`: this thread has no run stopped at a breakpoint to "
                         "go on with."
                     )
-        return await self._manager.submit_to(thread_id, self.owner, request.message, extra=extra, **options)
+        run = await self._manager.submit_to(thread_id, self.owner, request.message, extra=extra, **options)
+        return await self._expect_webhook(run) if webhook else run
 
     async def get(self, run_id: str, *, thread_id: str | None = None) -> Run:
         """The owner's run; ``thread_id``: it must belong to that thread (a 422 otherwise)."""

@@ -23,9 +23,11 @@ from chatplane.service.routes import (
     health,
     openai,
     runs,
+    schedules,
     threads,
     usage,
     web,
+    webhooks,
     ws,
 )
 
@@ -63,7 +65,8 @@ def create_app(
     app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, timeout_s=settings.request_body_timeout_s)
     app.add_middleware(UnexpectedErrorGuard)  # sees whatever nothing else handled
     observe(app, operations)  # the request observer is outermost; GET /metrics
-    for module in (chat, threads, branches, runs, assistants, ws, openai, agents, health, web, usage):
+    routes = (chat, threads, branches, runs, assistants, ws, openai, agents, health, web, usage, schedules, webhooks)
+    for module in routes:
         app.include_router(module.router)
     app.include_router(langgraph.router)  # the LangGraph Platform API, at the root path
     add_mcp_route(app)  # /mcp: assistants as MCP tools

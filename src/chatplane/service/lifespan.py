@@ -5,6 +5,9 @@
     security           authentication, rate limits, the API-key change listener
     run observation    run hooks, the model / tool callback handler
     retention job      when CHATPLANE_RETENTION_DAYS is set
+    automation         the scheduler (due schedules) and the webhook dispatcher
+      — serve —
+    automation         stops before storage closes
     MCP server         the /mcp server's session manager (its requests' tasks); A2A's dispatcher
       — serve —
     MCP server         requests still in it cancelled
@@ -32,6 +35,7 @@ from chatplane.observability.operations import Operations
 from chatplane.retention import RetentionJob
 from chatplane.service.a2a import a2a_dispatcher
 from chatplane.service.auth import Authenticator
+from chatplane.service.automation import start_automation
 from chatplane.service.mcp import mcp_sessions
 from chatplane.service.ratelimit import RateLimits
 from chatplane.storage.key_changes import KeyChangeListener
@@ -57,6 +61,7 @@ def make_lifespan(
             try:
                 _observe_runs(agent, operations)
                 retention = _start_retention(agent, settings, operations)
+                automation = start_automation(agent, settings, app.state.rate_limits)
                 try:
                     app.state.agent = agent
                     if own_process:
@@ -66,6 +71,7 @@ def make_lifespan(
                         log.info("chatplane ready: model %s, storage %s", settings.model, agent.storage.kind)
                         yield
                 finally:
+                    await automation.aclose()
                     if retention is not None:
                         await retention.stop()
             finally:

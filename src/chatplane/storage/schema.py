@@ -144,6 +144,61 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS chatplane_fork_refs_source ON chatplane_fork_refs (fork_of)",
     ],
+    [  # schedules and webhooks (chatplane.storage.schedules, chatplane.storage.webhooks)
+        """CREATE TABLE IF NOT EXISTS chatplane_schedules (
+            schedule_id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            assistant_id TEXT NOT NULL,
+            thread_id TEXT,
+            schedule TEXT NOT NULL,
+            timezone TEXT NOT NULL,
+            payload TEXT NOT NULL DEFAULT '{}',
+            metadata TEXT NOT NULL DEFAULT '{}',
+            webhook TEXT,
+            end_time DOUBLE PRECISION,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            next_run_at DOUBLE PRECISION,
+            last_run_id TEXT,
+            last_tick DOUBLE PRECISION,
+            last_error TEXT,
+            worker TEXT,
+            lease_until DOUBLE PRECISION,
+            created_at DOUBLE PRECISION NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS chatplane_schedules_owner ON chatplane_schedules (owner, created_at, schedule_id)",
+        "CREATE INDEX IF NOT EXISTS chatplane_schedules_due ON chatplane_schedules (next_run_at)",
+        """CREATE TABLE IF NOT EXISTS chatplane_webhook_secrets (
+            owner TEXT PRIMARY KEY,
+            secret TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS chatplane_webhooks (
+            run_id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            url TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at DOUBLE PRECISION NOT NULL,
+            next_attempt_at DOUBLE PRECISION,
+            give_up_at DOUBLE PRECISION NOT NULL,
+            finished_at DOUBLE PRECISION,
+            worker TEXT,
+            lease_until DOUBLE PRECISION
+        )""",
+        "CREATE INDEX IF NOT EXISTS chatplane_webhooks_due ON chatplane_webhooks (status, next_attempt_at)",
+        """CREATE TABLE IF NOT EXISTS chatplane_webhook_attempts (
+            run_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            url TEXT NOT NULL,
+            at DOUBLE PRECISION NOT NULL,
+            status_code INTEGER,
+            error TEXT,
+            duration_ms INTEGER NOT NULL,
+            PRIMARY KEY (run_id, attempt)
+        )""",
+    ],
 ]
 """Schema changes after the first release, in order; ``chatplane_schema`` records how many a database has had.
 Append new steps; never edit a released one."""

@@ -8,11 +8,12 @@ taken                       ``assistant_id``, ``input``, ``command``, ``config``
                             ``multitask_strategy`` (reject, enqueue, interrupt, rollback), ``if_not_exists``,
                             ``on_disconnect``, ``on_completion`` (stateless runs), ``after_seconds: 0``,
                             ``strict_resume: false``, ``interrupt_before`` / ``interrupt_after`` (static
-                            breakpoints; ``input: null`` goes on), ``durability``
+                            breakpoints; ``input: null`` goes on), ``durability``, ``webhook`` (the run's
+                            outcome POSTed there when it ends, ``chatplane.webhooks``),
                             ``checkpoint`` / ``checkpoint_id`` on a thread's run: a branch point of its history
                             (``turn.N``; ``branch_states``)
 refused (422)               ``checkpoint`` / ``checkpoint_id`` of a stateless run, ``checkpoint_during``,
-                            ``webhook``, ``after_seconds > 0``, ``feedback_keys``,
+                            ``after_seconds > 0``, ``feedback_keys``,
                             ``langsmith_tracer``, ``strict_resume: true``; any other field
 ==========================  ==================================================================================
 """
@@ -35,7 +36,6 @@ _REFUSED = {
     "checkpoint": "a stateless run has no earlier checkpoint",
     "checkpoint_id": "a stateless run has no earlier checkpoint",
     "checkpoint_during": "a graph's durability is set in its project file",
-    "webhook": "webhooks are not supported",
     "feedback_keys": "LangSmith feedback is not supported",
     "langsmith_tracer": "LangSmith tracing is set by the server",
 }
@@ -75,7 +75,7 @@ class LangGraphRunCreate(BaseModel):
     checkpoint_id: Any = None
     checkpoint_during: Any = None
     durability: Any = None
-    webhook: Any = None
+    webhook: str | None = None
     feedback_keys: Any = None
     langsmith_tracer: Any = None
 

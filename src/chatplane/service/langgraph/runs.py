@@ -78,6 +78,7 @@ async def start_run(
         idempotency_key=idempotency_key,
         stream_tokens=bool({"messages", "messages-tuple"} & set(body.modes())),
         bind=True,  # a thread created without a graph takes this one at its first run
+        webhook=body.webhook,
     )
     return run, run.resumed_after
 

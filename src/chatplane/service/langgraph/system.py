@@ -1,7 +1,7 @@
 """``/ok`` and ``/info``: what LangGraph's clients and Studio ask a server before anything else.
 
 ``/info`` answers as LangGraph Platform does — its version, LangGraph's, the features it has (``flags``: only
-assistants here; no crons, no LangSmith tracing of its own) and where it runs (``host``: self-hosted). ``/ok`` is
+assistants and crons here; no LangSmith tracing of its own) and where it runs (``host``: self-hosted). ``/ok`` is
 public, like ``/healthz``; ``/info`` needs the same credential as every other route.
 """
 
@@ -39,7 +39,7 @@ async def info(user: CurrentUser) -> dict[str, Any]:
         "langgraph_py_version": _langgraph_version(),
         "flags": {
             "assistants": True,
-            "crons": False,
+            "crons": True,
             "langsmith": False,
             "langsmith_tracing_replicas": False,
         },

@@ -162,6 +162,7 @@ async def create_run(
         agent=body.assistant_id,
         idempotency_key=idempotency_key,
         bind=body.assistant_id is not None,  # a thread no run was made on yet takes this assistant
+        webhook=body.webhook,
     )
     if body.background:
         response.status_code = status.HTTP_202_ACCEPTED
@@ -198,6 +199,7 @@ async def create_run_stream(
         agent=body.assistant_id,
         idempotency_key=idempotency_key,
         bind=body.assistant_id is not None,  # a thread no run was made on yet takes this assistant
+        webhook=body.webhook,
     )
     return run_event_stream(mine.runs.events(run, run.resumed_after), settings.sse_ping_s)
 
