@@ -57,9 +57,8 @@ class RunService:
         ``stream_tokens=False`` for a caller that waits for the whole answer (``RunManager.submit``).
         ``idempotency_key``: the same request sent again with it gets the first one's run, never a second message
         (``chatplane.storage.idempotency``); the key sent with another request is ``IdempotencyConflictError``.
-        ``bind``: a thread no run was made on yet is pointed at ``agent`` first (the LangGraph API's threads take
-        their graph from their first run), in the same read of the thread as the checks.
-        ``webhook``: a URL told the run's outcome when it ends (``chatplane.webhooks``)."""
+        ``bind``: a thread no run was made on yet is pointed at ``agent`` first (LangGraph's threads take their
+        graph from their first run). ``webhook``: a URL told the run's outcome when it ends (``chatplane.webhooks``)."""
         request = message if isinstance(message, RunInput) else RunInput(message=message)
         settings = self._services.settings
         if request.message is not None:
