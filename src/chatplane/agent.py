@@ -42,10 +42,13 @@ from chatplane.errors import (
 from chatplane.events import Retraction, RunEvent
 from chatplane.failures import as_chatplane_error
 from chatplane.llm import ModelHandle, open_chat_model
+from chatplane.llm.embeddings import open_embeddings
 from chatplane.runs import Run, RunManager
 from chatplane.runs.events import EventLog
 from chatplane.runs.redis_log import RedisEventLog
 from chatplane.storage.engine import Storage, open_storage
+from chatplane.storage.items import ItemStore
+from chatplane.storage.owner_store import OwnerStore, StoreLimits
 from chatplane.storage.threads import Thread, ThreadStore
 from chatplane.storage.transcript import Transcript
 from chatplane.tools import open_tools
@@ -114,7 +117,13 @@ class ProductionAgent:
             registry = self._registry = await GraphRegistry.open(
                 project.graphs, self.settings, kinds, storage.checkpointer
             )
-            targets = RunTargets(registry, storage.assistants.find)
+            store = ItemStore(storage.db, embeddings=open_embeddings(self.settings))
+            limits = StoreLimits(
+                max_value_bytes=self.settings.store_max_value_bytes,
+                max_depth=self.settings.store_max_namespace_depth,
+                max_limit=self.settings.store_max_search_limit,
+            )
+            targets = RunTargets(registry, storage.assistants.find, store_for=lambda owner: OwnerStore(store, owner, limits))
             self._check_default(targets)
             events: EventLog | None = None
             if self.settings.redis_url:
@@ -122,7 +131,9 @@ class ProductionAgent:
                 stack.push_async_callback(redis_log.aclose)
                 events = redis_log
             self.runs = RunManager(storage=storage, settings=self.settings, events=events, graph_for=targets.for_run)
-            self.services = Services(settings=self.settings, storage=storage, runs=self.runs, targets=targets)
+            self.services = Services(
+                settings=self.settings, storage=storage, runs=self.runs, targets=targets, store=store, store_limits=limits
+            )
             await self.runs.start()
             stack.push_async_callback(lambda: self.runs.aclose(self._shutdown_grace_s))
         except BaseException:

