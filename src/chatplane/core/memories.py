@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from langgraph.store.base import Item, SearchItem
+from langgraph.store.base import InvalidNamespaceError, Item, SearchItem
 
 from chatplane.core.services import Services
-from chatplane.errors import ChatplaneError, ConfigError, ItemNotFoundError
+from chatplane.errors import ChatplaneError, ConfigError, InvalidInputError, ItemNotFoundError
 from chatplane.failures import as_chatplane_error
 from chatplane.storage.owner_store import OwnerStore
 
@@ -29,6 +29,8 @@ class MemoryService:
             return await call
         except ChatplaneError:
             raise
+        except InvalidNamespaceError:  # LangGraph's own check of the labels, before the store's
+            raise InvalidInputError("A namespace label must not be empty or contain '.' or NUL, nor start with 'langgraph'.") from None
         except Exception as exc:  # the database or the embeddings endpoint
             raise as_chatplane_error(exc, "store") from exc
 

