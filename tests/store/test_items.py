@@ -166,3 +166,16 @@ async def test_a_synchronous_caller_in_a_thread_uses_the_store(items: ItemStore)
     assert await asyncio.to_thread(in_a_thread) == 2
     with pytest.raises(RuntimeError, match="abatch"):
         alice.get(("m",), "a")  # on the event loop: refused, not deadlocked
+
+
+async def test_the_retention_job_sweeps_expired_items(storage: Storage, items: ItemStore) -> None:
+    from chatplane.retention.prune import prune
+
+    alice, _ = alice_and_bob(items)
+    await alice.aput(("tmp",), "hour", {"v": 1}, ttl=60)
+    await alice.aput(("tmp",), "kept", {"v": 2})
+    later = time.time() + 2 * 3600
+    dry = await prune(storage, None, later, dry_run=True)
+    assert dry.items == 1 and await items.count("alice") == 2
+    assert (await prune(storage, None, later)).items == 1
+    assert [i.key for i in await alice.asearch(("tmp",))] == ["kept"]

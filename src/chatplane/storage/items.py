@@ -269,6 +269,12 @@ async def sweep_expired(db: Database, now: float) -> int:
     return await db.execute(f"DELETE FROM {TABLE} WHERE expires_at IS NOT NULL AND expires_at <= %s", (now,))
 
 
+async def count_expired(db: Database, now: float) -> int:
+    """How many store items ``sweep_expired`` would delete (a dry run)."""
+    row = await db.fetchone(f"SELECT count(*) AS n FROM {TABLE} WHERE expires_at IS NOT NULL AND expires_at <= %s", (now,))
+    return int(row["n"]) if row else 0
+
+
 # --- helpers ------------------------------------------------------------------------------------------------------
 def _split(namespace: tuple[str, ...], *, allow_root: bool = False) -> tuple[str, str]:
     if not namespace or (len(namespace) < 2 and not allow_root):
