@@ -117,13 +117,16 @@ class ProductionAgent:
             registry = self._registry = await GraphRegistry.open(
                 project.graphs, self.settings, kinds, storage.checkpointer
             )
-            store = ItemStore(storage.db, embeddings=open_embeddings(self.settings))
+            embeddings = await stack.enter_async_context(open_embeddings(self.settings))
+            store = ItemStore(storage.db, embeddings=embeddings)
             limits = StoreLimits(
                 max_value_bytes=self.settings.store_max_value_bytes,
                 max_depth=self.settings.store_max_namespace_depth,
                 max_limit=self.settings.store_max_search_limit,
             )
-            targets = RunTargets(registry, storage.assistants.find, store_for=lambda owner: OwnerStore(store, owner, limits))
+            targets = RunTargets(
+                registry, storage.assistants.find, store_for=lambda owner: OwnerStore(store, owner, limits)
+            )
             self._check_default(targets)
             events: EventLog | None = None
             if self.settings.redis_url:
@@ -132,7 +135,12 @@ class ProductionAgent:
                 events = redis_log
             self.runs = RunManager(storage=storage, settings=self.settings, events=events, graph_for=targets.for_run)
             self.services = Services(
-                settings=self.settings, storage=storage, runs=self.runs, targets=targets, store=store, store_limits=limits
+                settings=self.settings,
+                storage=storage,
+                runs=self.runs,
+                targets=targets,
+                store=store,
+                store_limits=limits,
             )
             await self.runs.start()
             stack.push_async_callback(lambda: self.runs.aclose(self._shutdown_grace_s))

@@ -242,7 +242,8 @@ class Settings(BaseSettings):
         "openai:<model> (an OpenAI-compatible /v1/embeddings) or none.",
     )
     embeddings_base_url: str | None = Field(
-        None, description="Base URL of the /v1/embeddings endpoint for openai:<model>; unset = CHATPLANE_OPENAI_BASE_URL."
+        None,
+        description="Base URL of the /v1/embeddings endpoint for openai:<model>; unset = CHATPLANE_OPENAI_BASE_URL.",
     )
     embeddings_api_key: SecretStr | None = Field(
         None, description="Key for the embeddings endpoint; unset = the OpenAI key."

@@ -76,7 +76,9 @@ async def test_the_tools_search_update_and_forget(client_for) -> None:
         replies=[
             call("save_memory", {"content": "I live in Lisbon."}, 1),
             call("search_memories", {"query": "where does the user live?"}, 2),
-            lambda prompt: call("update_memory", {"key": prompt[-1].text.split(":")[0], "content": "I live in Porto."}, 3),
+            lambda prompt: call(
+                "update_memory", {"key": prompt[-1].text.split(":")[0], "content": "I live in Porto."}, 3
+            ),
             call("search_memories", {"query": "city"}, 4),
             lambda prompt: call("forget_memory", {"key": prompt[-1].text.split(":")[0]}, 5),
             call("forget_memory", {"key": "nope"}, 6),
@@ -97,7 +99,9 @@ async def test_the_tools_search_update_and_forget(client_for) -> None:
 async def test_memory_is_off_by_default(client_for) -> None:
     model = ScriptedChatModel(replies=["Hello."])
     client = await client_for(make_settings(), model=model)
-    await client.put("/v1/store/items", json={"namespace": ["memories"], "key": "k", "value": {"content": "vegetarian"}})
+    await client.put(
+        "/v1/store/items", json={"namespace": ["memories"], "key": "k", "value": {"content": "vegetarian"}}
+    )
     assert (await _ask(client, "react", "What should I cook?", {}))["output"]["content"] == "Hello."
     assert RECALL_HEADER not in system_of(model.prompts[0])
     graph = client.app.state.agent.registry.get("react").sample

@@ -123,7 +123,8 @@ async def test_a_graph_gets_its_run_owner_s_store(users: dict[str, httpx.AsyncCl
         assert run["status"] == "succeeded", run
         return dict(run["values"])
 
-    assert await run("alice", "a1", "alice's first") == {"key": "a1", "text": "alice's first", "seen": ["a1"], "count": 1}
+    first = await run("alice", "a1", "alice's first")
+    assert first == {"key": "a1", "text": "alice's first", "seen": ["a1"], "count": 1}
     assert (await run("alice", "a2", "alice's second"))["seen"] == ["a1", "a2"]
     bobs = await run("bob", "b1", "bob's")
     assert bobs["seen"] == ["b1"] and bobs["count"] == 1  # no run of bob's sees alice's notes
@@ -131,3 +132,21 @@ async def test_a_graph_gets_its_run_owner_s_store(users: dict[str, httpx.AsyncCl
     got = await users["alice"].get("/v1/store/items", params={"namespace": "notes", "key": "a2"})
     assert got.json()["value"] == {"text": "alice's second"}
     assert (await users["bob"].get("/v1/store/items", params={"namespace": "notes", "key": "a2"})).status_code == 404
+
+
+async def test_an_openai_compatible_embeddings_endpoint(client_for) -> None:
+    from benchmarks.mock_openai import MockOpenAIServer
+
+    with MockOpenAIServer(ttft=0, token_interval=0) as mock:
+        settings = make_settings(embeddings="openai:mock-embed", embeddings_base_url=f"{mock.base_url}")
+        client = await client_for(settings)
+        for key, text in (("home", "I live in Lisbon"), ("diet", "I am vegetarian"), ("repo", "our repo uses python")):
+            put = await client.put("/v1/store/items", json={"namespace": ["m"], "key": key, "value": {"text": text}})
+            assert put.status_code == 204
+        found = (await client.post("/v1/store/items/search", json={"query": "which python does the repo use"})).json()
+        assert found["items"][0]["key"] == "repo"
+        mock.configure(fault="503")  # the endpoint fails: a 5xx of ours, nothing stored, no exception text
+        failed = await client.put("/v1/store/items", json={"namespace": ["m"], "key": "new", "value": {"text": "x"}})
+        assert failed.status_code in (502, 503) and set(failed.json()["error"]) == {"code", "message"}
+        assert "Injected" not in failed.text
+        assert (await client.get("/v1/store/items", params={"namespace": "m", "key": "new"})).status_code == 404

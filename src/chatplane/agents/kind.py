@@ -48,5 +48,8 @@ class AgentContext(BaseModel):
         "with tools), and their most relevant memories recalled into each model call (see memory_recall).",
     )
     memory_recall: int | None = Field(
-        None, ge=0, le=20, description="With memory on: how many relevant memories each model call gets (default 3; 0 = none)."
+        None,
+        ge=0,
+        le=20,
+        description="With memory on: how many relevant memories each model call gets (default 3; 0 = none).",
     )

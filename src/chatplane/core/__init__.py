@@ -27,6 +27,7 @@ from chatplane.core.runs import RunService
 from chatplane.core.services import Services
 from chatplane.core.thread_views import ThreadViews
 from chatplane.core.threads import ThreadService
+from chatplane.storage.purge import PurgeReport, purge_owner
 
 
 class UserServices:
@@ -40,10 +41,23 @@ class UserServices:
         self.thread_views = ThreadViews(services, owner)
         self._services = services
 
+    async def purge(self) -> PurgeReport:
+        """Delete everything the owner has stored (``chatplane.storage.purge``); their runs are stopped first."""
+        services = self._services
+        return await purge_owner(services.storage, self.owner, delete_thread=services.delete_thread)
+
     @property
     def memories(self) -> MemoryService:
         """The owner's long-term store items."""
         return MemoryService(self._services, self.owner)
 
 
-__all__ = ["AssistantService", "MemoryService", "RunService", "Services", "ThreadService", "ThreadViews", "UserServices"]
+__all__ = [
+    "AssistantService",
+    "MemoryService",
+    "RunService",
+    "Services",
+    "ThreadService",
+    "ThreadViews",
+    "UserServices",
+]

@@ -30,7 +30,9 @@ class MemoryService:
         except ChatplaneError:
             raise
         except InvalidNamespaceError:  # LangGraph's own check of the labels, before the store's
-            raise InvalidInputError("A namespace label must not be empty or contain '.' or NUL, nor start with 'langgraph'.") from None
+            raise InvalidInputError(
+                "A namespace label must not be empty or contain '.' or NUL, nor start with 'langgraph'."
+            ) from None
         except Exception as exc:  # the database or the embeddings endpoint
             raise as_chatplane_error(exc, "store") from exc
 

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 import os
 import threading
 from pathlib import Path
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
+from pydantic import SecretStr
 
 from chatplane.config import Settings
 from chatplane.errors import ConfigError
@@ -102,30 +105,37 @@ class LocalEmbeddings(Embeddings):
         return await asyncio.to_thread(self.embed_query, text)
 
 
-def open_embeddings(settings: Settings) -> Embeddings | None:
-    """The embeddings ``settings.embeddings`` names (None for ``none``); nothing is loaded yet."""
+@asynccontextmanager
+async def open_embeddings(settings: Settings) -> AsyncIterator[Embeddings | None]:
+    """The embeddings ``settings.embeddings`` names (None for ``none``), their HTTP client closed on exit; nothing
+    is loaded yet."""
     spec = settings.embeddings.strip()
-    if spec == "none":
-        return None
     provider, _, name = spec.partition(":")
-    if provider == "local":
+    if spec == "none":
+        yield None
+    elif provider == "local":
         if name not in LOCAL_MODELS:
             raise ConfigError(f"Unknown local embedding model {name!r} (CHATPLANE_EMBEDDINGS); known: e5-small.")
         variant, filename = LOCAL_MODELS[name]
-        return LocalEmbeddings(variant, filename, threads=settings.embeddings_threads)
-    if provider == "openai" and name:
+        yield LocalEmbeddings(variant, filename, threads=settings.embeddings_threads)
+    elif provider == "openai" and name:
+        import httpx
         from langchain_openai import OpenAIEmbeddings
 
-        key = settings.embeddings_api_key or settings.openai_api_key
-        return OpenAIEmbeddings(
-            model=name,
-            base_url=settings.embeddings_base_url or settings.openai_base_url,
-            api_key=key if key is not None else "not-needed",  # type: ignore[arg-type]
-            # The texts go as they are: counting tokens would fetch tiktoken's tables from the internet.
-            check_embedding_ctx_length=False,
-            timeout=settings.model_timeout_s,
-            max_retries=1,
+        key = settings.embeddings_api_key or settings.openai_api_key or SecretStr("not-needed")
+        async with httpx.AsyncClient(timeout=settings.model_timeout_s) as http:
+            yield OpenAIEmbeddings(
+                model=name,
+                openai_api_base=settings.embeddings_base_url or settings.openai_base_url,
+                openai_api_key=key,
+                # The texts go as they are: counting tokens would fetch tiktoken's tables from the internet.
+                check_embedding_ctx_length=False,
+                request_timeout=settings.model_timeout_s,
+                max_retries=1,
+                http_async_client=http,
+            )
+    else:
+        raise ConfigError(
+            f"CHATPLANE_EMBEDDINGS={spec!r}: use local:e5-small, openai:<model> (an OpenAI-compatible /v1/embeddings) "
+            "or none."
         )
-    raise ConfigError(
-        f"CHATPLANE_EMBEDDINGS={spec!r}: use local:e5-small, openai:<model> (an OpenAI-compatible /v1/embeddings) or none."
-    )

@@ -14,7 +14,20 @@ from chatplane.service.errors import install_error_handlers
 from chatplane.service.lifespan import make_lifespan
 from chatplane.service.middleware import BodyLimits, InboundCheck, UnexpectedErrorGuard
 from chatplane.service.observe import observe
-from chatplane.service.routes import agents, assistants, chat, health, openai, runs, store, threads, usage, web, ws
+from chatplane.service.routes import (
+    agents,
+    assistants,
+    chat,
+    health,
+    openai,
+    runs,
+    store,
+    threads,
+    usage,
+    users,
+    web,
+    ws,
+)
 
 
 def create_app(
@@ -48,7 +61,7 @@ def create_app(
     app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, timeout_s=settings.request_body_timeout_s)
     app.add_middleware(UnexpectedErrorGuard)  # sees whatever nothing else handled
     observe(app, operations)  # the request observer is outermost; GET /metrics
-    for module in (chat, threads, runs, assistants, ws, openai, agents, health, web, usage, store):
+    for module in (chat, threads, runs, assistants, ws, openai, agents, health, web, usage, store, users):
         app.include_router(module.router)
     app.include_router(langgraph.router)  # the LangGraph Platform API, at the root path
     return app

@@ -47,6 +47,7 @@ from langgraph.store.base import (
 )
 from langgraph.store.base.embed import get_text_at_path, tokenize_path
 
+from chatplane.errors import ChatplaneError, ModelError
 from chatplane.storage.database import Database, dumps, loads
 
 TABLE = "chatplane_store"
@@ -155,11 +156,16 @@ class ItemStore(BaseStore):
             elif isinstance(op, SearchOp) and op.query:
                 queries[index] = op.query
         vectors: dict[int, bytes | None] = {}
-        if documents:
-            embedded = await self.embeddings.aembed_documents(list(documents.values()))
-            vectors.update(zip(documents, (_to_bytes(vector) for vector in embedded), strict=True))
-        for index, query in queries.items():
-            vectors[index] = _to_bytes(await self.embeddings.aembed_query(query))
+        try:
+            if documents:
+                embedded = await self.embeddings.aembed_documents(list(documents.values()))
+                vectors.update(zip(documents, (_to_bytes(vector) for vector in embedded), strict=True))
+            for index, query in queries.items():
+                vectors[index] = _to_bytes(await self.embeddings.aembed_query(query))
+        except ChatplaneError:
+            raise
+        except Exception as exc:  # the embeddings endpoint (or model) failed: nothing of the batch is done
+            raise ModelError("The embedding model failed; try again.") from exc
         return vectors
 
     # --- operations ---------------------------------------------------------------------------------------------
@@ -180,7 +186,9 @@ class ItemStore(BaseStore):
     async def _put(self, op: PutOp, vector: bytes | None) -> None:
         owner, prefix = _split(op.namespace)
         if op.value is None:
-            await self.db.execute(f"DELETE FROM {TABLE} WHERE owner = %s AND prefix = %s AND key = %s", (owner, prefix, op.key))
+            await self.db.execute(
+                f"DELETE FROM {TABLE} WHERE owner = %s AND prefix = %s AND key = %s", (owner, prefix, op.key)
+            )
             return
         now = time.time()
         ttl = op.ttl if op.ttl is not None else (self.ttl_config or {}).get("default_ttl")
@@ -200,15 +208,18 @@ class ItemStore(BaseStore):
         owner, prefix = _split(op.namespace_prefix, allow_root=True)
         where, params = _under(owner, prefix, time.time())
         columns = "prefix, key, value, created_at, updated_at, ttl_minutes"
+        page: list[tuple[dict[str, Any], float | None]]
         if query is not None:
             rows = await self.db.fetchall(
                 f"SELECT {columns}, embedding FROM {TABLE} WHERE {where} AND embedding IS NOT NULL", params
             )
             rows = [row for row in rows if _matches(loads(row["value"]), op.filter)]
             ranked = await asyncio.to_thread(_rank, query, rows, op.offset + op.limit)
-            page = ranked[op.offset : op.offset + op.limit]
+            page = list(ranked[op.offset : op.offset + op.limit])
         elif op.filter:
-            rows = await self.db.fetchall(f"SELECT {columns} FROM {TABLE} WHERE {where} ORDER BY updated_at DESC", params)
+            rows = await self.db.fetchall(
+                f"SELECT {columns} FROM {TABLE} WHERE {where} ORDER BY updated_at DESC", params
+            )
             matching = [row for row in rows if _matches(loads(row["value"]), op.filter)]
             page = [(row, None) for row in matching[op.offset : op.offset + op.limit]]
         else:
@@ -218,7 +229,9 @@ class ItemStore(BaseStore):
             )
             page = [(row, None) for row in rows]
         if op.refresh_ttl:
-            expiring = [(r["prefix"], r["key"], float(r["ttl_minutes"])) for r, _ in page if r["ttl_minutes"] is not None]
+            expiring = [
+                (r["prefix"], r["key"], float(r["ttl_minutes"])) for r, _ in page if r["ttl_minutes"] is not None
+            ]
             if expiring:
                 await self._refresh(owner, expiring, time.time())
         return [_search_item(owner, row, score) for row, score in page]
@@ -271,7 +284,9 @@ async def sweep_expired(db: Database, now: float) -> int:
 
 async def count_expired(db: Database, now: float) -> int:
     """How many store items ``sweep_expired`` would delete (a dry run)."""
-    row = await db.fetchone(f"SELECT count(*) AS n FROM {TABLE} WHERE expires_at IS NOT NULL AND expires_at <= %s", (now,))
+    row = await db.fetchone(
+        f"SELECT count(*) AS n FROM {TABLE} WHERE expires_at IS NOT NULL AND expires_at <= %s", (now,)
+    )
     return int(row["n"]) if row else 0
 
 

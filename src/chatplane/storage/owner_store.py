@@ -51,7 +51,9 @@ class StoreLimits:
     max_limit: int = 100
 
 
-def check_namespace(namespace: tuple[str, ...], limits: StoreLimits, *, what: str = "namespace", empty: bool = False) -> None:
+def check_namespace(
+    namespace: tuple[str, ...], limits: StoreLimits, *, what: str = "namespace", empty: bool = False
+) -> None:
     if not namespace and not empty:
         raise InvalidInputError(f"The {what} needs at least one label.")
     if len(namespace) > limits.max_depth:
@@ -78,7 +80,8 @@ def check_value(value: Any, limits: StoreLimits) -> None:
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
     if size > limits.max_value_bytes:
         raise InvalidInputError(
-            f"The value is {size} bytes; at most {limits.max_value_bytes} are allowed (CHATPLANE_STORE_MAX_VALUE_BYTES)."
+            f"The value is {size} bytes; at most {limits.max_value_bytes} are allowed "
+            "(CHATPLANE_STORE_MAX_VALUE_BYTES)."
         )
 
 
@@ -153,21 +156,23 @@ class OwnerStore(BaseStore):
         depth = op.max_depth + 1 if op.max_depth is not None else None
         return op._replace(match_conditions=tuple(conditions), max_depth=depth)
 
+    @staticmethod
+    def _strip(item: Item) -> Item:
+        if isinstance(item, SearchItem):
+            return SearchItem(item.namespace[1:], item.key, item.value, item.created_at, item.updated_at, item.score)
+        return Item(
+            value=item.value,
+            key=item.key,
+            namespace=item.namespace[1:],
+            created_at=item.created_at,
+            updated_at=item.updated_at,
+        )
+
     def _outward(self, result: Result) -> Result:
-        if isinstance(result, SearchItem):
-            return SearchItem(
-                result.namespace[1:], result.key, result.value, result.created_at, result.updated_at, result.score
-            )
         if isinstance(result, Item):
-            return Item(
-                value=result.value,
-                key=result.key,
-                namespace=result.namespace[1:],
-                created_at=result.created_at,
-                updated_at=result.updated_at,
-            )
+            return self._strip(result)
         if isinstance(result, list):
-            return [self._outward(r) if isinstance(r, Item) else tuple(r[1:]) for r in result]  # type: ignore[misc]
+            return [self._strip(r) if isinstance(r, Item) else tuple(r[1:]) for r in result]  # type: ignore[return-value]
         return result
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
