@@ -1,13 +1,14 @@
 """The ``chatplane`` command (``[project.scripts]`` and ``python -m chatplane`` both call ``main``).
 
 One module per command or command group — ``serve``, ``chat`` (with ``conversations``), ``agents``, ``prune``,
-``keys``, ``threads`` — and ``common`` for what they share; this module only assembles them into one Typer app."""
+``keys``, ``threads``, ``memory``, ``users`` — and ``common`` for what they share; this module only assembles them
+into one Typer app."""
 
 from __future__ import annotations
 
 import typer
 
-from chatplane.cli import keys, threads
+from chatplane.cli import keys, memory, threads, users
 from chatplane.cli.agents import agents
 from chatplane.cli.chat import chat
 from chatplane.cli.prune import prune
@@ -22,6 +23,8 @@ app.command()(prune)
 app.command()(agents)
 app.add_typer(keys.app, name="keys")
 app.add_typer(threads.app, name="threads")
+app.add_typer(memory.app, name="memory")
+app.add_typer(users.app, name="users")
 
 
 def main() -> None:
