@@ -29,7 +29,7 @@ from chatplane.agents.graphs import KindGraphs
 from chatplane.agents.project import GraphSource, load_project
 from chatplane.agents.registry import GraphRegistry
 from chatplane.config import Settings
-from chatplane.core import Services, UserServices
+from chatplane.core import Services, UserServices, memories
 from chatplane.core.checks import check_id, default_session_id
 from chatplane.core.targets import RunTargets
 from chatplane.errors import (
@@ -42,13 +42,10 @@ from chatplane.errors import (
 from chatplane.events import Retraction, RunEvent
 from chatplane.failures import as_chatplane_error
 from chatplane.llm import ModelHandle, open_chat_model
-from chatplane.llm.embeddings import open_embeddings
 from chatplane.runs import Run, RunManager
 from chatplane.runs.events import EventLog
 from chatplane.runs.redis_log import RedisEventLog
 from chatplane.storage.engine import Storage, open_storage
-from chatplane.storage.items import ItemStore
-from chatplane.storage.owner_store import OwnerStore, StoreLimits
 from chatplane.storage.threads import Thread, ThreadStore
 from chatplane.storage.transcript import Transcript
 from chatplane.tools import open_tools
@@ -117,16 +114,8 @@ class ProductionAgent:
             registry = self._registry = await GraphRegistry.open(
                 project.graphs, self.settings, kinds, storage.checkpointer
             )
-            embeddings = await stack.enter_async_context(open_embeddings(self.settings))
-            store = ItemStore(storage.db, embeddings=embeddings)
-            limits = StoreLimits(
-                max_value_bytes=self.settings.store_max_value_bytes,
-                max_depth=self.settings.store_max_namespace_depth,
-                max_limit=self.settings.store_max_search_limit,
-            )
-            targets = RunTargets(
-                registry, storage.assistants.find, store_for=lambda owner: OwnerStore(store, owner, limits)
-            )
+            store, limits = await stack.enter_async_context(memories.open_store(self.settings, storage.db))
+            targets = RunTargets(registry, storage.assistants.find, store_for=memories.scoped_store(store, limits))
             self._check_default(targets)
             events: EventLog | None = None
             if self.settings.redis_url:
@@ -134,14 +123,7 @@ class ProductionAgent:
                 stack.push_async_callback(redis_log.aclose)
                 events = redis_log
             self.runs = RunManager(storage=storage, settings=self.settings, events=events, graph_for=targets.for_run)
-            self.services = Services(
-                settings=self.settings,
-                storage=storage,
-                runs=self.runs,
-                targets=targets,
-                store=store,
-                store_limits=limits,
-            )
+            self.services = Services(self.settings, storage, self.runs, targets, store=store, store_limits=limits)
             await self.runs.start()
             stack.push_async_callback(lambda: self.runs.aclose(self._shutdown_grace_s))
         except BaseException:

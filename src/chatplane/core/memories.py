@@ -4,17 +4,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from langgraph.store.base import InvalidNamespaceError, Item, SearchItem
 
+from chatplane.config import Settings
 from chatplane.core.services import Services
 from chatplane.errors import ChatplaneError, ConfigError, InvalidInputError, ItemNotFoundError
 from chatplane.failures import as_chatplane_error
-from chatplane.storage.owner_store import OwnerStore
+from chatplane.llm.embeddings import open_embeddings
+from chatplane.storage.database import Database
+from chatplane.storage.items import ItemStore
+from chatplane.storage.owner_store import OwnerStore, StoreLimits
 
 T = TypeVar("T")
+
+
+@asynccontextmanager
+async def open_store(settings: Settings, db: Database) -> AsyncIterator[tuple[ItemStore, StoreLimits]]:
+    """The server's store on ``db``, with the embeddings ``settings`` name, and the limits every user's view has."""
+    async with open_embeddings(settings) as embeddings:
+        limits = StoreLimits(
+            max_value_bytes=settings.store_max_value_bytes,
+            max_depth=settings.store_max_namespace_depth,
+            max_limit=settings.store_max_search_limit,
+        )
+        yield ItemStore(db, embeddings=embeddings), limits
+
+
+def scoped_store(store: ItemStore, limits: StoreLimits) -> Callable[[str], OwnerStore]:
+    """``owner`` → their view of ``store`` (what each of their runs' graphs gets)."""
+    return lambda owner: OwnerStore(store, owner, limits)
 
 
 class MemoryService:

@@ -37,7 +37,6 @@ from langgraph.store.base import (
     GetOp,
     Item,
     ListNamespacesOp,
-    MatchCondition,
     Op,
     PutOp,
     Result,
@@ -49,6 +48,7 @@ from langgraph.store.base.embed import get_text_at_path, tokenize_path
 
 from chatplane.errors import ChatplaneError, ModelError
 from chatplane.storage.database import Database, dumps, loads
+from chatplane.storage.item_filters import condition_holds, matches
 
 TABLE = "chatplane_store"
 
@@ -71,7 +71,6 @@ MIGRATION = [
 """The migration that adds the store (appended to ``chatplane.storage.schema.MIGRATIONS``)."""
 
 _LIVE = "(expires_at IS NULL OR expires_at > %s)"
-_OPS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte")
 
 
 class ItemStore(BaseStore):
@@ -213,14 +212,14 @@ class ItemStore(BaseStore):
             rows = await self.db.fetchall(
                 f"SELECT {columns}, embedding FROM {TABLE} WHERE {where} AND embedding IS NOT NULL", params
             )
-            rows = [row for row in rows if _matches(loads(row["value"]), op.filter)]
+            rows = [row for row in rows if matches(loads(row["value"]), op.filter)]
             ranked = await asyncio.to_thread(_rank, query, rows, op.offset + op.limit)
             page = list(ranked[op.offset : op.offset + op.limit])
         elif op.filter:
             rows = await self.db.fetchall(
                 f"SELECT {columns} FROM {TABLE} WHERE {where} ORDER BY updated_at DESC", params
             )
-            matching = [row for row in rows if _matches(loads(row["value"]), op.filter)]
+            matching = [row for row in rows if matches(loads(row["value"]), op.filter)]
             page = [(row, None) for row in matching[op.offset : op.offset + op.limit]]
         else:
             rows = await self.db.fetchall(
@@ -248,7 +247,7 @@ class ItemStore(BaseStore):
         found: set[tuple[str, ...]] = set()
         for row in rows:
             namespace = (owner, *row["prefix"].split("."))
-            if all(_condition_holds(namespace, c) for c in conditions):
+            if all(condition_holds(namespace, c) for c in conditions):
                 found.add(namespace[: op.max_depth] if op.max_depth is not None else namespace)
         return sorted(found)[op.offset : op.offset + op.limit]
 
@@ -341,43 +340,6 @@ def _rank(query: bytes, rows: list[dict[str, Any]], top: int) -> list[tuple[dict
     scores = matrix.reshape(len(rows), wanted.size) @ wanted
     order = np.argsort(-scores, kind="stable")[:top]
     return [(rows[i], float(scores[i])) for i in order]
-
-
-def _compare(actual: Any, operator: str, expected: Any) -> bool:
-    if operator == "$eq":
-        return bool(actual == expected)
-    if operator == "$ne":
-        return bool(actual != expected)
-    try:
-        if operator == "$gt":
-            return bool(actual > expected)
-        if operator == "$gte":
-            return bool(actual >= expected)
-        if operator == "$lt":
-            return bool(actual < expected)
-        return bool(actual <= expected)
-    except TypeError:
-        return False
-
-
-def _matches(value: dict[str, Any], filter: dict[str, Any] | None) -> bool:
-    """Whether ``value`` passes LangGraph's ``filter``: each field equal, or every operator given holding."""
-    for field, wanted in (filter or {}).items():
-        actual = value.get(field)
-        if isinstance(wanted, dict) and wanted and all(k in _OPS for k in wanted):
-            if not all(_compare(actual, op, expected) for op, expected in wanted.items()):
-                return False
-        elif actual != wanted:
-            return False
-    return True
-
-
-def _condition_holds(namespace: tuple[str, ...], condition: MatchCondition) -> bool:
-    path = condition.path
-    if len(path) > len(namespace):
-        return False
-    part = namespace[: len(path)] if condition.match_type == "prefix" else namespace[len(namespace) - len(path) :]
-    return all(want == "*" or want == have for want, have in zip(path, part, strict=True))
 
 
 def _time(value: float) -> datetime.datetime:

@@ -49,66 +49,68 @@ def as_scored(item: SearchItem) -> ScoredItem:
     return ScoredItem(**as_item(item).model_dump(), score=item.score)
 
 
+async def put_item(body: PutItemRequest, agent: AgentDep, user: CurrentUser) -> Response:
+    """Store an item under your namespace (replacing one with the same key); indexed for search by meaning
+    unless ``index`` is false."""
+    memories = agent.for_user(user.id).memories
+    await memories.put(tuple(body.namespace), body.key, body.value, index=body.index, ttl=body.ttl)
+    return Response(status_code=204)
+
+
+async def get_item(
+    agent: AgentDep,
+    user: CurrentUser,
+    namespace: Annotated[str, Query(description="The namespace's labels joined with '.'.")],
+    key: Annotated[str, Query()],
+    refresh_ttl: Annotated[bool | None, Query()] = None,
+) -> StoreItem:
+    """One of your items; 404 if there is none (or it expired)."""
+    memories = agent.for_user(user.id).memories
+    labels = tuple(namespace.split(".")) if namespace else ()
+    return as_item(await memories.get(labels, key, refresh_ttl=refresh_ttl))
+
+
+async def delete_item(body: DeleteItemRequest, agent: AgentDep, user: CurrentUser) -> Response:
+    """Forget an item (204 whether or not there was one)."""
+    await agent.for_user(user.id).memories.delete(tuple(body.namespace), body.key)
+    return Response(status_code=204)
+
+
+async def search_items(body: SearchItemsRequest, agent: AgentDep, user: CurrentUser) -> SearchItemsResponse:
+    """Your items under a namespace prefix, matching ``filter``: the closest in meaning to ``query`` first, or
+    the most recently updated first without one."""
+    found = await agent.for_user(user.id).memories.search(
+        tuple(body.namespace_prefix),
+        query=body.query,
+        filter=body.filter,
+        limit=body.limit,
+        offset=body.offset,
+        refresh_ttl=body.refresh_ttl,
+    )
+    return SearchItemsResponse(items=[as_scored(item) for item in found])
+
+
+async def list_namespaces(body: ListNamespacesRequest, agent: AgentDep, user: CurrentUser) -> ListNamespacesResponse:
+    """Your namespaces (those holding an item), optionally under a prefix / ending with a suffix (``*``
+    matches any label), cut to ``max_depth`` labels."""
+    found = await agent.for_user(user.id).memories.list_namespaces(
+        prefix=tuple(body.prefix) if body.prefix else None,
+        suffix=tuple(body.suffix) if body.suffix else None,
+        max_depth=body.max_depth,
+        limit=body.limit,
+        offset=body.offset,
+    )
+    return ListNamespacesResponse(namespaces=[list(namespace) for namespace in found])
+
+
 def store_router(prefix: str, tags: list[str]) -> APIRouter:
     """The store's routes under ``prefix`` (``/v1/store`` or ``/store``)."""
     router = APIRouter(prefix=prefix, tags=list(tags), responses=_ERRORS)
-
-    @router.put("/items", status_code=204)
-    async def put_item(body: PutItemRequest, agent: AgentDep, user: CurrentUser) -> Response:
-        """Store an item under your namespace (replacing one with the same key); indexed for search by meaning
-        unless ``index`` is false."""
-        memories = agent.for_user(user.id).memories
-        await memories.put(tuple(body.namespace), body.key, body.value, index=body.index, ttl=body.ttl)
-        return Response(status_code=204)
-
-    @router.get("/items", response_model=StoreItem)
-    async def get_item(
-        agent: AgentDep,
-        user: CurrentUser,
-        namespace: Annotated[str, Query(description="The namespace's labels joined with '.'.")],
-        key: Annotated[str, Query()],
-        refresh_ttl: Annotated[bool | None, Query()] = None,
-    ) -> StoreItem:
-        """One of your items; 404 if there is none (or it expired)."""
-        memories = agent.for_user(user.id).memories
-        labels = tuple(namespace.split(".")) if namespace else ()
-        return as_item(await memories.get(labels, key, refresh_ttl=refresh_ttl))
-
-    @router.delete("/items", status_code=204)
-    async def delete_item(body: DeleteItemRequest, agent: AgentDep, user: CurrentUser) -> Response:
-        """Forget an item (204 whether or not there was one)."""
-        await agent.for_user(user.id).memories.delete(tuple(body.namespace), body.key)
-        return Response(status_code=204)
-
-    @router.post("/items/search", response_model=SearchItemsResponse)
-    async def search_items(body: SearchItemsRequest, agent: AgentDep, user: CurrentUser) -> SearchItemsResponse:
-        """Your items under a namespace prefix, matching ``filter``: the closest in meaning to ``query`` first, or
-        the most recently updated first without one."""
-        found = await agent.for_user(user.id).memories.search(
-            tuple(body.namespace_prefix),
-            query=body.query,
-            filter=body.filter,
-            limit=body.limit,
-            offset=body.offset,
-            refresh_ttl=body.refresh_ttl,
-        )
-        return SearchItemsResponse(items=[as_scored(item) for item in found])
-
-    @router.post("/namespaces", response_model=ListNamespacesResponse)
-    async def list_namespaces(
-        body: ListNamespacesRequest, agent: AgentDep, user: CurrentUser
-    ) -> ListNamespacesResponse:
-        """Your namespaces (those holding an item), optionally under a prefix / ending with a suffix (``*``
-        matches any label), cut to ``max_depth`` labels."""
-        found = await agent.for_user(user.id).memories.list_namespaces(
-            prefix=tuple(body.prefix) if body.prefix else None,
-            suffix=tuple(body.suffix) if body.suffix else None,
-            max_depth=body.max_depth,
-            limit=body.limit,
-            offset=body.offset,
-        )
-        return ListNamespacesResponse(namespaces=[list(namespace) for namespace in found])
-
+    router.add_api_route("/items", put_item, methods=["PUT"], status_code=204)
+    router.add_api_route("/items", get_item, methods=["GET"], response_model=StoreItem)
+    router.add_api_route("/items", delete_item, methods=["DELETE"], status_code=204)
+    router.add_api_route("/items/search", search_items, methods=["POST"], response_model=SearchItemsResponse)
+    router.add_api_route("/namespaces", list_namespaces, methods=["POST"], response_model=ListNamespacesResponse)
     return router
 
 
