@@ -179,3 +179,21 @@ async def test_the_retention_job_sweeps_expired_items(storage: Storage, items: I
     assert dry.items == 1 and await items.count("alice") == 2
     assert (await prune(storage, None, later)).items == 1
     assert [i.key for i in await alice.asearch(("tmp",))] == ["kept"]
+
+
+async def test_a_search_sees_what_another_process_wrote_since(storage: Storage) -> None:
+    """Each process keeps a copy of a user's vectors for searches; a write by another process (another store on
+    the same database) is seen at the next search."""
+    embeddings = LocalEmbeddings()
+    here = OwnerStore(ItemStore(storage.db, embeddings=embeddings), "alice")
+    there = OwnerStore(ItemStore(storage.db, embeddings=embeddings), "alice")
+    await here.aput(("memories",), "diet", {"text": MEMORIES["diet"]})
+    question = "Which city am I living in?"
+    assert [i.key for i in await here.asearch(("memories",), query=question)] == ["diet"]
+    await there.aput(("memories",), "home", {"text": MEMORIES["home"]})
+    assert [i.key for i in await here.asearch(("memories",), query=question)] == ["home", "diet"]
+    await there.adelete(("memories",), "home")
+    assert [i.key for i in await here.asearch(("memories",), query=question)] == ["diet"]
+    await there.aput(("memories",), "diet", {"text": MEMORIES["home"]})  # the same key, another meaning
+    found = await here.asearch(("memories",), query=question)
+    assert [(i.key, i.value["text"]) for i in found] == [("diet", MEMORIES["home"])]

@@ -47,8 +47,9 @@ from langgraph.store.base import (
 from langgraph.store.base.embed import get_text_at_path, tokenize_path
 
 from chatplane.errors import ChatplaneError, ModelError
-from chatplane.storage.database import Database, dumps, loads
+from chatplane.storage.database import Database, dumps, in_clause, loads
 from chatplane.storage.item_filters import condition_holds, matches
+from chatplane.storage.item_vectors import VectorIndex
 
 TABLE = "chatplane_store"
 
@@ -92,6 +93,7 @@ class ItemStore(BaseStore):
         self.embeddings = embeddings
         self.fields = list(fields)
         self.ttl_config = ttl
+        self.vectors = VectorIndex(db)
         try:  # built in the lifespan: the loop a synchronous node's calls are sent to
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -209,12 +211,7 @@ class ItemStore(BaseStore):
         columns = "prefix, key, value, created_at, updated_at, ttl_minutes"
         page: list[tuple[dict[str, Any], float | None]]
         if query is not None:
-            rows = await self.db.fetchall(
-                f"SELECT {columns}, embedding FROM {TABLE} WHERE {where} AND embedding IS NOT NULL", params
-            )
-            rows = [row for row in rows if matches(loads(row["value"]), op.filter)]
-            ranked = await asyncio.to_thread(_rank, query, rows, op.offset + op.limit)
-            page = list(ranked[op.offset : op.offset + op.limit])
+            page = await self._closest(owner, prefix, query, op)
         elif op.filter:
             rows = await self.db.fetchall(
                 f"SELECT {columns} FROM {TABLE} WHERE {where} ORDER BY updated_at DESC", params
@@ -234,6 +231,41 @@ class ItemStore(BaseStore):
             if expiring:
                 await self._refresh(owner, expiring, time.time())
         return [_search_item(owner, row, score) for row, score in page]
+
+    async def _closest(
+        self, owner: str, prefix: str, query: bytes, op: SearchOp
+    ) -> list[tuple[dict[str, Any], float | None]]:
+        """The page of live items (passing the filter) most similar to ``query``: ranked in the process
+        (``VectorIndex``), then read back in order, a chunk at a time, until the page is full."""
+        wanted, chunk = op.offset + op.limit, max(2 * (op.offset + op.limit), 20)
+        # Without a filter, the best few chunks almost always hold the page (only expired rows drop out).
+        ranked = await self.vectors.rank(owner, prefix, query, None if op.filter else 4 * chunk)
+        found = await self._read_in_order(owner, ranked, chunk, wanted, op.filter)
+        if len(found) < wanted and not op.filter and len(ranked) == 4 * chunk:  # many expired: rank them all
+            ranked = await self.vectors.rank(owner, prefix, query)
+            found = await self._read_in_order(owner, ranked, chunk, wanted, op.filter)
+        return found[op.offset : wanted]
+
+    async def _read_in_order(
+        self, owner: str, ranked: list[tuple[str, str, float]], chunk: int, wanted: int, filter: dict[str, Any] | None
+    ) -> list[tuple[dict[str, Any], float | None]]:
+        found: list[tuple[dict[str, Any], float | None]] = []
+        for start in range(0, len(ranked), chunk):
+            part = ranked[start : start + chunk]
+            keys, params = in_clause(self.db.dialect, sorted({key for _, key, _ in part}))
+            rows = await self.db.fetchall(
+                f"SELECT prefix, key, value, created_at, updated_at, ttl_minutes FROM {TABLE} "
+                f"WHERE owner = %s AND key {keys} AND {_LIVE}",
+                (owner, *params, time.time()),
+            )
+            live = {(row["prefix"], row["key"]): row for row in rows}
+            for item_prefix, key, score in part:
+                row = live.get((item_prefix, key))
+                if row is not None and (not filter or matches(loads(row["value"]), filter)):
+                    found.append((row, score))
+            if len(found) >= wanted:
+                break
+        return found
 
     async def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         conditions = list(op.match_conditions or ())
@@ -324,22 +356,6 @@ def _to_bytes(vector: Sequence[float]) -> bytes:
     array = np.asarray(vector, dtype=np.float32)
     norm = float(np.linalg.norm(array))
     return (array / norm if norm else array).tobytes()
-
-
-def _rank(query: bytes, rows: list[dict[str, Any]], top: int) -> list[tuple[dict[str, Any], float]]:
-    """The ``top`` rows most similar to ``query`` (cosine: every vector is stored unit-length), best first."""
-    import numpy as np
-
-    if not rows or top <= 0:
-        return []
-    wanted = np.frombuffer(query, dtype=np.float32)
-    matrix = np.frombuffer(b"".join(bytes(row["embedding"]) for row in rows), dtype=np.float32)
-    if matrix.size != len(rows) * wanted.size:  # vectors of another model (dimension) in the table: skip those
-        usable = [row for row in rows if len(bytes(row["embedding"])) == len(query)]
-        return _rank(query, usable, top) if len(usable) < len(rows) else []
-    scores = matrix.reshape(len(rows), wanted.size) @ wanted
-    order = np.argsort(-scores, kind="stable")[:top]
-    return [(rows[i], float(scores[i])) for i in order]
 
 
 def _time(value: float) -> datetime.datetime:
