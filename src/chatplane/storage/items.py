@@ -220,7 +220,7 @@ class ItemStore(BaseStore):
             page = [(row, None) for row in matching[op.offset : op.offset + op.limit]]
         else:
             rows = await self.db.fetchall(
-                f"SELECT {columns} FROM {TABLE} WHERE {where} ORDER BY updated_at DESC, prefix, key LIMIT %s OFFSET %s",
+                f"SELECT {columns} FROM {TABLE} WHERE {where} ORDER BY updated_at DESC LIMIT %s OFFSET %s",
                 (*params, op.limit, op.offset),
             )
             page = [(row, None) for row in rows]
