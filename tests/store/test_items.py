@@ -83,6 +83,7 @@ async def test_search_ranks_the_right_memory_first(items: ItemStore) -> None:
 async def test_not_indexed_items_are_found_by_filter_but_not_by_meaning(items: ItemStore) -> None:
     alice, _ = alice_and_bob(items)
     await alice.aput(("notes",), "secret", {"text": MEMORIES["home"], "kind": "private"}, index=False)
+    assert await alice.asearch(("notes",), query="Which city am I living in?") == []  # nothing searchable yet
     await alice.aput(("notes",), "indexed", {"text": MEMORIES["diet"], "kind": "public"}, index=["text"])
     by_meaning = await alice.asearch(("notes",), query="Which city am I living in?")
     assert [i.key for i in by_meaning] == ["indexed"]

@@ -119,11 +119,13 @@ async def open_embeddings(settings: Settings) -> AsyncIterator[Embeddings | None
         variant, filename = LOCAL_MODELS[name]
         yield LocalEmbeddings(variant, filename, threads=settings.embeddings_threads)
     elif provider == "openai" and name:
-        import httpx
         from langchain_openai import OpenAIEmbeddings
 
+        from chatplane.llm.openai_direct import model_http_client
+
         key = settings.embeddings_api_key or settings.openai_api_key or SecretStr("not-needed")
-        async with httpx.AsyncClient(timeout=settings.model_timeout_s) as http:
+        # The SDK's client on aiohttp's transport, as for chat models: its default HTTP stack costs more CPU a call.
+        async with model_http_client() as http:
             yield OpenAIEmbeddings(
                 model=name,
                 openai_api_base=settings.embeddings_base_url or settings.openai_base_url,

@@ -154,8 +154,8 @@ class ItemStore(BaseStore):
         for index, op in enumerate(ops):
             if isinstance(op, PutOp) and (texts := self._texts(op)):
                 documents[index] = "\n".join(texts)
-            elif isinstance(op, SearchOp) and op.query:
-                queries[index] = op.query
+            elif isinstance(op, SearchOp) and op.query and await self._has_vectors(op.namespace_prefix[0]):
+                queries[index] = op.query  # (an owner with nothing searchable: no embedding, no search)
         vectors: dict[int, bytes | None] = {}
         try:
             if documents:
@@ -168,6 +168,12 @@ class ItemStore(BaseStore):
         except Exception as exc:  # the embeddings endpoint (or model) failed: nothing of the batch is done
             raise ModelError("The embedding model failed; try again.") from exc
         return vectors
+
+    async def _has_vectors(self, owner: str) -> bool:
+        row = await self.db.fetchone(
+            f"SELECT 1 AS found FROM {TABLE} WHERE owner = %s AND embedding IS NOT NULL LIMIT 1", (owner,)
+        )
+        return row is not None
 
     # --- operations ---------------------------------------------------------------------------------------------
     async def _get(self, op: GetOp) -> Item | None:
@@ -210,6 +216,8 @@ class ItemStore(BaseStore):
         where, params = _under(owner, prefix, time.time())
         columns = "prefix, key, value, created_at, updated_at, ttl_minutes"
         page: list[tuple[dict[str, Any], float | None]]
+        if query is None and op.query and self.embeddings is not None:
+            return []  # nothing of the owner's is searchable by meaning
         if query is not None:
             page = await self._closest(owner, prefix, query, op)
         elif op.filter:
