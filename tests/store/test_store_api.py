@@ -150,3 +150,20 @@ async def test_an_openai_compatible_embeddings_endpoint(client_for) -> None:
         assert failed.status_code in (502, 503) and set(failed.json()["error"]) == {"code", "message"}
         assert "Injected" not in failed.text
         assert (await client.get("/v1/store/items", params={"namespace": "m", "key": "new"})).status_code == 404
+
+
+async def test_the_python_sdk_store_methods(users: dict[str, httpx.AsyncClient]) -> None:
+    from chatplane.client import AsyncClient, NotFoundError
+
+    alice = AsyncClient("http://chatplane.test", http_client=users["alice"])
+    await alice.put_item(["memories"], "tea", {"content": "I drink green tea."}, ttl=60)
+    await alice.put_item(["notes", "work"], "repo", {"content": "Python 3.12"}, index=False)
+    assert (await alice.get_item(["memories"], "tea")).value == {"content": "I drink green tea."}
+    found = await alice.search_items(["memories"], query="what do I drink?")
+    assert [i.key for i in found] == ["tea"] and found[0].score is not None
+    assert await alice.list_namespaces() == [["memories"], ["notes", "work"]]
+    await alice.delete_item(["memories"], "tea")
+    with pytest.raises(NotFoundError):
+        await alice.get_item(["memories"], "tea")
+    deleted = await alice.purge_my_data()
+    assert deleted["items"] == 1 and await alice.search_items() == []
