@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from benchmarks import openai_wire as wire
+from benchmarks.mock_embeddings import embeddings_response
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -180,6 +181,8 @@ class MockOpenAI:
         path, method = scope["path"], scope["method"]
         if path in ("/v1/chat/completions", "/chat/completions") and method == "POST":
             await self._chat(scope, receive, send)
+        elif path in ("/v1/embeddings", "/embeddings") and method == "POST":
+            await self._embeddings(scope, receive, send)
         elif path in ("/v1/models", "/models"):
             await _json(send, 200, {"object": "list", "data": [_model("mock")]})
         elif path == "/health":
@@ -193,6 +196,16 @@ class MockOpenAI:
             await self._control(method, receive, send)
         else:
             await _raw(send, 404, wire.error_body(404, f"No route {method} {path}"))
+
+    async def _embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fault = self._fault(self._request_config(scope))
+        if fault in ("429", "500", "503"):
+            await _raw(send, int(fault), wire.error_body(int(fault), f"Injected fault {fault}"))
+            return
+        try:
+            await _json(send, 200, embeddings_response(json.loads(await _read_body(receive))))
+        except (ValueError, KeyError, TypeError) as exc:
+            await _raw(send, 400, wire.error_body(400, f"Bad request: {exc}"))
 
     async def _control(self, method: str, receive: Receive, send: Send) -> None:
         if method == "POST":

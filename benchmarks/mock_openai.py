@@ -12,8 +12,8 @@ or in-process (tests)::
         mock.configure(fault="500", fail_first=2)   # the next 2 requests get a 500, later ones an answer
         mock.stats()["prompt_messages"]
 
-Routes: ``POST /v1/chat/completions`` (JSON or ``stream: true`` SSE), ``GET /v1/models``, ``GET /health``,
-``GET /_stats``, ``POST /_stats/reset``, ``GET|POST /_control``.
+Routes: ``POST /v1/chat/completions`` (JSON or ``stream: true`` SSE), ``POST /v1/embeddings``, ``GET /v1/models``,
+``GET /health``, ``GET /_stats``, ``POST /_stats/reset``, ``GET|POST /_control``.
 
 Behaviour comes from a ``MockConfig``: the command-line flags set the defaults, ``POST /_control`` changes them
 for every later request (``{"reset": true}`` restores the flags), and ``X-Mock-<Field>`` headers override them for

@@ -29,7 +29,7 @@ from chatplane.agents.graphs import KindGraphs
 from chatplane.agents.project import GraphSource, load_project
 from chatplane.agents.registry import GraphRegistry
 from chatplane.config import Settings
-from chatplane.core import Services, UserServices
+from chatplane.core import Services, UserServices, memories
 from chatplane.core.checks import check_id, default_session_id
 from chatplane.core.targets import RunTargets
 from chatplane.errors import (
@@ -114,7 +114,8 @@ class ProductionAgent:
             registry = self._registry = await GraphRegistry.open(
                 project.graphs, self.settings, kinds, storage.checkpointer
             )
-            targets = RunTargets(registry, storage.assistants.find)
+            store, limits = await stack.enter_async_context(memories.open_store(self.settings, storage.db))
+            targets = RunTargets(registry, storage.assistants.find, store_for=memories.scoped_store(store, limits))
             self._check_default(targets)
             events: EventLog | None = None
             if self.settings.redis_url:
@@ -122,7 +123,7 @@ class ProductionAgent:
                 stack.push_async_callback(redis_log.aclose)
                 events = redis_log
             self.runs = RunManager(storage=storage, settings=self.settings, events=events, graph_for=targets.for_run)
-            self.services = Services(settings=self.settings, storage=storage, runs=self.runs, targets=targets)
+            self.services = Services(self.settings, storage, self.runs, targets, store=store, store_limits=limits)
             await self.runs.start()
             stack.push_async_callback(lambda: self.runs.aclose(self._shutdown_grace_s))
         except BaseException:

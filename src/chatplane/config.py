@@ -256,6 +256,26 @@ class Settings(BaseSettings):
         1000, ge=0, description="Assistants one user may keep (the graphs' defaults not counted); 0 = no limit."
     )
 
+    # --- long-term memory (the store) -------------------------------------------------------------------------
+    embeddings: str = Field(
+        "local:e5-small",
+        description="What embeds store items for semantic search: local:e5-small (offline, on the CPU), "
+        "openai:<model> (an OpenAI-compatible /v1/embeddings) or none.",
+    )
+    embeddings_base_url: str | None = Field(
+        None,
+        description="Base URL of the /v1/embeddings endpoint for openai:<model>; unset = CHATPLANE_OPENAI_BASE_URL.",
+    )
+    embeddings_api_key: SecretStr | None = Field(
+        None, description="Key for the embeddings endpoint; unset = the OpenAI key."
+    )
+    embeddings_threads: int = Field(1, ge=1, le=64, description="CPU threads the local embedding model may use.")
+    store_max_value_bytes: int = Field(
+        65_536, ge=256, description="Largest value one store item may hold (JSON, UTF-8 bytes; 422 above)."
+    )
+    store_max_namespace_depth: int = Field(8, ge=1, le=32, description="Most labels in a store namespace.")
+    store_max_search_limit: int = Field(100, ge=1, le=1000, description="Most items one store search returns.")
+
     @field_validator("model")
     @classmethod
     def _model_has_provider(cls, value: str) -> str:

@@ -13,6 +13,7 @@
     ├── AssistantNotFoundError (404)    no such assistant (or version) for this caller (another user's looks the same)
     ├── ScheduleNotFoundError (404)     no such schedule for this caller (another user's looks the same)
     ├── WebhookNotFoundError (404)      the caller's run named no webhook
+    ├── ItemNotFoundError (404)         no such store item for this caller (another user's looks the same)
     ├── ModelNotFoundError (404)        the OpenAI-compatible endpoint was asked for a model that is no agent
     ├── ThreadBusyError (409)           the thread already has an active run (double-texting policy `reject`)
     ├── AgentMismatchError (409)        the thread was created for another agent
@@ -116,6 +117,12 @@ class AssistantNotFoundError(ChatplaneError):
     code = "assistant_not_found"
     status = 404
     default_message = "No such assistant."
+
+
+class ItemNotFoundError(ChatplaneError):
+    code = "item_not_found"
+    status = 404
+    default_message = "No such item."
 
 
 class ModelNotFoundError(ChatplaneError):

@@ -18,12 +18,17 @@ from langchain_core.tools import BaseTool
 
 from chatplane.agents.context import ContextBudgetMiddleware, context_budget
 from chatplane.agents.kind import AgentContext, AgentKind
+from chatplane.agents.memory import MemoryRecallMiddleware, memory_tools
 from chatplane.config import Settings
 from chatplane.errors import InvalidInputError
 from chatplane.llm import make_chat_model
 from chatplane.storage.transcript import Transcript
 
 _KEPT = 128
+DEFAULT_RECALL = 3
+"""Memories recalled into each model call of an assistant with ``memory`` on, unless it sets ``memory_recall``."""
+RECALL_SHARE = 8
+"""Recalled memories take at most this fraction (1/8) of the context budget, on top of the history it holds."""
 
 
 class KindGraphs:
@@ -78,6 +83,8 @@ class KindGraphs:
         tools = self.tools
         if context.tools is not None:
             tools = [tool for tool in self.tools if tool.name in context.tools]
+        if context.memory:
+            tools = [*tools, *memory_tools()]
         return kind.build(
             self._model_for(context.model or settings.model),
             settings=settings,
@@ -96,6 +103,9 @@ class KindGraphs:
         transcript = self._transcript if stateful else None
         budget = context.context_budget_tokens or context_budget(self.settings)
         middleware: list[Any] = [ContextBudgetMiddleware(budget, transcript)]
+        recall = DEFAULT_RECALL if context.memory_recall is None else context.memory_recall
+        if context.memory and recall:
+            middleware.insert(0, MemoryRecallMiddleware(recall, recall_tokens=max(64, budget // RECALL_SHARE)))
         approve = context.approve_tools if context.approve_tools is not None else self.settings.sensitive_tools
         if approve and stateful:
             # A human approves these tool calls before they run (the pause needs a checkpointer to resume from).

@@ -42,3 +42,14 @@ class AgentContext(BaseModel):
     context_budget_tokens: int | None = Field(
         None, ge=256, le=2_000_000, description="The most prompt tokens a model call gets (oldest messages drop)."
     )
+    memory: bool = Field(
+        False,
+        description="Remember the user across threads: tools to save, update, search and forget memories (agents "
+        "with tools), and their most relevant memories recalled into each model call (see memory_recall).",
+    )
+    memory_recall: int | None = Field(
+        None,
+        ge=0,
+        le=20,
+        description="With memory on: how many relevant memories each model call gets (default 3; 0 = none).",
+    )

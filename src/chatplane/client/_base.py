@@ -166,5 +166,21 @@ class ClientBase:
         more events (a run resumed since) does not: the stream goes on."""
         return last is not None and last.type in PAUSE_EVENTS
 
+    @staticmethod
+    def _item_params(namespace: Sequence[str], key: str) -> dict[str, str]:
+        return {"namespace": ".".join(namespace), "key": key}
+
+    @classmethod
+    def _search_body(
+        cls,
+        namespace_prefix: Sequence[str],
+        query: str | None,
+        filter: Mapping[str, Any] | None,
+        limit: int,
+        offset: int,
+    ) -> dict[str, Any]:
+        body = cls._given(query=query, filter=filter)
+        return {"namespace_prefix": list(namespace_prefix), "limit": limit, "offset": offset, **body}
+
 
 __all__ = ["STREAM_RETRIES", "UNSET", "APIError", "ClientBase", "RunOptions"]

@@ -17,16 +17,19 @@ user's thread, run or assistant is indistinguishable from a missing one — and 
 ``thread_state`` ``ThreadStates``: a thread's LangGraph state — latest, at a checkpoint, history, update
 ``thread_status`` a thread's status (idle, busy, interrupted, error) from its runs and latest checkpoint
 ``branches``    ``Branches``: a thread as a tree of turns — edit a message, regenerate an answer, switch branch, fork
+``memories``    ``MemoryService``: a user's long-term store items: put, get, delete, search, list namespaces
 ``checks``      ids and messages, checked before anything is stored
 ==============  ===============================================================================================
 """
 
 from chatplane.core.assistants import AssistantService
 from chatplane.core.branches import Branches
+from chatplane.core.memories import MemoryService
 from chatplane.core.runs import RunService
 from chatplane.core.services import Services
 from chatplane.core.thread_views import ThreadViews
 from chatplane.core.threads import ThreadService
+from chatplane.storage.purge import PurgeReport, purge_owner
 
 
 class UserServices:
@@ -39,6 +42,25 @@ class UserServices:
         self.assistants = AssistantService(services, owner)
         self.thread_views = ThreadViews(services, owner)
         self.branches = Branches(services, owner, self.runs)
+        self._services = services
+
+    async def purge(self) -> PurgeReport:
+        """Delete everything the owner has stored (``chatplane.storage.purge``); their runs are stopped first."""
+        services = self._services
+        return await purge_owner(services.storage, self.owner, delete_thread=services.delete_thread)
+
+    @property
+    def memories(self) -> MemoryService:
+        """The owner's long-term store items."""
+        return MemoryService(self._services, self.owner)
 
 
-__all__ = ["AssistantService", "RunService", "Services", "ThreadService", "ThreadViews", "UserServices"]
+__all__ = [
+    "AssistantService",
+    "MemoryService",
+    "RunService",
+    "Services",
+    "ThreadService",
+    "ThreadViews",
+    "UserServices",
+]

@@ -221,7 +221,8 @@ class RunService:
     ) -> AsyncIterator[tuple[EventType, dict[str, Any]]]:
         """Run ``agent`` (an assistant or graph id) once on a whole conversation, keeping nothing but the run
         record."""
-        target = await self._services.targets.of(agent, self.owner, stateful=False)
+        targets = self._services.targets
+        target = targets.with_store(await targets.of(agent, self.owner, stateful=False), self.owner)
         if not target.served.has_messages:
             raise InvalidInputError(f"{agent!r} keeps no messages: it cannot answer a conversation.")
         return stream_stateless(

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from langchain_core.messages import AnyMessage
 from langchain_core.runnables import RunnableConfig
+from langgraph.store.base import BaseStore
 
 from chatplane.agents.registry import GraphRegistry
 from chatplane.config import Settings
 from chatplane.core.targets import RunTargets
-from chatplane.errors import ChatplaneError, NoMessagesError
+from chatplane.errors import ChatplaneError, ConfigError, NoMessagesError
 from chatplane.failures import as_chatplane_error
 from chatplane.runs import RunManager
 from chatplane.storage.engine import Storage
+from chatplane.storage.owner_store import OwnerStore, StoreLimits
 from chatplane.storage.transcript import merge_history
 
 
@@ -25,6 +27,15 @@ class Services:
     storage: Storage
     runs: RunManager
     targets: RunTargets
+    store: BaseStore | None = None
+    """The long-term store of every user (``chatplane.storage.items``); each sees theirs through ``store_for``."""
+    store_limits: StoreLimits = field(default_factory=StoreLimits)
+
+    def store_for(self, owner: str) -> OwnerStore:
+        """``owner``'s view of the store (what their routes and graphs use)."""
+        if self.store is None:
+            raise ConfigError("This server has no store.")
+        return OwnerStore(self.store, owner, self.store_limits)
 
     @property
     def catalog(self) -> GraphRegistry:

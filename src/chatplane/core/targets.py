@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
+from langgraph.store.base import BaseStore
+
 from chatplane.agents.catalog import default_assistant_id
 from chatplane.agents.registry import GraphRegistry, RunTarget
 from chatplane.errors import AssistantNotFoundError, InvalidInputError
@@ -35,8 +37,17 @@ AssistantLookup = Callable[[str, str], Awaitable[AssistantSettings | None]]
 
 
 class RunTargets:
-    def __init__(self, graphs: GraphRegistry, assistants: AssistantLookup | None = None) -> None:
+    def __init__(
+        self,
+        graphs: GraphRegistry,
+        assistants: AssistantLookup | None = None,
+        *,
+        store_for: Callable[[str], BaseStore] | None = None,
+    ) -> None:
+        """``store_for``: an owner's view of the long-term store, given to their runs' graphs (LangGraph's
+        ``get_store()`` / ``runtime.store``)."""
         self.graphs = graphs
+        self._store_for = store_for
         self._assistants = assistants
         self._defaults = {default_assistant_id(graph_id): graph_id for graph_id in graphs.graph_ids()}
         self._defaults_resolved: dict[tuple[str, str | None, bool], RunTarget] = {}
@@ -103,13 +114,22 @@ class RunTargets:
         return resolved
 
     async def for_run(self, run: Run) -> RunTarget:
-        return await self.of(
+        target = await self.of(
             run.agent,
             run.owner,
             model=run.model,
             run_config=run.input.get("config"),
             run_context=run.input.get("context"),
         )
+        return self.with_store(target, run.owner)
+
+    def with_store(self, target: RunTarget, owner: str) -> RunTarget:
+        """``target`` with ``owner``'s view of the store: a copy of its graph (as the registry gives graphs the
+        checkpointer), so a graph's ``get_store()`` reaches their items and no one else's."""
+        if self._store_for is None:
+            return target
+        graph = target.graph.copy(update={"store": self._store_for(owner), "auto_validate": False})
+        return replace(target, graph=graph)
 
 
 class _Default:

@@ -82,7 +82,7 @@ class RetentionJob:
         if report is None:
             log.debug("retention: another process is pruning; skipped this round")
             return None
-        if report.threads or report.runs or report.checkpoints or report.skipped:
+        if report.threads or report.runs or report.checkpoints or report.skipped or report.items:
             log.info("retention: %s", report)
         if self.on_report is not None:
             try:

@@ -10,7 +10,8 @@ open-source savers have no retention of their own. ``prune(storage, older_than_s
    human is deleted with it. The decision and the registry row go in one transaction that holds the thread's lock
    (the one that accepting a message takes), so a message arriving meanwhile either wins or gets a 404.
 2. **Deletes old stateless run records** (OpenAI-compatible requests without a thread) past ``older_than_s``.
-3. **Compacts live threads**: keeps the latest checkpoint of each namespace — what ``get_state`` loads, with its
+3. **Deletes expired store items** (``chatplane.storage.items``): those past their TTL (reads skip them already).
+4. **Compacts live threads**: keeps the latest checkpoint of each namespace — what ``get_state`` loads, with its
    pending writes — and deletes the superseded ones, the subgraph-call namespaces of finished turns, and the writes
    and blobs only they used. On PostgreSQL this is ``AsyncPostgresSaver.aprune(strategy="keep_latest")``; on SQLite,
    where the saver has no prune, the same rule in SQL below (each thread in one write transaction). A thread with a
@@ -36,6 +37,7 @@ from typing import Any
 from chatplane.storage import branches
 from chatplane.storage.database import Database, in_clause
 from chatplane.storage.engine import Storage
+from chatplane.storage.items import count_expired, sweep_expired
 from chatplane.storage.threads import ThreadStore
 
 log = logging.getLogger("chatplane.retention")
@@ -69,13 +71,16 @@ class PruneReport:
     """Live threads whose superseded checkpoints were deleted."""
     skipped: int = 0
     """Expired threads left for a later round: a run is pending or running on them."""
+    items: int = 0
+    """Store items deleted: past their TTL."""
     dry_run: bool = False
 
     def __str__(self) -> str:
         verb = "would delete" if self.dry_run else "deleted"
         return (
             f"{verb} {self.threads} thread(s), {self.runs} run record(s), {self.checkpoints} checkpoint(s); "
-            f"compacted {self.compacted} live thread(s); {self.skipped} busy thread(s) left for later"
+            f"{self.items} expired store item(s); compacted {self.compacted} live thread(s); "
+            f"{self.skipped} busy thread(s) left for later"
         )
 
 
@@ -90,6 +95,7 @@ async def prune(
     await _delete_expired_threads(storage, tables, now, cutoff, report, batch, doomed)
     if cutoff is not None:
         await _delete_stateless_runs(storage.db, cutoff, report)
+    report.items = await (count_expired if dry_run else sweep_expired)(storage.db, now)
     if tables:
         await _compact_live_threads(storage, report, batch, doomed)
     return report

@@ -24,8 +24,10 @@ from chatplane.service.routes import (
     openai,
     runs,
     schedules,
+    store,
     threads,
     usage,
+    users,
     web,
     webhooks,
     ws,
@@ -56,7 +58,7 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Api-Key", "X-Request-ID"]
             + ["Mcp-Session-Id", "Mcp-Protocol-Version", "A2A-Version"],  # browser MCP and A2A clients
             expose_headers=["Retry-After", "X-Request-ID", "Content-Location", "Location", "X-Pagination-Next"]
@@ -66,7 +68,7 @@ def create_app(
     app.add_middleware(UnexpectedErrorGuard)  # sees whatever nothing else handled
     observe(app, operations)  # the request observer is outermost; GET /metrics
     routes = (chat, threads, branches, runs, assistants, ws, openai, agents, health, web, usage, schedules, webhooks)
-    for module in routes:
+    for module in (*routes, store, users):
         app.include_router(module.router)
     app.include_router(langgraph.router)  # the LangGraph Platform API, at the root path
     add_mcp_route(app)  # /mcp: assistants as MCP tools

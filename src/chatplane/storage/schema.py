@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from chatplane.storage import items
 from chatplane.storage.database import Database, SqliteDatabase
 
 SCHEMA = [
@@ -199,6 +200,8 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (run_id, attempt)
         )""",
     ],
+    ],
+    items.MIGRATION,  # the long-term store (chatplane.storage.items): per-user items, their TTL and embeddings
 ]
 """Schema changes after the first release, in order; ``chatplane_schema`` records how many a database has had.
 Append new steps; never edit a released one."""

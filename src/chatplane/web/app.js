@@ -12,6 +12,7 @@ import { Branches } from "./branches.js";
 import { Conversation } from "./conversation.js";
 import { AgentCatalog } from "./agents.js";
 import { closeDrawer, isPhone } from "./drawer.js";
+import { MemoriesPanel } from "./memories.js";
 import { parseInput, showState } from "./graphstate.js";
 import { ACTIVE_STATUSES, followRun } from "./runs.js";
 import { SignIn, showAccount } from "./signin.js";
@@ -49,6 +50,7 @@ const state = {
 };
 
 const banners = new Banners($("banners"));
+new MemoriesPanel(() => state.api); // eslint-disable-line no-new
 const conversation = new Conversation(ui.log, $("messages"), { onDecide: decide });
 const signIn = new SignIn({
   onSignedIn: async (key) => {
