@@ -200,7 +200,6 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (run_id, attempt)
         )""",
     ],
-    ],
     items.MIGRATION,  # the long-term store (chatplane.storage.items): per-user items, their TTL and embeddings
 ]
 """Schema changes after the first release, in order; ``chatplane_schema`` records how many a database has had.
