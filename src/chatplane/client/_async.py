@@ -11,7 +11,9 @@ import httpx
 from httpx_sse import EventSource, aconnect_sse
 
 from chatplane.assistant_schemas import AssistantOut
-from chatplane.branch_schemas import BranchOut, HistoryPage
+from chatplane.client._async_automation import AsyncAutomationMethods
+from chatplane.client._async_branches import AsyncBranchesMethods
+from chatplane.client._async_store import AsyncStoreMethods
 from chatplane.client._base import (
     CREATE_RETRIES,
     DEFAULT_URL,
@@ -24,7 +26,6 @@ from chatplane.client._base import (
 )
 from chatplane.client.errors import APIConnectionError
 from chatplane.events import TERMINAL_EVENTS
-from chatplane.schedule_schemas import ScheduleList, ScheduleOut, WebhookDelivery, WebhookSecret
 from chatplane.schemas import (
     AgentList,
     ChatResponse,
@@ -37,10 +38,9 @@ from chatplane.schemas import (
     ThreadOut,
     ThreadState,
 )
-from chatplane.store_schemas import ListNamespacesResponse, ScoredItem, SearchItemsResponse, StoreItem
 
 
-class AsyncClient(ClientBase):
+class AsyncClient(AsyncAutomationMethods, AsyncBranchesMethods, AsyncStoreMethods, ClientBase):
     """A chatplane server, over HTTP. Use as an async context manager, or await ``aclose()``."""
 
     def __init__(
@@ -138,40 +138,6 @@ class AsyncClient(ClientBase):
     async def delete_thread(self, thread_id: str) -> None:
         self._raise_for_status(await self._request("DELETE", f"/v1/threads/{thread_id}"))
 
-    # --- schedules and webhooks -----------------------------------------------------------------------------------
-    async def create_schedule(self, schedule: str, *, message: str | None = None, **fields: Any) -> ScheduleOut:
-        """Run an assistant on ``schedule`` (cron; five fields, or six with seconds first): ``message`` (or
-        ``input=``) each time; ``timezone``, ``assistant_id``, ``thread_id``, ``webhook``, ``end_time`` … (POST
-        /v1/crons)."""
-        body = self._given(schedule=schedule, message=message, **fields)
-        return self._parse(await self._request("POST", "/v1/crons", json=body), ScheduleOut)
-
-    async def schedules(self, *, limit: int = 100, offset: int = 0) -> list[ScheduleOut]:
-        answer = await self._request("GET", "/v1/crons", params={"limit": limit, "offset": offset})
-        return self._parse(answer, ScheduleList).schedules
-
-    async def get_schedule(self, schedule_id: str) -> ScheduleOut:
-        return self._parse(await self._request("GET", f"/v1/crons/{schedule_id}"), ScheduleOut)
-
-    async def update_schedule(self, schedule_id: str, **fields: Any) -> ScheduleOut:
-        body = self._given(**fields)
-        return self._parse(await self._request("PATCH", f"/v1/crons/{schedule_id}", json=body), ScheduleOut)
-
-    async def delete_schedule(self, schedule_id: str) -> None:
-        self._raise_for_status(await self._request("DELETE", f"/v1/crons/{schedule_id}"))
-
-    async def webhook_secret(self, *, rotate: bool = False) -> str:
-        """The key your webhooks are signed with; ``rotate``: a new one, used from now on."""
-        if rotate:
-            answer = await self._request("POST", "/v1/webhooks/secret/rotate")
-        else:
-            answer = await self._request("GET", "/v1/webhooks/secret")
-        return self._parse(answer, WebhookSecret).secret
-
-    async def run_webhook(self, run_id: str) -> WebhookDelivery:
-        """The delivery of a run's outcome to its webhook, with every attempt."""
-        return self._parse(await self._request("GET", f"/v1/runs/{run_id}/webhook"), WebhookDelivery)
-
     async def messages(self, thread_id: str, *, limit: int = 100, cursor: str | None = None) -> MessageList:
         params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
         return self._parse(await self._request("GET", f"/v1/threads/{thread_id}/messages", params=params), MessageList)
@@ -179,52 +145,6 @@ class AsyncClient(ClientBase):
     async def thread_state(self, thread_id: str) -> ThreadState:
         """The thread's latest state (any graph's ``values``), and what a paused run waits for."""
         return self._parse(await self._request("GET", f"/v1/threads/{thread_id}/state"), ThreadState)
-
-    # --- branches: edit, regenerate, switch, history, fork (docs/branches.md) ---------------------------------------
-    async def edit_message(
-        self,
-        thread_id: str,
-        message_id: str,
-        message: str,
-        *,
-        multitask: Multitask = "reject",
-        background: bool = False,
-    ) -> RunOut:
-        """A new branch from just before the user message ``message_id``, with ``message`` in its place; waits for the
-        answer (``background``: returns the accepted run at once). The old branch stays."""
-        body = {"message": message, "multitask": multitask, "background": background}
-        url = f"/v1/threads/{thread_id}/messages/{message_id}/edit"
-        return self._parse(await self._request("POST", url, json=body), RunOut)
-
-    async def regenerate(
-        self, thread_id: str, message_id: str, *, multitask: Multitask = "reject", background: bool = False
-    ) -> RunOut:
-        """Another answer to the turn of ``message_id`` (an answer, or its user message), on a new branch."""
-        body = {"multitask": multitask, "background": background}
-        url = f"/v1/threads/{thread_id}/messages/{message_id}/regenerate"
-        return self._parse(await self._request("POST", url, json=body), RunOut)
-
-    async def branch(self, thread_id: str) -> BranchOut:
-        """The current branch, oldest first; a message with other versions carries ``siblings`` (index, count)."""
-        return self._parse(await self._request("GET", f"/v1/threads/{thread_id}/branch"), BranchOut)
-
-    async def switch_branch(self, thread_id: str, message_id: str, *, multitask: Multitask = "reject") -> BranchOut:
-        """Make the newest branch through ``message_id`` (on any branch) current; the branch as it is then."""
-        body = {"message_id": message_id, "multitask": multitask}
-        return self._parse(await self._request("POST", f"/v1/threads/{thread_id}/branch", json=body), BranchOut)
-
-    async def thread_history(self, thread_id: str, *, limit: int = 20, cursor: str | None = None) -> HistoryPage:
-        """The current branch's turns, newest first, a page at a time."""
-        params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
-        url = f"/v1/threads/{thread_id}/history"
-        return self._parse(await self._request("GET", url, params=params), HistoryPage)
-
-    async def fork_thread(
-        self, thread_id: str, *, message_id: str | None = None, title: str | None = None
-    ) -> ThreadOut:
-        """A new thread with this one's current branch up to ``message_id``'s turn (or all of it), by reference."""
-        body = {k: v for k, v in {"message_id": message_id, "title": title}.items() if v is not None}
-        return self._parse(await self._request("POST", f"/v1/threads/{thread_id}/fork", json=body), ThreadOut)
 
     # --- runs -----------------------------------------------------------------------------------------------------
     async def run(
@@ -418,51 +338,3 @@ class AsyncClient(ClientBase):
         return self._parse(
             await self._request("POST", f"/v1/assistants/{assistant_id}/latest", json=body), AssistantOut
         )
-
-    # --- the long-term store (memories) ---------------------------------------------------------------------------
-    async def put_item(
-        self,
-        namespace: Sequence[str],
-        key: str,
-        value: Mapping[str, Any],
-        *,
-        index: bool | list[str] | None = None,
-        ttl: float | None = None,
-    ) -> None:
-        """Store an item (yours only); ``index=False``: not searchable by meaning; ``ttl``: minutes."""
-        body = {"namespace": list(namespace), "key": key, "value": dict(value), **self._given(index=index, ttl=ttl)}
-        self._raise_for_status(await self._request("PUT", "/v1/store/items", json=body))
-
-    async def get_item(self, namespace: Sequence[str], key: str) -> StoreItem:
-        return self._parse(
-            await self._request("GET", "/v1/store/items", params=self._item_params(namespace, key)), StoreItem
-        )
-
-    async def delete_item(self, namespace: Sequence[str], key: str) -> None:
-        body = {"namespace": list(namespace), "key": key}
-        self._raise_for_status(await self._request("DELETE", "/v1/store/items", json=body))
-
-    async def search_items(
-        self,
-        namespace_prefix: Sequence[str] = (),
-        *,
-        query: str | None = None,
-        filter: Mapping[str, Any] | None = None,
-        limit: int = 10,
-        offset: int = 0,
-    ) -> list[ScoredItem]:
-        """Your items under the prefix: closest in meaning to ``query`` first, else newest first."""
-        body = self._search_body(namespace_prefix, query, filter, limit, offset)
-        return self._parse(await self._request("POST", "/v1/store/items/search", json=body), SearchItemsResponse).items
-
-    async def list_namespaces(self, prefix: Sequence[str] | None = None, *, limit: int = 100) -> list[list[str]]:
-        body = {"limit": limit, **self._given(prefix=list(prefix) if prefix else None)}
-        return self._parse(
-            await self._request("POST", "/v1/store/namespaces", json=body), ListNamespacesResponse
-        ).namespaces
-
-    async def purge_my_data(self) -> dict[str, int]:
-        """Delete everything of yours on the server (threads, runs, assistants, memories …): what went, by kind."""
-        response = await self._request("DELETE", "/v1/users/me/data")
-        self._raise_for_status(response)
-        return dict(response.json()["deleted"])
