@@ -12,7 +12,7 @@ from langchain_core.tools import BaseTool
 from langgraph.types import Checkpointer
 
 from chatplane.agents.context import TranscriptMiddleware
-from chatplane.agents.embedded import EmbeddedToolCallMiddleware, needs_forced_tool_calls
+from chatplane.agents.embedded import EmbeddedToolCallMiddleware, needs_tool_routing
 from chatplane.agents.guards import guard_middleware, split_model_call_layers
 from chatplane.agents.kind import AgentKind
 from chatplane.config import Settings
@@ -34,11 +34,12 @@ def agent_middleware(
     *,
     transcript: Transcript | None = None,
 ) -> list[AgentMiddleware[Any, Any, Any]]:
-    """The guards, with the embedded model's tool-call forcing and the caller's ``middleware`` inside them — but
-    model-call-only layers (and the ``transcript``'s archiving, outermost) outside them, in the same span."""
+    """The guards, with the embedded model's tool routing (``chatplane.agents.embedded``) and the caller's
+    ``middleware`` inside them — but model-call-only layers (and the ``transcript``'s archiving, outermost)
+    outside them, in the same span."""
     own: list[AgentMiddleware[Any, Any, Any]] = []
-    if needs_forced_tool_calls(settings):
-        own.append(EmbeddedToolCallMiddleware(model, name))
+    if needs_tool_routing(settings):
+        own.append(EmbeddedToolCallMiddleware(model, name, max_tool_calls=settings.local_tool_calls_per_turn))
     layers, rest = split_model_call_layers(middleware)
     archiving = [TranscriptMiddleware(transcript)] if transcript else []
     return guard_middleware(settings, extra=[*own, *rest], outer=[*archiving, *layers])

@@ -110,7 +110,9 @@ def make_search_docs(docs_dir: str | Path | None) -> BaseTool:
 
     @tool("search_docs")
     async def search_docs(query: str, max_results: int = 3) -> str:
-        """Search the local documents for passages about `query`; returns the best passages with their file names."""
+        """Search the local documents (chatplane's own guide unless a folder is set) for passages about `query`.
+
+        Returns the best passages with their file names."""
         limit = max(1, min(max_results, MAX_RESULTS))
         hits = await asyncio.to_thread(find, query, limit)
         if not hits:
