@@ -12,8 +12,9 @@ call as bare or fenced JSON that llama.cpp does not turn into ``tool_calls``, or
    grammar support may send back) and validated against the schema. The agent gets an ``AIMessage`` with that one
    tool call, and runs the tool as usual.
 3. **Answer.** Once the agent has made ``local_tool_calls_per_turn`` calls this turn (or the route says
-   ``answer``), the model answers with no tools offered, streamed. Bounded: a model that writes another call as
-   text instead gets the tool's result stated plainly as its answer.
+   ``answer``), the model answers with no tools offered, streamed; after a tool result, the user's question is
+   restated below it. Bounded: a model that writes another call as text instead is cut off there, and the tool's
+   result is stated plainly as its answer.
 
 Steps 1 and 2 are internal: their tokens are not streamed to the client (LangGraph's ``nostream`` tag), and their
 token usage is added to the tool-calling message. Every step shares the conversation as its prompt prefix
@@ -48,6 +49,8 @@ from chatplane.llm.local import TOOL_CALL_PREFILL
 ANSWER = "answer"
 ROUTE_TOKENS = 24
 ARGUMENT_TOKENS = 160
+ANSWER_STOPS = [TOOL_CALL_PREFILL.strip(), '{"name":']
+"""Where an answer that turns into a tool call written as text is cut (``answer_or_result`` then states the result)."""
 
 
 def needs_tool_routing(settings: Settings) -> bool:
@@ -137,6 +140,10 @@ def route_schema(tools: Sequence[BaseTool]) -> dict[str, Any]:
         "required": ["action"],
         "additionalProperties": False,
     }
+
+
+def answer_instruction(question: str) -> str:
+    return f'Using the results above, answer the user\'s message: "{question}"'
 
 
 def argument_schema(tool: BaseTool) -> dict[str, Any]:
@@ -249,6 +256,10 @@ class EmbeddedToolCallMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     async def _answer(
         self, request: ModelRequest[Any], messages: list[AnyMessage], handler: ModelHandler
     ) -> ModelResponse[Any]:
-        settings = {**request.model_settings, "stop": [TOOL_CALL_PREFILL.strip()]}
-        answer = await handler(request.override(messages=messages, tools=[], tool_choice=None, model_settings=settings))
+        settings = {**request.model_settings, "stop": ANSWER_STOPS}
+        prompt = messages
+        if any(isinstance(m, ToolMessage) for m in this_turn(messages)):
+            # Small models shown a tool result tend to call again; restating the question turns them to answering.
+            prompt = [*messages, HumanMessage(answer_instruction(last_question(messages)))]
+        answer = await handler(request.override(messages=prompt, tools=[], tool_choice=None, model_settings=settings))
         return answer_or_result(answer, messages)

@@ -155,7 +155,7 @@ async def open_chat_model(
         http = await stack.enter_async_context(httpx.AsyncClient())
         model_http = model_http_client()
         stack.push_async_callback(model_http.aclose)
-        model_session = await model_http_session()
+        model_session = await model_http_session(keepalive=provider != "local")
         stack.push_async_callback(model_session.close)
         if provider == "local":
             from chatplane.llm.local import EmbeddedLlamaServer, find_model_file

