@@ -191,7 +191,7 @@ async def ask(
 
 async def run_model(model_id: str, only: str | None) -> ModelRun:
     # a slow shared machine must not turn into timeouts: this measures answers, and speed separately
-    settings = Settings(_env_file=None, model=model_id, storage_url="memory://", model_timeout_s=600)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, model=model_id, storage_url="memory://", model_timeout_s=600)
     run = ModelRun(model_id)
     before = rss_mib()
     started = time.perf_counter()

@@ -98,7 +98,9 @@ async def test_arguments_written_outside_the_schema_are_read_leniently(written: 
 
 
 async def test_arguments_that_do_not_fit_the_schema_give_an_answer_without_the_tool() -> None:
-    model = RecordingModel(replies=['{"action": "calculator"}', '{"expr": 12}', "I could not compute that."], bindings=[])
+    model = RecordingModel(
+        replies=['{"action": "calculator"}', '{"expr": 12}', "I could not compute that."], bindings=[]
+    )
     graph, settings = local_react(model)
     result = await graph.ainvoke({"messages": [HumanMessage("6 * 7?")]}, run_config("t", settings))
     assert [m.type for m in result["messages"]] == ["human", "ai"]

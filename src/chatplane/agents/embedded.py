@@ -37,6 +37,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.messages.ai import UsageMetadata, add_usage
 from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.constants import TAG_NOSTREAM
 from pydantic import BaseModel, ValidationError
 
@@ -148,7 +149,12 @@ def answer_instruction(question: str) -> str:
 
 def argument_schema(tool: BaseTool) -> dict[str, Any]:
     schema = tool.tool_call_schema
-    raw = schema if isinstance(schema, dict) else schema.model_json_schema()
+    if isinstance(schema, dict):
+        raw = schema
+    elif isinstance(schema, type) and issubclass(schema, BaseModel):
+        raw = schema.model_json_schema()
+    else:  # a pydantic v1 model
+        raw = convert_to_openai_tool(tool)["function"]["parameters"]
     return {k: v for k, v in raw.items() if k not in ("title", "description")} or {"type": "object"}
 
 
