@@ -19,7 +19,7 @@ Also printed: time to first token (the first token of the answer the user sees, 
 arguments and the tool included), tokens/s while the answer streams, load time and the memory the model took.
 
 ``python -m benchmarks.agent_eval --models local:qwen2.5-coder-1.5b local:qwen2.5-coder-0.5b local:smollm2-135m``
-(each model must be installed: ``make model MODEL=...``); ``--only arithmetic`` runs one category.
+(each model must be installed: ``make model MODEL=...``); ``--only arithmetic "time zones"`` runs some categories.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ async def ask(
     return this_turn(state.values["messages"]), ttft, tokens, (last - first) if first else 0.0
 
 
-async def run_model(model_id: str, only: str | None) -> ModelRun:
+async def run_model(model_id: str, only: list[str] | None) -> ModelRun:
     # a slow shared machine must not turn into timeouts: this measures answers, and speed separately
     settings = Settings(_env_file=None, model=model_id, storage_url="memory://", model_timeout_s=600)
     run = ModelRun(model_id)
@@ -204,7 +204,7 @@ async def run_model(model_id: str, only: str | None) -> ModelRun:
             "multi": build_multi(handle.model, settings=settings, checkpointer=InMemorySaver(), tools=tools),
         }
         for question in QUESTIONS:
-            if only and question.category != only:
+            if only and question.category not in only:
                 continue
             thread = uuid.uuid4().hex
             graph = graphs[question.agent]
@@ -299,7 +299,7 @@ async def main() -> None:
     parser.add_argument(
         "--models", nargs="+", default=["local:qwen2.5-coder-1.5b", "local:qwen2.5-coder-0.5b", "local:smollm2-135m"]
     )
-    parser.add_argument("--only", choices=CATEGORIES)
+    parser.add_argument("--only", nargs="+", choices=CATEGORIES)
     args = parser.parse_args()
     runs = []
     for model in args.models:

@@ -26,6 +26,15 @@ TOOL_PROMPT = (
 )
 
 
+def tool_system_prompt(settings: Settings, tools: Sequence[BaseTool]) -> str:
+    """The system prompt, with ``TOOL_PROMPT`` when there are tools — except on a local model, whose tool routing
+    (``chatplane.agents.embedded``) offers the tools itself: told to "use a tool whenever it helps", Qwen2.5-Coder-1.5B
+    routed every general-knowledge question to a tool (3 of 3 right without it, 0 of 5 with it)."""
+    if not tools or needs_tool_routing(settings):
+        return settings.system_prompt
+    return f"{settings.system_prompt}\n\n{TOOL_PROMPT}"
+
+
 def agent_middleware(
     model: BaseChatModel,
     settings: Settings,
@@ -58,7 +67,7 @@ def build_react(
     return create_agent(
         model,
         tools=list(tools),
-        system_prompt=f"{settings.system_prompt}\n\n{TOOL_PROMPT}" if tools else settings.system_prompt,
+        system_prompt=tool_system_prompt(settings, tools),
         middleware=agent_middleware(model, settings, NAME, middleware, transcript=transcript),
         checkpointer=checkpointer,
         name=NAME,

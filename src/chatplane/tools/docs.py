@@ -110,7 +110,7 @@ def make_search_docs(docs_dir: str | Path | None) -> BaseTool:
 
     @tool("search_docs")
     async def search_docs(query: str, max_results: int = 3) -> str:
-        """Search the local documents (chatplane's own guide unless a folder is set) for passages about `query`.
+        """Search the local documents (by default chatplane's docs: its API, agents, tools, settings) about `query`.
 
         Returns the best passages with their file names."""
         limit = max(1, min(max_results, MAX_RESULTS))
