@@ -2,7 +2,8 @@
 #   docker build -t chatplane .
 #   docker run -p 8000:8000 -e CHATPLANE_JWT_SECRET=... -e CHATPLANE_STORAGE_URL=postgresql://... chatplane
 # See docs/deploy.md. Build without the embedded model (98 MB) with --build-arg EMBEDDED_MODEL=0 when
-# CHATPLANE_MODEL names a remote model.
+# CHATPLANE_MODEL names a remote model. The image's embedded model is the small SmolLM2; for Qwen2.5-Coder
+# (`make serve`'s default), mount a models folder (CHATPLANE_MODELS_DIR) filled by `python -m chatplane.llm.install`.
 
 FROM python:3.11-slim AS build
 ARG EMBEDDED_MODEL=1
@@ -25,7 +26,8 @@ ENV PATH=/opt/chatplane/bin:$PATH \
     CHATPLANE_ENV=production \
     CHATPLANE_HOST=0.0.0.0 \
     CHATPLANE_PORT=8000 \
-    CHATPLANE_LOG_FORMAT=json
+    CHATPLANE_LOG_FORMAT=json \
+    CHATPLANE_MODEL=local:smollm2-135m
 USER chatplane
 WORKDIR /home/chatplane
 EXPOSE 8000

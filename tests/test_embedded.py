@@ -9,7 +9,7 @@ pytestmark = [pytest.mark.embedded, pytest.mark.e2e]
 
 
 def test_embedded_model_answers_through_chat(server_factory) -> None:
-    server = server_factory({})  # every default: local:smollm2-135m, SQLite under ./data
+    server = server_factory({"CHATPLANE_MODEL": "local:smollm2-135m"})  # else every default: SQLite under ./data
     response = httpx.post(
         f"{server.url}/chat",
         json={"user_id": "alice", "message": "What is the capital of France?"},

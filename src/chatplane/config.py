@@ -8,13 +8,14 @@ it down; nothing else in the package looks at ``os.environ``.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_MODEL = "local:smollm2-135m"
+DEFAULT_MODEL = "local:qwen2.5-coder-1.5b"
 DEFAULT_STORAGE_URL = "sqlite:///./data/chatplane.storage.database"
 
 
@@ -36,7 +37,8 @@ class Settings(BaseSettings):
     # --- the model ---------------------------------------------------------------------------------------------
     model: str = Field(
         DEFAULT_MODEL,
-        description="Chat model as `provider:model`: `local:smollm2-135m` (embedded), `openai:gpt-4o`, `fake:echo`.",
+        description="Chat model as `provider:model`: `local:qwen2.5-coder-1.5b` (embedded; also "
+        "`local:qwen2.5-coder-0.5b`, `local:smollm2-135m`, `local:/path/to/file.gguf`), `openai:gpt-4o`, `fake:echo`.",
     )
     system_prompt: str = Field(
         "You are a helpful assistant. Answer briefly and accurately.",
@@ -75,10 +77,35 @@ class Settings(BaseSettings):
     local_context_tokens: int = Field(
         4096, ge=512, description="Context window of the embedded model, shared by its parallel slots."
     )
-    local_parallel: int = Field(2, ge=1, le=16, description="Requests the embedded model decodes at once.")
-    local_cache_ram_mib: int = Field(64, ge=0, description="Prompt-cache RAM of the embedded model (MiB).")
-    local_threads: int = Field(0, ge=0, description="CPU threads for the embedded model; 0 = one per core.")
-    local_model_path: str | None = Field(None, description="A GGUF file to load instead of the bundled SmolLM2.")
+    local_parallel: int = Field(
+        default_factory=lambda: min(4, os.cpu_count() or 1),
+        ge=1,
+        le=16,
+        description="Requests the embedded model decodes at once (default: one per core, at most 4).",
+    )
+    local_cache_ram_mib: int = Field(
+        256, ge=0, description="Prompt-cache RAM of the embedded model (MiB): earlier turns' prompts kept for reuse."
+    )
+    local_threads: int = Field(
+        0,
+        ge=0,
+        description="CPU threads of the embedded model; 0 = one per core but one (the event loop keeps a core).",
+    )
+    local_model_path: str | None = Field(
+        None, description="A GGUF file to load for any `local:` model (older form of `CHATPLANE_MODEL=local:/path`)."
+    )
+    models_dir: str = Field(
+        "~/.cache/chatplane/models",
+        description="Where installed embedded models go (`make model`) and where `local:<file>.gguf` is looked up.",
+    )
+    local_chat_template: str | None = Field(
+        None,
+        description="Chat template for a GGUF of your own: a Jinja file, or a llama.cpp built-in name (`chatml`, "
+        "`llama3` ...); default: the file's own.",
+    )
+    local_tool_calls_per_turn: int = Field(
+        1, ge=1, le=8, description="Tool calls an agent on the embedded model makes per turn before it must answer."
+    )
 
     # --- agents and tools (chat / react / multi) ------------------------------------------------------------------
     config_file: str | None = Field(

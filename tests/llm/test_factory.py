@@ -57,7 +57,7 @@ async def test_unknown_local_model_is_a_clear_error() -> None:
 
 
 async def test_local_model_path_must_exist(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="CHATPLANE_LOCAL_MODEL_PATH"):
+    with pytest.raises(ConfigError, match="does not exist"):
         async with open_chat_model("local:x", make_settings(local_model_path=str(tmp_path / "none.gguf"))):
             pass
 

@@ -12,7 +12,7 @@ from langchain_core.tools import BaseTool
 from langgraph.types import Checkpointer
 
 from chatplane.agents.context import TranscriptMiddleware
-from chatplane.agents.embedded import EmbeddedToolCallMiddleware, needs_forced_tool_calls
+from chatplane.agents.embedded import EmbeddedToolCallMiddleware, needs_tool_routing
 from chatplane.agents.guards import guard_middleware, split_model_call_layers
 from chatplane.agents.kind import AgentKind
 from chatplane.config import Settings
@@ -26,6 +26,15 @@ TOOL_PROMPT = (
 )
 
 
+def tool_system_prompt(settings: Settings, tools: Sequence[BaseTool]) -> str:
+    """The system prompt, with ``TOOL_PROMPT`` when there are tools — except on a local model, whose tool routing
+    (``chatplane.agents.embedded``) offers the tools itself: told to "use a tool whenever it helps", Qwen2.5-Coder-1.5B
+    routed every general-knowledge question to a tool (3 of 3 right without it, 0 of 5 with it)."""
+    if not tools or needs_tool_routing(settings):
+        return settings.system_prompt
+    return f"{settings.system_prompt}\n\n{TOOL_PROMPT}"
+
+
 def agent_middleware(
     model: BaseChatModel,
     settings: Settings,
@@ -34,11 +43,12 @@ def agent_middleware(
     *,
     transcript: Transcript | None = None,
 ) -> list[AgentMiddleware[Any, Any, Any]]:
-    """The guards, with the embedded model's tool-call forcing and the caller's ``middleware`` inside them — but
-    model-call-only layers (and the ``transcript``'s archiving, outermost) outside them, in the same span."""
+    """The guards, with the embedded model's tool routing (``chatplane.agents.embedded``) and the caller's
+    ``middleware`` inside them — but model-call-only layers (and the ``transcript``'s archiving, outermost)
+    outside them, in the same span."""
     own: list[AgentMiddleware[Any, Any, Any]] = []
-    if needs_forced_tool_calls(settings):
-        own.append(EmbeddedToolCallMiddleware(model, name))
+    if needs_tool_routing(settings):
+        own.append(EmbeddedToolCallMiddleware(model, name, max_tool_calls=settings.local_tool_calls_per_turn))
     layers, rest = split_model_call_layers(middleware)
     archiving = [TranscriptMiddleware(transcript)] if transcript else []
     return guard_middleware(settings, extra=[*own, *rest], outer=[*archiving, *layers])
@@ -57,7 +67,7 @@ def build_react(
     return create_agent(
         model,
         tools=list(tools),
-        system_prompt=f"{settings.system_prompt}\n\n{TOOL_PROMPT}" if tools else settings.system_prompt,
+        system_prompt=tool_system_prompt(settings, tools),
         middleware=agent_middleware(model, settings, NAME, middleware, transcript=transcript),
         checkpointer=checkpointer,
         name=NAME,

@@ -25,7 +25,11 @@ err_console = Console(stderr=True)
 
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", "-m", help="Model id, e.g. local:smollm2-135m, openai:gpt-4o, fake:echo."),
+    typer.Option(
+        "--model",
+        "-m",
+        help="Model id, e.g. local:qwen2.5-coder-1.5b, local:/path/to/model.gguf, openai:gpt-4o, fake:echo.",
+    ),
 ]
 StorageOpt = Annotated[
     str | None, typer.Option("--storage", help="Storage URL: sqlite:///path.db, postgresql://..., memory://")

@@ -4,7 +4,8 @@
 ``openai:<model>``  ``ChatOpenAI`` (with a lean streaming path: ``chatplane.llm.openai``); key from
                     ``OPENAI_API_KEY``, endpoint from ``OPENAI_BASE_URL`` (any OpenAI-compatible server: vLLM,
                     Ollama, llama.cpp, LiteLLM ...)
-``local:<name>``    the embedded llama.cpp server (``local:smollm2-135m``), reached through ``ChatOpenAI`` too
+``local:<name>``    the embedded llama.cpp server (``local:qwen2.5-coder-1.5b``, ``local:/path/to/file.gguf``:
+                    ``chatplane.llm.models``), reached through ``ChatOpenAI`` too
 ``fake:<script>``   ``ScriptedChatModel`` for tests and demos (see ``chatplane.llm.fake``)
 ==================  ============================================================================================
 
@@ -19,6 +20,7 @@ embedded llama.cpp server), ``fake`` (the scripted model), ``langsmith_inline``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -53,7 +55,7 @@ def parse_model_id(model_id: str) -> tuple[str, str]:
     provider, sep, name = model_id.partition(":")
     if not sep or provider not in PROVIDERS or not name:
         raise ConfigError(
-            f"Unknown model {model_id!r}: use `openai:<model>`, `local:smollm2-135m` or `fake:<script>` "
+            f"Unknown model {model_id!r}: use `openai:<model>`, `local:qwen2.5-coder-1.5b` or `fake:<script>` "
             "(CHATPLANE_MODEL)."
         )
     return provider, name
@@ -153,12 +155,13 @@ async def open_chat_model(
         http = await stack.enter_async_context(httpx.AsyncClient())
         model_http = model_http_client()
         stack.push_async_callback(model_http.aclose)
-        model_session = await model_http_session()
+        model_session = await model_http_session(keepalive=provider != "local")
         stack.push_async_callback(model_session.close)
         if provider == "local":
             from chatplane.llm.local import EmbeddedLlamaServer, find_model_file
 
-            server = EmbeddedLlamaServer(find_model_file(name, settings), settings)
+            model_file = await asyncio.to_thread(find_model_file, name, settings)  # may hash a large file
+            server = EmbeddedLlamaServer(model_file, settings)
             await server.start()
             stack.push_async_callback(server.stop)
             built = make_chat_model(

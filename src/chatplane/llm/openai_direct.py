@@ -68,14 +68,20 @@ def _ssl_context() -> Any:
     return httpx2.create_ssl_context()
 
 
-async def model_http_session() -> aiohttp.ClientSession:
+async def model_http_session(*, keepalive: bool = True) -> aiohttp.ClientSession:
     """The ``aiohttp.ClientSession`` that ``LeanChatOpenAI`` posts chat completions on: the connection limits,
     keep-alive and TLS verification of the SDK's aiohttp client (``DefaultAioHttpClient``). Proxies are the SDK
     client's (from the environment, like ``httpx``), passed per request; the session's own ``trust_env`` is off, as
-    it would look them up in a worker thread on every request."""
+    it would look them up in a worker thread on every request.
+
+    ``keepalive=False`` for the embedded llama.cpp server: its HTTP library closes kept-alive connections on its own
+    terms, and a request posted on one just then fails as a dropped connection (seen every few turns once the tool
+    middleware made three requests a turn); a loopback connect costs far less than a model call."""
     from openai._constants import DEFAULT_CONNECTION_LIMITS
 
     ssl_context = await asyncio.to_thread(_ssl_context)
+    if not keepalive:  # a new loopback connection per request: the embedded server closes idle ones on its own
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True, ssl=ssl_context))
     connector = aiohttp.TCPConnector(
         limit=DEFAULT_CONNECTION_LIMITS.max_connections or 0,
         keepalive_timeout=DEFAULT_CONNECTION_LIMITS.keepalive_expiry,

@@ -29,9 +29,10 @@ def describe(moment: datetime, zone_name: str) -> str:
 
 
 def make_current_time() -> BaseTool:
+    # No example zone in the description: small models copy an example instead of the place asked about.
     @tool("current_time")
     async def current_time(timezone: str = "UTC") -> str:
-        """The current date and time in an IANA time zone such as "Europe/Paris" (default "UTC")."""
+        """The current date and time in the IANA time zone ("Region/City") of the place asked about (default "UTC")."""
         tz = await zone(timezone)
         return describe(datetime.now(tz), tz.key)
 
