@@ -25,7 +25,8 @@ SECRET = "s" * 40
 
 
 def as_user(user: str) -> dict[str, str]:
-    token = jwt.encode({"sub": user, "exp": int(time.time()) + 600}, SECRET, algorithm="HS256")
+    # Made when the module is collected, which can be long before its tests run in the whole suite: a day, not minutes.
+    token = jwt.encode({"sub": user, "exp": int(time.time()) + 86_400}, SECRET, algorithm="HS256")
     return {"Authorization": f"Bearer {token}"}
 
 
