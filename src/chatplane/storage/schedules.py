@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chatplane.errors import ScheduleLimitError, ScheduleNotFoundError
+from chatplane.storage import claims
 from chatplane.storage.database import Database, Row, dumps, loads
 
 _COLUMNS = (
@@ -200,18 +201,18 @@ class ScheduleStore:
     async def claim_due(self, now: float, worker: str, lease_until: float, limit: int = 20) -> builtins.list[Schedule]:
         """Claim up to ``limit`` schedules due at ``now`` that no live lease holds: theirs to run, until
         ``lease_until``. Each comes back with ``next_run_at`` = the tick to run."""
-        lock = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgres" else ""
-        async with self.db.transaction() as tx:
-            rows = await tx.fetchall(
-                f"SELECT {_COLUMNS} FROM chatplane_schedules WHERE next_run_at <= %s AND enabled = 1 "
-                f"AND (lease_until IS NULL OR lease_until < %s) ORDER BY next_run_at LIMIT %s{lock}",
-                (now, now, limit),
-            )
-            for row in rows:
-                await tx.execute(
-                    "UPDATE chatplane_schedules SET worker = %s, lease_until = %s WHERE schedule_id = %s",
-                    (worker, lease_until, row["schedule_id"]),
-                )
+        rows = await claims.claim_due(
+            self.db,
+            table="chatplane_schedules",
+            key="schedule_id",
+            columns=_COLUMNS,
+            due="next_run_at <= %s AND enabled = 1",
+            order_by="next_run_at",
+            now=now,
+            worker=worker,
+            lease_until=lease_until,
+            limit=limit,
+        )
         return [Schedule.from_row(row) for row in rows]
 
     async def settle(

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from chatplane.storage import claims
 from chatplane.storage.database import INTEGRITY_ERRORS, Database, Row, dumps, loads
 
 DeliveryStatus = Literal["waiting", "pending", "delivered", "failed"]
@@ -125,18 +126,18 @@ class WebhookStore:
 
     async def claim_due(self, now: float, worker: str, lease_until: float, limit: int = 20) -> list[Delivery]:
         """Claim up to ``limit`` deliveries due at ``now`` that no live lease holds, until ``lease_until``."""
-        lock = " FOR UPDATE SKIP LOCKED" if self.db.dialect == "postgres" else ""
-        async with self.db.transaction() as tx:
-            rows = await tx.fetchall(
-                f"SELECT {_COLUMNS} FROM chatplane_webhooks WHERE status = 'pending' AND next_attempt_at <= %s "
-                f"AND (lease_until IS NULL OR lease_until < %s) ORDER BY next_attempt_at LIMIT %s{lock}",
-                (now, now, limit),
-            )
-            for row in rows:
-                await tx.execute(
-                    "UPDATE chatplane_webhooks SET worker = %s, lease_until = %s WHERE run_id = %s",
-                    (worker, lease_until, row["run_id"]),
-                )
+        rows = await claims.claim_due(
+            self.db,
+            table="chatplane_webhooks",
+            key="run_id",
+            columns=_COLUMNS,
+            due="status = 'pending' AND next_attempt_at <= %s",
+            order_by="next_attempt_at",
+            now=now,
+            worker=worker,
+            lease_until=lease_until,
+            limit=limit,
+        )
         return [Delivery.from_row(row) for row in rows]
 
     async def record(
