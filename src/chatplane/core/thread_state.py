@@ -2,8 +2,9 @@
 any graph, through the graph the thread's assistant runs.
 
 A messages graph of chatplane's keeps only the current run's messages in its checkpoint and earlier turns in the
-transcript (``chatplane.storage.transcript``): the latest state's ``messages`` is the whole conversation, the
-transcript then the working state (``merge_history``). A past checkpoint's values are what it holds.
+transcript (``chatplane.storage.transcript``): the latest state's ``messages`` is the whole conversation of the
+current branch, the transcript's rows as stored then the working state's messages not archived yet, as JSON
+(``latest``). A past checkpoint's values are what it holds.
 """
 
 from __future__ import annotations
