@@ -3,6 +3,7 @@
     python -m benchmarks.profile --target chatplane-postgres --users 50 --seconds 20
     python -m benchmarks.profile --stream                      # turns streamed token by token (/chat/stream)
     python -m benchmarks.profile --collapsed /tmp/turns.txt     # also keep py-spy's raw stacks (flamegraph input)
+    python -m benchmarks.profile --path langgraph --target chatplane-sqlite   # a path of benchmarks.api_paths
 
 Prints two tables of the server's samples (idle ones, the event loop waiting in ``select``, left out): the
 functions that hold the most samples *including* what they call, and those that hold the most *themselves*.
@@ -20,9 +21,11 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from benchmarks import report
-from benchmarks.load import run_concurrency, run_loop, run_ttft
+from benchmarks.api_paths import PATHS, run_path
+from benchmarks.load import Result, Subject, run_concurrency, run_loop, run_ttft
 from benchmarks.mock_openai import MockOpenAIServer
 from benchmarks.targets import TARGETS, launched
 
@@ -65,13 +68,24 @@ def summarise(collapsed: str, top: int = 30) -> tuple[int, list[list[str]], list
     return busy, rows(inclusive), rows(own)
 
 
+def _scenario(args: argparse.Namespace) -> Any:
+    """The load to sample: ``POST /chat`` (or ``/chat/stream``), or one of ``benchmarks.api_paths``' paths."""
+    if args.path is None:
+        return run_ttft if args.stream else run_concurrency
+
+    async def on_path(subject: Subject, *, users: int, turns: int, budget_s: float, drain_s: float) -> Result:
+        return await run_path(subject, args.path, users=users, turns=turns, budget_s=budget_s)
+
+    return on_path
+
+
 async def _profile(args: argparse.Namespace, raw_path: Path) -> str:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     target = TARGETS[args.target]
     with tempfile.TemporaryDirectory(prefix="chatplane-profile-") as tmp, MockOpenAIServer(own_process=True) as mock:
         src = Path(args.src) if args.src else None  # made absolute in main()
         async with launched(target, mock_url=mock.url, workdir=Path(tmp), pg_admin_url=args.pg_url, src=src) as subject:
-            scenario = run_ttft if args.stream else run_concurrency
+            scenario = _scenario(args)
             await scenario(subject, users=args.users, turns=1, budget_s=30, drain_s=30)  # warm up
             sampler = await asyncio.create_subprocess_exec(
                 *[py_spy, "record", "--pid", str(subject.pid), "--subprocesses", "--duration", str(args.seconds)],
@@ -84,8 +98,9 @@ async def _profile(args: argparse.Namespace, raw_path: Path) -> str:
             if sampler.returncode:
                 raise SystemExit(f"py-spy failed: {err.decode(errors='replace').strip()[-500:]}")
     s = result.summary()
+    name = f"{args.target} {args.path}" if args.path else args.target
     line = (
-        f"{args.target}, {args.users} users: {s['ok']} turns in {args.seconds} s, "
+        f"{name}, {args.users} users: {s['ok']} turns in {args.seconds} s, "
         f"{s['throughput']:.1f} turns/s, {s['cpu_ms_per_turn']:.1f} ms CPU per turn"
     )
     return line
@@ -96,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", default="chatplane-postgres", choices=sorted(TARGETS))
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--stream", action="store_true", help="turns over POST /chat/stream (token by token)")
+    parser.add_argument("--path", choices=PATHS, help="turns on this path of benchmarks.api_paths instead of /chat")
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--rate", type=int, default=250, help="samples per second")
     parser.add_argument("--top", type=int, default=30)

@@ -15,6 +15,7 @@ from chatplane.core.services import Services
 from chatplane.errors import ChatplaneError, InvalidInputError, RunNotFoundError, RunStateError, ThreadNotFoundError
 from chatplane.events import EventType, RunEvent
 from chatplane.failures import as_chatplane_error
+from chatplane.runs.finals import FinalValues
 from chatplane.runs.stateless import stream_stateless
 from chatplane.schemas import UsageReport
 from chatplane.storage.idempotency import IdempotencyKey
@@ -203,6 +204,10 @@ class RunService:
         process started (or whose log expired) gives its outcome from its record (``RunFollower``)."""
         async for event in self._manager.subscribe(run.run_id, after):
             yield event
+
+    def final_values(self, run: Run) -> FinalValues | None:
+        """The values ``run`` (one of the owner's) ended with, if it succeeded in this process not long ago."""
+        return self._manager.executor.finals.get(run.run_id)
 
     async def outcome(self, run: Run) -> tuple[RunEvent | None, dict[str, Any] | None]:
         """Wait until the run finishes or pauses: its last event, and its answer if it gave one."""

@@ -56,21 +56,30 @@ class ThreadStates:
         try:
             graph, has_messages = await self._graph(thread)
             snapshot = await graph.aget_state(checkpoint_config(thread.thread_id), subgraphs=subgraphs)
-            values = dict(snapshot.values or {})
-            working = list(values.pop("messages", None) or [])
-            out: dict[str, Any] = to_jsonable(values)
-            if has_messages:
-                archived = await self._services.storage.transcript.as_json(thread.thread_id)
-                if archived or working:
-                    known = {m.get("id") for m in archived}
-                    out["messages"] = [*archived, *(to_jsonable(m) for m in working if m.id not in known)]
-            elif working:
-                out["messages"] = to_jsonable(working)
-            return out, snapshot
+            return await self.as_json(thread.thread_id, snapshot.values or {}, has_messages), snapshot
         except ChatplaneError:
             raise
         except Exception as exc:
             raise as_chatplane_error(exc, f"thread {thread.thread_id}") from exc
+
+    async def as_json(self, thread_id: str, values: Mapping[str, Any], has_messages: bool) -> dict[str, Any]:
+        """``values`` of the thread's (its latest, or a run's final ones) as JSON; with ``has_messages`` (a chatplane
+        messages graph), ``messages`` is the whole conversation: the transcript's, then those of ``values`` not
+        archived yet."""
+        values = dict(values)
+        working = list(values.pop("messages", None) or [])
+        out: dict[str, Any] = to_jsonable(values)
+        if has_messages:
+            try:
+                archived = await self._services.storage.transcript.as_json(thread_id)
+            except Exception as exc:
+                raise as_chatplane_error(exc, f"thread {thread_id}") from exc
+            if archived or working:
+                known = {m.get("id") for m in archived}
+                out["messages"] = [*archived, *(to_jsonable(m) for m in working if m.id not in known)]
+        elif working:
+            out["messages"] = to_jsonable(working)
+        return out
 
     async def at(self, thread: Thread, checkpoint: Mapping[str, Any], *, subgraphs: bool = False) -> Any:
         """The ``StateSnapshot`` at ``checkpoint`` (404 if the thread has no such checkpoint)."""

@@ -27,6 +27,7 @@ from chatplane.errors import RunLimitError
 from chatplane.events import EventType
 from chatplane.failures import as_chatplane_error
 from chatplane.runs.events import EventLog
+from chatplane.runs.finals import FinalValues, RecentFinals, state_values
 from chatplane.runs.jsonable import to_jsonable
 from chatplane.runs.translate import StreamTranslator
 from chatplane.storage.runs import Run, RunStatus
@@ -85,6 +86,11 @@ def graph_input(run: Run) -> Any:
     return result
 
 
+def _final_values(turn: Turn, target: RunTarget) -> FinalValues | None:
+    values = state_values(turn.last_values, target.graph)
+    return FinalValues(values, target.served.has_messages) if values is not None else None
+
+
 class Executor:
     """The runs executing in this process (``tasks``), and how each one executes."""
 
@@ -108,6 +114,7 @@ class Executor:
         self.handing_back: set[str] = set()  # runs cancelled for shutdown: another process resumes them
         self.stopping: set[str] = set()  # runs whose cancel reached them: closing the graph, recording the cancel
         self.rolling_back: set[str] = set()  # runs cancelled to be undone (LangGraph's ``rollback``)
+        self.finals = RecentFinals()  # the values the runs that succeeded here ended with
 
     def executing(self) -> list[str]:
         return [run_id for run_id, task in self.tasks.items() if not task.done()]
@@ -197,7 +204,8 @@ class Executor:
                 requests = [{"id": i.id, "value": to_jsonable(i.value)} for i in translator.interrupts]
                 await self.events.append(run.run_id, "interrupt", {"requests": requests})
                 return
-            next_up = await asyncio.shield(self._commit_success(run, translator.usage, turn))
+            final = _final_values(turn, target)
+            next_up = await asyncio.shield(self._commit_success(run, translator.usage, turn, final))
         except asyncio.CancelledError:
             if run.run_id in self.handing_back:
                 raise  # shutting down: the run goes back to the queue as it is
@@ -282,7 +290,9 @@ class Executor:
         await self.hooks.call(self.hooks.finished, run)
         await self.events.append(run.run_id, kind, data)
 
-    async def _commit_success(self, run: Run, usage: dict[str, int], turn: Turn) -> list[Run] | None:
+    async def _commit_success(
+        self, run: Run, usage: dict[str, int], turn: Turn, final: FinalValues | None = None
+    ) -> list[Run] | None:
         """Record a finished run's success with what it wrote, in one transaction (``finish``), then tell its
         followers. One truth per turn: should the commit fail — the database gone as the outcome was committed,
         perhaps after the commit landed — the same commit is made again, for up to three storage timeouts: it is
@@ -302,6 +312,8 @@ class Executor:
                     return None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+        if final is not None:  # committed: its waiters may answer with it (before they hear the run ended)
+            self.finals.keep(run.run_id, final)
         await self.events.append(run.run_id, "run_completed", {"status": "succeeded", "usage": usage})
         return next_up
 

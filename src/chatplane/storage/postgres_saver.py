@@ -101,6 +101,9 @@ class PooledPostgresSaver(TakesPartInTurns, AsyncPostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
+        turn = self._turn(config)
+        if turn is not None:
+            turn.note_checkpoint(config, checkpoint)
         configurable = config["configurable"].copy()
         thread_id = configurable.pop("thread_id")
         checkpoint_ns = configurable.pop("checkpoint_ns")

@@ -114,6 +114,8 @@ class BatchingSqliteSaver(TakesPartInTurns, AsyncSqliteSaver):
     ) -> RunnableConfig:
         thread_id = config["configurable"]["thread_id"]
         turn = self._turns.on(thread_id)
+        if turn is not None:
+            turn.note_checkpoint(config, checkpoint)
         if turn is None or turn.held is None:
             return await super().aput(config, checkpoint, metadata, new_versions)
         checkpoint_ns = config["configurable"]["checkpoint_ns"]

@@ -40,6 +40,16 @@ _PAGE = 200
 _CACHE_TOKENS = 2_000_000  # all threads' cached tails together (a few tens of MB of message objects)
 
 
+# A thread's rows when its current branch is all of them, in order (``straight`` = 1: no head set, not a fork); one
+# row with ``straight`` = 0 otherwise. The rows still need no ``parent_seq`` (a branch's start) to be the branch.
+_STRAIGHT_ROWS = (
+    "SELECT b.straight, m.data, m.parent_seq FROM (SELECT CASE WHEN "
+    "EXISTS (SELECT 1 FROM chatplane_threads WHERE thread_id = %s AND head IS NOT NULL) OR "
+    "EXISTS (SELECT 1 FROM chatplane_fork_refs WHERE thread_id = %s) THEN 0 ELSE 1 END AS straight) b "
+    "LEFT JOIN chatplane_messages m ON b.straight = 1 AND m.thread_id = %s ORDER BY m.seq"
+)
+
+
 class Archived(NamedTuple):
     tokens: int  # ``count_tokens_approximately([message])``, counted once, when archived
     message: AnyMessage
@@ -286,7 +296,12 @@ class Transcript:
     async def as_json(self, thread_id: str) -> list[dict[str, Any]]:
         """The archived messages of the thread's current branch, oldest first, as JSON: each one's ``model_dump()``
         as stored — what ``to_jsonable`` makes of the message, without building the message (for an API that only
-        sends them on: a thread's whole conversation, every turn of the LangGraph API's ``wait``)."""
+        sends them on: a thread's whole conversation, every turn of the LangGraph API's ``wait``).
+
+        A thread that never branched and was not forked — most — is read in one query: its rows are its branch."""
+        rows = await self.db.fetchall(_STRAIGHT_ROWS, (thread_id, thread_id, thread_id))
+        if rows and rows[0]["straight"] and all(row["parent_seq"] is None for row in rows):
+            return [json.loads(row["data"])["data"] for row in rows if row["data"] is not None]
         return [json.loads(row["data"])["data"] for _, rows in await self._branch_rows(thread_id) for row in rows]
 
     async def _branch_rows(self, thread_id: str, tip: int | None = None) -> list[tuple[branches.Span, list[Row]]]:

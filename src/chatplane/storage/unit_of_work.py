@@ -23,8 +23,9 @@ variable or a key in the run's config.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
@@ -74,7 +75,7 @@ class HeldWrites:
 class Turn:
     """One run's unit of work (see the module's docstring). ``held`` is None when the run writes through."""
 
-    __slots__ = ("held", "prefetched", "run_id", "thread_id", "transcript_end")
+    __slots__ = ("held", "last_values", "prefetched", "run_id", "thread_id", "transcript_end")
 
     def __init__(
         self,
@@ -92,6 +93,13 @@ class Turn:
         """Where the transcript ended as the run was accepted (read only when the run holds its writes): its
         append is then held too, numbered after it."""
         self.prefetched = prefetched
+        self.last_values: dict[str, Any] | None = None
+        """The channel values of the last root checkpoint the run's graph wrote (``note_checkpoint``)."""
+
+    def note_checkpoint(self, config: RunnableConfig, checkpoint: Mapping[str, Any]) -> None:
+        """A saver tells the turn of each checkpoint the run writes; the root graph's last one is its values."""
+        if not config["configurable"].get("checkpoint_ns"):
+            self.last_values = checkpoint["channel_values"]
 
     def write_through(self) -> None:
         """Hold nothing from now on: each write commits as it comes (a graph checkpointed per step). Call it before

@@ -93,6 +93,9 @@ async def run_values(mine: UserServices, run: Run, after: int = 0) -> dict[str, 
         error = last.data.get("error") or {}
         return {"__error__": {"error": error.get("code", "error"), "message": error.get("message", "")}}
     # A messages graph's values are the whole conversation (its earlier turns are in the thread's transcript).
+    final = mine.runs.final_values(run) if last is not None and last.type == "run_completed" else None
+    if final is not None:  # it ran here: the values it ended with, not read back from its checkpoint
+        return await mine.thread_views.states.as_json(run.thread_id, final.values, final.has_messages)
     values, snapshot = await mine.thread_views.states.latest(await mine.threads.get(run.thread_id))
     out: dict[str, Any] = to_jsonable(values)
     interrupts = getattr(snapshot, "interrupts", ()) or ()
