@@ -68,9 +68,13 @@ serve: model ## Install, then start the service on the embedded defaults (http:/
 chat: model ## Chat in the terminal with the embedded model
 	$(BIN)/chatplane chat
 
+# Tests run in TEST_WORKERS processes (pytest-xdist; 0: in this one). Most of a test's time is waiting — a server
+# starting, a run's steps, a timeout — so three share two cores well; each test has its own databases and ports.
+TEST_WORKERS ?= 3
+
 .PHONY: test
 test: $(DEV_STAMP) chromium langgraph-ui test-model ## Install test dependencies (Chromium, the useStream page, the 0.5B model), then run every test
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 .PHONY: bench
 bench: $(DEV_STAMP) ## Benchmarks at the issue's sizes (about 40 min, wants a quiet machine) -> benchmarks/RESULTS.md

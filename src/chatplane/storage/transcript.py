@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import orjson
 from langchain_core.messages import AnyMessage, BaseMessage, message_to_dict, messages_from_dict
 from langchain_core.messages.utils import count_tokens_approximately
 
@@ -89,6 +90,15 @@ class _HeldAppend(NamedTuple):
 
 def _encode(message: BaseMessage) -> str:
     return json.dumps(message_to_dict(message), separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _stored_json(data: str) -> Any:
+    """A stored message as ``to_jsonable`` makes it (its ``model_dump()``): orjson, or the standard library for
+    what only it reads (``NaN``, which ``_encode`` may have written)."""
+    try:
+        return orjson.loads(data)["data"]
+    except orjson.JSONDecodeError:
+        return json.loads(data)["data"]
 
 
 def _decode(rows: Sequence[dict[str, Any]]) -> list[AnyMessage]:
@@ -301,8 +311,8 @@ class Transcript:
         A thread that never branched and was not forked — most — is read in one query: its rows are its branch."""
         rows = await self.db.fetchall(_STRAIGHT_ROWS, (thread_id, thread_id, thread_id))
         if rows and rows[0]["straight"] and all(row["parent_seq"] is None for row in rows):
-            return [json.loads(row["data"])["data"] for row in rows if row["data"] is not None]
-        return [json.loads(row["data"])["data"] for _, rows in await self._branch_rows(thread_id) for row in rows]
+            return [_stored_json(row["data"]) for row in rows if row["data"] is not None]
+        return [_stored_json(row["data"]) for _, rows in await self._branch_rows(thread_id) for row in rows]
 
     async def _branch_rows(self, thread_id: str, tip: int | None = None) -> list[tuple[branches.Span, list[Row]]]:
         """The rows of the current branch (or the one ending at ``tip``), span by span, oldest first."""

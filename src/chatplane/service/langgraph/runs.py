@@ -24,6 +24,7 @@ from chatplane.runs.jsonable import to_jsonable
 from chatplane.service.deps import AgentDep, CurrentUser, IdempotencyKeyHeader, RunAllowedUser, SettingsDep
 from chatplane.service.langgraph.branch_states import run_point
 from chatplane.service.langgraph.run_body import LangGraphRunCreate, langgraph_status, run_shape
+from chatplane.service.langgraph.shapes import ValuesResponse
 from chatplane.service.langgraph.stream import (
     Part,
     PartTranslator,
@@ -184,22 +185,20 @@ async def stream_run(
     return stream_response(mine, run, modes, settings.sse_ping_s, after=after, cancel_on_disconnect=cancel)
 
 
-@router.post("/threads/{thread_id}/runs/wait")
+@router.post("/threads/{thread_id}/runs/wait", response_class=ValuesResponse)
 async def wait_run(
     thread_id: str,
     body: LangGraphRunCreate,
     agent: AgentDep,
     user: RunAllowedUser,
-    response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> dict[str, Any]:
+) -> ValuesResponse:
     """Start a run and answer with the thread's values once it ends or pauses."""
     mine = agent.for_user(user.id)
     body.modes()
     run, after = await start_run(mine, thread_id, body, idempotency_key)
-    response.headers["Content-Location"] = run_path(run)
-    response.headers["Location"] = f"{run_path(run)}/join"
-    return await _wait(mine, run, after, cancel=body.on_disconnect == "cancel")
+    values = await _wait(mine, run, after, cancel=body.on_disconnect == "cancel")
+    return ValuesResponse(values, headers={"Content-Location": run_path(run), "Location": f"{run_path(run)}/join"})
 
 
 async def _wait(mine: UserServices, run: Run, after: int, *, cancel: bool) -> dict[str, Any]:
@@ -264,11 +263,11 @@ async def cancel_run(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}/join")
-async def join_run(thread_id: str, run_id: str, agent: AgentDep, user: CurrentUser) -> dict[str, Any]:
+@router.get("/threads/{thread_id}/runs/{run_id}/join", response_class=ValuesResponse)
+async def join_run(thread_id: str, run_id: str, agent: AgentDep, user: CurrentUser) -> ValuesResponse:
     """Wait for the run to end or pause: the thread's values."""
     mine = agent.for_user(user.id)
-    return await run_values(mine, await _thread_run(mine, thread_id, run_id))
+    return ValuesResponse(await run_values(mine, await _thread_run(mine, thread_id, run_id)))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/stream")

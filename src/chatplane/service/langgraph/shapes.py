@@ -11,6 +11,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+from fastapi.responses import JSONResponse
+
 from chatplane.runs.jsonable import to_jsonable
 from chatplane.storage.assistants import Assistant
 from chatplane.storage.threads import Thread
@@ -117,3 +120,14 @@ def thread_dict(thread: Thread, status: str, values: Any, interrupts: dict[str, 
         "values": to_jsonable(values),
         "interrupts": interrupts,
     }
+
+
+class ValuesResponse(JSONResponse):
+    """A thread's values (``wait``, ``join``), already JSON-ready (``to_jsonable``): encoded once, by orjson — not
+    checked and converted by FastAPI, then encoded by the standard library, on every turn of the LangGraph API."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # what orjson cannot hold (an integer past 64 bits): the standard library's way
+            return super().render(content)

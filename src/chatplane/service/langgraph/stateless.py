@@ -20,6 +20,7 @@ from chatplane.errors import InvalidInputError
 from chatplane.service.deps import AgentDep, RunAllowedUser, SettingsDep
 from chatplane.service.langgraph.run_body import LangGraphRunCreate, run_shape
 from chatplane.service.langgraph.runs import run_path, run_values, start_run, stream_response
+from chatplane.service.langgraph.shapes import ValuesResponse
 from chatplane.service.langgraph.stream import follow
 from chatplane.storage.runs import Run
 
@@ -80,15 +81,12 @@ async def stream_run(
     return stream_response(mine, run, body.modes(), settings.sse_ping_s, cancel_on_disconnect=cancel)
 
 
-@router.post("/runs/wait")
-async def wait_run(
-    body: LangGraphRunCreate, agent: AgentDep, user: RunAllowedUser, response: Response
-) -> dict[str, Any]:
+@router.post("/runs/wait", response_class=ValuesResponse)
+async def wait_run(body: LangGraphRunCreate, agent: AgentDep, user: RunAllowedUser) -> ValuesResponse:
     mine = agent.for_user(user.id)
     run = await _start(mine, body)
-    response.headers["Content-Location"] = run_path(run)
     try:
-        return await run_values(mine, run)
+        return ValuesResponse(await run_values(mine, run), headers={"Content-Location": run_path(run)})
     finally:
         if body.on_completion != "keep":
             with contextlib.suppress(Exception):
