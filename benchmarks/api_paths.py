@@ -17,8 +17,9 @@ tells the two apart: the LangGraph body over ``/v1``), and the MCP and A2A paths
 
 All over raw HTTP on the load generator's aiohttp client (one connection per user), so the comparison is the
 server's and not two client libraries'. Each user's thread is created before the clock starts; every (path, users)
-gets a fresh ``chatplane-sqlite`` server on fresh storage and the same mock model. ``langgraph dev`` runs from a
-virtualenv of its own (``make .venv-langgraph-dev``; ``make bench-langgraph-dev`` runs this with it)::
+gets a fresh ``chatplane-sqlite`` server (``--target``: another) on fresh storage and the same mock model
+(``--paths``: some of them). ``langgraph dev`` runs from a virtualenv of its own (``make .venv-langgraph-dev``;
+``make bench-langgraph-dev`` runs this with it)::
 
     python -m benchmarks.api_paths                      # 1, 50 and 200 users, 10 turns each
     python -m benchmarks.api_paths --users 1,50 --turns 3
@@ -188,9 +189,9 @@ async def langgraph_dev(mock_url: str, workdir: Path, users: int) -> AsyncIterat
 async def run(args: argparse.Namespace) -> list[Result]:
     results: list[Result] = []
     config = {"ttft": args.mock_ttft, "tokens": args.mock_tokens, "token_interval": args.mock_token_interval}
-    target = TARGETS["chatplane-sqlite"]
+    target = TARGETS[args.target]
     mock = MockOpenAIServer(own_process=True, **config)
-    paths = [*PATHS, LANGGRAPH_DEV] if args.langgraph_dev else list(PATHS)
+    paths = [*args.paths, LANGGRAPH_DEV] if args.langgraph_dev else list(args.paths)
     with tempfile.TemporaryDirectory(prefix="chatplane-api-paths-") as tmp, mock:
         for users in args.users:
             for path in paths:
@@ -246,6 +247,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.api_paths", description=__doc__.split("\n")[0])
     parser.add_argument("--users", default="1,50,200", help="concurrency levels, comma list")
     parser.add_argument("--turns", type=int, default=10, help="measured turns per user")
+    parser.add_argument("--target", default="chatplane-sqlite", choices=sorted(t for t in TARGETS if "chatplane" in t))
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma list of {', '.join(PATHS)}")
     parser.add_argument("--budget", type=float, default=120.0, help="seconds per run before no new turn starts")
     parser.add_argument(
         "--langgraph-dev", action="store_true", help="also langgraph dev (from .venv-langgraph-dev), same requests"
@@ -258,6 +261,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     args.users = [int(n) for n in args.users.split(",") if n]
+    args.paths = [p for p in args.paths.split(",") if p]
+    if unknown := set(args.paths) - set(PATHS):
+        raise SystemExit(f"--paths: no such path {', '.join(sorted(unknown))}")
     results = run_loop(run(args))
     print(table(results))
 
