@@ -68,9 +68,9 @@ serve: model ## Install, then start the service on the embedded defaults (http:/
 chat: model ## Chat in the terminal with the embedded model
 	$(BIN)/chatplane chat
 
-# Tests run in TEST_WORKERS processes (pytest-xdist; 0: in this one). Most of a test's time is waiting — a server
-# starting, a run's steps, a timeout — so three share two cores well; each test has its own databases and ports.
-TEST_WORKERS ?= 3
+# Tests run in TEST_WORKERS processes (pytest-xdist; 0: all in this one), one per core by default; each test has its
+# own databases, files and ports, so they run side by side.
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: test
 test: $(DEV_STAMP) chromium langgraph-ui test-model ## Install test dependencies (Chromium, the useStream page, the 0.5B model), then run every test
