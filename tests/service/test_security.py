@@ -237,8 +237,9 @@ async def test_a_process_whose_key_listener_is_cut_forgets_its_keys_and_listens_
             record, key = await cli_keys.create("bob")
             assert await server_keys.verify(key) is not None  # read, then cached
             with psycopg.connect(pg_url, autocommit=True) as admin:
-                killed = admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                killed = admin.execute(  # this test's own database: other tests' listeners run beside it
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = %s AND datname = current_database()",
                     (APPLICATION_NAME,),
                 ).fetchall()
             assert killed == [(True,)]
