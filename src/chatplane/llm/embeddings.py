@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
-from pydantic import SecretStr
 
 from chatplane.config import Settings
 from chatplane.errors import ConfigError
@@ -105,6 +104,16 @@ class LocalEmbeddings(Embeddings):
         return await asyncio.to_thread(self.embed_query, text)
 
 
+def _env_proxy(url: str) -> str | None:
+    from aiohttp.helpers import get_env_proxy_for_url
+    from yarl import URL
+
+    try:
+        return str(get_env_proxy_for_url(URL(url))[0])
+    except LookupError:
+        return None
+
+
 @asynccontextmanager
 async def open_embeddings(settings: Settings) -> AsyncIterator[Embeddings | None]:
     """The embeddings ``settings.embeddings`` names (None for ``none``), their HTTP client closed on exit; nothing
@@ -119,23 +128,26 @@ async def open_embeddings(settings: Settings) -> AsyncIterator[Embeddings | None
         variant, filename = LOCAL_MODELS[name]
         yield LocalEmbeddings(variant, filename, threads=settings.embeddings_threads)
     elif provider == "openai" and name:
-        from langchain_openai import OpenAIEmbeddings
+        from chatplane.llm.openai_direct import model_http_session
+        from chatplane.llm.openai_embeddings import DEFAULT_BASE_URL, EndpointEmbeddings
 
-        from chatplane.llm.openai_direct import model_http_client
-
-        key = settings.embeddings_api_key or settings.openai_api_key or SecretStr("not-needed")
-        # The SDK's client on aiohttp's transport, as for chat models: its default HTTP stack costs more CPU a call.
-        async with model_http_client() as http:
-            yield OpenAIEmbeddings(
-                model=name,
-                openai_api_base=settings.embeddings_base_url or settings.openai_base_url,
-                openai_api_key=key,
-                # The texts go as they are: counting tokens would fetch tiktoken's tables from the internet.
-                check_embedding_ctx_length=False,
-                request_timeout=settings.model_timeout_s,
-                max_retries=1,
-                http_async_client=http,
+        key = settings.embeddings_api_key or settings.openai_api_key
+        base_url = settings.embeddings_base_url or settings.openai_base_url or DEFAULT_BASE_URL
+        # aiohttp, one request per call, vectors as base64 (llm/openai_embeddings.py); the proxy from the
+        # environment, looked up once
+        proxy = await asyncio.to_thread(_env_proxy, base_url)
+        session = await model_http_session()
+        try:
+            yield EndpointEmbeddings(
+                session,
+                name,
+                base_url=base_url,
+                api_key=key.get_secret_value() if key else None,
+                timeout_s=settings.model_timeout_s,
+                proxy=proxy,
             )
+        finally:
+            await session.close()
     else:
         raise ConfigError(
             f"CHATPLANE_EMBEDDINGS={spec!r}: use local:e5-small, openai:<model> (an OpenAI-compatible /v1/embeddings) "

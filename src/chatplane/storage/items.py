@@ -45,7 +45,7 @@ from langgraph.store.base import (
 )
 from langgraph.store.base.embed import get_text_at_path, tokenize_path
 
-from chatplane.errors import ChatplaneError, ModelError
+from chatplane.errors import ChatplaneError, EmbeddingsError
 from chatplane.storage import item_versions as versions
 from chatplane.storage.database import Database, dumps, in_clause, loads
 from chatplane.storage.item_filters import condition_holds, matches
@@ -171,7 +171,7 @@ class ItemStore(BaseStore):
         except ChatplaneError:
             raise
         except Exception as exc:  # the embeddings endpoint (or model) failed: nothing of the batch is done
-            raise ModelError("The embedding model failed; try again.") from exc
+            raise EmbeddingsError() from exc
         return vectors, probed
 
     # --- operations ---------------------------------------------------------------------------------------------

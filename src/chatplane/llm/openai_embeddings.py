@@ -1,0 +1,110 @@
+"""An OpenAI-compatible ``/v1/embeddings`` endpoint posted to on aiohttp (``EndpointEmbeddings``), for
+``CHATPLANE_EMBEDDINGS=openai:<model>``.
+
+Not ``langchain_openai.OpenAIEmbeddings``: its request went through the ``openai`` SDK's machinery and the vectors
+came back as JSON floats, which made recall add about 4 ms of CPU to a turn; here one aiohttp request per call (the
+session and its TLS settings are the chat models' direct path's, ``model_http_session``) asks for
+``encoding_format: "base64"`` — OpenAI's and most compatible servers' compact form: the float32 bytes, decoded with
+``numpy.frombuffer`` — and takes a list of floats from a server that sends one anyway.
+
+Failures are chatplane's errors, with nothing of the endpoint's answer or the key in them: a connection refused or
+reset, a 429 or a 502/503/504 from the endpoint → ``EmbeddingsUnavailableError`` (503); no answer within the model
+timeout → ``EmbeddingsTimeoutError`` (504); another error status or a malformed answer → ``EmbeddingsError`` (502).
+A failed request is tried once more (as the SDK's ``max_retries=1`` did) unless it timed out.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import aiohttp
+import numpy as np
+import orjson
+from langchain_core.embeddings import Embeddings
+from yarl import URL
+
+from chatplane.errors import EmbeddingsError, EmbeddingsTimeoutError, EmbeddingsUnavailableError
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_UNAVAILABLE = frozenset({429, 502, 503, 504})
+
+
+def _vector(embedding: Any) -> list[float]:
+    if isinstance(embedding, str):  # base64 of little-endian float32
+        return np.frombuffer(base64.b64decode(embedding, validate=True), dtype="<f4").tolist()  # type: ignore[no-any-return]
+    if isinstance(embedding, list) and all(isinstance(x, int | float) for x in embedding):
+        return [float(x) for x in embedding]
+    raise EmbeddingsError()
+
+
+def parse(raw: bytes, count: int) -> list[list[float]]:
+    """The ``count`` vectors of an embeddings answer, in the order of the inputs; ``EmbeddingsError`` if malformed."""
+    try:
+        data = orjson.loads(raw)["data"]
+        ordered = sorted(data, key=lambda entry: int(entry["index"]))
+        vectors = [_vector(entry["embedding"]) for entry in ordered]
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise EmbeddingsError() from exc
+    if len(vectors) != count or len({len(v) for v in vectors}) > 1 or not vectors or not vectors[0]:
+        raise EmbeddingsError()
+    return vectors
+
+
+class EndpointEmbeddings(Embeddings):
+    """``model`` at an OpenAI-compatible endpoint; async only (the store embeds on the event loop's side)."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout_s: float = 60.0,
+        proxy: str | None = None,
+    ) -> None:
+        self.session = session
+        self.model = model
+        self.url = URL((base_url or DEFAULT_BASE_URL).rstrip("/") + "/embeddings")
+        self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.proxy = proxy
+
+    async def _post(self, texts: list[str]) -> bytes:
+        body = orjson.dumps({"model": self.model, "input": texts, "encoding_format": "base64"})
+        async with self.session.post(
+            self.url, data=body, headers=self._headers, timeout=self._timeout, proxy=self.proxy
+        ) as response:
+            raw = await response.read()
+            if response.status in _UNAVAILABLE:
+                raise EmbeddingsUnavailableError()
+            if response.status >= 400:
+                raise EmbeddingsError()
+            return raw
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        try:
+            try:
+                return parse(await self._post(texts), len(texts))
+            except (aiohttp.ClientError, EmbeddingsUnavailableError, ConnectionError) as exc:
+                if isinstance(exc, TimeoutError):
+                    raise
+                return parse(await self._post(texts), len(texts))  # once more, as the SDK's max_retries=1
+        except TimeoutError as exc:
+            raise EmbeddingsTimeoutError() from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise EmbeddingsUnavailableError() from exc
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return (await self.aembed_documents([text]))[0]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        raise NotImplementedError("EndpointEmbeddings is async only: use aembed_documents.")
+
+    def embed_query(self, text: str) -> list[float]:
+        raise NotImplementedError("EndpointEmbeddings is async only: use aembed_query.")
