@@ -141,3 +141,22 @@ async def test_a_database_with_items_gets_their_owners_versions_on_migration(
         alice = OwnerStore(ItemStore(storage.db, embeddings=WordVectors()), "alice")
         await alice.aput(("memories",), "diet", {"text": DIET})
         assert await _keys(alice, "vegetarian meat") == ["diet"]
+
+
+async def test_a_query_is_embedded_once_and_not_at_all_for_an_owner_without_vectors(
+    two: tuple[Storage, Storage],
+) -> None:
+    calls: list[str] = []
+
+    class Counting(WordVectors):
+        def embed_query(self, text: str) -> list[float]:
+            calls.append(text)
+            return embed(text)
+
+    alice = OwnerStore(ItemStore(two[0].db, embeddings=Counting()), "alice")
+    assert await _keys(alice, "tea") == [] and calls == []  # nothing of alice's: no embedding
+    await alice.aput(("memories",), "drink", {"text": "I drink tea"}, index=False)
+    assert await _keys(alice, "tea") == [] and calls == []  # nothing searchable by meaning either
+    await alice.aput(("memories",), "tea", {"text": "I drink green tea"})
+    assert await _keys(alice, "tea") == ["tea"] and await _keys(alice, "tea") == ["tea"]
+    assert await _keys(alice, "green") == ["tea"] and calls == ["tea", "green"]

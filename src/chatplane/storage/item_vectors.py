@@ -25,6 +25,8 @@ from chatplane.storage.database import Database
 from chatplane.storage.item_versions import VERSION_SQL
 
 _TABLE = "chatplane_store"
+INLINE_FLOATS = 256 * 1024
+"""A copy this small (~680 vectors of 384 dimensions) is ranked on the event loop, a larger one in a worker thread."""
 
 
 @dataclass
@@ -129,19 +131,22 @@ class VectorIndex:
         row = await self.db.fetchone(VERSION_SQL, (owner,))
         return int(row["version"]) if row else None
 
-    async def searchable(self, owner: str) -> tuple[bool, int | None]:
-        """Whether ``owner`` has any item with a vector, and their version (to give ``rank``): one probe when the
-        copy is current or the owner has no items."""
+    async def searchable(self, owner: str) -> tuple[bool, int | None, bool]:
+        """Whether ``owner`` has any item with a vector, their version (to give ``rank``) and whether it was probed
+        now. With a copy that has vectors, none is asked for: the copy's version, which the search's read-back
+        checks (``ItemStore``); else one probe (and when the copy is not current, a look for one vector)."""
+        copy = self._copies.get(owner)
+        if copy is not None and copy.version is not None and copy.matrix.shape[0] > 0:
+            return True, copy.version, False
         version = await self.version(owner)
         if version is None:
-            return False, None
-        copy = self._copies.get(owner)
+            return False, None, True
         if copy is not None and copy.version == version:
-            return copy.matrix.shape[0] > 0, version
+            return copy.matrix.shape[0] > 0, version, True
         row = await self.db.fetchone(
             f"SELECT 1 AS found FROM {_TABLE} WHERE owner = %s AND embedding IS NOT NULL LIMIT 1", (owner,)
         )
-        return row is not None, version
+        return row is not None, version, True
 
     async def rank(
         self, owner: str, prefix: str, query: bytes, top: int | None = None, *, version: int | None = None
@@ -150,6 +155,8 @@ class VectorIndex:
         similar first: ``(prefix, key, score)``. ``version``: the owner's, probed by the caller (else probed here)."""
         wanted = np.frombuffer(query, dtype=np.float32)
         copy = await self._copy(owner, wanted.size, version if version is not None else await self.version(owner))
+        if copy.matrix.size <= INLINE_FLOATS:  # ~0.1 ms of work: less than the hop to a worker thread costs
+            return _rank(copy, prefix, wanted, top)
         return await asyncio.to_thread(_rank, copy, prefix, wanted, top)
 
     async def _copy(self, owner: str, dims: int, version: int | None) -> _Copy:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -73,6 +74,7 @@ MIGRATION = [
 """The migration that adds the store (appended to ``chatplane.storage.schema.MIGRATIONS``)."""
 
 _LIVE = "(expires_at IS NULL OR expires_at > %s)"
+_QUERIES = 256
 
 
 class ItemStore(BaseStore):
@@ -95,6 +97,7 @@ class ItemStore(BaseStore):
         self.fields = list(fields)
         self.ttl_config = ttl
         self.vectors = VectorIndex(db)
+        self._queries: OrderedDict[str, bytes] = OrderedDict()
         try:  # built in the lifespan: the loop a synchronous node's calls are sent to
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -146,19 +149,20 @@ class ItemStore(BaseStore):
                 texts.extend(get_text_at_path(op.value, tokenize_path(path)))
         return [text for text in texts if text]
 
-    async def _embed_for(self, ops: list[Op]) -> tuple[dict[int, bytes | None], dict[int, int | None]]:
+    async def _embed_for(self, ops: list[Op]) -> tuple[dict[int, bytes | None], dict[int, tuple[int | None, bool]]]:
         """The embedding each put (of its indexed text) and each search (of its query) needs, in two calls; and
-        each search's owner's version, probed before (``VectorIndex.searchable``)."""
+        each search's owner's version as known before (``VectorIndex.searchable``), and whether it was probed."""
         if self.embeddings is None:
             return {}, {}
         documents: dict[int, str] = {}
         queries: dict[int, str] = {}
-        probed: dict[int, int | None] = {}
+        probed: dict[int, tuple[int | None, bool]] = {}
         for index, op in enumerate(ops):
             if isinstance(op, PutOp) and (texts := self._texts(op)):
                 documents[index] = "\n".join(texts)
             elif isinstance(op, SearchOp) and op.query:
-                searchable, probed[index] = await self.vectors.searchable(op.namespace_prefix[0])
+                searchable, version, checked = await self.vectors.searchable(op.namespace_prefix[0])
+                probed[index] = (version, checked)
                 if searchable:  # (an owner with nothing searchable: no embedding, no search)
                     queries[index] = op.query
         vectors: dict[int, bytes | None] = {}
@@ -167,12 +171,26 @@ class ItemStore(BaseStore):
                 embedded = await self.embeddings.aembed_documents(list(documents.values()))
                 vectors.update(zip(documents, (to_bytes(vector) for vector in embedded), strict=True))
             for index, query in queries.items():
-                vectors[index] = to_bytes(await self.embeddings.aembed_query(query))
+                vectors[index] = await self._query_vector(query)
         except ChatplaneError:
             raise
         except Exception as exc:  # the embeddings endpoint (or model) failed: nothing of the batch is done
             raise EmbeddingsError() from exc
         return vectors, probed
+
+    async def _query_vector(self, query: str) -> bytes:
+        """A query's embedding; the last ``_QUERIES`` kept (the same question searched again — a ReAct loop's
+        tool call after the recall of the same message, a regenerated answer — is not embedded twice)."""
+        vector = self._queries.get(query)
+        if vector is None:
+            assert self.embeddings is not None
+            vector = to_bytes(await self.embeddings.aembed_query(query))
+            self._queries[query] = vector
+            while len(self._queries) > _QUERIES:
+                self._queries.popitem(last=False)
+        else:
+            self._queries.move_to_end(query)
+        return vector
 
     # --- operations ---------------------------------------------------------------------------------------------
     async def _get(self, op: GetOp) -> Item | None:
@@ -216,7 +234,9 @@ class ItemStore(BaseStore):
         done = await self.db.batch([upsert, versions.bump(owner)])  # the item and the owner's version together
         self.vectors.wrote(owner, versions.returned(done[1]), prefix, op.key, vector)
 
-    async def _search(self, op: SearchOp, query: bytes | None, version: int | None) -> list[SearchItem]:
+    async def _search(
+        self, op: SearchOp, query: bytes | None, known: tuple[int | None, bool] | None
+    ) -> list[SearchItem]:
         owner, prefix = _split(op.namespace_prefix, allow_root=True)
         where, params = _under(owner, prefix, time.time())
         columns = "prefix, key, value, created_at, updated_at, ttl_minutes"
@@ -224,7 +244,7 @@ class ItemStore(BaseStore):
         if query is None and op.query and self.embeddings is not None:
             return []  # nothing of the owner's is searchable by meaning
         if query is not None:
-            page = await self._closest(owner, prefix, query, op, version)
+            page = await self._closest(owner, prefix, query, op, *(known or (None, True)))
         elif op.filter:
             rows = await self.db.fetchall(
                 f"SELECT {columns} FROM {TABLE} WHERE {where} ORDER BY updated_at DESC", params
@@ -246,23 +266,33 @@ class ItemStore(BaseStore):
         return [search_item(owner, row, score) for row, score in page]
 
     async def _closest(
-        self, owner: str, prefix: str, query: bytes, op: SearchOp, version: int | None
+        self, owner: str, prefix: str, query: bytes, op: SearchOp, version: int | None, checked: bool
     ) -> list[tuple[dict[str, Any], float | None]]:
         """The page of live items (passing the filter) most similar to ``query``: ranked in the process
-        (``VectorIndex``), then read back in order, a chunk at a time, until the page is full."""
+        (``VectorIndex``), then read back in order, a chunk at a time, until the page is full. ``checked``: False
+        when ``version`` is the process copy's, not probed: the read-back returns the owner's version too, and if
+        another process wrote since, the search is done again on a current copy."""
         wanted, chunk = op.offset + op.limit, max(2 * (op.offset + op.limit), 20)
         # Without a filter, the best few chunks almost always hold the page (only expired rows drop out).
-        ranked = await self.vectors.rank(owner, prefix, query, None if op.filter else 4 * chunk, version=version)
-        found = await self._read_in_order(owner, ranked, chunk, wanted, op.filter)
+        top = None if op.filter else 4 * chunk
+        ranked = await self.vectors.rank(owner, prefix, query, top, version=version)
+        found, seen = await self._read_in_order(owner, ranked, chunk, wanted, op.filter)
+        if not checked and (not ranked or seen != version):
+            version = await self.vectors.version(owner)
+            ranked = await self.vectors.rank(owner, prefix, query, top, version=version)
+            found, seen = await self._read_in_order(owner, ranked, chunk, wanted, op.filter)
         if len(found) < wanted and not op.filter and len(ranked) == 4 * chunk:  # many expired: rank them all
             ranked = await self.vectors.rank(owner, prefix, query, version=version)
-            found = await self._read_in_order(owner, ranked, chunk, wanted, op.filter)
+            found, _ = await self._read_in_order(owner, ranked, chunk, wanted, op.filter)
         return found[op.offset : wanted]
 
     async def _read_in_order(
         self, owner: str, ranked: list[tuple[str, str, float]], chunk: int, wanted: int, filter: dict[str, Any] | None
-    ) -> list[tuple[dict[str, Any], float | None]]:
+    ) -> tuple[list[tuple[dict[str, Any], float | None]], int | None]:
+        """The live rows of ``ranked`` (passing the filter), in order, until ``wanted``; and the owner's version
+        as the first read saw it (one statement: the owner's row joined with theirs)."""
         found: list[tuple[dict[str, Any], float | None]] = []
+        seen: int | None = None
         for start in range(0, len(ranked), chunk):
             part = ranked[start : start + chunk]
             # the prefixes too: (owner, prefix, key) is the primary key; by owner and key alone PostgreSQL read all
@@ -270,18 +300,21 @@ class ItemStore(BaseStore):
             prefixes, prefix_params = in_clause(self.db.dialect, sorted({p for p, _, _ in part}))
             keys, params = in_clause(self.db.dialect, sorted({key for _, key, _ in part}))
             rows = await self.db.fetchall(
-                f"SELECT prefix, key, value, created_at, updated_at, ttl_minutes FROM {TABLE} "
-                f"WHERE owner = %s AND prefix {prefixes} AND key {keys} AND {_LIVE}",
-                (owner, *prefix_params, *params, time.time()),
+                "SELECT o.version, s.prefix, s.key, s.value, s.created_at, s.updated_at, s.ttl_minutes "
+                f"FROM {versions.TABLE} o LEFT JOIN {TABLE} s ON s.owner = o.owner AND s.prefix {prefixes} "
+                f"AND s.key {keys} AND (s.expires_at IS NULL OR s.expires_at > %s) WHERE o.owner = %s",
+                (*prefix_params, *params, time.time(), owner),
             )
-            live = {(row["prefix"], row["key"]): row for row in rows}
+            if start == 0 and rows:
+                seen = int(rows[0]["version"])
+            live = {(row["prefix"], row["key"]): row for row in rows if row["key"] is not None}
             for item_prefix, key, score in part:
                 row = live.get((item_prefix, key))
                 if row is not None and (not filter or matches(loads(row["value"]), filter)):
                     found.append((row, score))
             if len(found) >= wanted:
                 break
-        return found
+        return found, seen
 
     async def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         conditions = list(op.match_conditions or ())
