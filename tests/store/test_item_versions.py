@@ -160,3 +160,16 @@ async def test_a_query_is_embedded_once_and_not_at_all_for_an_owner_without_vect
     await alice.aput(("memories",), "tea", {"text": "I drink green tea"})
     assert await _keys(alice, "tea") == ["tea"] and await _keys(alice, "tea") == ["tea"]
     assert await _keys(alice, "green") == ["tea"] and calls == ["tea", "green"]
+
+
+async def test_an_owner_over_the_copy_bound_is_searched_from_the_database(two: tuple[Storage, Storage]) -> None:
+    embeddings = WordVectors()
+    items_here = ItemStore(two[0].db, embeddings=embeddings)
+    items_here.vectors.max_vectors = 2  # alice's 3 vectors are more than a copy may hold
+    here, there = OwnerStore(items_here, "alice"), OwnerStore(ItemStore(two[1].db, embeddings=embeddings), "alice")
+    for key, text in (("home", HOME), ("diet", DIET), ("tea", "I drink green tea")):
+        await there.aput(("memories",), key, {"text": text})
+    assert (await _keys(here, "green tea"))[0] == "tea" and "alice" not in items_here.vectors._copies
+    await there.aput(("memories",), "tea", {"text": "I drink coffee"})
+    found = await here.asearch(("memories",), query="coffee")
+    assert (found[0].key, found[0].value["text"]) == ("tea", "I drink coffee") and (found[0].score or 0) > 0.5

@@ -5,7 +5,8 @@
                        wheel (hash-pinned in ``requirements.lock``) with its C engine; run on the CPU in a worker
                        thread (the engine is called through ``ctypes``, which releases the GIL), 384 dimensions
 ``openai:<model>``     any OpenAI-compatible ``/v1/embeddings`` (``CHATPLANE_EMBEDDINGS_BASE_URL``, else
-                       ``CHATPLANE_OPENAI_BASE_URL``; the key from ``CHATPLANE_EMBEDDINGS_API_KEY`` or the OpenAI key)
+                       ``CHATPLANE_OPENAI_BASE_URL``; the key from ``CHATPLANE_EMBEDDINGS_API_KEY`` or the OpenAI key),
+                       posted on aiohttp with base64 vectors (``chatplane.llm.openai_embeddings``)
 ``none``               no semantic search: a search's query is ignored and items come newest first
 =====================  ==============================================================================================
 
