@@ -129,25 +129,29 @@ async def open_embeddings(settings: Settings) -> AsyncIterator[Embeddings | None
         variant, filename = LOCAL_MODELS[name]
         yield LocalEmbeddings(variant, filename, threads=settings.embeddings_threads)
     elif provider == "openai" and name:
-        from chatplane.llm.openai_direct import model_http_session
+        from chatplane.llm.openai_direct import _ssl_context, model_http_session
         from chatplane.llm.openai_embeddings import DEFAULT_BASE_URL, EndpointEmbeddings
 
         key = settings.embeddings_api_key or settings.openai_api_key
         base_url = settings.embeddings_base_url or settings.openai_base_url or DEFAULT_BASE_URL
-        # aiohttp, one request per call, vectors as base64 (llm/openai_embeddings.py); the proxy from the
-        # environment, looked up once
+        # one request per call, vectors as base64 (llm/openai_embeddings.py): on kept-alive connections of its own,
+        # or through the proxy from the environment (looked up once) on aiohttp
         proxy = await asyncio.to_thread(_env_proxy, base_url)
+        tls = await asyncio.to_thread(_ssl_context) if base_url.startswith("https:") and not proxy else None
         session = await model_http_session()
+        embeddings = EndpointEmbeddings(
+            session,
+            name,
+            base_url=base_url,
+            api_key=key.get_secret_value() if key else None,
+            timeout_s=settings.model_timeout_s,
+            proxy=proxy,
+            ssl_context=tls,
+        )
         try:
-            yield EndpointEmbeddings(
-                session,
-                name,
-                base_url=base_url,
-                api_key=key.get_secret_value() if key else None,
-                timeout_s=settings.model_timeout_s,
-                proxy=proxy,
-            )
+            yield embeddings
         finally:
+            embeddings.close()
             await session.close()
     else:
         raise ConfigError(

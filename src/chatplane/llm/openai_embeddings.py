@@ -15,7 +15,9 @@ A failed request is tried once more (as the SDK's ``max_retries=1`` did) unless 
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import ssl
 from typing import Any
 
 import aiohttp
@@ -25,6 +27,7 @@ from langchain_core.embeddings import Embeddings
 from yarl import URL
 
 from chatplane.errors import EmbeddingsError, EmbeddingsTimeoutError, EmbeddingsUnavailableError
+from chatplane.llm.lean_post import LeanPost
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _UNAVAILABLE = frozenset({429, 502, 503, 504})
@@ -63,7 +66,9 @@ class EndpointEmbeddings(Embeddings):
         api_key: str | None = None,
         timeout_s: float = 60.0,
         proxy: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        """Posted on ``session`` through a ``proxy``, else on a ``LeanPost`` of its own (TLS: ``ssl_context``)."""
         self.session = session
         self.model = model
         self.url = URL((base_url or DEFAULT_BASE_URL).rstrip("/") + "/embeddings")
@@ -71,10 +76,23 @@ class EndpointEmbeddings(Embeddings):
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.timeout_s = timeout_s
         self.proxy = proxy
+        self._lean = None if proxy else LeanPost(self.url, self._headers, ssl_context=ssl_context)
 
     async def _post(self, texts: list[str]) -> bytes:
         body = orjson.dumps({"model": self.model, "input": texts, "encoding_format": "base64"})
+        if self._lean is not None:
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    status, raw = await self._lean.post(body)
+            except ValueError as exc:  # not an HTTP answer
+                raise EmbeddingsError() from exc
+            if status in _UNAVAILABLE:
+                raise EmbeddingsUnavailableError()
+            if status >= 400:
+                raise EmbeddingsError()
+            return raw
         async with self.session.post(
             self.url, data=body, headers=self._headers, timeout=self._timeout, proxy=self.proxy
         ) as response:
@@ -91,7 +109,7 @@ class EndpointEmbeddings(Embeddings):
         try:
             try:
                 return parse(await self._post(texts), len(texts))
-            except (aiohttp.ClientError, EmbeddingsUnavailableError, ConnectionError) as exc:
+            except (aiohttp.ClientError, EmbeddingsUnavailableError, OSError) as exc:
                 if isinstance(exc, TimeoutError):
                     raise
                 return parse(await self._post(texts), len(texts))  # once more, as the SDK's max_retries=1
@@ -99,6 +117,11 @@ class EndpointEmbeddings(Embeddings):
             raise EmbeddingsTimeoutError() from exc
         except (aiohttp.ClientError, OSError) as exc:
             raise EmbeddingsUnavailableError() from exc
+
+    def close(self) -> None:
+        """Close the kept-alive connections (the session is the caller's)."""
+        if self._lean is not None:
+            self._lean.close()
 
     async def aembed_query(self, text: str) -> list[float]:
         return (await self.aembed_documents([text]))[0]
