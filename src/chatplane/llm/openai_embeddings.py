@@ -33,25 +33,31 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _UNAVAILABLE = frozenset({429, 502, 503, 504})
 
 
-def _vector(embedding: Any) -> list[float]:
+def _array(embedding: Any) -> Any:
     if isinstance(embedding, str):  # base64 of little-endian float32
-        return np.frombuffer(base64.b64decode(embedding, validate=True), dtype="<f4").tolist()  # type: ignore[no-any-return]
+        return np.frombuffer(base64.b64decode(embedding, validate=True), dtype="<f4")
     if isinstance(embedding, list) and all(isinstance(x, int | float) for x in embedding):
-        return [float(x) for x in embedding]
+        return np.array(embedding, dtype=np.float64)
     raise EmbeddingsError()
 
 
-def parse(raw: bytes, count: int) -> list[list[float]]:
-    """The ``count`` vectors of an embeddings answer, in the order of the inputs; ``EmbeddingsError`` if malformed."""
+def parse_arrays(raw: bytes, count: int) -> list[Any]:
+    """The ``count`` vectors of an embeddings answer (numpy arrays), in the order of the inputs; ``EmbeddingsError``
+    if malformed."""
     try:
         data = orjson.loads(raw)["data"]
         ordered = sorted(data, key=lambda entry: int(entry["index"]))
-        vectors = [_vector(entry["embedding"]) for entry in ordered]
+        vectors = [_array(entry["embedding"]) for entry in ordered]
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise EmbeddingsError() from exc
-    if len(vectors) != count or len({len(v) for v in vectors}) > 1 or not vectors or not vectors[0]:
+    if len(vectors) != count or len({v.size for v in vectors}) > 1 or not vectors or not vectors[0].size:
         raise EmbeddingsError()
     return vectors
+
+
+def parse(raw: bytes, count: int) -> list[list[float]]:
+    """``parse_arrays`` as lists of floats."""
+    return [vector.tolist() for vector in parse_arrays(raw, count)]
 
 
 class EndpointEmbeddings(Embeddings):
@@ -104,15 +110,23 @@ class EndpointEmbeddings(Embeddings):
             return raw
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [vector.tolist() for vector in await self.aembed_arrays(texts)]
+
+    async def aembed_query_array(self, text: str) -> Any:
+        """The query's vector as a numpy array (the store's query path: no list of floats made and read back)."""
+        return (await self.aembed_arrays([text]))[0]
+
+    async def aembed_arrays(self, texts: list[str]) -> list[Any]:
+        """The texts' vectors as numpy arrays."""
         if not texts:
             return []
         try:
             try:
-                return parse(await self._post(texts), len(texts))
+                return parse_arrays(await self._post(texts), len(texts))
             except (aiohttp.ClientError, EmbeddingsUnavailableError, OSError) as exc:
                 if isinstance(exc, TimeoutError):
                     raise
-                return parse(await self._post(texts), len(texts))  # once more, as the SDK's max_retries=1
+                return parse_arrays(await self._post(texts), len(texts))  # once more, as the SDK's max_retries=1
         except TimeoutError as exc:
             raise EmbeddingsTimeoutError() from exc
         except (aiohttp.ClientError, OSError) as exc:

@@ -184,7 +184,8 @@ class ItemStore(BaseStore):
         vector = self._queries.get(query)
         if vector is None:
             assert self.embeddings is not None
-            vector = to_bytes(await self.embeddings.aembed_query(query))
+            as_array = getattr(self.embeddings, "aembed_query_array", None)  # EndpointEmbeddings: no list of floats
+            vector = to_bytes(await (as_array(query) if as_array else self.embeddings.aembed_query(query)))
             self._queries[query] = vector
             while len(self._queries) > _QUERIES:
                 self._queries.popitem(last=False)
