@@ -2,10 +2,12 @@
 ``CHATPLANE_EMBEDDINGS=openai:<model>``.
 
 Not ``langchain_openai.OpenAIEmbeddings``: its request went through the ``openai`` SDK's machinery and the vectors
-came back as JSON floats, which made recall add about 4 ms of CPU to a turn; here one aiohttp request per call (the
-session and its TLS settings are the chat models' direct path's, ``model_http_session``) asks for
-``encoding_format: "base64"`` — OpenAI's and most compatible servers' compact form: the float32 bytes, decoded with
-``numpy.frombuffer`` — and takes a list of floats from a server that sends one anyway.
+came back as JSON floats, which made recall add about 4 ms of CPU to a turn; here one request per call — on
+kept-alive connections of its own (``chatplane.llm.lean_post``: aiohttp's per-request machinery was most of what
+recall still cost), or on aiohttp (``model_http_session``) through a proxy — asks for ``encoding_format: "base64"``
+(OpenAI's and most compatible servers' compact form: the float32 bytes, decoded with ``numpy.frombuffer``) and takes
+a list of floats from a server that sends one anyway. The store's query path takes the vector as an array
+(``aembed_query_array``), with no list of floats in between.
 
 Failures are chatplane's errors, with nothing of the endpoint's answer or the key in them: a connection refused or
 reset, a 429 or a 502/503/504 from the endpoint → ``EmbeddingsUnavailableError`` (503); no answer within the model
