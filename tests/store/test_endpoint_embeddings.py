@@ -177,3 +177,15 @@ async def test_over_http_each_failure_is_a_clear_error_with_nothing_stored(
             assert "Injected" not in text and SECRET not in text
     assert (await client.get("/v1/store/items", params={"namespace": "m", "key": "new"})).status_code == 404
     assert SECRET not in caplog.text and "Injected" not in caplog.text
+
+
+async def test_through_a_proxy_the_request_goes_on_aiohttp(endpoint) -> None:
+    async def mock(body: bytes) -> bytes:
+        return _http(200, orjson.dumps(embeddings_response(orjson.loads(body))))
+
+    base_url = await endpoint(mock)  # the test server answers as the proxy too: it reads any request line
+    async with aiohttp.ClientSession() as session:
+        proxied = EndpointEmbeddings(session, "m", base_url=base_url, api_key=SECRET, proxy=base_url.rsplit("/", 1)[0])
+        assert np.allclose(await proxied.aembed_query("tea"), embed("tea"), atol=1e-6)
+        proxied.close()
+    assert endpoint.seen[-1].startswith(f"POST {base_url}/embeddings HTTP/1.1".encode())
