@@ -273,7 +273,7 @@ class ItemStore(BaseStore):
         (``VectorIndex``), then read back in order, a chunk at a time, until the page is full. ``checked``: False
         when ``version`` is the process copy's, not probed: the read-back returns the owner's version too, and if
         another process wrote since, the search is done again on a current copy."""
-        wanted, chunk = op.offset + op.limit, max(2 * (op.offset + op.limit), 20)
+        wanted, chunk = op.offset + op.limit, max(2 * (op.offset + op.limit), 10)
         # Without a filter, the best few chunks almost always hold the page (only expired rows drop out).
         top = None if op.filter else 4 * chunk
         ranked = await self.vectors.rank(owner, prefix, query, top, version=version)
