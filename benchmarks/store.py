@@ -31,6 +31,7 @@ from benchmarks.report import table
 from chatplane.config import Settings
 from chatplane.storage.database import dumps
 from chatplane.storage.engine import Storage, open_storage
+from chatplane.storage.item_versions import TABLE as VERSIONS
 from chatplane.storage.items import TABLE, ItemStore
 from chatplane.storage.owner_store import OwnerStore
 
@@ -75,6 +76,8 @@ async def _load(storage: Storage, owners: Sequence[str], per_owner: int) -> None
                 rows = []
     if rows:
         await storage.db.batch(rows)
+    # each owner's version row, as a put makes it (chatplane.storage.item_versions)
+    await storage.db.execute(f"INSERT INTO {VERSIONS} (owner, version) SELECT DISTINCT owner, 1 FROM {TABLE}")
     # as a table in use is: its statistics gathered, its visibility map set (index-only scans), as autovacuum does
     await storage.db.execute("VACUUM ANALYZE chatplane_store" if storage.kind == "postgres" else "ANALYZE")
 
@@ -169,6 +172,7 @@ async def _turn_cpu(settings: Settings, context: dict[str, Any], turns: int) -> 
         user = agent.for_user("bench")
         for i in range(100):
             await user.memories.put(("memories",), f"m{i}", {"content": f"The user said fact {i} about their day."})
+        # an assistant of its own when the context is set (also {"memory": False}: the same lookups as with memory)
         agent_id = (await user.assistants.create("chat", context=context)).assistant_id if context else "chat"
         for i in range(5):  # warm up
             await agent.achat("bench", f"hello {i}", session_id=f"warm{i}", agent=agent_id)
@@ -198,6 +202,7 @@ async def recall_rows(turns: int) -> list[list[str]]:
     with MockOpenAIServer(own_process=True, ttft=0, token_interval=0, tokens=20) as mock:
         runs = [
             ("memory off", settings(embeddings="none"), {}),
+            ("memory off, an assistant of its own", settings(embeddings="none"), {"memory": False}),
             ("recall on, local:e5-small", settings(embeddings="local:e5-small"), {"memory": True}),
             (
                 "recall on, openai: endpoint",

@@ -230,6 +230,24 @@ class ModelTimeoutError(DependencyError):
     default_message = "The language model did not answer in time. Your message was kept; try again."
 
 
+class EmbeddingsError(DependencyError):
+    code = "embeddings_error"
+    status = 502
+    default_message = "The embedding model failed; nothing was stored or searched. Try again."
+
+
+class EmbeddingsUnavailableError(DependencyError):
+    code = "embeddings_unavailable"
+    status = 503
+    default_message = "The embeddings endpoint is unavailable; nothing was stored or searched. Try again shortly."
+
+
+class EmbeddingsTimeoutError(DependencyError):
+    code = "embeddings_timeout"
+    status = 504
+    default_message = "The embeddings endpoint did not answer in time; nothing was stored or searched. Try again."
+
+
 class WorkerLostError(DependencyError):
     code = "worker_lost"
     status = 503

@@ -113,3 +113,19 @@ async def test_a_bad_memory_setting_is_a_422(client_for, recall: int) -> None:
     client = await client_for(make_settings())
     body = {"graph_id": "react", "context": {"memory": True, "memory_recall": recall}}
     assert (await client.post("/v1/assistants", json=body)).status_code == 422
+
+
+def test_recall_counts_tokens_as_langchain_and_leaves_the_request_as_it_was() -> None:
+    from langchain.agents.middleware import ModelRequest
+    from langchain_core.messages import HumanMessage, SystemMessage
+    from langchain_core.messages.utils import count_tokens_approximately
+
+    from chatplane.agents.memory import RECALL_HEADER, _system_tokens, _with_system_message
+
+    for text in (RECALL_HEADER, "", "- a", "- I am vegetarian.", "é" * 101):
+        assert _system_tokens(text) == count_tokens_approximately([SystemMessage(text)])
+    request = ModelRequest(model=None, messages=[HumanMessage("hi")], system_message=SystemMessage("base"))  # type: ignore[arg-type]
+    changed = _with_system_message(request, SystemMessage("base + memories"))
+    assert changed.system_message is not None and changed.system_message.text == "base + memories"
+    assert request.system_message is not None and request.system_message.text == "base"
+    assert changed.messages is request.messages and changed.model is request.model

@@ -14,6 +14,8 @@ The user sees and deletes what was kept through ``/v1/store`` (the web page's Me
 
 from __future__ import annotations
 
+import copy
+import math
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -22,7 +24,6 @@ from typing import Any
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
 from langchain.tools import ToolRuntime, tool
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
-from langchain_core.messages.utils import count_tokens_approximately
 from langchain_core.tools import BaseTool
 from langgraph.store.base import BaseStore
 
@@ -93,6 +94,21 @@ def memory_tools() -> list[BaseTool]:
     return [save_memory, update_memory, search_memories, forget_memory]
 
 
+def _system_tokens(text: str) -> int:
+    """``count_tokens_approximately([SystemMessage(text)])`` (4 characters a token, the role counted, 3 more a
+    message), without building the message: a tenth of the cost, for each recalled line of each turn."""
+    return math.ceil((len(text) + len("system")) / 4) + 3
+
+
+def _with_system_message(request: ModelRequest[Any], system: SystemMessage) -> ModelRequest[Any]:
+    """``request.override(system_message=system)`` without its cost: ``override`` rebuilds the request with
+    ``dataclasses.replace``, whose every field assignment goes through ``ModelRequest.__setattr__``'s
+    DeprecationWarning (nine warnings a call, ~50 µs); a shallow copy with the one field set is the same request."""
+    changed = copy.copy(request)
+    object.__setattr__(changed, "system_message", system)
+    return changed
+
+
 def _latest_user_message(request: ModelRequest[Any]) -> HumanMessage | None:
     return next((m for m in reversed(request.messages) if isinstance(m, HumanMessage)), None)
 
@@ -115,10 +131,10 @@ class MemoryRecallMiddleware(AgentMiddleware[Any, Any, Any]):
             return cached
         found = await store.asearch(NAMESPACE, query=message.text[:1000] or None, limit=self.limit)
         lines: list[str] = []
-        used = count_tokens_approximately([SystemMessage(RECALL_HEADER)])
+        used = _system_tokens(RECALL_HEADER)
         for item in found:
             line = f"- {item.value.get('content', '')}"
-            used += count_tokens_approximately([SystemMessage(line)])
+            used += _system_tokens(line)
             if used > self.recall_tokens:
                 break
             lines.append(line)
@@ -143,7 +159,7 @@ class MemoryRecallMiddleware(AgentMiddleware[Any, Any, Any]):
             return await handler(request)
         base = request.system_message.text if request.system_message is not None else ""
         system = SystemMessage(f"{base}\n\n{recalled}" if base else recalled)
-        return await handler(request.override(system_message=system))
+        return await handler(_with_system_message(request, system))
 
     def wrap_model_call(
         self,

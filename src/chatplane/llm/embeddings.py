@@ -5,7 +5,8 @@
                        wheel (hash-pinned in ``requirements.lock``) with its C engine; run on the CPU in a worker
                        thread (the engine is called through ``ctypes``, which releases the GIL), 384 dimensions
 ``openai:<model>``     any OpenAI-compatible ``/v1/embeddings`` (``CHATPLANE_EMBEDDINGS_BASE_URL``, else
-                       ``CHATPLANE_OPENAI_BASE_URL``; the key from ``CHATPLANE_EMBEDDINGS_API_KEY`` or the OpenAI key)
+                       ``CHATPLANE_OPENAI_BASE_URL``; the key from ``CHATPLANE_EMBEDDINGS_API_KEY`` or the OpenAI key),
+                       posted on aiohttp with base64 vectors (``chatplane.llm.openai_embeddings``)
 ``none``               no semantic search: a search's query is ignored and items come newest first
 =====================  ==============================================================================================
 
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
-from pydantic import SecretStr
 
 from chatplane.config import Settings
 from chatplane.errors import ConfigError
@@ -105,6 +105,16 @@ class LocalEmbeddings(Embeddings):
         return await asyncio.to_thread(self.embed_query, text)
 
 
+def _env_proxy(url: str) -> str | None:
+    from aiohttp.helpers import get_env_proxy_for_url
+    from yarl import URL
+
+    try:
+        return str(get_env_proxy_for_url(URL(url))[0])
+    except LookupError:
+        return None
+
+
 @asynccontextmanager
 async def open_embeddings(settings: Settings) -> AsyncIterator[Embeddings | None]:
     """The embeddings ``settings.embeddings`` names (None for ``none``), their HTTP client closed on exit; nothing
@@ -119,23 +129,30 @@ async def open_embeddings(settings: Settings) -> AsyncIterator[Embeddings | None
         variant, filename = LOCAL_MODELS[name]
         yield LocalEmbeddings(variant, filename, threads=settings.embeddings_threads)
     elif provider == "openai" and name:
-        from langchain_openai import OpenAIEmbeddings
+        from chatplane.llm.openai_direct import _ssl_context, model_http_session
+        from chatplane.llm.openai_embeddings import DEFAULT_BASE_URL, EndpointEmbeddings
 
-        from chatplane.llm.openai_direct import model_http_client
-
-        key = settings.embeddings_api_key or settings.openai_api_key or SecretStr("not-needed")
-        # The SDK's client on aiohttp's transport, as for chat models: its default HTTP stack costs more CPU a call.
-        async with model_http_client() as http:
-            yield OpenAIEmbeddings(
-                model=name,
-                openai_api_base=settings.embeddings_base_url or settings.openai_base_url,
-                openai_api_key=key,
-                # The texts go as they are: counting tokens would fetch tiktoken's tables from the internet.
-                check_embedding_ctx_length=False,
-                request_timeout=settings.model_timeout_s,
-                max_retries=1,
-                http_async_client=http,
-            )
+        key = settings.embeddings_api_key or settings.openai_api_key
+        base_url = settings.embeddings_base_url or settings.openai_base_url or DEFAULT_BASE_URL
+        # one request per call, vectors as base64 (llm/openai_embeddings.py): on kept-alive connections of its own,
+        # or through the proxy from the environment (looked up once) on aiohttp
+        proxy = await asyncio.to_thread(_env_proxy, base_url)
+        tls = await asyncio.to_thread(_ssl_context) if base_url.startswith("https:") and not proxy else None
+        session = await model_http_session()
+        embeddings = EndpointEmbeddings(
+            session,
+            name,
+            base_url=base_url,
+            api_key=key.get_secret_value() if key else None,
+            timeout_s=settings.model_timeout_s,
+            proxy=proxy,
+            ssl_context=tls,
+        )
+        try:
+            yield embeddings
+        finally:
+            embeddings.close()
+            await session.close()
     else:
         raise ConfigError(
             f"CHATPLANE_EMBEDDINGS={spec!r}: use local:e5-small, openai:<model> (an OpenAI-compatible /v1/embeddings) "

@@ -26,8 +26,8 @@ connection and pool, its migrations and its unit of purge (``purge_owner``).
 from __future__ import annotations
 
 import asyncio
-import datetime
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -46,9 +46,11 @@ from langgraph.store.base import (
 )
 from langgraph.store.base.embed import get_text_at_path, tokenize_path
 
-from chatplane.errors import ChatplaneError, ModelError
+from chatplane.errors import ChatplaneError, EmbeddingsError
+from chatplane.storage import item_versions as versions
 from chatplane.storage.database import Database, dumps, in_clause, loads
 from chatplane.storage.item_filters import condition_holds, matches
+from chatplane.storage.item_rows import item, search_item, strings, to_bytes
 from chatplane.storage.item_vectors import VectorIndex
 
 TABLE = "chatplane_store"
@@ -72,6 +74,7 @@ MIGRATION = [
 """The migration that adds the store (appended to ``chatplane.storage.schema.MIGRATIONS``)."""
 
 _LIVE = "(expires_at IS NULL OR expires_at > %s)"
+_QUERIES = 256
 
 
 class ItemStore(BaseStore):
@@ -94,6 +97,7 @@ class ItemStore(BaseStore):
         self.fields = list(fields)
         self.ttl_config = ttl
         self.vectors = VectorIndex(db)
+        self._queries: OrderedDict[str, bytes] = OrderedDict()
         try:  # built in the lifespan: the loop a synchronous node's calls are sent to
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -116,7 +120,7 @@ class ItemStore(BaseStore):
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         self._loop = asyncio.get_running_loop()
         ops = list(ops)
-        vectors = await self._embed_for(ops)
+        vectors, versions = await self._embed_for(ops)
         results: list[Result] = []
         for index, op in enumerate(ops):
             if isinstance(op, GetOp):
@@ -125,7 +129,7 @@ class ItemStore(BaseStore):
                 await self._put(op, vectors.get(index))
                 results.append(None)
             elif isinstance(op, SearchOp):
-                results.append(await self._search(op, vectors.get(index)))
+                results.append(await self._search(op, vectors.get(index), versions.get(index)))
             elif isinstance(op, ListNamespacesOp):
                 results.append(await self._list_namespaces(op))
             else:  # pragma: no cover - LangGraph's four operations are all handled above
@@ -140,40 +144,54 @@ class ItemStore(BaseStore):
         texts: list[str] = []
         for path in paths:
             if path == "$":  # the whole value: its text, not its JSON (field names only blur the meaning)
-                texts.extend(_strings(op.value))
+                texts.extend(strings(op.value))
             else:
                 texts.extend(get_text_at_path(op.value, tokenize_path(path)))
         return [text for text in texts if text]
 
-    async def _embed_for(self, ops: list[Op]) -> dict[int, bytes | None]:
-        """The embedding each put (of its indexed text) and each search (of its query) needs, in two calls."""
+    async def _embed_for(self, ops: list[Op]) -> tuple[dict[int, bytes | None], dict[int, tuple[int | None, bool]]]:
+        """The embedding each put (of its indexed text) and each search (of its query) needs, in two calls; and
+        each search's owner's version as known before (``VectorIndex.searchable``), and whether it was probed."""
         if self.embeddings is None:
-            return {}
+            return {}, {}
         documents: dict[int, str] = {}
         queries: dict[int, str] = {}
+        probed: dict[int, tuple[int | None, bool]] = {}
         for index, op in enumerate(ops):
             if isinstance(op, PutOp) and (texts := self._texts(op)):
                 documents[index] = "\n".join(texts)
-            elif isinstance(op, SearchOp) and op.query and await self._has_vectors(op.namespace_prefix[0]):
-                queries[index] = op.query  # (an owner with nothing searchable: no embedding, no search)
+            elif isinstance(op, SearchOp) and op.query:
+                searchable, version, checked = await self.vectors.searchable(op.namespace_prefix[0])
+                probed[index] = (version, checked)
+                if searchable:  # (an owner with nothing searchable: no embedding, no search)
+                    queries[index] = op.query
         vectors: dict[int, bytes | None] = {}
         try:
             if documents:
                 embedded = await self.embeddings.aembed_documents(list(documents.values()))
-                vectors.update(zip(documents, (_to_bytes(vector) for vector in embedded), strict=True))
+                vectors.update(zip(documents, (to_bytes(vector) for vector in embedded), strict=True))
             for index, query in queries.items():
-                vectors[index] = _to_bytes(await self.embeddings.aembed_query(query))
+                vectors[index] = await self._query_vector(query)
         except ChatplaneError:
             raise
         except Exception as exc:  # the embeddings endpoint (or model) failed: nothing of the batch is done
-            raise ModelError("The embedding model failed; try again.") from exc
-        return vectors
+            raise EmbeddingsError() from exc
+        return vectors, probed
 
-    async def _has_vectors(self, owner: str) -> bool:
-        row = await self.db.fetchone(
-            f"SELECT 1 AS found FROM {TABLE} WHERE owner = %s AND embedding IS NOT NULL LIMIT 1", (owner,)
-        )
-        return row is not None
+    async def _query_vector(self, query: str) -> bytes:
+        """A query's embedding; the last ``_QUERIES`` kept (the same question searched again — a ReAct loop's
+        tool call after the recall of the same message, a regenerated answer — is not embedded twice)."""
+        vector = self._queries.get(query)
+        if vector is None:
+            assert self.embeddings is not None
+            as_array = getattr(self.embeddings, "aembed_query_array", None)  # EndpointEmbeddings: no list of floats
+            vector = to_bytes(await (as_array(query) if as_array else self.embeddings.aembed_query(query)))
+            self._queries[query] = vector
+            while len(self._queries) > _QUERIES:
+                self._queries.popitem(last=False)
+        else:
+            self._queries.move_to_end(query)
+        return vector
 
     # --- operations ---------------------------------------------------------------------------------------------
     async def _get(self, op: GetOp) -> Item | None:
@@ -188,20 +206,24 @@ class ItemStore(BaseStore):
             return None
         if row["ttl_minutes"] is not None and op.refresh_ttl:
             await self._refresh(owner, [(prefix, op.key, float(row["ttl_minutes"]))], now)
-        return _item(owner, row)
+        return item(owner, row)
 
     async def _put(self, op: PutOp, vector: bytes | None) -> None:
         owner, prefix = _split(op.namespace)
-        if op.value is None:
-            await self.db.execute(
-                f"DELETE FROM {TABLE} WHERE owner = %s AND prefix = %s AND key = %s", (owner, prefix, op.key)
+        if op.value is None:  # the delete and the owner's new version, one transaction
+            done = await self.db.batch(
+                [
+                    (f"DELETE FROM {TABLE} WHERE owner = %s AND prefix = %s AND key = %s", (owner, prefix, op.key)),
+                    versions.bump_existing(owner),
+                ]
             )
+            self.vectors.wrote(owner, versions.returned(done[1]), prefix, op.key, None)
             return
         now = time.time()
         ttl = op.ttl if op.ttl is not None else (self.ttl_config or {}).get("default_ttl")
         expires = now + ttl * 60 if ttl is not None else None
         # created_at survives an update; an expired row is replaced as if it were new.
-        await self.db.execute(
+        upsert = (
             f"INSERT INTO {TABLE} (owner, prefix, key, value, embedding, created_at, updated_at, ttl_minutes, "
             "expires_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (owner, prefix, key) DO UPDATE SET value = excluded.value, embedding = excluded.embedding, "
@@ -210,8 +232,12 @@ class ItemStore(BaseStore):
             "updated_at = excluded.updated_at, ttl_minutes = excluded.ttl_minutes, expires_at = excluded.expires_at",
             (owner, prefix, op.key, dumps(dict(op.value)), vector, now, now, ttl, expires),
         )
+        done = await self.db.batch([upsert, versions.bump(owner)])  # the item and the owner's version together
+        self.vectors.wrote(owner, versions.returned(done[1]), prefix, op.key, vector)
 
-    async def _search(self, op: SearchOp, query: bytes | None) -> list[SearchItem]:
+    async def _search(
+        self, op: SearchOp, query: bytes | None, known: tuple[int | None, bool] | None
+    ) -> list[SearchItem]:
         owner, prefix = _split(op.namespace_prefix, allow_root=True)
         where, params = _under(owner, prefix, time.time())
         columns = "prefix, key, value, created_at, updated_at, ttl_minutes"
@@ -219,7 +245,7 @@ class ItemStore(BaseStore):
         if query is None and op.query and self.embeddings is not None:
             return []  # nothing of the owner's is searchable by meaning
         if query is not None:
-            page = await self._closest(owner, prefix, query, op)
+            page = await self._closest(owner, prefix, query, op, *(known or (None, True)))
         elif op.filter:
             rows = await self.db.fetchall(
                 f"SELECT {columns} FROM {TABLE} WHERE {where} ORDER BY updated_at DESC", params
@@ -238,42 +264,58 @@ class ItemStore(BaseStore):
             ]
             if expiring:
                 await self._refresh(owner, expiring, time.time())
-        return [_search_item(owner, row, score) for row, score in page]
+        return [search_item(owner, row, score) for row, score in page]
 
     async def _closest(
-        self, owner: str, prefix: str, query: bytes, op: SearchOp
+        self, owner: str, prefix: str, query: bytes, op: SearchOp, version: int | None, checked: bool
     ) -> list[tuple[dict[str, Any], float | None]]:
         """The page of live items (passing the filter) most similar to ``query``: ranked in the process
-        (``VectorIndex``), then read back in order, a chunk at a time, until the page is full."""
-        wanted, chunk = op.offset + op.limit, max(2 * (op.offset + op.limit), 20)
+        (``VectorIndex``), then read back in order, a chunk at a time, until the page is full. ``checked``: False
+        when ``version`` is the process copy's, not probed: the read-back returns the owner's version too, and if
+        another process wrote since, the search is done again on a current copy."""
+        wanted, chunk = op.offset + op.limit, max(2 * (op.offset + op.limit), 10)
         # Without a filter, the best few chunks almost always hold the page (only expired rows drop out).
-        ranked = await self.vectors.rank(owner, prefix, query, None if op.filter else 4 * chunk)
-        found = await self._read_in_order(owner, ranked, chunk, wanted, op.filter)
+        top = None if op.filter else 4 * chunk
+        ranked = await self.vectors.rank(owner, prefix, query, top, version=version)
+        found, seen = await self._read_in_order(owner, ranked, chunk, wanted, op.filter)
+        if not checked and (not ranked or seen != version):
+            version = await self.vectors.version(owner)
+            ranked = await self.vectors.rank(owner, prefix, query, top, version=version)
+            found, seen = await self._read_in_order(owner, ranked, chunk, wanted, op.filter)
         if len(found) < wanted and not op.filter and len(ranked) == 4 * chunk:  # many expired: rank them all
-            ranked = await self.vectors.rank(owner, prefix, query)
-            found = await self._read_in_order(owner, ranked, chunk, wanted, op.filter)
+            ranked = await self.vectors.rank(owner, prefix, query, version=version)
+            found, _ = await self._read_in_order(owner, ranked, chunk, wanted, op.filter)
         return found[op.offset : wanted]
 
     async def _read_in_order(
         self, owner: str, ranked: list[tuple[str, str, float]], chunk: int, wanted: int, filter: dict[str, Any] | None
-    ) -> list[tuple[dict[str, Any], float | None]]:
+    ) -> tuple[list[tuple[dict[str, Any], float | None]], int | None]:
+        """The live rows of ``ranked`` (passing the filter), in order, until ``wanted``; and the owner's version
+        as the first read saw it (one statement: the owner's row joined with theirs)."""
         found: list[tuple[dict[str, Any], float | None]] = []
+        seen: int | None = None
         for start in range(0, len(ranked), chunk):
             part = ranked[start : start + chunk]
+            # the prefixes too: (owner, prefix, key) is the primary key; by owner and key alone PostgreSQL read all
+            # of the owner's rows (18 ms at 10,000 items, against 0.7 ms)
+            prefixes, prefix_params = in_clause(self.db.dialect, sorted({p for p, _, _ in part}))
             keys, params = in_clause(self.db.dialect, sorted({key for _, key, _ in part}))
             rows = await self.db.fetchall(
-                f"SELECT prefix, key, value, created_at, updated_at, ttl_minutes FROM {TABLE} "
-                f"WHERE owner = %s AND key {keys} AND {_LIVE}",
-                (owner, *params, time.time()),
+                "SELECT o.version, s.prefix, s.key, s.value, s.created_at, s.updated_at, s.ttl_minutes "
+                f"FROM {versions.TABLE} o LEFT JOIN {TABLE} s ON s.owner = o.owner AND s.prefix {prefixes} "
+                f"AND s.key {keys} AND (s.expires_at IS NULL OR s.expires_at > %s) WHERE o.owner = %s",
+                (*prefix_params, *params, time.time(), owner),
             )
-            live = {(row["prefix"], row["key"]): row for row in rows}
+            if start == 0 and rows:
+                seen = int(rows[0]["version"])
+            live = {(row["prefix"], row["key"]): row for row in rows if row["key"] is not None}
             for item_prefix, key, score in part:
                 row = live.get((item_prefix, key))
                 if row is not None and (not filter or matches(loads(row["value"]), filter)):
                     found.append((row, score))
             if len(found) >= wanted:
                 break
-        return found
+        return found, seen
 
     async def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
         conditions = list(op.match_conditions or ())
@@ -308,8 +350,10 @@ class ItemStore(BaseStore):
         return await sweep_expired(self.db, time.time() if now is None else now)
 
     async def purge_owner(self, owner: str) -> int:
-        """Delete every item of ``owner``; how many."""
-        return await self.db.execute(f"DELETE FROM {TABLE} WHERE owner = %s", (owner,))
+        """Delete every item of ``owner`` (and their version); how many."""
+        done = await self.db.batch([(f"DELETE FROM {TABLE} WHERE owner = %s", (owner,)), versions.forget(owner)])
+        self.vectors.forget(owner)
+        return done[0][1]
 
     async def count(self, owner: str) -> int:
         row = await self.db.fetchone(f"SELECT count(*) AS n FROM {TABLE} WHERE owner = %s", (owner,))
@@ -317,8 +361,11 @@ class ItemStore(BaseStore):
 
 
 async def sweep_expired(db: Database, now: float) -> int:
-    """Delete the store's expired items (``chatplane.retention``); how many."""
-    return await db.execute(f"DELETE FROM {TABLE} WHERE expires_at IS NOT NULL AND expires_at <= %s", (now,))
+    """Delete the store's expired items (``chatplane.retention``), their owners' versions moved; how many."""
+    done = await db.batch(
+        [versions.bump_expired(now), (f"DELETE FROM {TABLE} WHERE expires_at IS NOT NULL AND expires_at <= %s", (now,))]
+    )
+    return done[1][1]
 
 
 async def count_expired(db: Database, now: float) -> int:
@@ -345,47 +392,4 @@ def _under(owner: str, prefix: str, now: float) -> tuple[str, tuple[Any, ...]]:
     return (
         f"owner = %s AND (prefix = %s OR substr(prefix, 1, %s) = %s) AND {_LIVE}",
         (owner, prefix, len(below), below, now),
-    )
-
-
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [text for item in value.values() for text in _strings(item)]
-    if isinstance(value, list):
-        return [text for item in value for text in _strings(item)]
-    return []
-
-
-def _to_bytes(vector: Sequence[float]) -> bytes:
-    import numpy as np
-
-    array = np.asarray(vector, dtype=np.float32)
-    norm = float(np.linalg.norm(array))
-    return (array / norm if norm else array).tobytes()
-
-
-def _time(value: float) -> datetime.datetime:
-    return datetime.datetime.fromtimestamp(value, datetime.UTC)
-
-
-def _item(owner: str, row: dict[str, Any]) -> Item:
-    return Item(
-        value=loads(row["value"]),
-        key=row["key"],
-        namespace=(owner, *row["prefix"].split(".")),
-        created_at=_time(float(row["created_at"])),
-        updated_at=_time(float(row["updated_at"])),
-    )
-
-
-def _search_item(owner: str, row: dict[str, Any], score: float | None) -> SearchItem:
-    return SearchItem(
-        namespace=(owner, *row["prefix"].split(".")),
-        key=row["key"],
-        value=loads(row["value"]),
-        created_at=_time(float(row["created_at"])),
-        updated_at=_time(float(row["updated_at"])),
-        score=score,
     )

@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
+from chatplane.storage import item_versions
+
 if TYPE_CHECKING:
     from chatplane.storage.engine import Storage
 
@@ -57,6 +59,7 @@ async def purge_owner(
         await tx.execute("DELETE FROM chatplane_assistant_versions WHERE owner = %s", (owner,))
         report.idempotency_keys = await tx.execute("DELETE FROM chatplane_idempotency WHERE owner = %s", (owner,))
         report.items = await tx.execute("DELETE FROM chatplane_store WHERE owner = %s", (owner,))
+        await tx.execute(*item_versions.forget(owner))
         report.schedules = await tx.execute("DELETE FROM chatplane_schedules WHERE owner = %s", (owner,))
         await tx.execute(
             "DELETE FROM chatplane_webhook_attempts WHERE run_id IN "

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from chatplane.storage import items
+from chatplane.storage import item_versions, items
 from chatplane.storage.database import Database, SqliteDatabase
 
 SCHEMA = [
@@ -201,6 +201,7 @@ MIGRATIONS: list[list[str]] = [
         )""",
     ],
     items.MIGRATION,  # the long-term store (chatplane.storage.items): per-user items, their TTL and embeddings
+    item_versions.MIGRATION,  # each store owner's version, checked by a process's copy of their vectors
 ]
 """Schema changes after the first release, in order; ``chatplane_schema`` records how many a database has had.
 Append new steps; never edit a released one."""
