@@ -56,7 +56,7 @@ PROMPTS = {
         "You are the supervisor of a team: {team}. Hand the user's request to the right agent with a "
         "transfer_to_<agent> tool and a clear task, one agent at a time. When the agents have done their part, "
         "answer the user yourself, briefly, or hand over to the writer to compose a longer answer. "
-        "Answer directly when no agent is needed."
+        "Answer greetings and general knowledge yourself, directly: hand over only what needs an agent's tools."
     ),
     "math": "You are the math agent. Do the calculation the supervisor asked for with the calculator, then state "
     "the result in one sentence.",
@@ -103,7 +103,7 @@ def build_multi(
         roles = "; ".join(f"{n} ({SPECIALISTS[n]})" for n in team)
         return f"{settings.system_prompt}\n\n{PROMPTS[name].format(team=roles)}"
 
-    handoffs = [make_handoff_tool(name, SPECIALISTS[name]) for name in team]
+    handoffs = [make_handoff_tool(name, SPECIALISTS[name], tools=toolsets[name]) for name in team]
     builder = StateGraph(MultiAgentState)
     supervisor = create_agent(
         model,
