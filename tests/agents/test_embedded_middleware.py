@@ -167,6 +167,7 @@ async def test_the_supervisor_routes_among_its_agents_tools_and_names_the_tool()
     route, handoff_args, math_args = model.bindings[:3]
     assert enum_of(route) == ["calculator", "current_time", "search_docs", "transfer_to_writer", "answer"]
     assert "- search_docs: Search chatplane's documentation" in model.prompts[0][-1].text
+    assert model.prompts[0][0].text == settings.system_prompt  # the options describe the team, not the prompt
     assert list(handoff_args["extra_body"]["json_schema"]["properties"]) == ["task"]  # the route fills use_tool
     assert math_args["extra_body"]["json_schema"]["required"] == ["expression"]
     calls = [
