@@ -2,9 +2,11 @@
 
 Scoring is plain term overlap (distinct query words present, then total occurrences; a plural matches its singular),
 which is enough for a folder of notes and needs no index. Passages are consecutive paragraphs packed up to
-``SNIPPET_CHARS``, so a heading or a lead-in ("Three agent kinds:") stays with the list it introduces. Safety: only regular files whose real path lies inside the folder are read
-(a symlink pointing elsewhere is skipped), each at most ``MAX_FILE_BYTES``, at most ``MAX_FILES`` of them, and
-all file reading happens in a worker thread so the event loop never waits on the disk.
+``SNIPPET_CHARS``, so a heading or a lead-in ("Three agent kinds:") stays with the list it introduces.
+
+Safety: only regular files whose real path lies inside the folder are read (a symlink pointing elsewhere is
+skipped), each at most ``MAX_FILE_BYTES``, at most ``MAX_FILES`` of them, and all file reading happens in a worker
+thread so the event loop never waits on the disk.
 
 Out of the box (``CHATPLANE_DOCS_DIR`` unset and no ``./data/docs``) it searches a few short documents about
 chatplane itself that ship with it (``SAMPLE_DOCS``), so a question about documents works offline at once.
