@@ -6,7 +6,8 @@ call as bare or fenced JSON that llama.cpp does not turn into ``tool_calls``, or
 ``local:`` model (bundled or a GGUF of the user's):
 
 1. **Route.** The model picks ``answer`` or one tool, as ``{"action": "<choice>"}`` constrained by a JSON schema
-   with the choices as an enum (llama.cpp turns the schema into a grammar, so the reply is always one of them).
+   with the choices as an enum (llama.cpp turns the schema into a grammar, so the reply is always one of them);
+   the options come first, the user's message last (``route_instruction``).
 2. **Arguments.** For a tool, the model writes its arguments as JSON constrained by the tool's own argument schema;
    the reply is read leniently (``chatplane.agents.tool_json``: tags, fences or bare JSON — what a server without
    grammar support may send back) and validated against the schema. The agent gets an ``AIMessage`` with that one
@@ -254,10 +255,11 @@ class EmbeddedToolCallMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         if made < self.max_tool_calls:
             usage: list[UsageMetadata] = []
             choices = route_choices(tools)
-            handed = handed_tool(messages, self.agent_name) if made == 0 else None
-            if handed is None or handed not in {c.name for c in choices}:
-                handed = await self._route(request, messages, choices, after_result=made > 0, usage=usage)
-            picked = next((c for c in choices if c.name == handed), None)
+            # a hand-off that names one of this agent's tools has made the choice already
+            choice = handed_tool(messages, self.agent_name) if made == 0 else None
+            if choice is None or choice not in {c.name for c in choices}:
+                choice = await self._route(request, messages, choices, after_result=made > 0, usage=usage)
+            picked = next((c for c in choices if c.name == choice), None)
             if picked is not None:
                 tool = picked.tool
                 arguments = await self._arguments(request, messages, tool, usage)
