@@ -9,7 +9,14 @@ import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
-from chatplane.agents.embedded import called_a_tool_this_turn, without_invalid_tool_calls
+from chatplane.agents.embedded import (
+    called_a_tool_this_turn,
+    handed_tool,
+    route_choices,
+    route_instruction,
+    without_invalid_tool_calls,
+)
+from chatplane.agents.handoff import make_handoff_tool
 from chatplane.agents.multi import build_multi
 from chatplane.agents.react import build_react
 from chatplane.agents.tool_json import call_arguments, first_json_object, looks_like_a_tool_call
@@ -145,12 +152,11 @@ async def test_only_the_answer_is_streamed() -> None:
     assert "".join(pieces) == "It is 4."  # not the route's or the arguments' JSON
 
 
-async def test_the_supervisor_routes_with_the_same_steps() -> None:
+async def test_the_supervisor_routes_among_its_agents_tools_and_names_the_tool() -> None:
     replies = [
-        '{"action": "transfer_to_math"}',  # supervisor: route
+        '{"action": "calculator"}',  # supervisor: route, among the agents' tools
         '{"task": "compute 17 * 23"}',  # supervisor: the hand-off's argument
-        '{"action": "calculator"}',  # math: route
-        '{"expression": "17 * 23"}',  # math: arguments
+        '{"expression": "17 * 23"}',  # math: arguments, no route of its own (the hand-off named the tool)
         "17 * 23 = 391.",  # math: answer
         "It is 391.",  # supervisor: answer, tools removed
     ]
@@ -158,11 +164,81 @@ async def test_the_supervisor_routes_with_the_same_steps() -> None:
     settings = make_settings(model="local:qwen2.5-coder-1.5b")
     graph = build_multi(model, settings=settings, checkpointer=InMemorySaver(), tools=builtin_tools(settings))
     result = await graph.ainvoke({"messages": [HumanMessage("17 * 23?")]}, run_config("t", settings))
-    assert enum_of(model.bindings[0]) == ["transfer_to_math", "transfer_to_research", "transfer_to_writer", "answer"]
-    names = [(m.name, c["name"]) for m in result["messages"] if isinstance(m, AIMessage) for c in m.tool_calls]
-    assert names == [("supervisor", "transfer_to_math"), ("math", "calculator")]
+    route, handoff_args, math_args = model.bindings[:3]
+    assert enum_of(route) == ["calculator", "current_time", "search_docs", "transfer_to_writer", "answer"]
+    assert "- search_docs: Search chatplane's documentation" in model.prompts[0][-1].text
+    assert model.prompts[0][0].text == settings.system_prompt  # the options describe the team, not the prompt
+    assert list(handoff_args["extra_body"]["json_schema"]["properties"]) == ["task"]  # the route fills use_tool
+    assert math_args["extra_body"]["json_schema"]["required"] == ["expression"]
+    calls = [
+        (m.name, c["name"], c["args"]) for m in result["messages"] if isinstance(m, AIMessage) for c in m.tool_calls
+    ]
+    assert calls == [
+        ("supervisor", "transfer_to_math", {"task": "compute 17 * 23", "use_tool": "calculator"}),
+        ("math", "calculator", {"expression": "17 * 23"}),
+    ]
+    handoff = next(m for m in result["messages"] if isinstance(m, ToolMessage))
+    assert handoff.artifact["handoff"] == {
+        "from": "supervisor",
+        "to": "math",
+        "task": "compute 17 * 23",
+        "use_tool": "calculator",
+    }
     assert result["messages"][-1].text == "It is 391." and result["messages"][-1].name == "supervisor"
     assert model.bindings[-1]["tools"] == []
+
+
+async def test_the_supervisor_can_answer_or_hand_to_an_agent_without_tools() -> None:
+    model = RecordingModel(replies=['{"action": "answer"}', "Tokyo."], bindings=[])
+    settings = make_settings(model="local:qwen2.5-coder-1.5b")
+    graph = build_multi(model, settings=settings, checkpointer=InMemorySaver(), tools=builtin_tools(settings))
+    result = await graph.ainvoke({"messages": [HumanMessage("capital of Japan?")]}, run_config("t", settings))
+    assert [m.type for m in result["messages"]] == ["human", "ai"] and result["messages"][-1].text == "Tokyo."
+
+    replies = ['{"action": "transfer_to_writer"}', '{"task": "a plan"}', "The plan."]
+    model = RecordingModel(replies=replies, bindings=[])
+    graph = build_multi(model, settings=settings, checkpointer=InMemorySaver(), tools=builtin_tools(settings))
+    result = await graph.ainvoke({"messages": [HumanMessage("write a plan")]}, run_config("t", settings))
+    assert result["messages"][1].tool_calls[0]["args"] == {"task": "a plan"}  # no tool named
+    assert result["messages"][-1].name == "writer" and result["messages"][-1].text == "The plan."
+
+
+async def test_a_hand_off_names_only_a_tool_the_agent_has() -> None:
+    """``use_tool`` naming a tool the agent lacks is dropped: the agent then chooses for itself."""
+    settings = make_settings()
+    script = [call("transfer_to_math", {"task": "2 + 2", "use_tool": "search_docs"}), "4.", "It is 4."]
+    graph = build_multi(ScriptedChatModel(replies=script), settings=settings, tools=builtin_tools(settings))
+    result = await graph.ainvoke({"messages": [HumanMessage("2 + 2?")]}, run_config("t", settings))
+    handoff = next(m for m in result["messages"] if isinstance(m, ToolMessage))
+    assert handoff.artifact["handoff"] == {"from": "supervisor", "to": "math", "task": "2 + 2"}
+    assert handoff.text == "Handed off to math. Task: 2 + 2"
+    assert handed_tool(result["messages"][:3], "math") is None
+
+
+def test_route_choices_and_the_instruction() -> None:
+    settings = make_settings(model="local:qwen2.5-coder-1.5b")
+    tools = builtin_tools(settings)
+    research = make_handoff_tool("research", "looking things up.", tools=tools[1:])
+    writer = make_handoff_tool("writer", "writing.")
+    choices = route_choices([research, writer])
+    assert [(c.name, c.tool.name, c.via) for c in choices] == [
+        ("current_time", "transfer_to_research", "current_time"),
+        ("search_docs", "transfer_to_research", "search_docs"),
+        ("transfer_to_writer", "transfer_to_writer", None),
+    ]
+    text = route_instruction(choices, "Which agents are there?", after_result=False)
+    assert text.index("- current_time:") < text.index("- answer:") < text.index('"Which agents are there?"')
+    assert text.endswith('Reply with JSON only: {"action": "<option>"}.')
+
+
+def test_handed_tool_reads_the_hand_off_that_started_this_agent() -> None:
+    supervisor = call("transfer_to_math", {"task": "2 + 2", "use_tool": "calculator"})
+    handoff = {"handoff": {"from": "supervisor", "to": "math", "task": "2 + 2", "use_tool": "calculator"}}
+    answered = ToolMessage("Handed off", tool_call_id=supervisor.tool_calls[0]["id"], artifact=handoff)
+    history = [HumanMessage("2 + 2?"), supervisor, answered]
+    assert handed_tool(history, "math") == "calculator"
+    assert handed_tool(history, "research") is None  # handed to another agent
+    assert handed_tool([*history, AIMessage("4"), HumanMessage("and 3 + 3?")], "math") is None  # a new turn
 
 
 async def test_not_applied_to_other_models() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from langchain_core.tools import ToolException
 
-from chatplane.tools.docs import make_search_docs, terms
+from chatplane.tools.docs import make_search_docs, passages, terms
 
 
 @pytest.fixture
@@ -58,6 +58,16 @@ async def test_never_reads_outside_the_folder(docs: Path, tmp_path: Path) -> Non
     (docs / "inside.md").write_text("A swordfish is a fish.\n")
     answer = await make_search_docs(docs).ainvoke({"query": "swordfish password"})
     assert answer == "[inside.md]\nA swordfish is a fish."  # the linked files match better, but are not read
+
+
+async def test_a_heading_and_a_lead_in_stay_with_their_list_and_plurals_match(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "kinds.md").write_text("# Our kinds\n\nThree kinds:\n\n- `a` — first.\n- `b` — second.\n\n" + "x " * 400)
+    answer = await make_search_docs(folder).ainvoke({"query": "Which kinds are there?"})
+    assert answer == "[kinds.md]\n# Our kinds\nThree kinds:\n- `a` — first. - `b` — second."
+    assert passages("one\n\n" + "y" * 700) == ["one", "y" * 600, "y" * 100]  # long paragraphs cut in windows
+    assert (await make_search_docs(folder).ainvoke({"query": "kind"})).startswith("[kinds.md]\n# Our kinds")
 
 
 def test_terms_drop_stop_words_and_punctuation() -> None:

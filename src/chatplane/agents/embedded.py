@@ -6,7 +6,8 @@ call as bare or fenced JSON that llama.cpp does not turn into ``tool_calls``, or
 ``local:`` model (bundled or a GGUF of the user's):
 
 1. **Route.** The model picks ``answer`` or one tool, as ``{"action": "<choice>"}`` constrained by a JSON schema
-   with the choices as an enum (llama.cpp turns the schema into a grammar, so the reply is always one of them).
+   with the choices as an enum (llama.cpp turns the schema into a grammar, so the reply is always one of them);
+   the options come first, the user's message last (``route_instruction``).
 2. **Arguments.** For a tool, the model writes its arguments as JSON constrained by the tool's own argument schema;
    the reply is read leniently (``chatplane.agents.tool_json``: tags, fences or bare JSON — what a server without
    grammar support may send back) and validated against the schema. The agent gets an ``AIMessage`` with that one
@@ -20,7 +21,10 @@ Steps 1 and 2 are internal: their tokens are not streamed to the client (LangGra
 token usage is added to the tool-calling message. Every step shares the conversation as its prompt prefix
 (instructions are appended after it), so llama.cpp's prompt cache serves all three, and the next turn.
 
-The multi-agent's supervisor routes between its agents with the same steps (its tools are the hand-offs).
+The multi-agent's supervisor routes with the same steps, choosing among its agents' *tools* (a hand-off lists them
+in its metadata) rather than among agents: it then hands the request to the agent that owns the chosen tool, naming
+the tool, and that agent goes straight to the arguments. Qwen2.5-Coder-1.5B picks the right tool far more often than
+the right agent from a description (1 of 4 questions of the evaluation's routing category were handed right).
 Requests to any other model (a fallback, say) pass through untouched. Garbled tool calls
 (``invalid_tool_calls``) are dropped from what is sent back to llama.cpp, which would refuse the conversation.
 """
@@ -30,6 +34,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
@@ -41,6 +46,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.constants import TAG_NOSTREAM
 from pydantic import BaseModel, ValidationError
 
+from chatplane.agents.handoff import AGENT_TOOLS, USE_TOOL
 from chatplane.agents.middleware import ModelHandler
 from chatplane.agents.tool_json import call_arguments, looks_like_a_tool_call
 from chatplane.config import Settings
@@ -119,25 +125,50 @@ def last_question(messages: Sequence[AnyMessage]) -> str:
     return next((m.text for m in reversed(messages) if isinstance(m, HumanMessage)), "")
 
 
-def route_instruction(tools: Sequence[BaseTool], question: str, after_result: bool) -> str:
-    """The routing question, with the user's message restated: small models keep to it better than to a
-    reference to "the last message" several turns up."""
+@dataclass(frozen=True)
+class Choice:
+    """One option of the route: ``name`` (what the model picks, described by ``about``) calls ``tool``; for a
+    hand-off, ``via`` is the agent's tool it was picked for."""
+
+    name: str
+    about: str
+    tool: BaseTool
+    via: str | None = None
+
+
+def route_choices(tools: Sequence[BaseTool]) -> list[Choice]:
+    """The tools, except that a hand-off to an agent with tools stands for each of them (``AGENT_TOOLS``)."""
+    choices: dict[str, Choice] = {}
+    for t in tools:
+        offered = (t.metadata or {}).get(AGENT_TOOLS) or []
+        for name, about in offered:
+            choices.setdefault(name, Choice(name, first_line(about), t, name))
+        if not offered:
+            choices.setdefault(t.name, Choice(t.name, first_line(t.description), t))
+    return list(choices.values())
+
+
+def route_instruction(choices: Sequence[Choice], question: str, after_result: bool) -> str:
+    """The routing question: the options, then the user's message restated, last, just before the choice —
+    small models keep to it better than to "the last message" several turns up, and Qwen2.5-Coder-1.5B chose
+    right for 15 of 16 questions with the message after the options (11 of 16 with it before them)."""
     already = ", or what the tool results above already tell" if after_result else ""
-    options = [f"- {t.name}: {first_line(t.description)}" for t in tools]
+    options = [f"- {c.name}: {c.about}" for c in choices]
     options.append(
         f"- {ANSWER}: no tool is needed: greetings, general knowledge, facts from this conversation{already}."
     )
     return (
-        f'The user\'s message: "{question}"\nWhich option handles it best?\n'
+        "Options:\n"
         + "\n".join(options)
-        + '\nReply with JSON only: {"action": "<option>"}.'
+        + f'\n\nThe user\'s message: "{question}"\n'
+        + 'Which option handles it best? Reply with JSON only: {"action": "<option>"}.'
     )
 
 
-def route_schema(tools: Sequence[BaseTool]) -> dict[str, Any]:
+def route_schema(choices: Sequence[Choice]) -> dict[str, Any]:
     return {
         "type": "object",
-        "properties": {"action": {"type": "string", "enum": [*(t.name for t in tools), ANSWER]}},
+        "properties": {"action": {"type": "string", "enum": [*(c.name for c in choices), ANSWER]}},
         "required": ["action"],
         "additionalProperties": False,
     }
@@ -148,6 +179,7 @@ def answer_instruction(question: str) -> str:
 
 
 def argument_schema(tool: BaseTool) -> dict[str, Any]:
+    """The JSON schema of ``tool``'s arguments — for a hand-off, without ``use_tool``: the route fills that in."""
     schema = tool.tool_call_schema
     if isinstance(schema, dict):
         raw = schema
@@ -155,7 +187,24 @@ def argument_schema(tool: BaseTool) -> dict[str, Any]:
         raw = schema.model_json_schema()
     else:  # a pydantic v1 model
         raw = convert_to_openai_tool(tool)["function"]["parameters"]
-    return {k: v for k, v in raw.items() if k not in ("title", "description")} or {"type": "object"}
+    out = {k: v for k, v in raw.items() if k not in ("title", "description")} or {"type": "object"}
+    if AGENT_TOOLS in (tool.metadata or {}) and USE_TOOL in (out.get("properties") or {}):
+        out["properties"] = {k: v for k, v in out["properties"].items() if k != USE_TOOL}
+        out["required"] = [k for k in out.get("required") or [] if k != USE_TOOL]
+    return out
+
+
+def handed_tool(messages: Sequence[AnyMessage], agent_name: str) -> str | None:
+    """The tool the hand-off that started ``agent_name``'s part of this turn names, if any."""
+    turn = this_turn(messages)
+    last = turn[-1] if turn else None
+    if not isinstance(last, ToolMessage) or not isinstance(last.artifact, dict):
+        return None
+    handoff = last.artifact.get("handoff")
+    if not isinstance(handoff, dict) or handoff.get("to") != agent_name:
+        return None
+    chosen = handoff.get(USE_TOOL)
+    return chosen if isinstance(chosen, str) else None
 
 
 def argument_instruction(tool: BaseTool, question: str) -> str:
@@ -205,11 +254,18 @@ class EmbeddedToolCallMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         made = tool_calls_this_turn(messages, self.agent_name)
         if made < self.max_tool_calls:
             usage: list[UsageMetadata] = []
-            choice = await self._route(request, messages, tools, after_result=made > 0, usage=usage)
-            tool = next((t for t in tools if t.name == choice), None)
-            if tool is not None:
+            choices = route_choices(tools)
+            # a hand-off that names one of this agent's tools has made the choice already
+            choice = handed_tool(messages, self.agent_name) if made == 0 else None
+            if choice is None or choice not in {c.name for c in choices}:
+                choice = await self._route(request, messages, choices, after_result=made > 0, usage=usage)
+            picked = next((c for c in choices if c.name == choice), None)
+            if picked is not None:
+                tool = picked.tool
                 arguments = await self._arguments(request, messages, tool, usage)
                 if arguments is not None:
+                    if picked.via is not None:
+                        arguments = {**arguments, USE_TOOL: picked.via}
                     call = {"name": tool.name, "args": arguments, "id": f"call_{uuid.uuid4().hex[:24]}"}
                     total = None
                     for u in usage:
@@ -235,11 +291,11 @@ class EmbeddedToolCallMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
         return reply.text if isinstance(reply, BaseMessage) else str(reply)
 
     async def _route(
-        self, request: ModelRequest[Any], messages: list[AnyMessage], tools: list[BaseTool], *, after_result: bool,
+        self, request: ModelRequest[Any], messages: list[AnyMessage], choices: list[Choice], *, after_result: bool,
         usage: list[UsageMetadata],
     ) -> str:  # fmt: skip
         text = await self._complete(
-            request, messages, route_instruction(tools, last_question(messages), after_result), route_schema(tools),
+            request, messages, route_instruction(choices, last_question(messages), after_result), route_schema(choices),
             max_tokens=ROUTE_TOKENS, usage=usage,
         )  # fmt: skip
         try:

@@ -1,9 +1,12 @@
 """``search_docs``: find the passages of a local folder of ``.txt`` / ``.md`` documents that best match a query.
 
-Scoring is plain term overlap (distinct query words present, then total occurrences), which is enough for a
-folder of notes and needs no index. Safety: only regular files whose real path lies inside the folder are read
-(a symlink pointing elsewhere is skipped), each at most ``MAX_FILE_BYTES``, at most ``MAX_FILES`` of them, and
-all file reading happens in a worker thread so the event loop never waits on the disk.
+Scoring is plain term overlap (distinct query words present, then total occurrences; a plural matches its singular),
+which is enough for a folder of notes and needs no index. Passages are consecutive paragraphs packed up to
+``SNIPPET_CHARS``, so a heading or a lead-in ("Three agent kinds:") stays with the list it introduces.
+
+Safety: only regular files whose real path lies inside the folder are read (a symlink pointing elsewhere is
+skipped), each at most ``MAX_FILE_BYTES``, at most ``MAX_FILES`` of them, and all file reading happens in a worker
+thread so the event loop never waits on the disk.
 
 Out of the box (``CHATPLANE_DOCS_DIR`` unset and no ``./data/docs``) it searches a few short documents about
 chatplane itself that ship with it (``SAMPLE_DOCS``), so a question about documents works offline at once.
@@ -63,14 +66,28 @@ def document_files(root: Path) -> list[Path]:
     return files
 
 
+def match_form(word: str) -> str:
+    """``word`` as matched: a plural as its singular ("agents" finds "agent")."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
 def passages(text: str) -> list[str]:
-    """Paragraphs, with long ones cut into windows of about ``SNIPPET_CHARS``."""
+    """Consecutive paragraphs packed up to about ``SNIPPET_CHARS``; a longer one cut into windows of that size."""
     out: list[str] = []
+    current = ""
     for paragraph in re.split(r"\n\s*\n", text):
         paragraph = " ".join(paragraph.split())
-        while paragraph:
+        if current and len(current) + 1 + len(paragraph) <= SNIPPET_CHARS:
+            current = f"{current}\n{paragraph}"
+            continue
+        if current:
+            out.append(current)
+        while len(paragraph) > SNIPPET_CHARS:
             out.append(paragraph[:SNIPPET_CHARS])
             paragraph = paragraph[SNIPPET_CHARS:]
+        current = paragraph
+    if current:
+        out.append(current)
     return out
 
 
@@ -79,14 +96,14 @@ def search(folder: Path, query: str, max_results: int = 3) -> list[Hit]:
     root = folder.expanduser().resolve()
     if not root.is_dir():
         raise ToolException("There is no document folder to search (it does not exist yet).")
-    wanted = set(terms(query))
+    wanted = {match_form(w) for w in terms(query)}
     if not wanted:
         return []
     hits: list[Hit] = []
     for path in document_files(root):
         text = path.read_text(encoding="utf-8", errors="replace")
         for passage in passages(text):
-            words = terms(passage)
+            words = [match_form(w) for w in terms(passage)]
             present = wanted.intersection(words)
             if present:
                 occurrences = sum(1 for w in words if w in wanted)
