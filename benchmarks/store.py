@@ -121,12 +121,15 @@ async def _storage(kind: str) -> AsyncIterator[Storage]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def latency(kind: str, size: int, users: int) -> list[str]:
-    """One row: put and search p50/p99 (ms) with ``size`` items in all, over ``users`` users."""
+async def latency(kind: str, size: int, users: int, copy_bound: int | None = None) -> list[str]:
+    """One row: put and search p50/p99 (ms) with ``size`` items in all, over ``users`` users; ``copy_bound``: the
+    process copy's bound on vectors (``VectorIndex.max_vectors``), if not the default."""
     async with _storage(kind) as storage:
         owners = [f"user{i}" for i in range(users)]
         await _load(storage, owners, size // users)
         items = ItemStore(storage.db, embeddings=StandIn())
+        if copy_bound is not None:
+            items.vectors.max_vectors = copy_bound
         rng = random.Random(1)
         chosen = [OwnerStore(items, rng.choice(owners)) for _ in range(SAMPLES)]
 
@@ -220,18 +223,22 @@ async def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--turns", type=int, default=40)
+    parser.add_argument("--copy-bound", type=int, help="the process copy's bound on vectors (default: the store's)")
+    parser.add_argument("--latency-only", action="store_true", help="only the store latency table")
     args = parser.parse_args(argv)
     rows = []
     for kind in args.backends:
         for size in args.sizes:
             for users in (1, 1000):
                 if users <= size:
-                    rows.append(await latency(kind, size, users))
+                    rows.append(await latency(kind, size, users, args.copy_bound))
                     print(" | ".join(rows[-1]), flush=True)
     header = ["backend", "items", "users"]
     header += [f"{what} {stat}" for what in ("put", "search", "newest") for stat in ("p50", "p99", "CPU/op")]
     print("\nStore latency (ms; search = by meaning with a precomputed query vector; newest = no query)\n")
     print(table(header, rows))
+    if args.latency_only:
+        return
     print("\nEmbedding (the local model, CPU)\n")
     print(table(["model", "documents/s (batch of 64)", "query p50 ms", "query p99 ms"], embedding_rows()))
     print("\nMemory recall's cost in a turn (server process CPU per chat turn, mock OpenAI model, SQLite)\n")
