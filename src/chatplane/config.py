@@ -302,6 +302,12 @@ class Settings(BaseSettings):
     )
     store_max_namespace_depth: int = Field(8, ge=1, le=32, description="Most labels in a store namespace.")
     store_max_search_limit: int = Field(100, ge=1, le=1000, description="Most items one store search returns.")
+    store_vector_cache: int = Field(
+        100_000,
+        ge=0,
+        description="Most item vectors a process keeps in memory for semantic search, all users together (~1.5 KB "
+        "each); a user with more is searched from the database on every query.",
+    )
 
     @field_validator("model")
     @classmethod

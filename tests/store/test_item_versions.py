@@ -164,8 +164,7 @@ async def test_a_query_is_embedded_once_and_not_at_all_for_an_owner_without_vect
 
 async def test_an_owner_over_the_copy_bound_is_searched_from_the_database(two: tuple[Storage, Storage]) -> None:
     embeddings = WordVectors()
-    items_here = ItemStore(two[0].db, embeddings=embeddings)
-    items_here.vectors.max_vectors = 2  # alice's 3 vectors are more than a copy may hold
+    items_here = ItemStore(two[0].db, embeddings=embeddings, max_vectors=2)  # alice's 3 are more than a copy holds
     here, there = OwnerStore(items_here, "alice"), OwnerStore(ItemStore(two[1].db, embeddings=embeddings), "alice")
     for key, text in (("home", HOME), ("diet", DIET), ("tea", "I drink green tea")):
         await there.aput(("memories",), key, {"text": text})
@@ -173,3 +172,12 @@ async def test_an_owner_over_the_copy_bound_is_searched_from_the_database(two: t
     await there.aput(("memories",), "tea", {"text": "I drink coffee"})
     found = await here.asearch(("memories",), query="coffee")
     assert (found[0].key, found[0].value["text"]) == ("tea", "I drink coffee") and (found[0].score or 0) > 0.5
+
+
+async def test_the_copy_bound_is_a_setting(two: tuple[Storage, Storage]) -> None:
+    """``CHATPLANE_STORE_VECTOR_CACHE``: how many vectors the server's store keeps in memory."""
+    from chatplane.core.memories import open_store
+    from tests.conftest import make_settings
+
+    async with open_store(make_settings(store_vector_cache=2, embeddings="none"), two[0].db) as (store, _):
+        assert store.vectors.max_vectors == 2

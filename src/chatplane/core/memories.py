@@ -31,7 +31,7 @@ async def open_store(settings: Settings, db: Database) -> AsyncIterator[tuple[It
             max_depth=settings.store_max_namespace_depth,
             max_limit=settings.store_max_search_limit,
         )
-        yield ItemStore(db, embeddings=embeddings), limits
+        yield ItemStore(db, embeddings=embeddings, max_vectors=settings.store_vector_cache), limits
 
 
 def scoped_store(store: ItemStore, limits: StoreLimits) -> Callable[[str], OwnerStore]:

@@ -89,14 +89,16 @@ class ItemStore(BaseStore):
         embeddings: Embeddings | None = None,
         fields: Sequence[str] = ("$",),
         ttl: TTLConfig | None = None,
+        max_vectors: int = 100_000,
     ) -> None:
         """``embeddings``: what indexes items and queries (None: no semantic search; a query is then ignored and
-        items come newest first); ``fields``: the value's paths indexed by default (``$``: the whole value)."""
+        items come newest first); ``fields``: the value's paths indexed by default (``$``: the whole value);
+        ``max_vectors``: the process copy's bound (``VectorIndex``)."""
         self.db = db
         self.embeddings = embeddings
         self.fields = list(fields)
         self.ttl_config = ttl
-        self.vectors = VectorIndex(db)
+        self.vectors = VectorIndex(db, max_vectors)
         self._queries: OrderedDict[str, bytes] = OrderedDict()
         try:  # built in the lifespan: the loop a synchronous node's calls are sent to
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
