@@ -32,6 +32,7 @@ from chatplane.service.routes import (
     webhooks,
     ws,
 )
+from chatplane.service.routing import serve_flat
 
 
 def create_app(
@@ -67,12 +68,11 @@ def create_app(
     app.add_middleware(BodyLimits, max_bytes=settings.max_body_bytes, timeout_s=settings.request_body_timeout_s)
     app.add_middleware(UnexpectedErrorGuard)  # sees whatever nothing else handled
     observe(app, operations)  # the request observer is outermost; GET /metrics
-    routes = (chat, threads, branches, runs, assistants, ws, openai, agents, health, web, usage, schedules, webhooks)
-    for module in (*routes, store, users):
-        app.include_router(module.router)
-    app.include_router(langgraph.router)  # the LangGraph Platform API, at the root path
+    # Flat, runs' routes early (routing.py says why); the LangGraph Platform API is at the root path.
+    routes = (chat, threads, runs, langgraph, branches, assistants, ws, openai, agents, health, web, usage, schedules)
+    serve_flat(app.router, *(module.router for module in (*routes, webhooks, store, users)))
     add_mcp_route(app)  # /mcp: assistants as MCP tools
-    app.include_router(a2a.router)  # A2A: agent cards, /a2a/{assistant}
+    serve_flat(app.router, a2a.router)  # A2A: agent cards, /a2a/{assistant}
     return app
 
 

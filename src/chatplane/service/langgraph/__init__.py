@@ -16,6 +16,7 @@ A field chatplane does not support is refused with a 422 naming it, never silent
 ``crons``       ``/runs/crons``, ``/threads/{id}/runs/crons``: schedules (create, update, delete, search, count)
 ``stream``      chatplane's run events → LangGraph's stream parts
 ``store``       ``/store``: the caller's long-term store items (put, get, delete, search, namespaces)
+``routing``     the router each module declares its routes on (tag, documented refusals)
 ==============  ============================================================================================
 """
 
@@ -23,15 +24,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from chatplane.schemas import ErrorBody
 from chatplane.service.langgraph import assistants, crons, runs, stateless, store, system, thread_stream, threads
+from chatplane.service.routing import serve_flat
 
-# Every route answers a refusal with chatplane's error body: documented, so that clients (and schemathesis) know it.
-_ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422, 429, 503)
-}
-router = APIRouter(tags=["langgraph"], responses=_ERRORS)
-for _module in (system, assistants, threads, thread_stream, crons, runs, stateless, store):
-    router.include_router(_module.router)
+# Every module's routes, flat (chatplane.service.routing says why); the runs' first, as most requests are theirs.
+_MODULES = (runs, stateless, threads, thread_stream, crons, assistants, system, store)
+router = APIRouter()
+serve_flat(router, *(module.router for module in _MODULES))
 
 __all__ = ["router"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatplane.agents.inputs import jsonschema_of
@@ -20,10 +20,11 @@ from chatplane.core import UserServices
 from chatplane.errors import InvalidInputError
 from chatplane.schemas import ID_PATTERN
 from chatplane.service.deps import AgentDep, CurrentUser
+from chatplane.service.langgraph.routing import langgraph_router
 from chatplane.service.langgraph.shapes import assistant_dict, select, version_dict
 from chatplane.storage.assistants import Assistant
 
-router = APIRouter(prefix="/assistants")
+router = langgraph_router("/assistants")
 
 AssistantPath = Annotated[str, Path(pattern=ID_PATTERN)]
 SortBy = Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Response, status
+from fastapi import Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatplane.assistant_schemas import MAX_PAGE
@@ -24,11 +24,12 @@ from chatplane.errors import InvalidInputError
 from chatplane.schedule_schemas import epoch
 from chatplane.schemas import ID_PATTERN
 from chatplane.service.deps import AgentDep, CurrentUser
+from chatplane.service.langgraph.routing import langgraph_router
 from chatplane.service.langgraph.run_body import assistant_id_of
 from chatplane.service.langgraph.shapes import select
 from chatplane.storage.schedules import SORTABLE, Schedule
 
-router = APIRouter()
+router = langgraph_router()
 
 
 class _Body(BaseModel):

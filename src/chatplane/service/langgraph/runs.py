@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import Header, Query, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,7 @@ from chatplane.errors import RunNotFoundError
 from chatplane.runs.jsonable import to_jsonable
 from chatplane.service.deps import AgentDep, CurrentUser, IdempotencyKeyHeader, RunAllowedUser, SettingsDep
 from chatplane.service.langgraph.branch_states import run_point
+from chatplane.service.langgraph.routing import langgraph_router
 from chatplane.service.langgraph.run_body import LangGraphRunCreate, langgraph_status, run_shape
 from chatplane.service.langgraph.shapes import ValuesResponse
 from chatplane.service.langgraph.stream import (
@@ -36,7 +37,7 @@ from chatplane.service.langgraph.stream import (
 )
 from chatplane.storage.runs import Run
 
-router = APIRouter()
+router = langgraph_router()
 
 
 def own_modes(run: Run) -> list[str]:

@@ -13,18 +13,19 @@ import asyncio
 import contextlib
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 
 from chatplane.core import UserServices
 from chatplane.errors import InvalidInputError
 from chatplane.service.deps import AgentDep, RunAllowedUser, SettingsDep
+from chatplane.service.langgraph.routing import langgraph_router
 from chatplane.service.langgraph.run_body import LangGraphRunCreate, run_shape
 from chatplane.service.langgraph.runs import run_path, run_values, start_run, stream_response
 from chatplane.service.langgraph.shapes import ValuesResponse
 from chatplane.service.langgraph.stream import follow
 from chatplane.storage.runs import Run
 
-router = APIRouter()
+router = langgraph_router()
 _MAX_BATCH = 100
 _cleanups: set[asyncio.Task[None]] = set()
 """Deletions of temporary threads waiting for their run (held so that they are not collected midway)."""

@@ -10,12 +10,11 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from fastapi import APIRouter
-
 import chatplane
 from chatplane.service.deps import CurrentUser
+from chatplane.service.langgraph.routing import langgraph_router
 
-router = APIRouter()
+router = langgraph_router()
 
 
 def _langgraph_version() -> str:

@@ -15,15 +15,16 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
 from chatplane.core import UserServices
 from chatplane.errors import InvalidInputError
 from chatplane.service.deps import AgentDep, CurrentUser, SettingsDep
+from chatplane.service.langgraph.routing import langgraph_router
 from chatplane.service.langgraph.runs import own_modes
 from chatplane.service.langgraph.stream import Part, PartTranslator, follow, lg_parts, sse_response, stream_modes
 
-router = APIRouter()
+router = langgraph_router()
 
 THREAD_MODES = ("run_modes", "lifecycle", "state_update")
 _IDLE_POLL_S = 1.0

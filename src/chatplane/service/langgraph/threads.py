@@ -12,7 +12,7 @@ from __future__ import annotations
 import builtins
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import Header, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatplane.assistant_schemas import MAX_PAGE, Metadata
@@ -22,9 +22,10 @@ from chatplane.errors import InvalidInputError, NoMessagesError
 from chatplane.schemas import ID_PATTERN
 from chatplane.service.deps import AgentDep, CurrentUser
 from chatplane.service.langgraph import branch_states
+from chatplane.service.langgraph.routing import langgraph_router
 from chatplane.service.langgraph.shapes import checkpoint_dict, select, state_dict, thread_dict, thread_interrupts
 
-router = APIRouter(prefix="/threads")
+router = langgraph_router("/threads")
 
 Fields = list[str] | None
 
