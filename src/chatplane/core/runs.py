@@ -70,16 +70,8 @@ class RunService:
             agent = await self._services.targets.thread_agent(agent, self.owner)
         if webhook is not None:
             check_webhook_url(webhook, production=settings.env == "production")
-        options: dict[str, Any] = {
-            "user_id": user_id or self.owner,
-            "session_id": session_id,
-            "agent": agent,
-            "multitask": multitask,
-            "stream_tokens": stream_tokens,
-            "webhook": webhook,
-        }
-        if delay_s > 0:
-            options["delay_s"] = delay_s
+        options: dict[str, Any] = {"user_id": user_id or self.owner, "session_id": session_id, "agent": agent}
+        options |= {"multitask": multitask, "stream_tokens": stream_tokens, "webhook": webhook, "delay_s": delay_s}
         if idempotency_key is not None:
             check_id("idempotency_key", idempotency_key)
             key = IdempotencyKey.of(idempotency_key, thread_id, dataclasses.asdict(request), multitask, agent)
