@@ -1,5 +1,5 @@
 """``/threads``: LangGraph's threads API on chatplane's threads — create, get, patch, delete, search, count, copy, state
-(latest, at a checkpoint, with subgraphs), update state, history.
+(latest, at a checkpoint, with subgraphs), update state, history, prune.
 
 A thread is its registry row (``ThreadViews``) with a ``status`` worked out from its runs and latest checkpoint,
 its latest ``values`` (a messages graph's whole conversation, transcript included) and the ``interrupts`` its
@@ -43,6 +43,11 @@ class ThreadCreate(_Body):
     metadata: Metadata | None = None
     if_exists: Literal["raise", "do_nothing"] = "raise"
     ttl: Ttl | None = None
+
+
+class ThreadPrune(_Body):
+    thread_ids: list[str] = Field(max_length=MAX_PAGE)
+    strategy: Literal["delete", "keep_latest"] = "delete"
 
 
 class ThreadPatch(_Body):
@@ -136,6 +141,15 @@ async def search_threads(body: ThreadSearch, agent: AgentDep, user: CurrentUser)
 async def count_threads(body: ThreadCount, agent: AgentDep, user: CurrentUser) -> int:
     views = agent.for_user(user.id).thread_views
     return await views.count(metadata=body.metadata, values=body.values, status=body.status)
+
+
+@router.post("/prune")
+async def prune_threads(body: ThreadPrune, agent: AgentDep, user: CurrentUser) -> dict[str, int]:
+    """Your threads among ``thread_ids``, deleted (``delete``) or kept with only their latest checkpoints
+    (``keep_latest``; a thread with an active run is left as it is); any other id is skipped. ``pruned_count``."""
+    threads = agent.for_user(user.id).threads
+    pruned = await threads.prune(body.thread_ids, keep_latest=body.strategy == "keep_latest")
+    return {"pruned_count": pruned}
 
 
 @router.get("/{thread_id}")
