@@ -79,3 +79,42 @@ async def test_keep_latest_is_refused_on_memory_storage(client_for: Any) -> None
     assert refused.status_code == 422 and "keep_latest" in refused.json()["error"]["message"]
     deleted = await client.post("/threads/prune", json={"thread_ids": [tid]})
     assert deleted.json() == {"pruned_count": 1}
+
+
+def test_a_thread_created_with_supersteps_starts_from_their_state(demo: tuple[str, dict[str, str]]) -> None:
+    url, keys = demo
+    with get_sync_client(url=url, api_key=keys["alice"]) as alice:
+        supersteps = [
+            {"updates": [{"values": {"done": ["seed"]}, "as_node": "__input__"}]},  # as LangGraph copies a thread:
+            {"updates": [{"values": {"done": ["seed"]}, "as_node": "__start__"}]},  # its input, then each step
+            {"updates": [{"values": {"done": ["a"]}, "as_node": "a"}]},
+            {"updates": [{"values": None, "command": {"update": {"done": ["b"]}, "goto": "c"}, "as_node": "b"}]},
+        ]
+        thread = alice.threads.create(graph_id="steps", supersteps=supersteps)
+        tid = thread["thread_id"]
+        assert thread["values"] == {"done": ["seed", "a", "b"]} and thread["status"] == "interrupted"
+        state = alice.threads.get_state(tid)
+        assert state["values"] == {"done": ["seed", "a", "b"]} and state["next"] == ["c"]
+        history = alice.threads.get_history(tid, limit=10)
+        assert [h["values"].get("done") for h in history] == [["seed", "a", "b"], ["seed", "a"], ["seed"], []]
+        assert [h["metadata"]["source"] for h in history] == ["update", "update", "update", "input"]
+        assert [h["next"] for h in history] == [["c"], ["b"], ["a"], ["__start__"]]
+        assert alice.runs.wait(tid, "steps", input=None) == {"done": ["seed", "a", "b", "c"]}
+
+        tick = {"values": {"count": 5, "log": ["seeded"]}, "as_node": "tick"}
+        seeded = alice.threads.create(graph_id="counter", supersteps=[{"updates": [tick]}])
+        assert alice.threads.get_state(seeded["thread_id"])["next"] == []
+        assert alice.runs.wait(seeded["thread_id"], "counter", input={"count": 5}) == {
+            "count": 6,
+            "log": ["seeded", "tick"],
+        }
+
+        for metadata, steps in (
+            ({"graph_id": "counter"}, [{"updates": [{"values": {"count": 1}, "as_node": "nowhere"}]}]),
+            ({}, [{"updates": [{"values": {"count": 1}, "as_node": "tick"}]}]),
+        ):
+            tid = str(uuid.uuid4())
+            with pytest.raises(httpx.HTTPStatusError) as refused:
+                alice.threads.create(thread_id=tid, metadata=metadata, supersteps=steps)
+            assert refused.value.response.status_code == 422, refused.value.response.text
+            assert _status(alice.threads.get, tid) == 404  # nothing was made
