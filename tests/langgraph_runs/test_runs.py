@@ -233,6 +233,7 @@ _REFUSED: list[tuple[str, Any]] = [
     ("after_seconds", -1),
     ("feedback_keys", ["score"]),
     ("stream_mode", "tools"),
+    ("stream_mode", "lifecycle"),
 ]
 
 
