@@ -118,13 +118,13 @@ class LangGraphRunCreate(BaseModel):
             metadata=self.metadata,
             stream_mode=chatplane_modes(self.modes()),
             stream_subgraphs=self.stream_subgraphs,
-            interrupt_before=_breakpoints(self.interrupt_before, "interrupt_before"),
-            interrupt_after=_breakpoints(self.interrupt_after, "interrupt_after"),
+            interrupt_before=breakpoints(self.interrupt_before, "interrupt_before"),
+            interrupt_after=breakpoints(self.interrupt_after, "interrupt_after"),
             durability=_durability(self.durability),
         )
 
 
-def _breakpoints(nodes: Any, field: str) -> tuple[str, ...] | Literal["*"]:
+def breakpoints(nodes: Any, field: str) -> tuple[str, ...] | Literal["*"]:
     if nodes is None:
         return ()
     if nodes == "*":
