@@ -5,6 +5,7 @@ and PostgreSQL."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,16 @@ async def test_a_delayed_run_is_pending_until_its_time_then_runs(lg_client: Any)
     assert waited == {"count": 8, "log": ["tick"] * 3}
 
 
-async def test_a_delayed_run_is_cancelled_while_it_waits_and_lets_others_go_first(lg_client: Any) -> None:
-    client = lg_client
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def either_client(request: pytest.FixtureRequest, server_factory: Any, tmp_path: Path) -> AsyncIterator[Any]:
+    """``langgraph_sdk.get_client`` on the demo project, on SQLite and on PostgreSQL."""
+    storage = f"sqlite:///{tmp_path}/either.db" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    async with get_client(url=server_factory(demo_env(storage)).url, api_key=None) as client:
+        yield client
+
+
+async def test_a_delayed_run_is_cancelled_while_it_waits_and_lets_others_go_first(either_client: Any) -> None:
+    client = either_client
     tid = _new()
     later = await client.runs.create(tid, "counter", input={"count": 1}, after_seconds=600, if_not_exists="create")
     with pytest.raises(APIStatusError) as busy:  # a pending run makes the thread busy for `reject`
