@@ -230,9 +230,10 @@ async def test_deleting_an_active_run_is_a_conflict(lg_client: Any) -> None:
 _REFUSED: list[tuple[str, Any]] = [
     ("checkpoint_id", "1f0"),
     ("webhook", "ftp://127.0.0.1:9/hook"),
-    ("after_seconds", 5),
+    ("after_seconds", -1),
     ("feedback_keys", ["score"]),
     ("stream_mode", "tools"),
+    ("stream_mode", "lifecycle"),
 ]
 
 

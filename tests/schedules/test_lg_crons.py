@@ -11,6 +11,7 @@ import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import APIStatusError
 
+from chatplane.core.schedules import tick_thread_id
 from tests.schedules.test_schedules import schedule_runs
 from tests.schedules.test_webhooks import ALICE, BOB, settings
 
@@ -107,3 +108,59 @@ async def test_a_langgraph_run_takes_a_webhook(client_for) -> None:
         assert delivery["status"] == "delivered" and [r.headers["webhook-id"] for r in receiver.at("/ok")] == [
             run["run_id"]
         ]
+
+
+async def _last_tick(client: httpx.AsyncClient, cron_id: str) -> str:
+    """The thread of the cron's last tick, once it has started a run."""
+    db = client.app.state.agent.storage.db  # type: ignore[attr-defined]
+    for _ in range(200):
+        row = await db.fetchone(
+            "SELECT last_tick, last_run_id, last_error FROM chatplane_schedules WHERE schedule_id = %s", (cron_id,)
+        )
+        if row and row["last_run_id"]:
+            assert row["last_error"] is None
+            return tick_thread_id(cron_id, row["last_tick"])
+        await asyncio.sleep(0.05)
+    raise AssertionError("the cron never ran")
+
+
+async def test_a_cron_s_breakpoints_and_what_becomes_of_its_threads(client_for, storage_url: str) -> None:
+    client = await client_for(settings(storage_url=storage_url))
+    alice = sdk(client, ALICE)
+    hello = {"messages": [{"role": "user", "content": "hi"}]}
+    deleting = await alice.crons.create("chat", schedule="* * * * * *", input=hello)  # LangGraph's default: delete
+    keeping = await alice.crons.create("chat", schedule="* * * * * *", input=hello, on_run_completed="keep")
+    assert (deleting["on_run_completed"], keeping["on_run_completed"]) == ("delete", "keep")
+    gone, kept = await _last_tick(client, deleting["cron_id"]), await _last_tick(client, keeping["cron_id"])
+    await alice.crons.update(deleting["cron_id"], enabled=False)
+    await alice.crons.update(keeping["cron_id"], enabled=False)
+    for _ in range(200):
+        status = (await client.get(f"/threads/{gone}", headers=ALICE)).status_code
+        if status == 404:
+            break
+        await asyncio.sleep(0.05)
+    assert status == 404  # deleted once its run ended
+    runs = await alice.runs.list(kept)
+    assert runs and (await alice.runs.join(kept, runs[-1]["run_id"]))["messages"][-1]["content"] == "echo: hi"
+
+    thread = await alice.threads.create(graph_id="chat")
+    paused = await alice.crons.create_for_thread(
+        thread["thread_id"],
+        "chat",
+        schedule="* * * * * *",
+        input=hello,
+        interrupt_before="*",
+    )
+    assert paused["on_run_completed"] is None and paused["payload"]["interrupt_before"] == "*"
+    for _ in range(200):
+        runs = await alice.runs.list(thread["thread_id"])
+        if runs:
+            break
+        await asyncio.sleep(0.05)
+    await alice.runs.join(thread["thread_id"], runs[-1]["run_id"])
+    await alice.crons.delete(paused["cron_id"])
+    state = await alice.threads.get_state(thread["thread_id"])
+    assert state["next"] and (await alice.threads.get(thread["thread_id"]))["status"] == "interrupted"
+    with pytest.raises(APIStatusError) as bad:
+        await alice.crons.create("chat", schedule="* * * * *", input=hello, interrupt_after="everything")
+    assert bad.value.response.status_code == 422 and "interrupt_after" in bad.value.response.json()["error"]["message"]

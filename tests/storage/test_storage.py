@@ -603,22 +603,27 @@ async def test_a_database_of_an_earlier_release_is_migrated_with_its_runs_kept(
     """A database made by an earlier release (fewer migrations applied) gets the later ones on start; what it
     holds is kept, and the runs it had start with no recoveries counted."""
     from chatplane.storage import schema as chatplane_db
-    from chatplane.storage.runs import RunStore
+    from chatplane.storage.runs import Run
 
     settings = make_settings(storage_url=persistent_storage_url)
     with monkeypatch.context() as patch:
         patch.setattr(chatplane_db, "MIGRATIONS", chatplane_db.MIGRATIONS[:5])  # the release before `recoveries`
         async with open_storage(settings) as storage:
-            old = await RunStore(storage.db).create("t-1", "alice", "chat", {"message": "hi"}, "reject")
+            old = Run.new("t-1", "alice", "chat", {"message": "hi"}, "reject")
+            await storage.db.execute(  # as that release wrote it: only the columns it had
+                "INSERT INTO chatplane_runs (run_id, thread_id, owner, agent, status, multitask, input, created_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (old.run_id, "t-1", "alice", "chat", "pending", "reject", '{"message": "hi"}', old.created_at),
+            )
             assert await storage.db.fetchone("SELECT max(version) AS v FROM chatplane_schema") == {"v": 5}
     async with open_storage(settings) as storage:
         assert await storage.db.fetchone("SELECT max(version) AS v FROM chatplane_schema") == {
             "v": len(chatplane_db.MIGRATIONS)
         }
         row = await storage.db.fetchone(
-            "SELECT status, recoveries FROM chatplane_runs WHERE run_id = %s", (old.run_id,)
+            "SELECT status, recoveries, not_before FROM chatplane_runs WHERE run_id = %s", (old.run_id,)
         )
-        assert row == {"status": "pending", "recoveries": 0}
+        assert row == {"status": "pending", "recoveries": 0, "not_before": None}
 
 
 async def test_an_in_memory_sqlite_url_still_works() -> None:

@@ -14,6 +14,7 @@ from langchain_core.embeddings import Embeddings
 
 from benchmarks.mock_embeddings import embed
 from chatplane.llm.embeddings import LocalEmbeddings
+from chatplane.storage import item_versions
 from chatplane.storage.engine import Storage, open_storage
 from chatplane.storage.item_versions import TABLE as VERSIONS
 from chatplane.storage.items import ItemStore
@@ -128,7 +129,8 @@ async def test_a_database_with_items_gets_their_owners_versions_on_migration(
 
     settings = make_settings(storage_url=persistent_storage_url)
     with monkeypatch.context() as patch:
-        patch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:-1])  # the release before the versions
+        before = schema.MIGRATIONS.index(item_versions.MIGRATION)
+        patch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:before])  # the release before the versions
         async with open_storage(settings) as storage:
             await storage.db.execute(
                 "INSERT INTO chatplane_store (owner, prefix, key, value, embedding, created_at, updated_at) "

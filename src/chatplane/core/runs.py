@@ -48,6 +48,7 @@ class RunService:
         idempotency_key: str | None = None,
         bind: bool = False,
         webhook: str | None = None,
+        delay_s: float = 0,
     ) -> Run:
         """Send ``message`` (a user message, or any ``RunInput``) to the owner's thread: a new run, started now or
         queued by ``multitask``. A ``command`` that only resumes goes to the run waiting on the thread, if any (the
@@ -59,7 +60,8 @@ class RunService:
         ``idempotency_key``: the same request sent again with it gets the first one's run, never a second message
         (``chatplane.storage.idempotency``); the key sent with another request is ``IdempotencyConflictError``.
         ``bind``: a thread no run was made on yet is pointed at ``agent`` first (LangGraph's threads take their
-        graph from their first run). ``webhook``: a URL told the run's outcome when it ends (``chatplane.webhooks``)."""
+        graph from their first run). ``webhook``: a URL told the run's outcome when it ends (``chatplane.webhooks``).
+        ``delay_s``: the run starts no earlier than that many seconds from now (``pending`` until then)."""
         request = message if isinstance(message, RunInput) else RunInput(message=message)
         settings = self._services.settings
         if request.message is not None:
@@ -68,14 +70,8 @@ class RunService:
             agent = await self._services.targets.thread_agent(agent, self.owner)
         if webhook is not None:
             check_webhook_url(webhook, production=settings.env == "production")
-        options: dict[str, Any] = {
-            "user_id": user_id or self.owner,
-            "session_id": session_id,
-            "agent": agent,
-            "multitask": multitask,
-            "stream_tokens": stream_tokens,
-            "webhook": webhook,
-        }
+        options: dict[str, Any] = {"user_id": user_id or self.owner, "session_id": session_id, "agent": agent}
+        options |= {"multitask": multitask, "stream_tokens": stream_tokens, "webhook": webhook, "delay_s": delay_s}
         if idempotency_key is not None:
             check_id("idempotency_key", idempotency_key)
             key = IdempotencyKey.of(idempotency_key, thread_id, dataclasses.asdict(request), multitask, agent)
@@ -119,6 +115,8 @@ class RunService:
                     thread = await threads.get(thread_id, self.owner)
             if request.resumes_only:
                 waiting = [r for r in await services.storage.runs.active(thread_id) if r.status == "waiting"]
+                if waiting and options.get("delay_s"):
+                    raise InvalidInputError("A run waiting for a human is resumed now: send no `after_seconds`.")
                 if waiting:
                     return await self._manager.resume(waiting[0], request.command["resume"])  # type: ignore[index]
             assistant = await services.targets.assistant(thread.agent, self.owner)

@@ -7,22 +7,26 @@ same checks, limits, usage and webhooks as any other.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from chatplane.core.run_input import RunInput
 from chatplane.core.runs import RunService
 from chatplane.core.services import Services
 from chatplane.errors import InvalidInputError
 from chatplane.schedules.expression import check_schedule, check_timezone, next_tick
-from chatplane.storage.runs import Multitask
+from chatplane.storage.runs import Multitask, Run
 from chatplane.storage.schedules import Schedule, ScheduleStore
 from chatplane.webhooks.guard import check_webhook_url
 
 _THREAD_NAMESPACE = uuid.UUID("5f3c1f0e-8a43-4f6e-9d0b-6a1e2c7c2a91")
 _MULTITASK = ("reject", "enqueue", "interrupt")
+_cleanups: set[asyncio.Task[None]] = set()
+"""Deletions of ticks' threads waiting for their run (held so that they are not collected midway)."""
 
 
 @dataclass
@@ -173,6 +177,8 @@ async def start_tick(services: Services, schedule: Schedule, tick: float) -> str
         config=payload.get("config"),
         context=payload.get("context"),
         metadata=metadata,
+        interrupt_before=_nodes(payload.get("interrupt_before")),
+        interrupt_after=_nodes(payload.get("interrupt_after")),
     )
     multitask: Multitask = payload.get("multitask") or "enqueue"
     runs = RunService(services, schedule.owner)
@@ -187,4 +193,26 @@ async def start_tick(services: Services, schedule: Schedule, tick: float) -> str
         idempotency_key=f"schedule-{schedule.schedule_id}-{int(tick * 1000)}",
         webhook=schedule.webhook,
     )
+    if new_thread and payload.get("on_run_completed") == "delete":
+        _delete_when_done(services, runs, run)
     return run.run_id
+
+
+def _nodes(value: Any) -> tuple[str, ...] | Literal["*"]:
+    """A stored breakpoint list (``"*"``, or node names) as ``RunInput`` takes it."""
+    return "*" if value == "*" else tuple(value or ())
+
+
+def _delete_when_done(services: Services, runs: RunService, run: Run) -> None:
+    """``on_run_completed: delete``: the run's new thread deleted once the run ends or pauses, as a stateless run's
+    is (by this process: one that stops before leaves the thread)."""
+
+    async def delete() -> None:
+        with contextlib.suppress(Exception):
+            async for _ in runs.events(run):
+                pass
+            await services.delete_thread(run.thread_id)
+
+    task = asyncio.get_running_loop().create_task(delete(), name="schedule-thread-cleanup")
+    _cleanups.add(task)
+    task.add_done_callback(_cleanups.discard)

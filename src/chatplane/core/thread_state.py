@@ -9,11 +9,12 @@ current branch, the transcript's rows as stored then the working state's message
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import InvalidUpdateError
+from langgraph.types import Command, Send, StateUpdate
 
 from chatplane.core.services import Services
 from chatplane.errors import ChatplaneError, InvalidInputError, ThreadBusyError, ThreadNotFoundError
@@ -36,6 +37,22 @@ def checkpoint_config(thread_id: str, checkpoint: Mapping[str, Any] | None = Non
         if key != "thread_id" and value is not None:
             configurable[key] = value
     return {"configurable": configurable}
+
+
+def as_command(command: Mapping[str, Any]) -> Command[Any]:
+    """A LangGraph API ``Command`` body (``update``, ``goto``: a node, a ``Send`` as ``{"node", "input"}``, or a
+    list of them; ``resume``) as LangGraph's ``Command``, as langgraph-api maps it."""
+    goto = command.get("goto")
+    gotos = goto if isinstance(goto, list) else [goto] if goto is not None else []
+    if not all(isinstance(g, str) or (isinstance(g, dict) and isinstance(g.get("node"), str)) for g in gotos):
+        raise InvalidInputError('`command.goto` must name nodes, or be sends: {"node", "input"}.')
+    update = command.get("update")
+    if isinstance(update, list) and all(
+        isinstance(pair, list | tuple) and len(pair) == 2 and isinstance(pair[0], str) for pair in update
+    ):
+        update = [tuple(pair) for pair in update]
+    sends = [g if isinstance(g, str) else Send(g["node"], g.get("input")) for g in gotos]
+    return Command(update=update, goto=sends, resume=command.get("resume"))
 
 
 class ThreadStates:
@@ -120,15 +137,35 @@ class ThreadStates:
     ) -> RunnableConfig:
         """LangGraph's ``update_state``: ``values`` written as if ``as_node`` had returned them, on the latest
         checkpoint or on ``checkpoint`` (a fork). Refused while a run is active on the thread (409)."""
+        config = checkpoint_config(thread.thread_id, checkpoint)
+
+        async def write(graph: Any) -> RunnableConfig:
+            if as_node is not None and as_node not in getattr(graph, "nodes", {}):
+                raise InvalidInputError(f"`as_node`: the graph has no node {as_node!r}.")
+            return await graph.aupdate_state(config, values, as_node=as_node)  # type: ignore[no-any-return]
+
+        return await self._write(thread, write)
+
+    async def bulk_update(self, thread: Thread, supersteps: Sequence[Sequence[tuple[Any, str]]]) -> RunnableConfig:
+        """LangGraph's ``bulk_update_state`` (a thread created with ``supersteps``): the supersteps in order, each
+        a checkpoint; each of its updates ``(values or a Command, as_node)`` written as if that node returned it
+        (``__input__``: as the graph's input; ``__copy__``: the latest checkpoint again). 409 while a run is
+        active on the thread."""
+        steps = [[StateUpdate(values, as_node) for values, as_node in step] for step in supersteps]
+
+        async def write(graph: Any) -> RunnableConfig:
+            return await graph.abulk_update_state(checkpoint_config(thread.thread_id), steps)  # type: ignore[no-any-return]
+
+        return await self._write(thread, write)
+
+    async def _write(self, thread: Thread, write: Callable[[Any], Awaitable[RunnableConfig]]) -> RunnableConfig:
+        """``write`` to the thread's graph's state, unless a run is active on it (409); an update that does not
+        suit the graph is a 422."""
         if await self._services.storage.runs.active(thread.thread_id):
             raise ThreadBusyError("The thread has an active run: wait for it, or cancel it, before updating its state.")
         graph, _ = await self._graph(thread)
-        if as_node is not None and as_node not in getattr(graph, "nodes", {}):
-            raise InvalidInputError(f"`as_node`: the graph has no node {as_node!r}.")
         try:
-            config: RunnableConfig = await graph.aupdate_state(
-                checkpoint_config(thread.thread_id, checkpoint), values, as_node=as_node
-            )
+            config = await write(graph)
         except ChatplaneError:
             raise
         except (ValueError, KeyError, TypeError, InvalidUpdateError) as exc:  # an ambiguous update, a list of values …

@@ -9,6 +9,7 @@ the thread keeps it — chatplane's rule that a thread's graph is fixed, at the 
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,7 +17,7 @@ from chatplane.core.checks import check_id
 from chatplane.core.services import Services
 from chatplane.core.thread_state import ThreadStates
 from chatplane.core.thread_status import ThreadStatus, run_statuses, with_checkpoint
-from chatplane.errors import ThreadExistsError
+from chatplane.errors import InvalidInputError, ThreadExistsError
 from chatplane.runs.jsonable import to_jsonable
 from chatplane.storage.database import INTEGRITY_ERRORS
 from chatplane.storage.thread_search import SortBy, ThreadSearch
@@ -51,13 +52,17 @@ class ThreadViews:
         metadata: dict[str, Any] | None = None,
         if_exists: Literal["raise", "do_nothing"] = "raise",
         ttl_s: float | None = None,
+        supersteps: Sequence[Sequence[tuple[Any, str]]] = (),
     ) -> Thread:
         """A new thread (``thread_id``: the caller's choice), talking to ``metadata["graph_id"]`` if given, else to
         the server's default agent. An id that is taken is a 409 — or, ``if_exists="do_nothing"``, the caller's
         own thread with that id as it is (another user's is a 409 all the same: never theirs). ``ttl_s``: deleted
-        that long after its creation."""
+        that long after its creation. ``supersteps``: the new thread's state written by them
+        (``ThreadStates.bulk_update``; it needs a ``graph_id``); if they do not suit its graph, no thread is made."""
         settings = self._services.settings
         graph_id = (metadata or {}).get("graph_id")
+        if supersteps and not graph_id:
+            raise InvalidInputError("`supersteps` need `metadata.graph_id`: the graph whose state they write.")
         agent = await self._services.targets.thread_agent(str(graph_id or settings.default_agent), self.owner)
         if thread_id is not None:
             check_id("thread_id", thread_id)
@@ -65,12 +70,19 @@ class ThreadViews:
             if existing is not None:
                 return _existing(existing, if_exists)
         try:
-            return await self._store.create(self.owner, agent, thread_id=thread_id, metadata=metadata, ttl_s=ttl_s)
+            thread = await self._store.create(self.owner, agent, thread_id=thread_id, metadata=metadata, ttl_s=ttl_s)
         except INTEGRITY_ERRORS as exc:
             found = await self._store.find(thread_id, self.owner) if thread_id else None
             if found is None:
                 raise ThreadExistsError() from exc
             return _existing(found, if_exists)
+        if supersteps:
+            try:
+                await self.states.bulk_update(thread, supersteps)
+            except BaseException:
+                await self._services.delete_thread(thread.thread_id)
+                raise
+        return thread
 
     async def view(self, thread: Thread | str) -> ThreadView:
         if isinstance(thread, str):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.messages import AnyMessage
 
 from chatplane.core.services import Services
 from chatplane.errors import InvalidInputError
+from chatplane.retention.prune import compact_threads
 from chatplane.storage.runs import Run
 from chatplane.storage.threads import Thread
 
@@ -59,6 +61,21 @@ class ThreadService:
         """The thread with its messages and runs (active runs are cancelled first)."""
         await self.get(thread_id)
         await self._services.delete_thread(thread_id)
+
+    async def prune(self, thread_ids: Sequence[str], *, keep_latest: bool = False) -> int:
+        """LangGraph's ``threads.prune``: the owner's threads among ``thread_ids`` deleted (with their runs, active
+        ones cancelled first), or with ``keep_latest`` kept with only their latest checkpoints (those with an active
+        run left as they are: ``chatplane.retention.compact_threads``). An id that is not one of the owner's is
+        skipped, as a missing one. How many were pruned."""
+        owned = [t for t in dict.fromkeys(thread_ids) if await self._store.find(t, self.owner) is not None]
+        storage = self._services.storage
+        if keep_latest:
+            if storage.kind == "memory":
+                raise InvalidInputError("`keep_latest` is not supported on memory:// storage (no checkpoint tables).")
+            return await compact_threads(storage, owned)
+        for thread_id in owned:
+            await self._services.delete_thread(thread_id)
+        return len(owned)
 
     async def messages(self, thread: Thread | str) -> builtins.list[AnyMessage]:
         """Every message of the thread, oldest first."""

@@ -101,6 +101,20 @@ async def prune(
     return report
 
 
+async def compact_threads(storage: Storage, thread_ids: list[str]) -> int:
+    """LangGraph's ``keep_latest`` prune of ``thread_ids`` now, as a round of retention compacts a live thread
+    (step 4): each keeps the latest checkpoint of each namespace, and so its latest state. A thread with a pending,
+    running or waiting run is left as it is. How many were compacted (one with nothing superseded counts: it is as
+    ``keep_latest`` leaves it). ``memory://`` has no checkpoint tables to compact: nothing is, and 0."""
+    if not await _checkpoint_tables(storage):
+        return 0
+    idle = [thread_id for thread_id in thread_ids if not await _busy(storage.db, thread_id)]
+    if storage.kind == "postgres" and idle:
+        await _compact_postgres(storage, idle, PruneReport())
+        return len(idle)
+    return sum([await _compact_sqlite(storage.db, thread_id) is not None for thread_id in idle])
+
+
 async def _checkpoint_tables(storage: Storage) -> bool:
     """Whether the saver's tables are in chatplane's database (SQLite file, PostgreSQL; not memory)."""
     if storage.kind == "postgres":

@@ -57,6 +57,7 @@ class Leases:
         self._recovering: set[str] = set()  # runs recovery took over here and is deciding about (not launched yet)
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._reaper_task: asyncio.Task[None] | None = None
+        self._wakes: set[asyncio.Task[None]] = set()  # delayed runs' wake-ups (``wake_at``)
         self.liveness = (
             WorkerLiveness(postgres_url, self.worker, trust_after_s=settings.run_lease_s) if postgres_url else None
         )
@@ -77,6 +78,9 @@ class Leases:
         # often as the heartbeat beats; otherwise leases are what tell, and every half lease is enough.
         every = lease / 5 if self.liveness is not None else lease / 2
         self._reaper_task = asyncio.create_task(self._every(every, self._reap), name="runs-reaper")
+        wakes = asyncio.create_task(self._wake_delayed(), name="runs-delayed")
+        self._wakes.add(wakes)
+        wakes.add_done_callback(self._wakes.discard)
 
     async def aclose(self, grace_s: float | None = None) -> None:
         """Stop: let running runs finish for ``grace_s`` (default: none), then hand the rest back to the queue."""
@@ -85,6 +89,8 @@ class Leases:
         # a lease, and another process must not take over a run that is still executing here.
         if self._reaper_task is not None:
             self._reaper_task.cancel()
+        for wake in list(self._wakes):
+            wake.cancel()
         pending = [t for t in self.executor.tasks.values() if not t.done()]
         if pending and grace_s:
             log.info("waiting up to %.0f s for %d run(s) to finish", grace_s, len(pending))
@@ -144,11 +150,39 @@ class Leases:
             self.executor.launch(run, graph_input(run))
 
     async def _claim_first(self, db: object, active: list[Run]) -> Run | None:
-        """The first of ``active`` claimed for this worker — if it is pending, and nobody else claimed it first."""
-        if not active or active[0].status != "pending":
+        """The first of ``active`` that is due, claimed for this worker — if none of them is running or waiting,
+        and nobody else claimed it first. A delayed run not due yet lets the runs after it go first."""
+        if any(r.status != "pending" for r in active):
             return None
-        run = active[0]
+        now = time.time()
+        run = next((r for r in active if r.due(now)), None)
+        if run is None:
+            return None
         return run if await RunStore.claim(db, run, self.worker, self.lease()) else None  # type: ignore[arg-type]
+
+    # --- delayed runs ---------------------------------------------------------------------------------------------
+    def wake_at(self, thread_id: str, when: float) -> None:
+        """Look at ``thread_id`` again at ``when`` (a delayed run's time) and start its next run if it is idle."""
+        if self.closing:
+            return
+        task = asyncio.get_running_loop().create_task(self._wake(thread_id, when), name="runs-delayed")
+        self._wakes.add(task)
+        task.add_done_callback(self._wakes.discard)
+
+    async def _wake(self, thread_id: str, when: float) -> None:
+        await asyncio.sleep(max(when - time.time(), 0) + 0.01)  # just after it: the claim compares with the clock
+        try:
+            await self.continue_thread(thread_id)
+        except Exception as exc:  # the reaper starts it instead
+            as_chatplane_error(exc, f"thread {thread_id} (a delayed run)")
+
+    async def _wake_delayed(self) -> None:
+        """At start: a wake-up for every delayed run stored (made before a restart, or by another process)."""
+        try:
+            for thread_id, when in await self.runs.delayed():
+                self.wake_at(thread_id, when)
+        except Exception as exc:  # the reaper starts them instead
+            as_chatplane_error(exc, f"worker {self.worker} (delayed runs)")
 
     # --- background jobs ------------------------------------------------------------------------------------------
     async def _heartbeat(self) -> None:

@@ -131,11 +131,14 @@ class RunManager:
         stream_tokens: bool = True,
         extra: dict[str, Any] | None = None,
         idempotency: IdempotencyKey | None = None,
+        delay_s: float = 0,
     ) -> Run:
         """``submit`` to the owner's thread ``thread_id``, without reading it first: ``ThreadNotFoundError`` if the
         owner has no such thread, ``AgentMismatchError`` if ``agent`` is given and the thread talks to another.
         ``extra``: the rest of a checked ``RunInput`` (input, command, context, config, stream modes).
-        ``idempotency``: a request sent again with the same key gets the run the first one created."""
+        ``idempotency``: a request sent again with the same key gets the run the first one created.
+        ``delay_s``: the run is accepted now but starts no earlier than that many seconds later (``pending``
+        meanwhile; stored, so a restart keeps it)."""
         run_input: dict[str, Any] = {"user_id": user_id, "session_id": session_id, "created_at": time.time()}
         if message is not None:
             run_input["message"] = message
@@ -143,7 +146,10 @@ class RunManager:
             run_input.update(extra)
         if not stream_tokens:
             run_input["stream_tokens"] = False
-        return await self._accept(thread_id, owner, run_input, multitask, agent=agent, idempotency=idempotency)
+        not_before = run_input["created_at"] + delay_s if delay_s > 0 else None
+        return await self._accept(
+            thread_id, owner, run_input, multitask, agent=agent, idempotency=idempotency, not_before=not_before
+        )
 
     async def retry(self, failed: Run) -> Run:
         """A new run that continues the thread from where ``failed`` stopped (its message is already there)."""
@@ -161,16 +167,20 @@ class RunManager:
         *,
         agent: str | None = None,
         idempotency: IdempotencyKey | None = None,
+        not_before: float | None = None,
     ) -> Run:
         if multitask in ("interrupt", "rollback"):
             try:
-                return await self._accept_interrupting(thread_id, owner, run_input, multitask, agent, idempotency)
+                run = await self._accept_interrupting(
+                    thread_id, owner, run_input, multitask, agent, idempotency, not_before
+                )
             except KeyClaimedError:
                 replayed = await self._replayed(owner, idempotency) if idempotency is not None else None
                 if replayed is None:
                     raise ThreadBusyError() from None  # the claiming run is gone already: try again
                 return replayed
-        run = Run.new(thread_id, owner, agent or "", run_input, multitask)
+            return self._wake_for(run)
+        run = Run.new(thread_id, owner, agent or "", run_input, multitask, not_before=not_before)
         accepted = await self.turns.accept(
             run,
             agent=agent,
@@ -186,6 +196,12 @@ class RunManager:
         self.events.open(run.run_id, here=accepted.turn is not None)
         if accepted.turn is not None:  # an idle thread: the run starts here, claimed as it was inserted
             self.executor.launch(run, graph_input(run), turn=accepted.turn)
+        return self._wake_for(run)
+
+    def _wake_for(self, run: Run) -> Run:
+        """A delayed run: this process looks at its thread again when it is due (any process's reaper would too)."""
+        if run.not_before is not None and run.status == "pending":
+            self.leases.wake_at(run.thread_id, run.not_before)
         return run
 
     async def _replayed(self, owner: str, idempotency: IdempotencyKey) -> Run | None:
@@ -206,9 +222,10 @@ class RunManager:
         multitask: Multitask,
         agent: str | None,
         idempotency: IdempotencyKey | None = None,
+        not_before: float | None = None,
     ) -> Run:
         """Accept a run that cancels the thread's active runs (``interrupt``: their partial answers kept;
-        ``rollback``: undone, nothing of them left) and goes next."""
+        ``rollback``: undone, nothing of them left) and goes next (``not_before``: once due)."""
         roll_back = multitask == "rollback"
         accepted = await self.turns.accept_interrupting(
             thread_id,
@@ -219,6 +236,7 @@ class RunManager:
             default_model=self.settings.model,
             claim_for=self.leases.claim_for(),
             idempotency=idempotency,
+            not_before=not_before,
         )
         run, interrupted = accepted.run, accepted.interrupted
         self.events.open(run.run_id, here=accepted.turn is not None)

@@ -29,6 +29,8 @@ class Run:
     started_at: float | None = None
     finished_at: float | None = None
     model: str | None = None
+    not_before: float | None = None
+    """A delayed run (LangGraph's ``after_seconds``): it stays ``pending`` until this time."""
     # Read by ``RunStore.expired`` only: times taken over after its worker was lost, and the worker holding it
     # (None once handed back at a graceful shutdown).
     recoveries: int = 0
@@ -58,6 +60,10 @@ class Run:
     def finished(self) -> bool:
         return self.status in FINISHED
 
+    def due(self, now: float) -> bool:
+        """Whether the run may start at ``now`` (it is not delayed past it)."""
+        return self.not_before is None or self.not_before <= now
+
     @classmethod
     def from_row(cls, row: Row) -> Run:
         return cls(
@@ -74,6 +80,7 @@ class Run:
             started_at=row["started_at"],
             finished_at=row["finished_at"],
             model=row.get("model"),
+            not_before=row.get("not_before"),
             recoveries=int(row.get("recoveries") or 0),
             worker=row.get("worker"),
         )

@@ -15,9 +15,11 @@ __all__ = ["FINISHED", "Multitask", "Run", "RunStatus", "RunStore"]
 
 _COLUMNS = (
     "run_id, thread_id, owner, agent, status, multitask, input, error_code, usage, created_at, started_at, "
-    "finished_at, model"
+    "finished_at, model, not_before"
 )
 _ACTIVE = "status IN ('pending', 'running', 'waiting')"
+_WAITS_ITS_TIME = "(status = 'pending' AND not_before > %s)"
+"""An active run that does not hold its thread: a delayed run whose time has not come (``Run.not_before``)."""
 _ROLL_BACK = 2
 """``cancel_requested`` of a run to cancel and undo (LangGraph's ``rollback``); 1 is a plain cancel."""
 
@@ -36,16 +38,17 @@ class RunStore:
         model: str | None = None,
         tx: Database | None = None,
         claim_for: tuple[str, float] | None = None,
+        not_before: float | None = None,
     ) -> Run:
         """A new ``pending`` run — or, with ``claim_for`` (worker, lease end), one already claimed: ``running``
-        (one statement instead of an insert and a ``claim``)."""
-        run = Run.new(thread_id, owner, agent, run_input, multitask, model=model)
-        if claim_for is not None:
+        (one statement instead of an insert and a ``claim``). ``not_before``: a delayed run (never claimed now)."""
+        run = Run.new(thread_id, owner, agent, run_input, multitask, model=model, not_before=not_before)
+        if claim_for is not None and not_before is None:
             run.status, run.started_at = "running", run.created_at
         worker, lease_until = claim_for if claim_for is not None else (None, None)
         await (tx or self.db).execute(
             f"INSERT INTO chatplane_runs ({_COLUMNS}, worker, lease_until) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 run.run_id,
                 thread_id,
@@ -60,8 +63,9 @@ class RunStore:
                 run.started_at,
                 None,
                 model,
-                worker,
-                lease_until,
+                not_before,
+                worker if run.status == "running" else None,
+                lease_until if run.status == "running" else None,
             ),
         )
         return run
@@ -78,23 +82,27 @@ class RunStore:
     ) -> Statement:
         """One insert that accepts ``run`` (its id, thread, owner, input and multitask set), taking the thread's
         agent and model, and deciding in SQL what ``RunManager._accept_interrupting`` decides in Python: the run
-        starts claimed for ``claim_for`` (worker, lease end) if the thread has no active run, else waits its turn
-        (``pending``). It inserts nothing if the thread is not the owner's, does not talk to ``agent`` (when
-        given), or is busy and the policy is ``reject``. Run it after locking the thread's row, in the same
-        transaction; ``accepted`` reads the outcome.
+        starts claimed for ``claim_for`` (worker, lease end) if no active run holds the thread (a delayed one not
+        due yet does not), else waits its turn (``pending``); a delayed run (``not_before``) always waits. It
+        inserts nothing if the thread is not the owner's, does not talk to ``agent`` (when given), or is busy (any
+        active run, a delayed one too, as LangGraph has it) and the policy is ``reject``. Run it after locking the
+        thread's row, in the same transaction; ``accepted`` reads the outcome.
 
         Runs execute in ``created_at`` order, which must be the order they were accepted in — the order they got
         the thread's lock, not the order their processes read their clocks before asking for it: a run's
         ``created_at`` is the later of ``run.created_at`` and just after the newest active run's."""
         worker, lease_until = claim_for
         later = "GREATEST" if dialect == "postgres" else "max"  # SQLite's two-argument max() is scalar
+        # It starts now unless it is delayed or a run holds the thread (a delayed run not due yet does not).
+        start = "a.holding = 0" if run.not_before is None else "1 = 0"
         insert = (
             f"INSERT INTO chatplane_runs ({_COLUMNS}, worker, lease_until) "
-            "SELECT %s, t.thread_id, t.owner, t.agent, CASE WHEN a.n = 0 THEN 'running' ELSE 'pending' END, "
-            f"%s, %s, NULL, '{{}}', {later}(%s, coalesce(a.last, 0) + 0.000001), CASE WHEN a.n = 0 THEN %s END, "
-            "NULL, coalesce(t.model, CAST(%s AS TEXT)), "
-            "CASE WHEN a.n = 0 THEN CAST(%s AS TEXT) END, CASE WHEN a.n = 0 THEN %s END "
-            "FROM chatplane_threads t, (SELECT count(*) AS n, max(created_at) AS last FROM chatplane_runs "
+            f"SELECT %s, t.thread_id, t.owner, t.agent, CASE WHEN {start} THEN 'running' ELSE 'pending' END, "
+            f"%s, %s, NULL, '{{}}', {later}(%s, coalesce(a.last, 0) + 0.000001), CASE WHEN {start} THEN %s END, "
+            "NULL, coalesce(t.model, CAST(%s AS TEXT)), CAST(%s AS DOUBLE PRECISION), "
+            f"CASE WHEN {start} THEN CAST(%s AS TEXT) END, CASE WHEN {start} THEN %s END "
+            "FROM chatplane_threads t, (SELECT count(*) AS n, max(created_at) AS last, "
+            f"coalesce(sum(CASE WHEN {_WAITS_ITS_TIME} THEN 0 ELSE 1 END), 0) AS holding FROM chatplane_runs "
             f"WHERE thread_id = %s AND {_ACTIVE}) a "
             "WHERE t.thread_id = %s AND t.owner = %s AND (CAST(%s AS TEXT) IS NULL OR t.agent = %s) "
             "AND (CAST(%s AS TEXT) <> 'reject' OR a.n = 0)"
@@ -102,7 +110,8 @@ class RunStore:
             + " RETURNING status, agent, model, created_at"
         )
         params = [run.run_id, run.multitask, dumps(run.input), run.created_at, run.created_at, default_model]
-        params += [worker, lease_until, run.thread_id, run.thread_id, run.owner, agent, agent, run.multitask]
+        params += [run.not_before, worker, lease_until, time.time(), run.thread_id, run.thread_id, run.owner]
+        params += [agent, agent, run.multitask]
         if idempotency is not None:
             params += claimed_params(run.owner, idempotency, run.run_id)
         return insert, params
@@ -325,11 +334,22 @@ class RunStore:
         )
 
     async def stranded_threads(self, limit: int = 20) -> list[str]:
-        """Threads with pending runs and nothing running or waiting (their next run has no one to start it)."""
+        """Threads with pending runs due now and nothing running or waiting (their next run has no one to start
+        it: its thread's last run ended in a process that died, or it was delayed)."""
         rows = await self.db.fetchall(
             "SELECT DISTINCT p.thread_id FROM chatplane_runs p WHERE p.status = 'pending' AND p.thread_id <> '' "
+            "AND (p.not_before IS NULL OR p.not_before <= %s) "
             "AND NOT EXISTS (SELECT 1 FROM chatplane_runs a WHERE a.thread_id = p.thread_id "
             "AND a.status IN ('running', 'waiting')) LIMIT %s",
-            (limit,),
+            (time.time(), limit),
         )
         return [r["thread_id"] for r in rows]
+
+    async def delayed(self, limit: int = 1000) -> list[tuple[str, float]]:
+        """The threads of delayed runs not due yet, each with when its run is (soonest first, at most ``limit``)."""
+        rows = await self.db.fetchall(
+            "SELECT thread_id, not_before FROM chatplane_runs WHERE status = 'pending' AND not_before > %s "
+            "ORDER BY not_before LIMIT %s",
+            (time.time(), limit),
+        )
+        return [(r["thread_id"], float(r["not_before"])) for r in rows]

@@ -202,6 +202,9 @@ MIGRATIONS: list[list[str]] = [
     ],
     items.MIGRATION,  # the long-term store (chatplane.storage.items): per-user items, their TTL and embeddings
     item_versions.MIGRATION,  # each store owner's version, checked by a process's copy of their vectors
+    [  # a run that starts no earlier than a time (LangGraph's ``after_seconds``): pending until then
+        "ALTER TABLE chatplane_runs ADD COLUMN not_before DOUBLE PRECISION",
+    ],
 ]
 """Schema changes after the first release, in order; ``chatplane_schema`` records how many a database has had.
 Append new steps; never edit a released one."""

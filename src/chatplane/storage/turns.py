@@ -14,6 +14,7 @@ run is accepted and as it ends, and in which transaction (``chatplane.storage.un
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -137,13 +138,16 @@ class TurnStore:
         default_model: str | None,
         claim_for: tuple[str, float],
         idempotency: IdempotencyKey | None = None,
+        not_before: float | None = None,
     ) -> InterruptingAcceptance:
         """Accept a run that cancels the thread's active runs (their partial answers kept) and goes next.
-        ``KeyClaimedError`` (nothing stored) if ``idempotency``'s key was claimed before."""
+        ``KeyClaimedError`` (nothing stored) if ``idempotency``'s key was claimed before. ``not_before``: a
+        delayed run (it waits, ``pending``, until then; a delayed run not due yet is not interrupted)."""
         async with self.db.transaction() as tx:
             thread = check_thread(await ThreadStore.lock(tx, thread_id), owner, agent)
-            active = await RunStore.active_for_thread(tx, thread_id)
-            claimed = not active
+            now = time.time()
+            active = [r for r in await RunStore.active_for_thread(tx, thread_id) if r.due(now)]
+            claimed = not active and not_before is None
             run = await self.runs.create(
                 thread_id,
                 owner,
@@ -153,6 +157,7 @@ class TurnStore:
                 model=thread.model or default_model,
                 tx=tx,
                 claim_for=claim_for if claimed else None,
+                not_before=not_before,
             )
             if idempotency is not None:
                 expire, claim = claim_statements(owner, idempotency, run.run_id)

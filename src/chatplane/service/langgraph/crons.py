@@ -3,10 +3,11 @@ chatplane's schedules (``chatplane.core.schedules``) — create (on a thread, or
 delete, search, count — with LangGraph's ``Cron`` shape.
 
 Taken: ``schedule``, ``timezone``, ``assistant_id``, ``input``, ``config``, ``context``, ``metadata``, ``webhook``,
-``end_time``, ``enabled``, ``multitask_strategy``, ``on_run_completed: keep``; ``stream_mode``,
+``end_time``, ``enabled``, ``multitask_strategy``, ``interrupt_before`` / ``interrupt_after`` (each run's static
+breakpoints), ``on_run_completed`` (a cron that makes a thread per run: ``delete``, LangGraph's default, deletes it
+once the run ends or pauses; ``keep``; a thread's cron has none, as in LangGraph); ``stream_mode``,
 ``stream_subgraphs`` and ``stream_resumable`` are accepted and have nothing to do (nobody streams a scheduled
-run; its events can still be followed). Refused with a 422 naming them: ``on_run_completed: delete`` (a scheduled
-run's thread is kept), ``interrupt_before`` / ``interrupt_after``, ``checkpoint_during``, ``durability``, a
+run; its events can still be followed). Refused with a 422 naming them: ``checkpoint_during``, ``durability``, a
 ``metadata`` filter in a search.
 """
 
@@ -25,7 +26,7 @@ from chatplane.schedule_schemas import epoch
 from chatplane.schemas import ID_PATTERN
 from chatplane.service.deps import AgentDep, CurrentUser
 from chatplane.service.langgraph.routing import langgraph_router
-from chatplane.service.langgraph.run_body import assistant_id_of
+from chatplane.service.langgraph.run_body import assistant_id_of, breakpoints
 from chatplane.service.langgraph.shapes import select
 from chatplane.storage.schedules import SORTABLE, Schedule
 
@@ -53,20 +54,26 @@ class _Body(BaseModel):
     durability: Any = None
 
     def refuse_unsupported(self) -> None:
-        if self.on_run_completed == "delete":
-            raise InvalidInputError("`on_run_completed` delete is not supported: a scheduled run's thread is kept.")
-        for name in ("interrupt_before", "interrupt_after", "checkpoint_during", "durability"):
+        for name in ("checkpoint_during", "durability"):
             if getattr(self, name) is not None:
                 raise InvalidInputError(f"`{name}` is not supported for crons.")
         if self.multitask_strategy not in (None, "reject", "enqueue", "interrupt"):
             raise InvalidInputError("`multitask_strategy` must be reject, enqueue or interrupt.")
 
-    def payload(self) -> dict[str, Any]:
+    def payload(self, *, stateless: bool = False) -> dict[str, Any]:
+        """What each run is given. ``stateless`` (a new cron that makes a thread per run): ``on_run_completed``
+        defaults to ``delete``, as LangGraph's does."""
+        stops = {
+            name: breakpoints(value, name) if value is not None else None
+            for name, value in (("interrupt_before", self.interrupt_before), ("interrupt_after", self.interrupt_after))
+        }
         return {
             "input": self.input,
             "config": self.config,
             "context": self.context,
             "multitask": self.multitask_strategy,
+            "on_run_completed": self.on_run_completed or ("delete" if stateless else None),
+            **{name: list(value) if isinstance(value, tuple) else value for name, value in stops.items()},
         }
 
 
@@ -110,7 +117,8 @@ def _iso(timestamp: float | None) -> str | None:
 def cron_shape(schedule: Schedule, graph_ids: Any) -> dict[str, Any]:
     """LangGraph's ``Cron``."""
     payload = schedule.payload
-    run_payload: dict[str, Any] = {k: payload[k] for k in ("input", "config", "context") if payload.get(k)}
+    keys = ("input", "config", "context", "interrupt_before", "interrupt_after")
+    run_payload: dict[str, Any] = {k: payload[k] for k in keys if payload.get(k)}
     if payload.get("message") is not None:
         run_payload["input"] = {"messages": [{"role": "user", "content": payload["message"]}]}
     if payload.get("multitask"):
@@ -121,7 +129,7 @@ def cron_shape(schedule: Schedule, graph_ids: Any) -> dict[str, Any]:
         "cron_id": schedule.schedule_id,
         "assistant_id": assistant_id_of(schedule.assistant_id, graph_ids),
         "thread_id": schedule.thread_id,
-        "on_run_completed": "keep" if schedule.thread_id is None else None,
+        "on_run_completed": payload.get("on_run_completed", "keep") if schedule.thread_id is None else None,
         "end_time": _iso(schedule.end_time),
         "schedule": schedule.schedule,
         "timezone": schedule.timezone,
@@ -135,12 +143,12 @@ def cron_shape(schedule: Schedule, graph_ids: Any) -> dict[str, Any]:
     }
 
 
-def _spec(body: CronCreate | CronPatch, **fields: Any) -> ScheduleSpec:
+def _spec(body: CronCreate | CronPatch, *, stateless: bool = False, **fields: Any) -> ScheduleSpec:
     body.refuse_unsupported()
     return ScheduleSpec(
         schedule=body.schedule,
         timezone=body.timezone,
-        payload=body.payload(),
+        payload=body.payload(stateless=stateless),
         metadata=body.metadata,
         webhook=body.webhook,
         end_time=epoch(body.end_time),
@@ -153,7 +161,8 @@ async def _create(agent: AgentDep, user: CurrentUser, body: CronCreate, thread_i
     if body.input is None:
         raise InvalidInputError("`input` is required: what each scheduled run is given.")
     service = ScheduleService(agent.services, user.id)
-    schedule = await service.create(_spec(body, assistant_id=body.assistant_id, thread_id=thread_id))
+    spec = _spec(body, stateless=thread_id is None, assistant_id=body.assistant_id, thread_id=thread_id)
+    schedule = await service.create(spec)
     return cron_shape(schedule, agent.services.catalog)
 
 

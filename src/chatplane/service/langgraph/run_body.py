@@ -6,14 +6,15 @@ Every field the SDK sends is either taken or refused with a 422 naming it — ne
 taken                       ``assistant_id``, ``input``, ``command``, ``config``, ``context``, ``metadata``,
                             ``stream_mode``, ``stream_subgraphs``, ``stream_resumable`` (every run's stream is),
                             ``multitask_strategy`` (reject, enqueue, interrupt, rollback), ``if_not_exists``,
-                            ``on_disconnect``, ``on_completion`` (stateless runs), ``after_seconds: 0``,
-                            ``strict_resume: false``, ``interrupt_before`` / ``interrupt_after`` (static
+                            ``on_disconnect``, ``on_completion`` (stateless runs), ``after_seconds`` (the
+                            run is ``pending`` until then; stored), ``strict_resume: false``,
+                            ``interrupt_before`` / ``interrupt_after`` (static
                             breakpoints; ``input: null`` goes on), ``durability``, ``webhook`` (the run's
                             outcome POSTed there when it ends, ``chatplane.webhooks``),
                             ``checkpoint`` / ``checkpoint_id`` on a thread's run: a branch point of its history
                             (``turn.N``; ``branch_states``)
 refused (422)               ``checkpoint`` / ``checkpoint_id`` of a stateless run, ``checkpoint_during``,
-                            ``after_seconds > 0``, ``feedback_keys``,
+                            ``after_seconds`` with a ``checkpoint``, ``feedback_keys``,
                             ``langsmith_tracer``, ``strict_resume: true``; any other field
 ==========================  ==================================================================================
 """
@@ -39,6 +40,7 @@ _REFUSED = {
     "feedback_keys": "LangSmith feedback is not supported",
     "langsmith_tracer": "LangSmith tracing is set by the server",
 }
+_MAX_DELAY_S = 366 * 24 * 3600
 _STATUS = {
     "pending": "pending",
     "running": "running",
@@ -67,7 +69,7 @@ class LangGraphRunCreate(BaseModel):
     if_not_exists: Literal["create", "reject"] | None = None
     on_disconnect: Literal["cancel", "continue"] | None = None
     on_completion: Literal["delete", "keep"] | None = None
-    after_seconds: int | None = None
+    after_seconds: float | None = None
     strict_resume: bool | None = None
     interrupt_before: Any = None
     interrupt_after: Any = None
@@ -87,8 +89,10 @@ class LangGraphRunCreate(BaseModel):
                 continue
             if getattr(self, name) is not None:
                 raise InvalidInputError(f"`{name}` is not supported: {why}.")
-        if self.after_seconds:
-            raise InvalidInputError("`after_seconds` is not supported: a run starts when it is created.")
+        if self.after_seconds is not None and not 0 <= self.after_seconds <= _MAX_DELAY_S:
+            raise InvalidInputError(f"`after_seconds` must be between 0 and {_MAX_DELAY_S}.")
+        if self.after_seconds and from_checkpoint and (self.checkpoint or self.checkpoint_id):
+            raise InvalidInputError("`after_seconds` is not supported with a `checkpoint`: that run starts now.")
         if self.strict_resume:
             raise InvalidInputError("`strict_resume` is not supported.")
 
@@ -114,13 +118,13 @@ class LangGraphRunCreate(BaseModel):
             metadata=self.metadata,
             stream_mode=chatplane_modes(self.modes()),
             stream_subgraphs=self.stream_subgraphs,
-            interrupt_before=_breakpoints(self.interrupt_before, "interrupt_before"),
-            interrupt_after=_breakpoints(self.interrupt_after, "interrupt_after"),
+            interrupt_before=breakpoints(self.interrupt_before, "interrupt_before"),
+            interrupt_after=breakpoints(self.interrupt_after, "interrupt_after"),
             durability=_durability(self.durability),
         )
 
 
-def _breakpoints(nodes: Any, field: str) -> tuple[str, ...] | Literal["*"]:
+def breakpoints(nodes: Any, field: str) -> tuple[str, ...] | Literal["*"]:
     if nodes is None:
         return ()
     if nodes == "*":
@@ -147,13 +151,14 @@ def assistant_id_of(agent: str, graph_ids: Any) -> str:
 
 def run_shape(run: Run, graph_ids: Any) -> dict[str, Any]:
     """LangGraph's ``Run``: statuses pending / running / success / error / interrupted (a paused or cancelled
-    run, as LangGraph reports both)."""
+    run, as LangGraph reports both). A delayed run's ``created_at`` is when it may start, as LangGraph's is."""
+    created = run.not_before or run.created_at
     updated = run.finished_at or run.started_at or run.created_at
     return {
         "run_id": run.run_id,
         "thread_id": run.thread_id,
         "assistant_id": assistant_id_of(run.agent, graph_ids),
-        "created_at": _iso(run.created_at),
+        "created_at": _iso(created),
         "updated_at": _iso(updated),
         "status": _STATUS[run.status],
         "metadata": run.input.get("metadata") or {},

@@ -81,6 +81,7 @@ async def start_run(
         stream_tokens=bool({"messages", "messages-tuple"} & set(body.modes())),
         bind=True,  # a thread created without a graph takes this one at its first run
         webhook=body.webhook,
+        delay_s=body.after_seconds or 0,
     )
     return run, run.resumed_after
 

@@ -43,7 +43,10 @@ LANGGRAPH_MODES = (
     "checkpoints",
     "events",
 )
-"""The stream modes a run may ask for here; LangGraph's ``tools`` and ``lifecycle`` are refused."""
+"""The stream modes a run may ask for here. LangGraph's ``tools`` and ``lifecycle`` are refused on these routes, as
+langgraph-api refuses them (a 422): it emits them only on its v2 event streaming endpoints (the thread-scoped
+protocol), whose events they are."""
+_V2_ONLY = ("tools", "lifecycle")
 
 Part = tuple[str, str, Any]
 """``(id, event, data)``."""
@@ -53,6 +56,11 @@ def stream_modes(value: str | Sequence[str] | None) -> tuple[str, ...]:
     """The LangGraph modes asked for (default ``values``), or a 422 naming one chatplane does not stream."""
     modes = [value] if isinstance(value, str) else list(value or ["values"])
     for mode in modes:
+        if mode in _V2_ONLY:
+            raise InvalidInputError(
+                f"`stream_mode` {mode!r} is only supported on the v2 event streaming endpoints, as on LangGraph's "
+                "own server."
+            )
         if mode not in LANGGRAPH_MODES:
             raise InvalidInputError(
                 f"`stream_mode` {mode!r} is not supported; chatplane streams {', '.join(LANGGRAPH_MODES)}."

@@ -1,10 +1,10 @@
 """``/threads``: LangGraph's threads API on chatplane's threads — create, get, patch, delete, search, count, copy, state
-(latest, at a checkpoint, with subgraphs), update state, history.
+(latest, at a checkpoint, with subgraphs), update state, history, prune.
 
 A thread is its registry row (``ThreadViews``) with a ``status`` worked out from its runs and latest checkpoint,
 its latest ``values`` (a messages graph's whole conversation, transcript included) and the ``interrupts`` its
-tasks wait on. Another user's thread is the same 404 as a missing one. Fields chatplane does not take — ``supersteps``,
-``extract``, ``include``, a ``ttl`` strategy other than ``delete`` — are a 422 naming them.
+tasks wait on. Another user's thread is the same 404 as a missing one. Fields chatplane does not take — ``extract``,
+``include``, a ``ttl`` strategy other than ``delete`` — are a 422 naming them.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from fastapi import Header, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatplane.assistant_schemas import MAX_PAGE, Metadata
+from chatplane.core.thread_state import as_command
 from chatplane.core.thread_status import ThreadStatus
 from chatplane.core.thread_views import ThreadView
 from chatplane.errors import InvalidInputError, NoMessagesError
@@ -39,11 +40,31 @@ class Ttl(_Body):
     strategy: Literal["delete"] = "delete"
 
 
+class SuperstepUpdate(_Body):
+    values: dict[str, Any] | builtins.list[Any] | None = None
+    command: dict[str, Any] | None = None
+    as_node: str = Field(max_length=200)
+
+    def update(self) -> tuple[Any, str]:
+        """``(values or the Command, as_node)``, as LangGraph's ``StateUpdate`` takes it."""
+        return (as_command(self.command) if self.command else self.values), self.as_node
+
+
+class Superstep(_Body):
+    updates: builtins.list[SuperstepUpdate] = Field(min_length=1, max_length=MAX_PAGE)
+
+
 class ThreadCreate(_Body):
     thread_id: str | None = Field(None, pattern=ID_PATTERN)
     metadata: Metadata | None = None
     if_exists: Literal["raise", "do_nothing"] = "raise"
     ttl: Ttl | None = None
+    supersteps: builtins.list[Superstep] | None = Field(None, max_length=MAX_PAGE)
+
+
+class ThreadPrune(_Body):
+    thread_ids: list[str] = Field(max_length=MAX_PAGE)
+    strategy: Literal["delete", "keep_latest"] = "delete"
 
 
 class ThreadPatch(_Body):
@@ -110,10 +131,14 @@ def _checkpoint(checkpoint: Checkpoint | None, checkpoint_id: str | None = None)
 @router.post("")
 async def create_thread(body: ThreadCreate, agent: AgentDep, user: CurrentUser) -> dict[str, Any]:
     """A new thread (``metadata.graph_id``: the graph it talks to; else the server's default agent until its first
-    run names one)."""
+    run names one); ``supersteps``: its state written by them, in order, as ``update_state`` does (an existing
+    thread returned by ``if_exists: do_nothing`` is left as it is)."""
     views = agent.for_user(user.id).thread_views
     ttl_s = body.ttl.ttl * 60 if body.ttl is not None else None
-    thread = await views.create(thread_id=body.thread_id, metadata=body.metadata, if_exists=body.if_exists, ttl_s=ttl_s)
+    steps = [[u.update() for u in step.updates] for step in body.supersteps or ()]
+    thread = await views.create(
+        thread_id=body.thread_id, metadata=body.metadata, if_exists=body.if_exists, ttl_s=ttl_s, supersteps=steps
+    )
     return _out(await views.view(thread))
 
 
@@ -137,6 +162,15 @@ async def search_threads(body: ThreadSearch, agent: AgentDep, user: CurrentUser)
 async def count_threads(body: ThreadCount, agent: AgentDep, user: CurrentUser) -> int:
     views = agent.for_user(user.id).thread_views
     return await views.count(metadata=body.metadata, values=body.values, status=body.status)
+
+
+@router.post("/prune")
+async def prune_threads(body: ThreadPrune, agent: AgentDep, user: CurrentUser) -> dict[str, int]:
+    """Your threads among ``thread_ids``, deleted (``delete``) or kept with only their latest checkpoints
+    (``keep_latest``; a thread with an active run is left as it is); any other id is skipped. ``pruned_count``."""
+    threads = agent.for_user(user.id).threads
+    pruned = await threads.prune(body.thread_ids, keep_latest=body.strategy == "keep_latest")
+    return {"pruned_count": pruned}
 
 
 @router.get("/{thread_id}")
