@@ -11,6 +11,9 @@ A field chatplane does not support is refused with a 422 naming it, never silent
 ``threads``     ``/threads``: create, get, patch, delete, search, count, copy, state, history
 ``runs``        ``/threads/{id}/runs``, ``/runs``: create, stream, wait, join, cancel, list, get, delete, batch
 ``thread_stream`` ``/threads/{id}/stream``: every run of a thread as it comes
+``thread_protocol`` ``/threads/{id}/commands``: the thread protocol's commands (``client.threads.stream``)
+``protocol_stream`` ``/threads/{id}/stream/events``: the thread protocol's events, run after run
+``protocol_events`` a run's events → the protocol's events and their seq; ``protocol_messages``: message chunks
 ``run_body``    a run request (every field taken or refused with a 422 naming it), a run as LangGraph's ``Run``
 ``stateless``   ``/runs``: stateless runs on a temporary thread (create, stream, wait, batch)
 ``crons``       ``/runs/crons``, ``/threads/{id}/runs/crons``: schedules (create, update, delete, search, count)
@@ -24,14 +27,36 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from chatplane.schemas import ErrorBody
-from chatplane.service.langgraph import assistants, crons, runs, stateless, store, system, thread_stream, threads
+from chatplane.service.langgraph import (
+    assistants,
+    crons,
+    protocol_stream,
+    runs,
+    stateless,
+    store,
+    system,
+    thread_protocol,
+    thread_stream,
+    threads,
+)
 
 # Every route answers a refusal with chatplane's error body: documented, so that clients (and schemathesis) know it.
 _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (401, 403, 404, 409, 413, 422, 429, 503)
 }
 router = APIRouter(tags=["langgraph"], responses=_ERRORS)
-for _module in (system, assistants, threads, thread_stream, crons, runs, stateless, store):
+for _module in (
+    system,
+    assistants,
+    threads,
+    thread_stream,
+    thread_protocol,
+    protocol_stream,
+    crons,
+    runs,
+    stateless,
+    store,
+):
     router.include_router(_module.router)
 
 __all__ = ["router"]
