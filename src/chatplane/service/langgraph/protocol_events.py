@@ -98,7 +98,11 @@ class ProtocolTranslator:
             return []
         out: list[tuple[str, list[str], Any]] = [("messages", ns, d) for ns, d in self.messages.finish_all()]
         if kind == "interrupt":
+            asked_ids: set[str] = set()
             for request in data.get("requests") or ():
+                if str(request.get("id")) in asked_ids:
+                    continue  # an interrupt in a subgraph is reported by the subgraph and by its parent
+                asked_ids.add(str(request.get("id")))
                 value = request.get("value")
                 asked = {"interrupt_id": str(request.get("id")), "payload": value, "value": value}
                 out.append(("input.requested", [], asked))
