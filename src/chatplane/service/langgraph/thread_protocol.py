@@ -22,13 +22,15 @@ API's usual 404, and the other refusals of the run services (409 busy, 429 limit
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from chatplane.core import UserServices
 from chatplane.errors import InvalidInputError
+from chatplane.schemas import ErrorBody
 from chatplane.service.deps import AgentDep, RunAllowedUser
 from chatplane.service.langgraph.protocol_events import seq_of
 from chatplane.service.langgraph.protocol_stream import ordered_runs
@@ -50,6 +52,40 @@ _NOT_SUPPORTED = {
     "state.fork",
 }
 _STATUS = {"invalid_argument": 422, "unknown_command": 422, "not_supported": 422, "no_such_interrupt": 409}
+
+
+class CommandSuccess(BaseModel):
+    """``CommandResponse``."""
+
+    type: Literal["success"]
+    id: int
+    result: dict[str, Any]
+    meta: dict[str, Any]
+
+
+class CommandError(BaseModel):
+    """``ErrorResponse``: a refused command."""
+
+    type: Literal["error"]
+    id: int | None
+    error: str
+    message: str
+
+
+_COMMAND_SCHEMA = {
+    "type": "object",
+    "required": ["id", "method"],
+    "properties": {
+        "id": {"type": "integer", "minimum": 0},
+        "method": {"type": "string"},
+        "params": {"type": "object"},
+    },
+}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": CommandSuccess},
+    409: {"model": ErrorBody | CommandError},
+    422: {"model": CommandError | ErrorBody},
+}
 
 
 class ProtocolError(Exception):
@@ -79,7 +115,11 @@ def _parse(raw: bytes) -> tuple[int, str, dict[str, Any]]:
     return command_id, method, params
 
 
-@router.post("/threads/{thread_id}/commands")
+@router.post(
+    "/threads/{thread_id}/commands",
+    responses=_RESPONSES,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _COMMAND_SCHEMA}}}},
+)
 async def command(thread_id: str, request: Request, agent: AgentDep, user: RunAllowedUser) -> JSONResponse:
     """Run one protocol command on the caller's thread."""
     mine = agent.for_user(user.id)
