@@ -183,3 +183,11 @@ async def test_another_user_s_thread_is_the_same_404_as_a_missing_one(server_fac
         bodies.add(refused.value.response.content)
         assert len(bodies) == 1
         assert (await alice.threads.get_state(tid))["values"]["messages"][-1]["content"] == "support says hi there"
+
+
+def test_the_sync_client_starts_a_run_and_reads_its_output(lg_sync_client: Any) -> None:
+    with lg_sync_client.threads.stream(assistant_id="counter") as thread:
+        thread.run.start(input={}, config={"configurable": {}})
+        assert thread.output == {"count": 1, "log": ["tick"]}
+    (run,) = lg_sync_client.runs.list(thread.thread_id)
+    assert run["status"] == "success"
