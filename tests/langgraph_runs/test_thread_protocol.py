@@ -94,8 +94,10 @@ async def test_a_second_subscriber_and_a_reconnect_since_a_seq_get_each_event_on
         "POST", f"/threads/{tid}/stream/events", json={"channels": everything, "since": half}
     ) as response:
         assert response.status_code == 200
-        async with lg_client.threads.stream(tid, assistant_id="support") as third:
+        async with lg_client.threads.stream(tid, assistant_id="support") as third:  # its stream opens first
             await third.run.start(input={"messages": [{"role": "user", "content": "again"}]})
+            output = await third.output.with_timeout(30)  # this run's end, not the previous one's
+        assert output["messages"][-1]["content"] == "support says again"
         resumed = await asyncio.wait_for(_read_sse(response, runs=2), 30)
     first_run = [e for e in resumed if e["seq"] <= whole[-1]["seq"]]
     assert [e["event_id"] for e in first_run] == [e["event_id"] for e in whole if e["seq"] > half]

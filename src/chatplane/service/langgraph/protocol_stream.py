@@ -3,10 +3,13 @@ transport) — every run of the thread in turn, as protocol events (``protocol_e
 ``SubscribeParams`` (``channels``, ``namespaces`` prefixes, ``depth``), for as long as the client listens.
 
 Where it starts: after ``since`` (a seq the client saw: each later event exactly once, from whichever run it is in);
-without ``since``, at the start of the thread's newest run (the one a client that just sent ``run.start`` wants to
-see from its first event), or at the thread's first run if it has none yet. A run is followed through its pauses
-(an interrupt, then the same run resumed by ``input.respond``) to its end; then the next run of the thread, looked
-for twice a second. The runs counted are the thread's newest 1,000.
+without ``since``, at the start of the thread's newest run — the one a client that just sent ``run.start`` wants to
+see from its first event —, or at the thread's first run if it has none yet. A newest run that has ended is given
+only if no newer run comes within ``_NEWER_S``: a client that opens its stream and then sends ``run.start`` on a
+thread that ran before (``client.threads.stream(thread_id)``) must not take the previous run's end for its own.
+
+A run is followed through its pauses (an interrupt, then the same run resumed by ``input.respond``) to its end;
+then the next run of the thread, looked for twice a second. The runs counted are the thread's newest 1,000.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ router = APIRouter()
 CHANNELS = ("values", "updates", "messages", "tools", "lifecycle", "input", "checkpoints", "tasks", "custom")
 _METHOD_CHANNEL = {"input.requested": "input"}
 _POLL_S = 0.5
+_NEWER_S = 1.0
 _RUNS = 1000
 
 
@@ -84,7 +88,7 @@ async def thread_events(mine: UserServices, thread_id: str, since: int | None) -
     """Every protocol event of the thread after ``since`` (see the module), live, run after run."""
     runs = await ordered_runs(mine, thread_id)
     if since is None:
-        position, after = max(len(runs) - 1, 0), -1
+        position, after = await _newest(mine, thread_id, runs), -1
     else:
         position, after = max(split_seq(since + 1)[0] - 1, 0), since
     while True:
@@ -99,6 +103,19 @@ async def thread_events(mine: UserServices, thread_id: str, since: int | None) -
                 if out["seq"] > after:
                     yield out
         position += 1
+
+
+async def _newest(mine: UserServices, thread_id: str, runs: list[Run]) -> int:
+    """Where a stream without ``since`` starts: the newest run's place (see the module)."""
+    if not runs:
+        return 0
+    if not runs[-1].finished:
+        return len(runs) - 1
+    for _ in range(int(_NEWER_S / 0.1)):
+        await asyncio.sleep(0.1)
+        if len(await ordered_runs(mine, thread_id)) > len(runs):
+            return len(runs)
+    return len(runs) - 1
 
 
 async def _whole_run(mine: UserServices, run: Run) -> AsyncIterator[Any]:
