@@ -5,6 +5,7 @@ through langgraph-sdk's own client, against a real server: values and message to
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 from langgraph_sdk import get_client
 
 from tests.langgraph_runs.conftest import demo_env
@@ -108,8 +110,6 @@ async def test_a_second_subscriber_and_a_reconnect_since_a_seq_get_each_event_on
 
 async def _read_sse(response: httpx.Response, *, runs: int) -> list[dict[str, Any]]:
     """The protocol events of a raw SSE response, until ``runs`` runs have completed."""
-    import json
-
     out: list[dict[str, Any]] = []
     async for line in response.aiter_lines():
         if line.startswith("data:"):
@@ -184,6 +184,13 @@ async def test_another_user_s_thread_is_the_same_404_as_a_missing_one(server_fac
         assert refused.value.response.status_code == 404
         bodies.add(refused.value.response.content)
         assert len(bodies) == 1
+        for thread_id in (tid, missing):  # the WebSocket transport: refused alike, with close code 4404
+            url = f"{server.url.replace('http', 'ws', 1)}/threads/{thread_id}/stream/events"
+            async with websockets.connect(url, additional_headers={"x-api-key": bob_key}) as socket:
+                frame = json.loads(await socket.recv())
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await socket.recv()
+            assert frame["type"] == "error" and closed.value.rcvd is not None and closed.value.rcvd.code == 4404
         assert (await alice.threads.get_state(tid))["values"]["messages"][-1]["content"] == "support says hi there"
 
 
@@ -193,3 +200,22 @@ def test_the_sync_client_starts_a_run_and_reads_its_output(lg_sync_client: Any) 
         assert thread.output == {"count": 1, "log": ["tick"]}
     (run,) = lg_sync_client.runs.list(thread.thread_id)
     assert run["status"] == "success"
+
+
+async def test_the_websocket_transport_carries_the_same_events(lg_client: Any) -> None:
+    async with lg_client.threads.stream(assistant_id="approval", transport="websocket") as thread:
+        await thread.run.start(input={"request": "x"})
+        await _eventually(lambda: thread.interrupted)
+        assert [i["value"] for i in thread.interrupts] == [{"question": "approve x?"}]
+        await thread.run.respond("yes")
+        assert await thread.output.with_timeout(30) == {"request": "x", "decision": "yes", "done": True}
+
+    async with lg_client.threads.stream(assistant_id="support", transport="websocket") as thread:
+        await thread.run.start(input=_HI)
+        events = await asyncio.wait_for(_until(thread.subscribe(["messages", "lifecycle"]), "completed"), 30)
+    deltas = [
+        e["params"]["data"]["delta"]["text"]
+        for e in events
+        if e["params"]["data"].get("event") == "content-block-delta"
+    ]
+    assert "".join(deltas) == "support says hi there"

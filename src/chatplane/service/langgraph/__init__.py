@@ -13,6 +13,7 @@ A field chatplane does not support is refused with a 422 naming it, never silent
 ``thread_stream`` ``/threads/{id}/stream``: every run of a thread as it comes
 ``thread_protocol`` ``/threads/{id}/commands``: the thread protocol's commands (``client.threads.stream``)
 ``protocol_stream`` ``/threads/{id}/stream/events``: the thread protocol's events, run after run
+``protocol_ws``   ``/threads/{id}/stream/events`` as a WebSocket: the same events, the protocol's other transport
 ``protocol_events`` a run's events → the protocol's events and their seq; ``protocol_messages``: message chunks
 ``run_body``    a run request (every field taken or refused with a 422 naming it), a run as LangGraph's ``Run``
 ``stateless``   ``/runs``: stateless runs on a temporary thread (create, stream, wait, batch)
@@ -31,6 +32,7 @@ from chatplane.service.langgraph import (
     assistants,
     crons,
     protocol_stream,
+    protocol_ws,
     runs,
     stateless,
     store,
@@ -52,6 +54,7 @@ for _module in (
     thread_stream,
     thread_protocol,
     protocol_stream,
+    protocol_ws,
     crons,
     runs,
     stateless,
