@@ -156,8 +156,11 @@ async def test_malformed_and_unsupported_commands_are_refused_with_the_protocol_
     assert refused.value.response.json()["error"] == "no_such_interrupt"
 
 
-async def test_another_user_s_thread_is_the_same_404_as_a_missing_one(server_factory: Any, tmp_path: Path) -> None:
-    storage = f"sqlite:///{tmp_path}/owners.db"
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_another_user_s_thread_is_the_same_404_as_a_missing_one(
+    backend: str, server_factory: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    storage = f"sqlite:///{tmp_path}/owners.db" if backend == "sqlite" else request.getfixturevalue("pg_url")
     alice_key, bob_key = _key("alice", storage, tmp_path), _key("bob", storage, tmp_path)
     server = server_factory(demo_env(storage))
     async with (
