@@ -57,6 +57,10 @@ async def test_a_run_streams_its_values_and_message_tokens(lg_client: Any) -> No
 
         texts, states = await asyncio.wait_for(asyncio.gather(tokens(), values()), 30)
         output = await thread.output.with_timeout(30)
+        state = await thread._send_command(
+            "state.get", {"namespace": [], "keys": ["messages"]}
+        )  # what the JS client sends
+    assert state["values"] == output and state["checkpoint"]["id"]
     assert texts == [["support", " ", "says", " ", "hi", " ", "there"]]  # the fake model streams word by word
     assert output["messages"][-1]["content"] == "support says hi there"
     assert states[-1] == output  # the last values event is the state the run ended with

@@ -6,11 +6,13 @@
 ``run.start``       a run of ``assistant_id`` on the thread (created if it does not exist), as a LangGraph run
                     with stream modes values, updates, messages-tuple and custom, subgraphs included; the thread
                     busy → 409 (``multitask_strategy: reject``). ``{"run_id"}``
+``state.get``       the thread's latest ``values`` (``keys``: only those) and ``checkpoint`` ``{id}``; the root
+                    graph's only (another ``namespace``: ``not_supported``)
 ``input.respond``   resumes the run the thread waits on: ``Command(resume={interrupt_id: response, …},
                     update, goto)`` — the same run goes on. ``{}``; no run waiting → 409 ``no_such_interrupt``
 others              ``subscription.*`` (the SSE stream takes its filter in its body), ``agent.getTree``,
-                    ``input.inject``, ``state.*``: 422 ``not_supported``; an unknown method: 422
-                    ``unknown_command``
+                    ``input.inject``, ``state.listCheckpoints``, ``state.fork``: 422 ``not_supported``; an unknown
+                    method: 422 ``unknown_command``
 ==================  ===========================================================================================
 
 A success is ``{"type": "success", "id", "result", "meta": {"applied_through_seq"}}``: the seq just before the
@@ -47,7 +49,6 @@ _NOT_SUPPORTED = {
     "subscription.reconnect",
     "agent.getTree",
     "input.inject",
-    "state.get",
     "state.listCheckpoints",
     "state.fork",
 }
@@ -60,7 +61,7 @@ class CommandSuccess(BaseModel):
     type: Literal["success"]
     id: int
     result: dict[str, Any]
-    meta: dict[str, Any]
+    meta: dict[str, Any] | None = None
 
 
 class CommandError(BaseModel):
@@ -124,12 +125,15 @@ async def command(thread_id: str, request: Request, agent: AgentDep, user: RunAl
     """Run one protocol command on the caller's thread."""
     mine = agent.for_user(user.id)
     command_id: int | None = None
+    applied: int | None
     try:
         command_id, method, params = _parse(await request.body())
         if method == "run.start":
             result, applied = await _run_start(mine, thread_id, params)
         elif method == "input.respond":
             result, applied = await _input_respond(mine, thread_id, params)
+        elif method == "state.get":
+            result, applied = await _state_get(mine, thread_id, params), None
         elif method in _NOT_SUPPORTED:
             raise ProtocolError("not_supported", f"`{method}` is not supported here.")
         else:
@@ -138,7 +142,9 @@ async def command(thread_id: str, request: Request, agent: AgentDep, user: RunAl
         return _error(command_id, exc.code, exc.message)
     except InvalidInputError as exc:
         return _error(command_id, "invalid_argument", exc.message)
-    body = {"type": "success", "id": command_id, "result": result, "meta": {"applied_through_seq": applied}}
+    body = {"type": "success", "id": command_id, "result": result}
+    if applied is not None:
+        body["meta"] = {"applied_through_seq": applied}
     return JSONResponse(body)
 
 
@@ -193,6 +199,21 @@ async def _input_respond(mine: UserServices, thread_id: str, params: dict[str, A
     )
     run, after = await start_run(mine, thread_id, body)
     return {}, await _applied(mine, run, after)
+
+
+async def _state_get(mine: UserServices, thread_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The thread's latest values (``keys``: only those) and their checkpoint; the root graph's only."""
+    keys = params.get("keys")
+    if params.get("namespace"):
+        raise ProtocolError("not_supported", "`state.get` reads the root graph's state only (`namespace: []`).")
+    if keys is not None and (not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)):
+        raise ProtocolError("invalid_argument", "`keys` must be a list of strings.")
+    values, snapshot = await mine.thread_views.states.latest(await mine.threads.get(thread_id))
+    result: dict[str, Any] = {"values": {k: v for k, v in values.items() if keys is None or k in keys}}
+    checkpoint_id = ((getattr(snapshot, "config", None) or {}).get("configurable") or {}).get("checkpoint_id")
+    if checkpoint_id:
+        result["checkpoint"] = {"id": checkpoint_id}
+    return result
 
 
 async def _applied(mine: UserServices, run: Run, after: int) -> int:
