@@ -72,6 +72,9 @@ async def test_an_interrupt_is_surfaced_and_run_respond_resumes_the_same_run(lg_
         started = await thread.run.start(input={"request": "x"})
         await _eventually(lambda: thread.interrupted)  # the client's lifecycle watcher saw `input.requested`
         assert [i["value"] for i in thread.interrupts] == [{"question": "approve x?"}]
+        state = await lg_client.threads.get_state(thread.thread_id)  # paused inside a subgraph (was a 500)
+        assert state["values"] == {"request": "x"} and state["next"] == ["review"]
+        assert state["tasks"][0]["checkpoint"]["checkpoint_ns"].startswith("review:")
 
         await thread.run.respond("yes")
         output = await thread.output.with_timeout(30)
