@@ -4,8 +4,9 @@
 
 ==================  ===========================================================================================
 ``run.start``       a run of ``assistant_id`` on the thread (created if it does not exist), as a LangGraph run
-                    with stream modes values, updates, messages-tuple and custom, subgraphs included; the thread
-                    busy → 409 (``multitask_strategy: reject``). ``{"run_id"}``
+                    with stream modes values, updates, messages-tuple and custom, subgraphs included;
+                    ``multitask_strategy`` (the JS client's), by default ``reject``: the thread busy → 409.
+                    ``{"run_id"}``
 ``state.get``       the thread's latest ``values`` (``keys``: only those) and ``checkpoint`` ``{id}``; the root
                     graph's only (another ``namespace``: ``not_supported``)
 ``input.respond``   resumes the run the thread waits on: ``Command(resume={interrupt_id: response, …},
@@ -165,6 +166,7 @@ async def _run_start(mine: UserServices, thread_id: str, params: dict[str, Any])
         config=_object(params, "config"),
         metadata=_object(params, "metadata"),
         langsmith_tracer=params.get("langsmith_tracer"),
+        multitask_strategy=params.get("multitask_strategy"),
         stream_mode=RUN_MODES,
         stream_subgraphs=True,
         if_not_exists="create",
