@@ -197,10 +197,11 @@ class RunService:
     async def _own(self, run: Run | str) -> Run:
         return await self.get(run) if isinstance(run, str) else run
 
-    async def events(self, run: Run, after: int = 0) -> AsyncIterator[RunEvent]:
-        """The run's events after ``after``, then live ones until it ends or pauses. A run that ended before this
-        process started (or whose log expired) gives its outcome from its record (``RunFollower``)."""
-        async for event in self._manager.subscribe(run.run_id, after):
+    async def events(self, run: Run, after: int = 0, *, through_pauses: bool = False) -> AsyncIterator[RunEvent]:
+        """The run's events after ``after``, then live ones until it ends or pauses (``through_pauses``: until it
+        ends). A run that ended before this process started (or whose log expired) gives its outcome from its
+        record (``RunFollower``)."""
+        async for event in self._manager.subscribe(run.run_id, after, through_pauses=through_pauses):
             yield event
 
     def final_values(self, run: Run) -> FinalValues | None:

@@ -110,10 +110,11 @@ class ThreadStore:
             try:
                 thread = await self.create(owner, agent or default_agent, thread_id=thread_id, session_id=session_id)
             except INTEGRITY_ERRORS:
-                # Created concurrently by another request: read the winner's row.
+                # Created concurrently by another request: read the winner's row. Another owner's thread with
+                # this id is the same 404 as a missing one.
                 thread = await self.find(thread_id, owner)
                 if thread is None:
-                    raise
+                    raise ThreadNotFoundError() from None
         return check_thread(thread, owner, agent)
 
     async def list(self, owner: str, *, limit: int = 20, cursor: str | None = None) -> tuple[list[Thread], str | None]:

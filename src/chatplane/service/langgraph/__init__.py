@@ -11,6 +11,10 @@ A field chatplane does not support is refused with a 422 naming it, never silent
 ``threads``     ``/threads``: create, get, patch, delete, search, count, copy, state, history
 ``runs``        ``/threads/{id}/runs``, ``/runs``: create, stream, wait, join, cancel, list, get, delete, batch
 ``thread_stream`` ``/threads/{id}/stream``: every run of a thread as it comes
+``thread_protocol`` ``/threads/{id}/commands``: the thread protocol's commands (``client.threads.stream``)
+``protocol_stream`` ``/threads/{id}/stream/events``: the thread protocol's events, run after run
+``protocol_ws``   ``/threads/{id}/stream/events`` as a WebSocket: the same events, the protocol's other transport
+``protocol_events`` a run's events → the protocol's events and their seq; ``protocol_messages``: message chunks
 ``run_body``    a run request (every field taken or refused with a 422 naming it), a run as LangGraph's ``Run``
 ``stateless``   ``/runs``: stateless runs on a temporary thread (create, stream, wait, batch)
 ``crons``       ``/runs/crons``, ``/threads/{id}/runs/crons``: schedules (create, update, delete, search, count)
@@ -24,12 +28,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from chatplane.service.langgraph import assistants, crons, runs, stateless, store, system, thread_stream, threads
+from chatplane.service.langgraph import (
+    assistants,
+    crons,
+    protocol_stream,
+    protocol_ws,
+    runs,
+    stateless,
+    store,
+    system,
+    thread_protocol,
+    thread_stream,
+    threads,
+)
 from chatplane.service.routing import serve_flat
 
 # Every module's routes, flat (chatplane.service.routing says why); the runs' first, as most requests are theirs.
-_MODULES = (runs, stateless, threads, thread_stream, crons, assistants, system, store)
+_MODULES = (runs, stateless, threads, thread_stream, thread_protocol, protocol_stream, protocol_ws, crons, assistants)
 router = APIRouter()
-serve_flat(router, *(module.router for module in _MODULES))
+serve_flat(router, *(module.router for module in (*_MODULES, system, store)))
 
 __all__ = ["router"]

@@ -91,7 +91,8 @@ def state_dict(snapshot: Any, values: Mapping[str, Any] | None = None) -> dict[s
 
 def _task_dict(task: Any) -> dict[str, Any]:
     nested = task.state
-    is_snapshot = nested is not None and hasattr(nested, "values")
+    # A subgraph's StateSnapshot (asked for with ``subgraphs``), or else its config: a dict, which has ``values`` too.
+    is_snapshot = nested is not None and not isinstance(nested, Mapping)
     return {
         "id": task.id,
         "name": task.name,

@@ -1,0 +1,147 @@
+"""``POST /threads/{thread_id}/stream/events``: the thread protocol's event stream (``client.threads.stream``'s SSE
+transport) — every run of the thread in turn, as protocol events (``protocol_events``), filtered by the body's
+``SubscribeParams`` (``channels``, ``namespaces`` prefixes, ``depth``), for as long as the client listens.
+
+Where it starts: after ``since`` (a seq the client saw: each later event exactly once, from whichever run it is in);
+without ``since``, at the start of the thread's newest run — the one a client that just sent ``run.start`` wants to
+see from its first event —, or at the thread's first run if it has none yet. A newest run that has ended is given
+only if no newer run comes within ``_NEWER_S``: a client that opens its stream and then sends ``run.start`` on a
+thread that ran before (``client.threads.stream(thread_id)``) must not take the previous run's end for its own.
+
+A run is followed through its pauses (an interrupt, then the same run resumed by ``input.respond``) to its end;
+then the next run of the thread, looked for twice a second. The runs counted are the thread's newest 1,000.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from chatplane.core import UserServices
+from chatplane.events import TERMINAL_EVENTS
+from chatplane.service.deps import AgentDep, CurrentUser, SettingsDep
+from chatplane.service.langgraph.protocol_events import Event, ProtocolTranslator, split_seq
+from chatplane.service.langgraph.routing import langgraph_router
+from chatplane.storage.runs import Run
+
+router = langgraph_router()
+
+CHANNELS = ("values", "updates", "messages", "tools", "lifecycle", "input", "checkpoints", "tasks", "custom")
+_METHOD_CHANNEL = {"input.requested": "input"}
+_POLL_S = 0.5
+_NEWER_S = 1.0
+_RUNS = 1000
+
+
+class SubscribeBody(BaseModel):
+    """``SubscribeParams`` with ``since`` (``EventStreamRequest``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    channels: Annotated[list[str], Field(min_length=1, max_length=32)]
+    namespaces: Annotated[list[list[str]], Field(max_length=64)] | None = None
+    depth: Annotated[int, Field(ge=0)] | None = None
+    since: int | None = None
+
+    @field_validator("channels")
+    @classmethod
+    def _known(cls, channels: list[str]) -> list[str]:
+        for channel in channels:
+            if channel not in CHANNELS and not (channel.startswith("custom:") and len(channel) > 7):
+                raise ValueError(f"unknown channel {channel!r}; the channels are {', '.join(CHANNELS)}, custom:NAME")
+        return channels
+
+    def matches(self, event: Event) -> bool:
+        method = event["method"]
+        channel = _METHOD_CHANNEL.get(method, method)
+        if channel == "custom":
+            payload = event["params"]["data"].get("payload")
+            name = payload.get("name") if isinstance(payload, dict) else None
+            if "custom" not in self.channels and f"custom:{name}" not in self.channels:
+                return False
+        elif channel not in self.channels:
+            return False
+        return self._in_namespaces(event["params"]["namespace"])
+
+    def _in_namespaces(self, namespace: list[str]) -> bool:
+        if not self.namespaces:
+            return True
+        for prefix in self.namespaces:
+            if len(prefix) <= len(namespace) and all(
+                p == n or (":" not in p and n.split(":", 1)[0] == p) for p, n in zip(prefix, namespace, strict=False)
+            ):
+                if self.depth is None or len(namespace) - len(prefix) <= self.depth:
+                    return True
+        return False
+
+
+async def ordered_runs(mine: UserServices, thread_id: str) -> list[Run]:
+    """The thread's runs, oldest first: a run's ordinal is its place here, from 1."""
+    return list(reversed(await mine.threads.runs(thread_id, limit=_RUNS)))
+
+
+async def thread_events(mine: UserServices, thread_id: str, since: int | None) -> AsyncIterator[Event]:
+    """Every protocol event of the thread after ``since`` (see the module), live, run after run."""
+    runs = await ordered_runs(mine, thread_id)
+    if since is None:
+        position, after = await _newest(mine, thread_id, runs), -1
+    else:
+        position, after = max(split_seq(since + 1)[0] - 1, 0), since
+    while True:
+        if position >= len(runs):
+            await asyncio.sleep(_POLL_S)
+            runs = await ordered_runs(mine, thread_id)
+            continue
+        run = runs[position]
+        translator = ProtocolTranslator(run.run_id, position + 1, run.agent)
+        async for event in _whole_run(mine, run):
+            for out in translator.events(event):
+                if out["seq"] > after:
+                    yield out
+        position += 1
+
+
+async def _newest(mine: UserServices, thread_id: str, runs: list[Run]) -> int:
+    """Where a stream without ``since`` starts: the newest run's place (see the module)."""
+    if not runs:
+        return 0
+    if not runs[-1].finished:
+        return len(runs) - 1
+    for _ in range(int(_NEWER_S / 0.1)):
+        await asyncio.sleep(0.1)
+        if len(await ordered_runs(mine, thread_id)) > len(runs):
+            return len(runs)
+    return len(runs) - 1
+
+
+async def _whole_run(mine: UserServices, run: Run) -> AsyncIterator[Any]:
+    """The run's events from its first, through its pauses, to its end."""
+    last_id = 0
+    async for event in mine.runs.events(run, 0, through_pauses=True):
+        if event.id and event.id <= last_id:
+            continue  # a finished run's last event, given again
+        last_id = event.id or last_id
+        yield event
+        if event.type in TERMINAL_EVENTS:
+            return
+
+
+@router.post("/threads/{thread_id}/stream/events")
+async def stream_events(
+    thread_id: str, body: SubscribeBody, agent: AgentDep, user: CurrentUser, settings: SettingsDep
+) -> Response:
+    """The thread's protocol events as SSE (``id``: the event's seq), filtered by ``body``."""
+    mine = agent.for_user(user.id)
+    await mine.runs.active_on(thread_id)  # 404 before the stream starts
+
+    async def frames() -> AsyncIterator[ServerSentEvent]:
+        async for event in thread_events(mine, thread_id, body.since):
+            if body.matches(event):
+                yield ServerSentEvent(json.dumps(event, separators=(",", ":")), id=event["event_id"])
+
+    return EventSourceResponse(frames(), ping=settings.sse_ping_s, headers={"Cache-Control": "no-store"})
