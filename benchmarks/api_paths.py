@@ -10,6 +10,9 @@ tells the two apart: the LangGraph body over ``/v1``), and the MCP and A2A paths
 ``mcp``        ``POST /mcp`` ``tools/call`` of the ``chat`` tool in an MCP session (opened before the clock starts;
                its thread is made by the first, unmeasured turn), as the mcp SDK's client sends it
 ``a2a``        ``POST /a2a/chat`` ``SendMessage`` in the context the first, unmeasured turn started (A2A 1.0)
+``protocol``   the thread-scoped protocol ``client.threads.stream`` speaks: ``POST /threads/{id}/commands``
+               ``run.start``, then ``POST /threads/{id}/stream/events`` (``lifecycle`` and ``values``) ``since`` the
+               seq it answered, read until the run's ``lifecycle`` ``completed``
 ``langgraph-dev`` (``--langgraph-dev``) the ``langgraph`` requests to ``langgraph dev``, langgraph-api's in-memory
                server, serving LangChain's ``create_agent`` on the same mock (``benchmarks/langgraph_dev``), with
                ``--n-jobs-per-worker`` as many as there are users (its default, 10, would queue the rest)
@@ -31,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import shutil
 import tempfile
 import time
@@ -48,7 +52,7 @@ from benchmarks.procs import REPO_ROOT, ServerProcess, clean_env, free_port
 from benchmarks.storage_probes import NoStorage
 from benchmarks.targets import TARGETS, launched
 
-PATHS = ("v1", "v1-input", "langgraph", "mcp", "a2a")
+PATHS = ("v1", "v1-input", "langgraph", "mcp", "a2a", "protocol")
 _MCP_HEADERS = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
 LANGGRAPH_DEV = "langgraph-dev"
 LANGGRAPH_DEV_VENV = REPO_ROOT / ".venv-langgraph-dev"
@@ -83,6 +87,8 @@ async def new_thread(path: str, client: aiohttp.ClientSession, base: str) -> Tur
     if path == "a2a":
         return _a2a_context(base)
     thread = await _post(client, f"{base}/threads", {"metadata": {"graph_id": "chat"}}, lambda d: "thread_id" in d)
+    if path == "protocol":
+        return _protocol_thread(f"{base}/threads/{thread['thread_id']}")
     url = f"{base}/threads/{thread['thread_id']}/runs/wait"
 
     async def langgraph_turn(session: aiohttp.ClientSession, text: str) -> None:
@@ -113,6 +119,32 @@ async def _mcp_session(client: aiohttp.ClientSession, base: str) -> Turn:
             raise RuntimeError(f"HTTP {response.status}: {str(data)[:200]}")
 
     return mcp_turn
+
+
+def _protocol_thread(url: str) -> Turn:
+    """→ a ``run.start`` command on the thread at ``url``, then its events until the run's lifecycle ends."""
+    ids = iter(range(1, 1 << 30))
+    channels = ["lifecycle", "values"]
+
+    async def protocol_turn(session: aiohttp.ClientSession, text: str) -> None:
+        params = {"assistant_id": "chat", "input": {"messages": [{"role": "user", "content": text}]}}
+        command = {"id": next(ids), "method": "run.start", "params": params}
+        answer = await _post(session, f"{url}/commands", command, lambda d: d.get("type") == "success")
+        since = answer["meta"]["applied_through_seq"]
+        async with session.post(f"{url}/stream/events", json={"channels": channels, "since": since}) as response:
+            if response.status != 200:
+                raise RuntimeError(f"HTTP {response.status}: {(await response.text())[:200]}")
+            async for line in response.content:
+                if not line.startswith(b"data:"):
+                    continue
+                event = json.loads(line[5:])
+                if event["method"] == "lifecycle" and event["params"]["data"]["event"] in ("completed", "failed"):
+                    if event["params"]["data"]["event"] == "failed":
+                        raise RuntimeError(f"run failed: {str(event)[:200]}")
+                    return
+        raise RuntimeError("the stream ended before the run did")
+
+    return protocol_turn
 
 
 def _a2a_context(base: str) -> Turn:
