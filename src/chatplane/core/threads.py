@@ -93,3 +93,16 @@ class ThreadService:
         """The thread's latest runs, newest first."""
         await self.get(thread_id)
         return await self._services.storage.runs.list_for_thread(thread_id, limit=limit)
+
+    async def runs_in_order(self, thread_id: str, first: int, limit: int = 20) -> builtins.list[Run]:
+        """The thread's runs in the order they were accepted, from the ``first``-th (from 1); none if it is not the
+        owner's. A run's ordinal — its place here — stays the same however many runs come after it."""
+        return await self._services.storage.runs.in_order(thread_id, self.owner, first, limit)
+
+    async def run_ordinal(self, run: Run) -> int:
+        """``run``'s place among its thread's runs, from 1 (``runs_in_order``)."""
+        return await self._services.storage.runs.count_for_thread(run.thread_id, self.owner, up_to=run.created_at)
+
+    async def run_count(self, thread_id: str) -> int:
+        """How many runs the owner's thread has had (the newest one's ordinal)."""
+        return await self._services.storage.runs.count_for_thread(thread_id, self.owner)

@@ -156,6 +156,24 @@ class RunStore:
         )
         return [Run.from_row(r) for r in rows]
 
+    async def in_order(self, thread_id: str, owner: str, first: int, limit: int = 20) -> list[Run]:
+        """The owner's thread's runs in the order they were accepted, from the ``first``-th (counting from 1)."""
+        rows = await self.db.fetchall(
+            f"SELECT {_COLUMNS} FROM chatplane_runs WHERE thread_id = %s AND owner = %s "
+            "ORDER BY created_at LIMIT %s OFFSET %s",
+            (thread_id, owner, limit, max(first - 1, 0)),
+        )
+        return [Run.from_row(r) for r in rows]
+
+    async def count_for_thread(self, thread_id: str, owner: str, *, up_to: float | None = None) -> int:
+        """How many runs the owner's thread has — accepted no later than ``up_to``, if given: a run's ordinal."""
+        sql = "SELECT count(*) AS n FROM chatplane_runs WHERE thread_id = %s AND owner = %s"
+        params: tuple[Any, ...] = (thread_id, owner)
+        if up_to is not None:
+            sql, params = sql + " AND created_at <= %s", (*params, up_to)
+        row = await self.db.fetchone(sql, params)
+        return int(row["n"]) if row else 0
+
     async def mark_running(self, run: Run) -> None:
         run.status = "running"
         run.started_at = run.started_at or time.time()

@@ -9,7 +9,9 @@ only if no newer run comes within ``_NEWER_S``: a client that opens its stream a
 thread that ran before (``client.threads.stream(thread_id)``) must not take the previous run's end for its own.
 
 A run is followed through its pauses (an interrupt, then the same run resumed by ``input.respond``) to its end;
-then the next run of the thread, looked for twice a second. The runs counted are the thread's newest 1,000.
+then the next run of the thread, looked for twice a second. A run's ordinal in the seq is its place among all the
+thread's runs in the order they were accepted (``ThreadService.runs_in_order``): it does not move as runs are added,
+however long the thread (deleting a run moves the later ones down).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ CHANNELS = ("values", "updates", "messages", "tools", "lifecycle", "input", "che
 _METHOD_CHANNEL = {"input.requested": "input"}
 _POLL_S = 0.5
 _NEWER_S = 1.0
-_RUNS = 1000
+_BATCH = 20
 
 
 class SubscribeBody(BaseModel):
@@ -80,43 +82,39 @@ class SubscribeBody(BaseModel):
         return False
 
 
-async def ordered_runs(mine: UserServices, thread_id: str) -> list[Run]:
-    """The thread's runs, oldest first: a run's ordinal is its place here, from 1."""
-    return list(reversed(await mine.threads.runs(thread_id, limit=_RUNS)))
-
-
 async def thread_events(mine: UserServices, thread_id: str, since: int | None) -> AsyncIterator[Event]:
     """Every protocol event of the thread after ``since`` (see the module), live, run after run."""
-    runs = await ordered_runs(mine, thread_id)
     if since is None:
-        position, after = await _newest(mine, thread_id, runs), -1
+        ordinal, after = await _newest(mine, thread_id), -1
     else:
-        position, after = max(split_seq(since + 1)[0] - 1, 0), since
+        ordinal, after = max(split_seq(since + 1)[0], 1), since
     while True:
-        if position >= len(runs):
+        runs = await mine.threads.runs_in_order(thread_id, ordinal, _BATCH)
+        if not runs:
             await asyncio.sleep(_POLL_S)
-            runs = await ordered_runs(mine, thread_id)
             continue
-        run = runs[position]
-        translator = ProtocolTranslator(run.run_id, position + 1, run.agent)
-        async for event in _whole_run(mine, run):
-            for out in translator.events(event):
-                if out["seq"] > after:
-                    yield out
-        position += 1
+        for run in runs:
+            translator = ProtocolTranslator(run.run_id, ordinal, run.agent)
+            async for event in _whole_run(mine, run):
+                for out in translator.events(event):
+                    if out["seq"] > after:
+                        yield out
+            ordinal += 1
 
 
-async def _newest(mine: UserServices, thread_id: str, runs: list[Run]) -> int:
-    """Where a stream without ``since`` starts: the newest run's place (see the module)."""
-    if not runs:
-        return 0
-    if not runs[-1].finished:
-        return len(runs) - 1
+async def _newest(mine: UserServices, thread_id: str) -> int:
+    """Where a stream without ``since`` starts: the newest run's ordinal (see the module)."""
+    count = await mine.threads.run_count(thread_id)
+    if count == 0:
+        return 1
+    newest = await mine.threads.runs_in_order(thread_id, count, 1)
+    if newest and not newest[0].finished:
+        return count
     for _ in range(int(_NEWER_S / 0.1)):
         await asyncio.sleep(0.1)
-        if len(await ordered_runs(mine, thread_id)) > len(runs):
-            return len(runs)
-    return len(runs) - 1
+        if await mine.threads.run_count(thread_id) > count:
+            return count + 1
+    return count
 
 
 async def _whole_run(mine: UserServices, run: Run) -> AsyncIterator[Any]:

@@ -36,7 +36,6 @@ from chatplane.errors import InvalidInputError
 from chatplane.schemas import ErrorBody
 from chatplane.service.deps import AgentDep, RunAllowedUser
 from chatplane.service.langgraph.protocol_events import seq_of
-from chatplane.service.langgraph.protocol_stream import ordered_runs
 from chatplane.service.langgraph.routing import langgraph_router
 from chatplane.service.langgraph.run_body import LangGraphRunCreate
 from chatplane.service.langgraph.runs import start_run
@@ -221,6 +220,4 @@ async def _state_get(mine: UserServices, thread_id: str, params: dict[str, Any])
 
 async def _applied(mine: UserServices, run: Run, after: int) -> int:
     """The seq just before the run's events after ``after`` (``protocol_events``)."""
-    runs = await ordered_runs(mine, run.thread_id)
-    ordinal = next((i + 1 for i, r in enumerate(runs) if r.run_id == run.run_id), len(runs))
-    return seq_of(ordinal, after + 1, 0) - 1
+    return seq_of(await mine.threads.run_ordinal(run), after + 1, 0) - 1
