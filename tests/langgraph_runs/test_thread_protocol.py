@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -129,7 +130,7 @@ async def _read_sse(response: httpx.Response, *, runs: int) -> list[dict[str, An
     return out
 
 
-async def test_malformed_and_unsupported_commands_are_refused_with_the_protocol_s_error(lg_client: Any) -> None:
+async def test_malformed_and_unsupported_commands_are_refused_with_the_api_s_error_and_their_id(lg_client: Any) -> None:
     tid = str(uuid.uuid4())
     http = lg_client.http.client
     cases = [
@@ -137,7 +138,7 @@ async def test_malformed_and_unsupported_commands_are_refused_with_the_protocol_
         (b'{"method": "run.start", "params": {}}', None, "invalid_argument"),
         (b'{"id": 1, "method": "run.start", "params": {}}', 1, "invalid_argument"),
         (b'{"id": 2, "method": "run.start", "params": {"assistant_id": "support", "input": 3}}', 2, "invalid_argument"),
-        (b'{"id": 3, "method": "run.explode", "params": {}}', 3, "unknown_command"),
+        (b'{"id": 3, "method": "run.\\u001b[31mexplode", "params": {}}', 3, "unknown_command"),
         (b'{"id": 4, "method": "state.fork", "params": {"checkpoint_id": "x"}}', 4, "not_supported"),
     ]
     for body, command_id, code in cases:
@@ -145,12 +146,11 @@ async def test_malformed_and_unsupported_commands_are_refused_with_the_protocol_
             f"/threads/{tid}/commands", content=body, headers={"content-type": "application/json"}
         )
         assert response.status_code == 422, body
-        assert response.json() == {
-            "type": "error",
-            "id": command_id,
-            "error": code,
-            "message": response.json()["message"],
-        }
+        error = response.json()["error"]
+        assert response.json() == {"type": "error", "id": command_id, "error": {"code": code, "message": ANY}}
+        assert "explode" not in error["message"]  # a value sent is never quoted back
+    response = await http.post("/threads/a%01b/commands", json={"id": 1, "method": "run.start", "params": {}})
+    assert response.status_code == 422 and "thread_id" in response.json()["error"]["message"]
     response = await http.post(f"/threads/{tid}/stream/events", json={"channels": ["nonsense"]})
     assert response.status_code == 422
 
@@ -160,7 +160,7 @@ async def test_malformed_and_unsupported_commands_are_refused_with_the_protocol_
         with pytest.raises(httpx.HTTPStatusError) as refused:  # nothing waits for input on this thread
             await thread._send_command("input.respond", {"interrupt_id": "i", "namespace": [], "response": 1})
     assert refused.value.response.status_code == 409
-    assert refused.value.response.json()["error"] == "no_such_interrupt"
+    assert refused.value.response.json()["error"]["code"] == "no_such_interrupt"
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

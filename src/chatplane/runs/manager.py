@@ -264,8 +264,12 @@ class RunManager:
             current = await self.runs.find(run.run_id) or current  # it moved on meanwhile
         if current.status == "running":
             await self._request_cancel(current, roll_back)
-            async for _ in self.subscribe(run.run_id, 0, through_pauses=True):
-                pass
+            ended = None
+            async for event in self.subscribe(run.run_id, 0, through_pauses=True):
+                ended = event
+            if ended is not None and ended.type == "run_cancelled" and ended.data.get("rolled_back"):
+                # The executor deletes the record just after telling its end: gone before this returns.
+                await self.runs.delete_finished(run.run_id, run.owner)
         return await self.runs.find(run.run_id) or current
 
     async def cancel_thread(self, thread_id: str) -> None:

@@ -18,8 +18,9 @@ others              ``subscription.*`` (the SSE stream takes its filter in its b
 
 A success is ``{"type": "success", "id", "result", "meta": {"applied_through_seq"}}``: the seq just before the
 run's (or the resumed run's) first event, so a stream opened ``since`` it sees all of it. A refused command is the
-protocol's ``{"type": "error", "id", "error", "message"}`` with a 4xx; a thread that is not the caller's is the
-API's usual 404, and the other refusals of the run services (409 busy, 429 limits) keep the API's error body.
+API's error body with the command's ``type`` and ``id`` — ``{"type": "error", "id", "error": {"code", "message"}}``
+— with a 4xx (the SDK raises on the status); a thread that is not the caller's is the API's usual 404, and the
+other refusals of the run services (409 busy, 429 limits) keep the API's error body. A value sent is never quoted.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from chatplane.core import UserServices
+from chatplane.core.checks import check_id
 from chatplane.errors import InvalidInputError
-from chatplane.schemas import ErrorBody
+from chatplane.schemas import ErrorBody, ErrorDetail
 from chatplane.service.deps import AgentDep, RunAllowedUser
 from chatplane.service.langgraph.protocol_events import seq_of
 from chatplane.service.langgraph.routing import langgraph_router
@@ -53,6 +55,7 @@ _NOT_SUPPORTED = {
     "state.listCheckpoints",
     "state.fork",
 }
+_KNOWN = "run.start, input.respond, state.get"
 _STATUS = {"invalid_argument": 422, "unknown_command": 422, "not_supported": 422, "no_such_interrupt": 409}
 
 
@@ -66,12 +69,11 @@ class CommandSuccess(BaseModel):
 
 
 class CommandError(BaseModel):
-    """``ErrorResponse``: a refused command."""
+    """A refused command: chatplane's error body, with the command's ``type`` and ``id``."""
 
     type: Literal["error"]
     id: int | None
-    error: str
-    message: str
+    error: ErrorDetail
 
 
 _COMMAND_SCHEMA = {
@@ -98,7 +100,9 @@ class ProtocolError(Exception):
 
 
 def _error(command_id: int | None, code: str, message: str) -> JSONResponse:
-    body = {"type": "error", "id": command_id, "error": code, "message": message}
+    """chatplane's error body (``error: {code, message}``, as on every route), with the command's ``type`` and
+    ``id``. The SDK raises on the status and reads no body; a client matching answers to commands has the ``id``."""
+    body = {"type": "error", "id": command_id, "error": {"code": code, "message": message}}
     return JSONResponse(body, status_code=_STATUS.get(code, 422))
 
 
@@ -128,6 +132,7 @@ async def command(thread_id: str, request: Request, agent: AgentDep, user: RunAl
     command_id: int | None = None
     applied: int | None
     try:
+        check_id("thread_id", thread_id)
         command_id, method, params = _parse(await request.body())
         if method == "run.start":
             result, applied = await _run_start(mine, thread_id, params)
@@ -138,7 +143,7 @@ async def command(thread_id: str, request: Request, agent: AgentDep, user: RunAl
         elif method in _NOT_SUPPORTED:
             raise ProtocolError("not_supported", f"`{method}` is not supported here.")
         else:
-            raise ProtocolError("unknown_command", f"Unknown command `{method}`.")
+            raise ProtocolError("unknown_command", f"Unknown command; the commands are {_KNOWN}.")
     except ProtocolError as exc:
         return _error(command_id, exc.code, exc.message)
     except InvalidInputError as exc:
