@@ -31,11 +31,6 @@ def serve_demo(request: pytest.FixtureRequest, server_factory: Any, tmp_path: Pa
     return server_factory(env).url, keys
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def demo(request: pytest.FixtureRequest, server_factory: Any, tmp_path: Path) -> tuple[str, dict[str, str]]:
-    return serve_demo(request, server_factory, tmp_path)
-
-
 async def _status(call: Any) -> int:
     try:
         await call

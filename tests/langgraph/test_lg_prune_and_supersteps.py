@@ -5,7 +5,6 @@ user's prune never touches, or reveals, the other's threads."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,22 +12,9 @@ import pytest
 from langgraph_sdk import get_sync_client
 
 from tests.conftest import make_settings
-from tests.langgraph.test_lg_assistants import serve_demo
+from tests.langgraph.conftest import status_of
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def demo(request: pytest.FixtureRequest, server_factory: Any, tmp_path: Path) -> tuple[str, dict[str, str]]:
-    return serve_demo(request, server_factory, tmp_path)
-
-
-def _status(call: Any, *args: Any, **kwargs: Any) -> int:
-    try:
-        call(*args, **kwargs)
-    except httpx.HTTPStatusError as exc:
-        return exc.response.status_code
-    return 200
 
 
 def _counted(client: Any, runs: int) -> str:
@@ -62,12 +48,12 @@ def test_prune_keeps_the_latest_state_or_deletes_the_caller_s_threads_only(demo:
         assert bob.threads.get_history(bobs, limit=100) == bobs_history  # another user's: untouched
 
         assert alice.threads.prune([gone, also_gone, gone, bobs, missing]) == {"pruned_count": 2}
-        assert _status(alice.threads.get, gone) == _status(alice.threads.get, also_gone) == 404
+        assert status_of(alice.threads.get, gone) == status_of(alice.threads.get, also_gone) == 404
         assert bob.threads.get(bobs)["thread_id"] == bobs
         assert bob.threads.prune([kept]) == {"pruned_count": 0}  # alice's: as if it did not exist
         assert alice.threads.get(kept)["thread_id"] == kept
         assert alice.threads.prune([]) == {"pruned_count": 0}
-        assert _status(alice.threads.prune, [kept], strategy="everything") == 422
+        assert status_of(alice.threads.prune, [kept], strategy="everything") == 422
 
 
 async def test_keep_latest_is_refused_on_memory_storage(client_for: Any) -> None:
@@ -117,4 +103,4 @@ def test_a_thread_created_with_supersteps_starts_from_their_state(demo: tuple[st
             with pytest.raises(httpx.HTTPStatusError) as refused:
                 alice.threads.create(thread_id=tid, metadata=metadata, supersteps=steps)
             assert refused.value.response.status_code == 422, refused.value.response.text
-            assert _status(alice.threads.get, tid) == 404  # nothing was made
+            assert status_of(alice.threads.get, tid) == 404  # nothing was made

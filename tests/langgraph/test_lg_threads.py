@@ -5,29 +5,15 @@ status and interrupts, the whole conversation in ``values.messages``, delete."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from langgraph_sdk import get_sync_client
 
-from tests.langgraph.test_lg_assistants import serve_demo
+from tests.langgraph.conftest import status_of
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def demo(request: pytest.FixtureRequest, server_factory: Any, tmp_path: Path) -> tuple[str, dict[str, str]]:
-    return serve_demo(request, server_factory, tmp_path)
-
-
-def _status(call: Any, *args: Any, **kwargs: Any) -> int:
-    try:
-        call(*args, **kwargs)
-    except httpx.HTTPStatusError as exc:
-        return exc.response.status_code
-    return 200
 
 
 def test_threads_through_the_sdk(demo: tuple[str, dict[str, str]]) -> None:
@@ -48,8 +34,8 @@ def _crud_and_search(alice: Any, bob: Any) -> None:
     assert thread["thread_id"] == tid and thread["status"] == "idle" and thread["interrupts"] == {}
     assert thread["metadata"] == {"team": "a", "graph_id": "counter"} and isinstance(thread["created_at"], str)
     assert alice.threads.create(thread_id=tid, if_exists="do_nothing")["metadata"]["team"] == "a"
-    assert _status(alice.threads.create, thread_id=tid) == 409
-    assert _status(bob.threads.create, thread_id=tid, if_exists="do_nothing") == 409  # never alice's thread
+    assert status_of(alice.threads.create, thread_id=tid) == 409
+    assert status_of(bob.threads.create, thread_id=tid, if_exists="do_nothing") == 409  # never alice's thread
     other = alice.threads.create(metadata={"team": "b"})
     patched = alice.threads.update(other["thread_id"], metadata={"tier": 1})
     assert patched["metadata"] == {"team": "b", "tier": 1}
@@ -71,15 +57,15 @@ def _crud_and_search(alice: Any, bob: Any) -> None:
         (bob.threads.update_state, (tid, {"count": 1})),
         (bob.threads.delete, (tid,)),
     ]:
-        assert _status(call, *args) == 404
-    assert _status(bob.threads.get, str(uuid.uuid4())) == 404
-    assert _status(bob.threads.update, tid, metadata={"x": 1}) == 404
+        assert status_of(call, *args) == 404
+    assert status_of(bob.threads.get, str(uuid.uuid4())) == 404
+    assert status_of(bob.threads.update, tid, metadata={"x": 1}) == 404
     assert alice.threads.get(tid)["metadata"] == {"team": "a", "graph_id": "counter"}
 
     # refused, naming the field
-    assert _status(alice.threads.search, extract={"x": "values.x"}) == 422
+    assert status_of(alice.threads.search, extract={"x": "values.x"}) == 422
     alice.threads.delete(other["thread_id"])
-    assert _status(alice.threads.get, other["thread_id"]) == 404
+    assert status_of(alice.threads.get, other["thread_id"]) == 404
 
 
 def _state_and_history(alice: Any, bob: Any) -> None:
@@ -104,8 +90,8 @@ def _state_and_history(alice: Any, bob: Any) -> None:
 
     assert alice.threads.search(values={"count": 7}, select=["thread_id"]) == [{"thread_id": tid}]
     assert alice.threads.count(values={"count": 8}) == 0
-    assert _status(alice.threads.update_state, tid, {"count": 1}, as_node="no-such-node") == 422
-    assert _status(alice.threads.get_state, tid, checkpoint_id="no-such-checkpoint") == 404
+    assert status_of(alice.threads.update_state, tid, {"count": 1}, as_node="no-such-node") == 422
+    assert status_of(alice.threads.get_state, tid, checkpoint_id="no-such-checkpoint") == 404
 
     copied = alice.threads.copy(tid)
     assert copied["thread_id"] != tid and copied["values"] == {"count": 7, "log": ["set", "again"]}
@@ -113,7 +99,7 @@ def _state_and_history(alice: Any, bob: Any) -> None:
     assert [h["values"].get("count") for h in copied_history] == [h["values"].get("count") for h in history]
     alice.threads.update_state(copied["thread_id"], {"count": 9, "log": []}, as_node="tick")
     assert alice.threads.get_state(tid)["values"]["count"] == 7  # the original is left as it was
-    assert _status(bob.threads.copy, tid) == 404
+    assert status_of(bob.threads.copy, tid) == 404
 
 
 def _status_interrupts_and_messages(alice: Any, native: httpx.Client) -> None:
@@ -128,7 +114,7 @@ def _status_interrupts_and_messages(alice: Any, native: httpx.Client) -> None:
     assert state["next"] == ["review"] and state["tasks"][0]["id"] == task_id
     assert state["tasks"][0]["state"]["next"] == ["ask"]  # the paused subgraph's own state
     assert [t["thread_id"] for t in alice.threads.search(status="interrupted")] == [tid]
-    assert _status(alice.threads.update_state, tid, {"decision": "no"}) == 409  # a run waits on it
+    assert status_of(alice.threads.update_state, tid, {"decision": "no"}) == 409  # a run waits on it
 
     # a thread created without a graph talks to the server's default agent; its values are the whole conversation
     chat = alice.threads.create()["thread_id"]
