@@ -97,9 +97,19 @@ async def stream_events_socket(websocket: WebSocket, thread_id: str, agent: Agen
 
 
 async def _forward(websocket: WebSocket, mine: UserServices, thread_id: str, body: SubscribeBody) -> None:
-    async for event in thread_events(mine, thread_id, body.since):
-        if body.matches(event):
-            await _send(websocket, event)
+    """The thread's events to the socket; if they cannot be read (the database gone), an error frame and close
+    code 1011 — the client reconnects ``since`` its last seq — rather than a socket left open and silent."""
+    try:
+        async for event in thread_events(mine, thread_id, body.since):
+            if body.matches(event):
+                await _send(websocket, event)
+    except (WebSocketDisconnect, asyncio.CancelledError):
+        raise
+    except Exception as exc:
+        error = as_chatplane_error(exc, f"thread {thread_id} (protocol stream)")
+        with contextlib.suppress(Exception):
+            await _send(websocket, {"type": "error", "id": None, "error": error.code, "message": error.message})
+            await websocket.close(code=1011)
 
 
 async def _read(websocket: WebSocket) -> None:
