@@ -4,11 +4,7 @@ runs on their temporary threads, and a ``RemoteGraph`` pointed at chatplane used
 from __future__ import annotations
 
 import operator
-import re
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import httpx
@@ -18,31 +14,15 @@ from langgraph.pregel.remote import RemoteGraph
 from langgraph_sdk import get_client
 from langgraph_sdk.errors import APIStatusError
 
-from tests.langgraph_runs.conftest import demo_env
-
 pytestmark = pytest.mark.e2e
-
-
-def _key(user: str, storage_url: str, cwd: Path) -> str:
-    """An API key for ``user``, made as an operator would (``chatplane keys create``)."""
-    args = [sys.executable, "-m", "chatplane", "keys", "create", "--user", user, "--storage", storage_url]
-    output = subprocess.run(args, cwd=cwd, capture_output=True, text=True, check=True).stdout
-    match = re.search(r"cp_\S+", output)
-    assert match is not None, output
-    return match[0]
 
 
 def _client(url: str, key: str) -> Any:
     return get_client(url=url, api_key=key)  # the SDK sends it as ``x-api-key``
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def test_a_second_user_sees_nothing_of_the_first_s_runs(
-    backend: str, server_factory: Any, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    storage = f"sqlite:///{tmp_path}/owners.db" if backend == "sqlite" else request.getfixturevalue("pg_url")
-    alice_key, bob_key = _key("alice", storage, tmp_path), _key("bob", storage, tmp_path)
-    server = server_factory(demo_env(storage))
+async def test_a_second_user_sees_nothing_of_the_first_s_runs(two_users: tuple[Any, str, str]) -> None:
+    server, alice_key, bob_key = two_users
     async with _client(server.url, alice_key) as alice, _client(server.url, bob_key) as bob:
         tid = str(uuid.uuid4())
         waited = await alice.runs.wait(tid, "approval", input={"request": "x"}, if_not_exists="create")

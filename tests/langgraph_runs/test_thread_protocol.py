@@ -8,7 +8,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
 
@@ -16,9 +15,6 @@ import httpx
 import pytest
 import websockets
 from langgraph_sdk import get_client
-
-from tests.langgraph_runs.conftest import demo_env
-from tests.langgraph_runs.test_owners_and_remote import _key
 
 pytestmark = pytest.mark.e2e
 
@@ -163,13 +159,8 @@ async def test_malformed_and_unsupported_commands_are_refused_with_the_api_s_err
     assert refused.value.response.json()["error"]["code"] == "no_such_interrupt"
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def test_another_user_s_thread_is_the_same_404_as_a_missing_one(
-    backend: str, server_factory: Any, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    storage = f"sqlite:///{tmp_path}/owners.db" if backend == "sqlite" else request.getfixturevalue("pg_url")
-    alice_key, bob_key = _key("alice", storage, tmp_path), _key("bob", storage, tmp_path)
-    server = server_factory(demo_env(storage))
+async def test_another_user_s_thread_is_the_same_404_as_a_missing_one(two_users: tuple[Any, str, str]) -> None:
+    server, alice_key, bob_key = two_users
     async with (
         get_client(url=server.url, api_key=alice_key) as alice,
         get_client(url=server.url, api_key=bob_key) as bob,
