@@ -19,6 +19,7 @@ from langgraph_sdk import get_client
 pytestmark = pytest.mark.e2e
 
 _HI = {"messages": [{"role": "user", "content": "hi there"}]}
+_VALUES = {"channels": ["values"]}
 
 
 async def _until(events: AsyncIterator[dict[str, Any]], status: str) -> list[dict[str, Any]]:
@@ -135,7 +136,7 @@ async def test_malformed_and_unsupported_commands_are_refused_with_the_api_s_err
         (b'{"id": 1, "method": "run.start", "params": {}}', 1, "invalid_argument"),
         (b'{"id": 2, "method": "run.start", "params": {"assistant_id": "support", "input": 3}}', 2, "invalid_argument"),
         (b'{"id": 3, "method": "run.\\u001b[31mexplode", "params": {}}', 3, "unknown_command"),
-        (b'{"id": 4, "method": "state.fork", "params": {"checkpoint_id": "x"}}', 4, "not_supported"),
+        (b'{"id": 4, "method": "input.inject", "params": {"content": "x"}}', 4, "not_supported"),
     ]
     for body, command_id, code in cases:
         response = await http.post(
@@ -185,9 +186,10 @@ async def test_another_user_s_thread_is_the_same_404_as_a_missing_one(two_users:
         assert refused.value.response.status_code == 404
         bodies.add(refused.value.response.content)
         assert len(bodies) == 1
-        for thread_id in (tid, missing):  # the WebSocket transport: refused alike, with close code 4404
+        for thread_id in (tid, missing):  # the WebSocket transport: its subscription refused alike, close code 4404
             url = f"{server.url.replace('http', 'ws', 1)}/threads/{thread_id}/stream/events"
             async with websockets.connect(url, additional_headers={"x-api-key": bob_key}) as socket:
+                await socket.send(json.dumps({"id": 1, "method": "subscription.subscribe", "params": _VALUES}))
                 frame = json.loads(await socket.recv())
                 with pytest.raises(websockets.ConnectionClosed) as closed:
                     await socket.recv()
@@ -220,3 +222,35 @@ async def test_the_websocket_transport_carries_the_same_events(lg_client: Any) -
         if e["params"]["data"].get("event") == "content-block-delta"
     ]
     assert "".join(deltas) == "support says hi there"
+
+
+async def test_checkpoints_are_listed_and_a_run_forks_from_one(lg_client: Any) -> None:
+    async with lg_client.threads.stream(assistant_id="support") as thread:
+        await thread.run.start(input=_HI)
+        await thread.output.with_timeout(30)
+        listed = await thread._send_command("state.listCheckpoints", {"namespace": [], "limit": 10})
+        latest, start = listed["checkpoints"]  # a messages graph's history: its branch points, then the latest
+        assert start == {"id": "turn.0", "step": -1, "metadata": {"source": "branch", "step": -1}}
+        assert latest["timestamp"] and latest["metadata"]["source"] == "loop"
+        older = await thread._send_command("state.listCheckpoints", {"namespace": [], "before": latest["id"]})
+        assert older["checkpoints"] == [start]
+
+        edited = {"messages": [{"role": "user", "content": "edited"}]}
+        forked = await thread._send_command("state.fork", {"checkpoint_id": "turn.0", "input": edited})
+    assert forked["thread_id"] == thread.thread_id
+    await lg_client.runs.join(thread.thread_id, forked["run_id"])
+    state = await lg_client.threads.get_state(thread.thread_id)  # a new branch from the start
+    assert [m["content"] for m in state["values"]["messages"]] == ["edited", "support says edited"]
+
+    async with lg_client.threads.stream(assistant_id="counter") as counter:  # a graph without messages
+        await counter.run.start(input={})
+        await counter.output.with_timeout(30)
+        listed = await counter._send_command("state.listCheckpoints", {"limit": 2})
+        assert [c["step"] for c in listed["checkpoints"]] == [1, 0]  # LangGraph's checkpoints, newest first
+        for params in ({"checkpoint_id": listed["checkpoints"][1]["id"]}, {}, {"checkpoint_id": 3}):
+            with pytest.raises(httpx.HTTPStatusError) as refused:  # it forks from branch points only
+                await counter._send_command("state.fork", params)
+            assert refused.value.response.json()["error"]["code"] == "invalid_argument"
+        with pytest.raises(httpx.HTTPStatusError) as refused:
+            await counter._send_command("state.listCheckpoints", {"limit": 0})
+        assert refused.value.response.status_code == 422

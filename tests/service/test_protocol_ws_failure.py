@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from chatplane.service.app import create_app
-from chatplane.service.langgraph import protocol_ws
+from chatplane.service.langgraph import protocol_socket
 from tests.conftest import make_settings
 
 
@@ -20,7 +20,7 @@ def test_an_unreadable_event_stream_ends_the_socket_with_an_error(monkeypatch: p
         raise OSError("secret detail: connection to 10.0.0.5 refused")
         yield {}
 
-    monkeypatch.setattr(protocol_ws, "thread_events", broken)
+    monkeypatch.setattr(protocol_socket, "thread_events", broken)
     with TestClient(create_app(make_settings())) as client:
         tid = client.post("/threads", json={}).json()["thread_id"]
         with client.websocket_connect(f"/threads/{tid}/stream/events") as ws:

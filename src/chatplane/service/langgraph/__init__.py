@@ -12,8 +12,11 @@ A field chatplane does not support is refused with a 422 naming it, never silent
 ``runs``        ``/threads/{id}/runs``, ``/runs``: create, stream, wait, join, cancel, list, get, delete, batch
 ``thread_stream`` ``/threads/{id}/stream``: every run of a thread as it comes
 ``thread_protocol`` ``/threads/{id}/commands``: the thread protocol's commands (``client.threads.stream``)
+``protocol_commands`` each command, whichever transport brings it; ``protocol_runs``: ``run.start``,
+                ``input.respond``; ``protocol_state``: ``state.get``, ``state.listCheckpoints``, ``state.fork``
 ``protocol_stream`` ``/threads/{id}/stream/events``: the thread protocol's events, run after run
-``protocol_ws``   ``/threads/{id}/stream/events`` as a WebSocket: the same events, the protocol's other transport
+``protocol_ws``   ``/threads/{id}/stream/events`` as a WebSocket: every command, and the events of its subscriptions
+                (``protocol_socket``: one ordered reader per socket)
 ``protocol_events`` a run's events → the protocol's events and their seq; ``protocol_messages``: message chunks
 ``run_body``    a run request (every field taken or refused with a 422 naming it), a run as LangGraph's ``Run``
 ``stateless``   ``/runs``: stateless runs on a temporary thread (create, stream, wait, batch)

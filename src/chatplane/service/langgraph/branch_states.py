@@ -15,9 +15,10 @@ import re
 from typing import Any
 
 from chatplane.core import UserServices
-from chatplane.errors import InvalidInputError, ThreadNotFoundError
+from chatplane.errors import InvalidInputError, NoMessagesError, ThreadNotFoundError
 from chatplane.runs.jsonable import to_jsonable
 from chatplane.service.langgraph.shapes import state_dict
+from chatplane.storage.threads import Thread
 
 _CHECKPOINT_KEYS = {"thread_id", "checkpoint_ns", "checkpoint_id", "checkpoint_map"}
 _POINT = re.compile(r"^turn\.(\d{1,12})$")
@@ -88,6 +89,18 @@ async def history(mine: UserServices, thread_id: str, *, limit: int, before: str
         ids = [s["checkpoint_id"] for s in states]
         states = states[ids.index(before) + 1 :] if before in ids else []
     return states[:limit]
+
+
+async def thread_history(
+    mine: UserServices, thread: Thread, *, limit: int, before: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The thread's states, newest first: a messages graph's current branch turn by turn (``history``), another
+    graph's LangGraph checkpoints."""
+    try:
+        return await history(mine, thread.thread_id, limit=limit, before=(before or {}).get("checkpoint_id"))
+    except NoMessagesError:
+        snapshots = await mine.thread_views.states.history(thread, limit=limit, before=before)
+        return [state_dict(s) for s in snapshots]
 
 
 async def state_at(mine: UserServices, thread_id: str, point: int) -> dict[str, Any]:

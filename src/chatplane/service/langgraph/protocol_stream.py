@@ -28,7 +28,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from chatplane.core import UserServices
 from chatplane.events import TERMINAL_EVENTS
 from chatplane.service.deps import AgentDep, CurrentUser, SettingsDep
-from chatplane.service.langgraph.protocol_events import Event, ProtocolTranslator, split_seq
+from chatplane.service.langgraph.protocol_events import Event, ProtocolTranslator, seq_of, split_seq
 from chatplane.service.langgraph.routing import langgraph_router
 from chatplane.storage.runs import Run
 
@@ -55,7 +55,7 @@ class SubscribeBody(BaseModel):
     def _known(cls, channels: list[str]) -> list[str]:
         for channel in channels:
             if channel not in CHANNELS and not (channel.startswith("custom:") and len(channel) > 7):
-                raise ValueError(f"unknown channel {channel!r}; the channels are {', '.join(CHANNELS)}, custom:NAME")
+                raise ValueError(f"unknown channel; the channels are {', '.join(CHANNELS)}, custom:NAME")
         return channels
 
     def matches(self, event: Event) -> bool:
@@ -100,6 +100,14 @@ async def thread_events(mine: UserServices, thread_id: str, since: int | None) -
                     if out["seq"] > after:
                         yield out
             ordinal += 1
+
+
+async def start_after(mine: UserServices, thread_id: str, since: int | None) -> int:
+    """The seq a stream begins after: ``since``, or the one just before the newest run's first event (see the
+    module) — ``thread_events`` from it is the stream without ``since``."""
+    if since is not None:
+        return since
+    return seq_of(await _newest(mine, thread_id), 0, 0) - 1
 
 
 async def _newest(mine: UserServices, thread_id: str) -> int:

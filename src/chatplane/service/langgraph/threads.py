@@ -19,7 +19,7 @@ from chatplane.assistant_schemas import MAX_PAGE, Metadata
 from chatplane.core.thread_state import as_command
 from chatplane.core.thread_status import ThreadStatus
 from chatplane.core.thread_views import ThreadView
-from chatplane.errors import InvalidInputError, NoMessagesError
+from chatplane.errors import InvalidInputError
 from chatplane.schemas import ID_PATTERN
 from chatplane.service.deps import AgentDep, CurrentUser
 from chatplane.service.langgraph import branch_states
@@ -278,14 +278,9 @@ async def get_history(
     mine = agent.for_user(user.id)
     thread = await mine.threads.get(thread_id)
     before = {"checkpoint_id": body.before} if isinstance(body.before, str) else _checkpoint(body.before)
-    if body.checkpoint is None and not body.metadata:
-        try:  # a messages graph's thread: its current branch, turn by turn
-            states = await branch_states.history(
-                mine, thread_id, limit=body.limit, before=(before or {}).get("checkpoint_id")
-            )
-            return [select(s, body.select) for s in states]
-        except NoMessagesError:
-            pass
+    if body.checkpoint is None and not body.metadata:  # a messages graph's thread: its current branch, turn by turn
+        states = await branch_states.thread_history(mine, thread, limit=body.limit, before=before)
+        return [select(s, body.select) for s in states]
     snapshots = await mine.thread_views.states.history(
         thread, limit=body.limit, before=before, checkpoint=_checkpoint(body.checkpoint), metadata=body.metadata
     )
