@@ -9,12 +9,11 @@
                             ``{"run_id"}``
 ``input.respond``           resumes the run the thread waits on: ``Command(resume={interrupt_id: response, …},
                             update, goto)`` — the same run goes on. ``{}``; no run waiting → ``no_such_interrupt``
-``state.get``               the thread's latest ``values`` (``keys``: only those) and ``checkpoint`` ``{id}``; the
-                            root graph's only (another ``namespace``: ``not_supported``)
-``state.listCheckpoints``,  ``protocol_state``
-``state.fork``
-others                      ``subscription.*`` (the WebSocket's, ``protocol_socket``), ``agent.getTree``,
-                            ``input.inject``: ``not_supported``; an unknown method: ``unknown_command``
+``state.*``                 ``state.get`` (the latest values), ``state.listCheckpoints`` (the history),
+                            ``state.fork`` (a run from a checkpoint): ``protocol_state``
+others                      ``subscription.*`` (the WebSocket answers them itself: ``protocol_ws``),
+                            ``agent.getTree``, ``input.inject``: ``not_supported``; an unknown method:
+                            ``unknown_command``
 ==========================  ===================================================================================
 
 ``run.start``, ``input.respond`` and ``state.fork`` start (or resume) a run: the caller's run limits are checked

@@ -28,7 +28,9 @@ MAX_SUBSCRIPTIONS = 32
 
 
 class Sender(Protocol):
-    async def send(self, frame: dict[str, object]) -> None: ...
+    async def send(self, frame: dict[str, object]) -> bool:
+        """``False`` if the socket is gone."""
+        ...
 
     async def fail(self, error: ChatplaneError) -> None: ...
 
@@ -110,8 +112,8 @@ class SocketEvents:
                 return
             begin = min(starts) if self._position is None else min(self._position, *starts)
             async for event in thread_events(self._mine, self._thread_id, begin):
-                if self._wanted(event):
-                    await self._sender.send(event)
+                if self._wanted(event) and not await self._sender.send(event):
+                    return  # the socket is gone
                 self._position = event["seq"]
                 self._furthest = max(self._furthest, event["seq"])
         except asyncio.CancelledError:

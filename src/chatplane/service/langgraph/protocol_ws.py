@@ -53,16 +53,21 @@ class _Socket:
         self.websocket = websocket
         self._lock = asyncio.Lock()
 
-    async def send(self, frame: dict[str, Any]) -> None:
+    async def send(self, frame: dict[str, Any]) -> bool:
+        """``False`` if the socket is gone (the client left, or it was closed)."""
         async with self._lock:
-            await self.websocket.send_text(json.dumps(frame, separators=(",", ":")))
+            try:
+                await self.websocket.send_text(json.dumps(frame, separators=(",", ":")))
+            except Exception:  # starlette's WebSocketDisconnect, uvicorn's ClientDisconnected, a send after close
+                return False
+            return True
 
     async def refuse(self, command_id: int | None, error: ChatplaneError | ProtocolError, close: int | None) -> None:
         """The error frame; then, with ``close``, the socket's end."""
         code = error.code if isinstance(error, ProtocolError) else _code(error)
-        with contextlib.suppress(Exception):
-            await self.send({"type": "error", "id": command_id, "error": code, "message": error.message})
-            if close is not None:
+        sent = await self.send({"type": "error", "id": command_id, "error": code, "message": error.message})
+        if sent and close is not None:
+            with contextlib.suppress(Exception):
                 await self.websocket.close(code=close)
 
     async def fail(self, error: ChatplaneError) -> None:
@@ -102,10 +107,13 @@ async def stream_events_socket(websocket: WebSocket, thread_id: str, agent: Agen
     events = SocketEvents(socket, caller.mine, thread_id)
     frames: asyncio.Queue[str | bytes | None] = asyncio.Queue(_PENDING)
     receiver = asyncio.create_task(_receive(websocket, frames))
+    backlog = 0
     try:
         while (raw := await frames.get()) is not None and await _command(socket, caller, thread_id, events, raw):
-            if frames.empty():  # a burst of subscriptions (the JS client's, after its run.start) served as one
+            backlog += 1
+            if frames.empty() or backlog >= _PENDING:  # a burst of subscriptions (the JS client's) served as one
                 events.start()
+                backlog = 0
     finally:
         receiver.cancel()
         await events.close()
@@ -121,7 +129,7 @@ async def _receive(websocket: WebSocket, frames: asyncio.Queue[str | bytes | Non
 
 
 async def _command(socket: _Socket, caller: Caller, thread_id: str, events: SocketEvents, raw: str | bytes) -> bool:
-    """Answer one frame; ``False`` once the socket is closed."""
+    """Answer one frame; ``False`` once the socket is gone."""
     command_id: int | None = None
     method = ""
     try:
@@ -139,8 +147,7 @@ async def _command(socket: _Socket, caller: Caller, thread_id: str, events: Sock
         ends = method == "subscription.subscribe" and not events.active and 400 <= error.status < 500
         await socket.refuse(command_id, error, _close_code(error.status) if ends else None)
         return not ends
-    await socket.send(answer.frame(command_id))
-    return True
+    return await socket.send(answer.frame(command_id))
 
 
 async def _answer(caller: Caller, thread_id: str, events: SocketEvents, method: str, params: dict[str, Any]) -> Answer:
