@@ -42,6 +42,10 @@ class _Subscription:
     """The furthest seq read when it was added: the events up to it are sent again for it."""
     after: int | None = None
     """The seq it starts after (``None`` until the reader has worked it out)."""
+    served: bool = False
+    """A reader started since it was added (it went back to its start, if it had to)."""
+    caught_up: bool = False
+    """Such a reader has gone past ``added_at``: no reader needs to go back for it again."""
 
 
 class SocketEvents:
@@ -107,19 +111,28 @@ class SocketEvents:
             for subscription in list(self._subscriptions.values()):
                 if subscription.after is None:
                     subscription.after = await start_after(self._mine, self._thread_id, subscription.body.since)
-            starts = [s.after for s in self._subscriptions.values() if s.after is not None]
-            if not starts:
+            behind = [s.after for s in self._subscriptions.values() if s.after is not None and not s.caught_up]
+            for subscription in self._subscriptions.values():
+                subscription.served = True
+            if self._position is not None:
+                behind.append(self._position)
+            if not behind:
                 return
-            begin = min(starts) if self._position is None else min(self._position, *starts)
-            async for event in thread_events(self._mine, self._thread_id, begin):
+            async for event in thread_events(self._mine, self._thread_id, min(behind)):
                 if self._wanted(event) and not await self._sender.send(event):
                     return  # the socket is gone
-                self._position = event["seq"]
-                self._furthest = max(self._furthest, event["seq"])
+                self._went_past(event["seq"])
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             await self._sender.fail(as_chatplane_error(exc, f"thread {self._thread_id} (protocol stream)"))
+
+    def _went_past(self, seq: int) -> None:
+        self._position = seq
+        self._furthest = max(self._furthest, seq)
+        for subscription in self._subscriptions.values():
+            if subscription.served and seq > subscription.added_at:
+                subscription.caught_up = True
 
     def _wanted(self, event: Event) -> bool:
         """A subscription wants it, and has not had it: it is new, or older than the subscription."""
