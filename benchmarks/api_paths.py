@@ -164,8 +164,18 @@ def _a2a_context(base: str) -> Turn:
     return a2a_turn
 
 
-async def run_path(subject: Subject, path: str, *, users: int, turns: int, budget_s: float) -> Result:
-    """``users`` at once on ``path``, ``turns`` turns each, after one unmeasured turn each (threads warm)."""
+async def run_path(
+    subject: Subject,
+    path: str,
+    *,
+    users: int,
+    turns: int,
+    budget_s: float,
+    on_ready: Callable[[], Awaitable[None]] | None = None,
+) -> Result:
+    """``users`` at once on ``path``, ``turns`` turns each, after one unmeasured turn each (threads warm);
+    ``on_ready`` is awaited after those, before the first measured turn (``benchmarks.callgrind`` counts from
+    there)."""
     result = Result(f"api-{path}", subject.name, users, turns)
     tag = uuid.uuid4().hex[:6]
     async with contextlib.AsyncExitStack() as stack:
@@ -174,6 +184,8 @@ async def run_path(subject: Subject, path: str, *, users: int, turns: int, budge
         await asyncio.gather(
             *(turn(client, f"[{tag}] warm-up") for turn, client in zip(turns_of, clients, strict=True))
         )
+        if on_ready is not None:
+            await on_ready()
         deadline = time.monotonic() + budget_s
 
         async def user(i: int) -> None:
@@ -250,9 +262,9 @@ def _row(result: Result) -> str:
 def table(results: list[Result]) -> str:
     """One Markdown table: each user count on every path, and each path's throughput against ``v1``'s."""
     lines = [
-        "| users | path | turns ok / errors | turns/s | p50 ms | p95 ms | server CPU ms/turn | vs `v1` "
-        "| speed probe ms |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| users | path | turns ok / errors | turns/s | p50 ms | p95 ms | server CPU ms/turn | database CPU ms/turn "
+        "| vs `v1` | machine busy | machine CPU ms/turn | speed probe ms |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     native = {r.users: r.summary()["throughput"] for r in results if r.scenario == "api-v1"}
     for r in results:
@@ -262,9 +274,14 @@ def table(results: list[Result]) -> str:
         lines.append(
             f"| {r.users} | `{r.scenario.removeprefix('api-')}` | {s['ok']} / {s['errors']} | "
             f"{s['throughput'] or 0:.1f} | {_ms(s['p50'])} | {_ms(s['p95'])} | {_num(s['cpu_ms_per_turn'])} | "
-            f"{ratio} | {_num(s['speed_probe_ms'])} |"
+            f"{_num(s['db_cpu_ms_per_turn'])} | {ratio} | {_pct(s['machine_busy'])} | "
+            f"{_num(s['machine_cpu_ms_per_turn'])} | {_num(s['speed_probe_ms'])} |"
         )
     return "\n".join(lines)
+
+
+def _pct(share: float | None) -> str:
+    return "—" if share is None else f"{share:.0%}"
 
 
 def _ms(seconds: float | None) -> str:
