@@ -27,6 +27,13 @@ gets a fresh ``chatplane-sqlite`` server (``--target``: another) on fresh storag
     python -m benchmarks.api_paths                      # 1, 50 and 200 users, 10 turns each
     python -m benchmarks.api_paths --users 1,50 --turns 3
     python -m benchmarks.api_paths --langgraph-dev      # and langgraph dev beside them
+    python -m benchmarks.api_paths --workers 6 --users 200 --paths langgraph --langgraph-dev  # a bigger host
+
+``--workers N`` serves chatplane as ``chatplane serve --workers N`` on PostgreSQL (and Redis): how its throughput
+grows with the host's cores, where ``langgraph dev`` keeps its state in one process and stays on one. The table's
+*machine busy* column says whether the host's cores were full (then neither server can go faster here), and
+*machine CPU ms/turn* what a turn cost all of them together: the server, its database, the mock and this load
+generator.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -234,6 +242,9 @@ async def run(args: argparse.Namespace) -> list[Result]:
     results: list[Result] = []
     config = {"ttft": args.mock_ttft, "tokens": args.mock_tokens, "token_interval": args.mock_token_interval}
     target = TARGETS[args.target]
+    if args.workers > 1:
+        target = dataclasses.replace(TARGETS["chatplane-postgres"], name=f"chatplane-postgres-w{args.workers}")
+        target = dataclasses.replace(target, workers=args.workers)
     mock = MockOpenAIServer(own_process=True, **config)
     paths = [*args.paths, LANGGRAPH_DEV] if args.langgraph_dev else list(args.paths)
     with tempfile.TemporaryDirectory(prefix="chatplane-api-paths-") as tmp, mock:
@@ -297,6 +308,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--users", default="1,50,200", help="concurrency levels, comma list")
     parser.add_argument("--turns", type=int, default=10, help="measured turns per user")
     parser.add_argument("--target", default="chatplane-sqlite", choices=sorted(t for t in TARGETS if "chatplane" in t))
+    parser.add_argument(
+        "--workers", type=int, default=1, help="N > 1: chatplane serve --workers N on PostgreSQL (instead of --target)"
+    )
     parser.add_argument("--paths", default=",".join(PATHS), help=f"comma list of {', '.join(PATHS)}")
     parser.add_argument("--budget", type=float, default=120.0, help="seconds per run before no new turn starts")
     parser.add_argument(
