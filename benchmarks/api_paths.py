@@ -27,6 +27,13 @@ gets a fresh ``chatplane-sqlite`` server (``--target``: another) on fresh storag
     python -m benchmarks.api_paths                      # 1, 50 and 200 users, 10 turns each
     python -m benchmarks.api_paths --users 1,50 --turns 3
     python -m benchmarks.api_paths --langgraph-dev      # and langgraph dev beside them
+    python -m benchmarks.api_paths --workers 6 --users 200 --paths langgraph --langgraph-dev  # a bigger host
+
+``--workers N`` serves chatplane as ``chatplane serve --workers N`` on PostgreSQL (and Redis): how its throughput
+grows with the host's cores, where ``langgraph dev`` keeps its state in one process and stays on one. The table's
+*machine busy* column says whether the host's cores were full (then neither server can go faster here), and
+*machine CPU ms/turn* what a turn cost all of them together: the server, its database, the mock and this load
+generator.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -164,8 +172,18 @@ def _a2a_context(base: str) -> Turn:
     return a2a_turn
 
 
-async def run_path(subject: Subject, path: str, *, users: int, turns: int, budget_s: float) -> Result:
-    """``users`` at once on ``path``, ``turns`` turns each, after one unmeasured turn each (threads warm)."""
+async def run_path(
+    subject: Subject,
+    path: str,
+    *,
+    users: int,
+    turns: int,
+    budget_s: float,
+    on_ready: Callable[[], Awaitable[None]] | None = None,
+) -> Result:
+    """``users`` at once on ``path``, ``turns`` turns each, after one unmeasured turn each (threads warm);
+    ``on_ready`` is awaited after those, before the first measured turn (``benchmarks.callgrind`` counts from
+    there)."""
     result = Result(f"api-{path}", subject.name, users, turns)
     tag = uuid.uuid4().hex[:6]
     async with contextlib.AsyncExitStack() as stack:
@@ -174,6 +192,8 @@ async def run_path(subject: Subject, path: str, *, users: int, turns: int, budge
         await asyncio.gather(
             *(turn(client, f"[{tag}] warm-up") for turn, client in zip(turns_of, clients, strict=True))
         )
+        if on_ready is not None:
+            await on_ready()
         deadline = time.monotonic() + budget_s
 
         async def user(i: int) -> None:
@@ -222,6 +242,9 @@ async def run(args: argparse.Namespace) -> list[Result]:
     results: list[Result] = []
     config = {"ttft": args.mock_ttft, "tokens": args.mock_tokens, "token_interval": args.mock_token_interval}
     target = TARGETS[args.target]
+    if args.workers > 1:
+        target = dataclasses.replace(TARGETS["chatplane-postgres"], name=f"chatplane-postgres-w{args.workers}")
+        target = dataclasses.replace(target, workers=args.workers)
     mock = MockOpenAIServer(own_process=True, **config)
     paths = [*args.paths, LANGGRAPH_DEV] if args.langgraph_dev else list(args.paths)
     with tempfile.TemporaryDirectory(prefix="chatplane-api-paths-") as tmp, mock:
@@ -250,9 +273,9 @@ def _row(result: Result) -> str:
 def table(results: list[Result]) -> str:
     """One Markdown table: each user count on every path, and each path's throughput against ``v1``'s."""
     lines = [
-        "| users | path | turns ok / errors | turns/s | p50 ms | p95 ms | server CPU ms/turn | vs `v1` "
-        "| speed probe ms |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| users | path | turns ok / errors | turns/s | p50 ms | p95 ms | server CPU ms/turn | database CPU ms/turn "
+        "| vs `v1` | machine busy | machine CPU ms/turn | speed probe ms |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     native = {r.users: r.summary()["throughput"] for r in results if r.scenario == "api-v1"}
     for r in results:
@@ -262,9 +285,14 @@ def table(results: list[Result]) -> str:
         lines.append(
             f"| {r.users} | `{r.scenario.removeprefix('api-')}` | {s['ok']} / {s['errors']} | "
             f"{s['throughput'] or 0:.1f} | {_ms(s['p50'])} | {_ms(s['p95'])} | {_num(s['cpu_ms_per_turn'])} | "
-            f"{ratio} | {_num(s['speed_probe_ms'])} |"
+            f"{_num(s['db_cpu_ms_per_turn'])} | {ratio} | {_pct(s['machine_busy'])} | "
+            f"{_num(s['machine_cpu_ms_per_turn'])} | {_num(s['speed_probe_ms'])} |"
         )
     return "\n".join(lines)
+
+
+def _pct(share: float | None) -> str:
+    return "—" if share is None else f"{share:.0%}"
 
 
 def _ms(seconds: float | None) -> str:
@@ -280,6 +308,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--users", default="1,50,200", help="concurrency levels, comma list")
     parser.add_argument("--turns", type=int, default=10, help="measured turns per user")
     parser.add_argument("--target", default="chatplane-sqlite", choices=sorted(t for t in TARGETS if "chatplane" in t))
+    parser.add_argument(
+        "--workers", type=int, default=1, help="N > 1: chatplane serve --workers N on PostgreSQL (instead of --target)"
+    )
     parser.add_argument("--paths", default=",".join(PATHS), help=f"comma list of {', '.join(PATHS)}")
     parser.add_argument("--budget", type=float, default=120.0, help="seconds per run before no new turn starts")
     parser.add_argument(

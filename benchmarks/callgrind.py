@@ -2,6 +2,7 @@
 
     python -m benchmarks.callgrind                                  # this tree, SQLite and PostgreSQL, 50 turns
     python -m benchmarks.callgrind --src /tmp/old --src . --repeat 2  # before and after, each twice
+    python -m benchmarks.callgrind --path langgraph --storage sqlite  # a path of benchmarks.api_paths instead
 
 CPU time on a shared virtual machine moves by 25-50% from minute to minute; the number of instructions the server
 executes for the same turns does not. The server (``python -m chatplane serve``, real uvicorn, as ``targets.py``
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks import report
+from benchmarks.api_paths import PATHS, run_path
 from benchmarks.load import run_concurrency, run_loop, warm_up
 from benchmarks.mock_openai import MockOpenAIServer
 from benchmarks.options import add_mock_options, add_pg_url_option
@@ -100,11 +102,22 @@ async def measure(
         start_within_s=600,
     ) as subject:
         assert subject.pid is not None
+        pid = subject.pid
         await warm_up(subject, args.warm_up)
-        await _control(subject.pid, "--instr=on")
-        result = await run_concurrency(
-            subject, users=1, turns=args.turns, budget_s=args.budget, drain_s=60, warm_up_turns=0
-        )
+        if args.path is None:
+            await _control(pid, "--instr=on")
+            result = await run_concurrency(
+                subject, users=1, turns=args.turns, budget_s=args.budget, drain_s=60, warm_up_turns=0
+            )
+        else:  # its thread made and warmed up uninstrumented, then counted from its first measured turn
+            result = await run_path(
+                subject,
+                args.path,
+                users=1,
+                turns=args.turns,
+                budget_s=args.budget,
+                on_ready=lambda: _control(pid, "--instr=on"),
+            )
         await _control(subject.pid, "--dump=measured turns")
         await _control(subject.pid, "--instr=off")  # a quicker shutdown
         dumps = sorted(out_dir.glob(f"{stem}.{subject.pid}.*"), key=lambda p: p.stat().st_mtime)
@@ -170,6 +183,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--src", action="append", help="a chatplane source tree (repeatable; default: this repository)")
     parser.add_argument("--storage", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--turns", type=int, default=50, help="measured turns (one user, one session)")
+    parser.add_argument(
+        "--path", choices=PATHS, help="turns of this path of benchmarks.api_paths instead of POST /chat"
+    )
     parser.add_argument("--warm-up", type=int, default=5, help="uninstrumented turns first (each /chat and stream)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each (source, storage), interleaved")
     parser.add_argument("--budget", type=float, default=900, help="seconds before no new measured turn starts")

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 import httpx
+import psutil
 import uvloop
 
 from benchmarks.procs import ProcessProbe
@@ -78,6 +79,8 @@ class Result:
     cpu_s: float | None = None
     db_cpu_s: float | None = None
     client_cpu_s: float | None = None  # the load generator's own (this process)
+    machine_busy_s: float | None = None  # every core's busy time, whoever used it (``psutil.cpu_times``)
+    machine_cores: int | None = None
     peak_rss: int | None = None
     storage_before: int | None = None
     storage_after: int | None = None
@@ -126,6 +129,14 @@ class Result:
             "db_cpu_ms_per_turn": self.db_cpu_s * 1000 / turns if self.db_cpu_s is not None and turns else None,
             "client_cpu_ms_per_turn": (
                 self.client_cpu_s * 1000 / turns if self.client_cpu_s is not None and turns else None
+            ),
+            "machine_cpu_ms_per_turn": (
+                self.machine_busy_s * 1000 / turns if self.machine_busy_s is not None and turns else None
+            ),
+            "machine_busy": (
+                self.machine_busy_s / (self.wall_s * self.machine_cores)
+                if self.machine_busy_s is not None and self.machine_cores and self.wall_s
+                else None
             ),
             "peak_rss_mib": self.peak_rss / MIB if self.peak_rss else None,
             "prompt_messages_max": max(self.prompt_messages, default=None),
@@ -198,6 +209,13 @@ def speed_probe() -> float:
     return best * 1000
 
 
+def _machine_busy_s() -> float:
+    """Seconds the machine's cores have been busy since boot (all but idle and I/O wait), whoever used them: the
+    server, its database, the mock, this load generator — and anything else running, so measure on a quiet machine."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
 @contextlib.asynccontextmanager
 async def _measured(subject: Subject, result: Result) -> AsyncIterator[None]:
     """Counters before and after the body: mock stats, CPU, peak RSS, storage size and bytes written."""
@@ -213,6 +231,7 @@ async def _measured(subject: Subject, result: Result) -> AsyncIterator[None]:
         db_cpu_before = await subject.storage.server_cpu()
         result.speed_probe_ms.append(speed_probe())
         client_cpu_before = time.process_time()
+        machine_before = _machine_busy_s()
         if process:
             process.reset_peak_rss()
         started = time.perf_counter()
@@ -221,6 +240,8 @@ async def _measured(subject: Subject, result: Result) -> AsyncIterator[None]:
         finally:
             result.wall_s = time.perf_counter() - started
             result.client_cpu_s = time.process_time() - client_cpu_before
+            result.machine_busy_s = _machine_busy_s() - machine_before
+            result.machine_cores = psutil.cpu_count()
             result.speed_probe_ms.append(speed_probe())
             if process is not None and cpu_before is not None:
                 result.cpu_s = process.cpu_seconds() - cpu_before

@@ -256,13 +256,15 @@ class _Reader:
     def __exit__(self, *exc: object) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
-    def answer(self, quiet_s: float = 1.0) -> str:
-        """The frame's answer: its type, an error's code, ``events`` (a run's events only) or ``silent``."""
+    def answer(self, quiet_s: float = 1.0, first_s: float = 20.0) -> str:
+        """The frame's answer: its type, an error's code, ``events`` (a run's events only) or ``silent``. Every
+        frame gets an answer, so the first one is waited for long (a loaded machine is slow to parse a deeply
+        nested frame); once events come, ``quiet_s`` without one ends them."""
         saw_events = False
         while True:
             self.pending = self.pending or self.pool.submit(self.ws.receive_json)
             try:
-                frame = self.pending.result(timeout=quiet_s)
+                frame = self.pending.result(timeout=quiet_s if saw_events else first_s)
             except TimeoutError:
                 return "events" if saw_events else "silent"
             self.pending = None

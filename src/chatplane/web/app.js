@@ -204,7 +204,8 @@ async function openThread(thread, { focus = true } = {}) {
       if (messages.length) await decorateBranches(thread.thread_id, view);
     }
     const run = await findActiveRun(thread.thread_id);
-    if (view !== state.view || !run) return;
+    // A message sent while the thread was loading is followed already (its run is the one found): no second follower.
+    if (view !== state.view || !run || state.run) return;
     // The server keeps a run's user message out of the thread's history until the run ends (it checkpoints once
     // per run); the message this tab sent is remembered, under the id the server gives it ("msg-<run id>").
     const saved = store.run();
@@ -353,6 +354,7 @@ async function send() {
 }
 
 function startRun(threadId, runId = null, after = 0) {
+  state.run?.controller.abort(); // one follower at a time: one left behind would write into whatever is shown next
   state.run = { threadId, runId, lastEventId: after, controller: new AbortController(), paused: false };
   setBusy(true);
   return state.run;
