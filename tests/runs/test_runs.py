@@ -156,8 +156,9 @@ async def test_a_run_whose_outcome_was_not_recorded_is_recovered_while_others_ru
                 await asyncio.sleep(0.05)
             [orphan] = await agent.storage.runs.list_for_thread("session-alice")
             assert orphan.status == "running"  # its task ended without its outcome recorded
+        # Each wait is bounded, so that a hang (seen once, on PostgreSQL under a loaded CI run) names its line.
         with pytest.raises(ChatplaneError):
-            await lost  # told the outcome recovery records
+            await asyncio.wait_for(lost, 60)  # told the outcome recovery records
         busy = await agent.threads.create("bob", "chat")
         other = await agent.runs.submit(busy, "keep the worker busy", user_id="bob", multitask="reject")
         deadline = time.monotonic() + 10
@@ -166,8 +167,8 @@ async def test_a_run_whose_outcome_was_not_recorded_is_recovered_while_others_ru
             await asyncio.sleep(0.1)
         assert (orphan.status, orphan.error_code) == ("failed", "worker_lost")
         assert (await agent.storage.runs.get(other.run_id, "bob")).status == "running"  # the process was busy all along
-        await agent.runs.wait(other.run_id)
-        assert await agent.achat("alice", "again") == words  # the thread takes new runs
+        await asyncio.wait_for(agent.runs.wait(other.run_id), 60)
+        assert await asyncio.wait_for(agent.achat("alice", "again"), 60) == words  # the thread takes new runs
 
 
 async def test_a_run_that_keeps_losing_its_worker_is_failed_after_the_allowed_recoveries(
