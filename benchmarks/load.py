@@ -213,7 +213,9 @@ def _machine_busy_s() -> float:
     """Seconds the machine's cores have been busy since boot (all but idle and I/O wait), whoever used them: the
     server, its database, the mock, this load generator — and anything else running, so measure on a quiet machine."""
     times = psutil.cpu_times()
-    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+    # Linux counts guest time inside user time already (and guest_nice inside nice): left out, not counted twice.
+    counted_twice = getattr(times, "guest", 0.0) + getattr(times, "guest_nice", 0.0)
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0) - counted_twice)
 
 
 @contextlib.asynccontextmanager

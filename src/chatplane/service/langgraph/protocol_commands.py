@@ -31,10 +31,17 @@ from typing import Any
 from chatplane.core import UserServices
 from chatplane.service.auth import User
 from chatplane.service.langgraph import protocol_state
-from chatplane.service.langgraph.protocol_runs import RUN_MODES, Answer, ProtocolError, input_respond, run_start
+from chatplane.service.langgraph.protocol_runs import (
+    RUN_MODES,
+    Answer,
+    ProtocolError,
+    input_respond,
+    protocol_code,
+    run_start,
+)
 from chatplane.service.ratelimit import RateLimits
 
-__all__ = ["RUN_MODES", "Answer", "Caller", "ProtocolError", "execute", "parse"]
+__all__ = ["RUN_MODES", "Answer", "Caller", "ProtocolError", "execute", "parse", "protocol_code"]
 
 NOT_SUPPORTED = {"subscription.subscribe", "subscription.unsubscribe", "subscription.reconnect", "agent.getTree"} | {
     "input.inject"

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from chatplane.core import UserServices
+from chatplane.errors import ChatplaneError, InvalidInputError
 from chatplane.service.langgraph.protocol_events import seq_of
 from chatplane.service.langgraph.run_body import LangGraphRunCreate
 from chatplane.service.langgraph.runs import start_run
@@ -25,6 +26,14 @@ class ProtocolError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def protocol_code(error: ProtocolError | ChatplaneError) -> str:
+    """The code a refusal carries on either transport: the protocol's own, ``invalid_argument`` for bad input
+    found by the API's checks, else the API's (``thread_not_found``, ``thread_busy``, ``rate_limited`` …)."""
+    if isinstance(error, ProtocolError):
+        return error.code
+    return "invalid_argument" if isinstance(error, InvalidInputError) else error.code
 
 
 @dataclass(frozen=True)

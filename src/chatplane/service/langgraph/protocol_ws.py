@@ -32,11 +32,18 @@ from fastapi import WebSocket
 from pydantic import ValidationError
 
 from chatplane.core.checks import check_id
-from chatplane.errors import ChatplaneError, InvalidInputError
+from chatplane.errors import ChatplaneError
 from chatplane.failures import as_chatplane_error
 from chatplane.service.auth import Authenticator
 from chatplane.service.deps import AgentDep
-from chatplane.service.langgraph.protocol_commands import Answer, Caller, ProtocolError, execute, parse
+from chatplane.service.langgraph.protocol_commands import (
+    Answer,
+    Caller,
+    ProtocolError,
+    execute,
+    parse,
+    protocol_code,
+)
 from chatplane.service.langgraph.protocol_socket import MAX_SUBSCRIPTIONS, SocketEvents
 from chatplane.service.langgraph.protocol_stream import SubscribeBody
 from chatplane.service.langgraph.routing import langgraph_router
@@ -64,7 +71,7 @@ class _Socket:
 
     async def refuse(self, command_id: int | None, error: ChatplaneError | ProtocolError, close: int | None) -> None:
         """The error frame; then, with ``close``, the socket's end."""
-        code = error.code if isinstance(error, ProtocolError) else _code(error)
+        code = protocol_code(error)
         sent = await self.send({"type": "error", "id": command_id, "error": code, "message": error.message})
         if sent and close is not None:
             with contextlib.suppress(Exception):
@@ -74,10 +81,6 @@ class _Socket:
         """The events cannot be read (the database gone): close code 1011 — the client reconnects ``since``
         its last seq."""
         await self.refuse(None, error, 1011)
-
-
-def _code(error: ChatplaneError) -> str:
-    return "invalid_argument" if isinstance(error, InvalidInputError) else error.code
 
 
 def _close_code(status: int) -> int:

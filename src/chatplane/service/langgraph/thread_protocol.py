@@ -24,7 +24,7 @@ from chatplane.core.checks import check_id
 from chatplane.errors import InvalidInputError
 from chatplane.schemas import ErrorBody, ErrorDetail
 from chatplane.service.deps import AgentDep, CurrentUser
-from chatplane.service.langgraph.protocol_commands import Caller, ProtocolError, execute, parse
+from chatplane.service.langgraph.protocol_commands import Caller, ProtocolError, execute, parse, protocol_code
 from chatplane.service.langgraph.routing import langgraph_router
 from chatplane.service.ratelimit import RateLimits
 
@@ -87,8 +87,6 @@ async def command(thread_id: str, request: Request, agent: AgentDep, user: Curre
         check_id("thread_id", thread_id)
         command_id, method, params = parse(await request.body())
         answer = await execute(caller, thread_id, method, params)
-    except ProtocolError as exc:
-        return _error(command_id, exc.code, exc.message)
-    except InvalidInputError as exc:
-        return _error(command_id, "invalid_argument", exc.message)
+    except (ProtocolError, InvalidInputError) as exc:
+        return _error(command_id, protocol_code(exc), exc.message)
     return JSONResponse(answer.frame(command_id))
